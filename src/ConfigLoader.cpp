@@ -1,0 +1,711 @@
+#include "ConfigLoader.h"
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/ParseHandler.h>
+#include <Poco/JSON/Parser.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace fleetprobe
+{
+
+using Poco::Dynamic::Var;
+using Poco::JSON::Array;
+using Poco::JSON::Object;
+
+const std::vector<double>& defaultRttBuckets()
+{
+    static const std::vector<double> buckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+    return buckets;
+}
+
+namespace
+{
+
+/// Labels fleetprobe sets itself; a config may not set them.
+const std::set<std::string> reservedLabels = {"job",  "instance", "device", "address", "scraper",
+                                              "port", "protocol", "reason", "le"};
+const std::set<std::string> protocols = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix"};
+
+/// Renders a JSON value for an error message: strings quoted, long values cut.
+std::string show(const Var& v)
+{
+    std::string s;
+    try
+    {
+        if (v.isEmpty())
+            s = "null";
+        else if (v.isString())
+            s = "\"" + v.convert<std::string>() + "\"";
+        else if (v.type() == typeid(Object::Ptr))
+            s = "an object";
+        else if (v.type() == typeid(Array::Ptr))
+            s = "an array";
+        else
+            s = v.convert<std::string>();
+    }
+    catch (const Poco::Exception&)
+    {
+        s = "a value";
+    }
+    if (s.size() > 80)
+        s = s.substr(0, 77) + "...";
+    return s;
+}
+
+bool isObject(const Var& v) { return !v.isEmpty() && v.type() == typeid(Object::Ptr); }
+bool isArray(const Var& v) { return !v.isEmpty() && v.type() == typeid(Array::Ptr); }
+
+/// Collects errors of one file, each prefixed with the file name and JSON path.
+class Checker
+{
+public:
+    Checker(std::string file, std::vector<std::string>& errors) : _file(std::move(file)), _errors(errors) {}
+
+    void error(const std::string& path, const std::string& message)
+    {
+        _errors.push_back(_file + ": " + (path.empty() ? std::string() : path + ": ") + message);
+        ++_count;
+    }
+
+    std::size_t count() const { return _count; }
+
+    void unknownKeys(const Object::Ptr& obj, const std::string& path, const std::set<std::string>& known)
+    {
+        std::vector<std::string> names;
+        obj->getNames(names);
+        for (const auto& name : names)
+            if (!known.count(name))
+                error(join(path, name), "unknown key \"" + name + "\"");
+    }
+
+    static std::string join(const std::string& path, const std::string& key)
+    {
+        return path.empty() ? key : path + "." + key;
+    }
+
+    std::optional<std::string> string(const Var& v, const std::string& path, bool allowEmpty = false)
+    {
+        if (!v.isString())
+        {
+            error(path, "must be a string, got " + show(v));
+            return std::nullopt;
+        }
+        std::string s = v.convert<std::string>();
+        if (!ConfigLoader::isValidUtf8(s))
+        {
+            error(path, "is not valid UTF-8");
+            return std::nullopt;
+        }
+        if (s.empty() && !allowEmpty)
+        {
+            error(path, "must not be empty");
+            return std::nullopt;
+        }
+        return s;
+    }
+
+    std::optional<double> number(const Var& v, const std::string& path)
+    {
+        if (v.isEmpty() || v.isString() || v.isBoolean() || !v.isNumeric())
+        {
+            error(path, "must be a number, got " + show(v));
+            return std::nullopt;
+        }
+        double d = v.convert<double>();
+        if (!std::isfinite(d))
+        {
+            error(path, "must be a finite number, got " + show(v));
+            return std::nullopt;
+        }
+        return d;
+    }
+
+    std::optional<long long> integer(const Var& v, const std::string& path, long long lo, long long hi)
+    {
+        if (v.isEmpty() || v.isString() || v.isBoolean() || !v.isInteger())
+        {
+            error(path, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " +
+                            show(v));
+            return std::nullopt;
+        }
+        long long n = 0;
+        try
+        {
+            n = v.convert<Poco::Int64>();
+        }
+        catch (const Poco::Exception&)
+        {
+            n = hi + 1; // larger than Int64
+        }
+        if (n < lo || n > hi)
+        {
+            error(path, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " +
+                            show(v));
+            return std::nullopt;
+        }
+        return n;
+    }
+
+    Labels labels(const Var& v, const std::string& path)
+    {
+        Labels out;
+        if (!isObject(v))
+        {
+            error(path, "must be an object of label names to string values, got " + show(v));
+            return out;
+        }
+        Object::Ptr obj = v.extract<Object::Ptr>();
+        std::vector<std::string> names;
+        obj->getNames(names);
+        for (const auto& name : names)
+        {
+            std::string p = path + "." + name;
+            if (!ConfigLoader::isValidLabelName(name))
+            {
+                error(p, "invalid label name \"" + name + "\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)");
+                continue;
+            }
+            if (reservedLabels.count(name))
+            {
+                error(p, "label name \"" + name + "\" is reserved: fleetprobe sets it itself");
+                continue;
+            }
+            if (auto value = string(obj->get(name), p, true))
+                out.emplace_back(name, *value);
+        }
+        return out;
+    }
+
+private:
+    std::string _file;
+    std::vector<std::string>& _errors;
+    std::size_t _count = 0;
+};
+
+/// Splits PingExporter's `ip` (host, `host:port`, `[v6]:port`, or a bare IPv6 literal).
+bool splitAddress(const std::string& ip, std::string& host, std::optional<int>& port, std::string& why)
+{
+    for (unsigned char c : ip)
+        if (c <= ' ' || c == 0x7f || c == '/' || c == '"' || c == '\\')
+        {
+            why = "must be an IPv4 or IPv6 address or a host name, optionally with :port";
+            return false;
+        }
+    std::string portText;
+    if (!ip.empty() && ip[0] == '[')
+    {
+        auto close = ip.find(']');
+        if (close == std::string::npos)
+        {
+            why = "has an unclosed '['";
+            return false;
+        }
+        host = ip.substr(1, close - 1);
+        std::string rest = ip.substr(close + 1);
+        if (!rest.empty())
+        {
+            if (rest[0] != ':')
+            {
+                why = "has text after ']' that is not :port";
+                return false;
+            }
+            portText = rest.substr(1);
+            if (portText.empty())
+            {
+                why = "has an empty port";
+                return false;
+            }
+        }
+    }
+    else
+    {
+        auto first = ip.find(':');
+        if (first != std::string::npos && ip.find(':', first + 1) == std::string::npos)
+        {
+            host = ip.substr(0, first);
+            portText = ip.substr(first + 1);
+            if (portText.empty())
+            {
+                why = "has an empty port";
+                return false;
+            }
+        }
+        else
+            host = ip; // a name, IPv4, or a bare IPv6 literal
+    }
+    if (host.empty())
+    {
+        why = "has an empty host";
+        return false;
+    }
+    if (host.size() > 253)
+    {
+        why = "has a host longer than 253 characters";
+        return false;
+    }
+    if (!portText.empty())
+    {
+        if (portText.size() > 5 || portText.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(portText) < 1 || std::stoi(portText) > 65535)
+        {
+            why = "has a port that is not a number from 1 to 65535";
+            return false;
+        }
+        port = std::stoi(portText);
+    }
+    return true;
+}
+
+} // namespace
+
+ConfigLoader::ConfigLoader(const ScraperRegistry& registry) : _registry(registry) {}
+
+bool ConfigLoader::isValidLabelName(const std::string& name)
+{
+    if (name.empty() || (name.size() >= 2 && name[0] == '_' && name[1] == '_'))
+        return false;
+    for (std::size_t i = 0; i < name.size(); ++i)
+    {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool ConfigLoader::isValidUtf8(const std::string& text)
+{
+    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+    std::size_t n = text.size(), i = 0;
+    while (i < n)
+    {
+        unsigned char c = s[i];
+        std::size_t len;
+        unsigned cp;
+        if (c < 0x80)
+        {
+            ++i;
+            continue;
+        }
+        else if ((c & 0xE0) == 0xC0)
+            len = 2, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            len = 3, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            len = 4, cp = c & 0x07;
+        else
+            return false;
+        if (i + len > n)
+            return false;
+        for (std::size_t k = 1; k < len; ++k)
+        {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+std::optional<DeviceClassConfig> ConfigLoader::loadFile(const std::string& file,
+                                                        std::vector<std::string>& errors) const
+{
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+    {
+        errors.push_back(file + ": cannot open: " + std::strerror(errno));
+        return std::nullopt;
+    }
+    std::string text;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0)
+    {
+        text.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > maxFileBytes)
+        {
+            errors.push_back(file + ": larger than " + std::to_string(maxFileBytes / (1024 * 1024)) +
+                             " MiB, not read");
+            return std::nullopt;
+        }
+    }
+    if (in.bad())
+    {
+        errors.push_back(file + ": read error: " + std::strerror(errno));
+        return std::nullopt;
+    }
+    return parse(text, file, errors);
+}
+
+std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, const std::string& file,
+                                                     std::vector<std::string>& errors) const
+{
+    Checker check(file, errors);
+    if (!isValidUtf8(text))
+    {
+        check.error("", "is not valid UTF-8 text");
+        return std::nullopt;
+    }
+    Var root;
+    try
+    {
+        Poco::JSON::Parser parser(new Poco::JSON::ParseHandler(true));
+        root = parser.parse(text);
+    }
+    catch (const Poco::Exception& e)
+    {
+        check.error("", "invalid JSON: " + e.displayText());
+        return std::nullopt;
+    }
+    catch (const std::exception& e)
+    {
+        check.error("", std::string("invalid JSON: ") + e.what());
+        return std::nullopt;
+    }
+    if (!isObject(root))
+    {
+        check.error("", "must be a JSON object with \"conf\" and \"jobs\", got " + show(root));
+        return std::nullopt;
+    }
+    Object::Ptr top = root.extract<Object::Ptr>();
+    check.unknownKeys(top, "", {"conf", "jobs"});
+
+    DeviceClassConfig config;
+    config.file = file;
+    config.rttBuckets = defaultRttBuckets();
+
+    // conf
+    if (!top->has("conf"))
+        check.error("conf", "missing");
+    else if (!isObject(top->get("conf")))
+        check.error("conf", "must be an object, got " + show(top->get("conf")));
+    else
+    {
+        Object::Ptr conf = top->getObject("conf");
+        check.unknownKeys(conf, "conf",
+                          {"prom_id", "interval", "timeout", "value_dev_down", "threads", "labels", "rtt_buckets",
+                           "compat"});
+        if (!conf->has("prom_id"))
+            check.error("conf.prom_id", "missing");
+        else if (auto s = check.string(conf->get("prom_id"), "conf.prom_id"))
+            config.promId = *s;
+
+        bool intervalOk = false;
+        if (!conf->has("interval"))
+            check.error("conf.interval", "missing");
+        else if (auto d = check.number(conf->get("interval"), "conf.interval"))
+        {
+            if (*d <= 0 || *d > 86400)
+                check.error("conf.interval", "must be > 0 and <= 86400 seconds, got " + show(conf->get("interval")));
+            else
+                config.intervalSeconds = *d, intervalOk = true;
+        }
+        if (!conf->has("timeout"))
+            check.error("conf.timeout", "missing");
+        else if (auto d = check.number(conf->get("timeout"), "conf.timeout"))
+        {
+            if (*d <= 0 || *d > 86400)
+                check.error("conf.timeout", "must be > 0 and <= 86400 seconds, got " + show(conf->get("timeout")));
+            else if (intervalOk && *d > config.intervalSeconds)
+                check.error("conf.timeout", "must not exceed conf.interval (" +
+                                                show(conf->get("interval")) + "), got " + show(conf->get("timeout")));
+            else
+                config.timeoutSeconds = *d;
+        }
+        if (conf->has("value_dev_down"))
+            if (auto d = check.number(conf->get("value_dev_down"), "conf.value_dev_down"))
+                config.valueDevDown = *d;
+        if (conf->has("threads"))
+            if (auto n = check.integer(conf->get("threads"), "conf.threads", 1, 256))
+                config.threads = static_cast<int>(*n);
+        if (conf->has("labels"))
+            config.labels = check.labels(conf->get("labels"), "conf.labels");
+        if (conf->has("rtt_buckets"))
+        {
+            Var b = conf->get("rtt_buckets");
+            if (!isArray(b))
+                check.error("conf.rtt_buckets", "must be an array of increasing numbers (seconds), got " + show(b));
+            else
+            {
+                config.rttBuckets.clear();
+                Array::Ptr arr = b.extract<Array::Ptr>();
+                for (std::size_t i = 0; i < arr->size(); ++i)
+                {
+                    std::string p = "conf.rtt_buckets[" + std::to_string(i) + "]";
+                    if (auto d = check.number(arr->get(i), p))
+                    {
+                        if (*d <= 0)
+                            check.error(p, "must be > 0, got " + show(arr->get(i)));
+                        else if (!config.rttBuckets.empty() && *d <= config.rttBuckets.back())
+                            check.error(p, "must be greater than the bucket before it, got " + show(arr->get(i)));
+                        else
+                            config.rttBuckets.push_back(*d);
+                    }
+                }
+            }
+        }
+        if (conf->has("compat"))
+            if (auto s = check.string(conf->get("compat"), "conf.compat"))
+            {
+                if (*s == "pingexporter")
+                    config.compatPingExporter = true;
+                else
+                    check.error("conf.compat", "unknown compat mode " + show(conf->get("compat")) +
+                                                   " (known: \"pingexporter\")");
+            }
+    }
+
+    // jobs
+    if (!top->has("jobs"))
+        check.error("jobs", "missing");
+    else if (!isArray(top->get("jobs")))
+        check.error("jobs", "must be an array, got " + show(top->get("jobs")));
+    else
+    {
+        Array::Ptr jobs = top->getArray("jobs");
+        if (jobs->size() == 0)
+            check.error("jobs", "is empty: a config needs at least one job");
+        std::set<std::string> seen;
+        for (std::size_t i = 0; i < jobs->size(); ++i)
+        {
+            const std::string jp = "jobs[" + std::to_string(i) + "]";
+            Var jv = jobs->get(i);
+            if (!isObject(jv))
+            {
+                check.error(jp, "must be an object, got " + show(jv));
+                continue;
+            }
+            Object::Ptr jo = jv.extract<Object::Ptr>();
+            check.unknownKeys(jo, jp, {"job", "ip", "metrics", "ports", "labels"});
+            JobConfig job;
+            if (!jo->has("job"))
+                check.error(jp + ".job", "missing");
+            else if (auto s = check.string(jo->get("job"), jp + ".job"))
+            {
+                job.name = *s;
+                if (!seen.insert(job.name).second)
+                    check.error(jp + ".job", "duplicate job " + show(jo->get("job")));
+            }
+            if (!jo->has("ip"))
+                check.error(jp + ".ip", "missing");
+            else if (auto s = check.string(jo->get("ip"), jp + ".ip"))
+            {
+                std::string why;
+                job.address = *s;
+                if (!splitAddress(*s, job.host, job.hostPort, why))
+                    check.error(jp + ".ip", why + ", got " + show(jo->get("ip")));
+            }
+            if (!jo->has("metrics"))
+                check.error(jp + ".metrics", "missing");
+            else if (!isArray(jo->get("metrics")))
+                check.error(jp + ".metrics", "must be an array of scraper names, got " + show(jo->get("metrics")));
+            else
+            {
+                Array::Ptr m = jo->getArray("metrics");
+                if (m->size() == 0)
+                    check.error(jp + ".metrics", "is empty: name at least one scraper");
+                for (std::size_t k = 0; k < m->size(); ++k)
+                {
+                    const std::string mp = jp + ".metrics[" + std::to_string(k) + "]";
+                    auto s = check.string(m->get(k), mp);
+                    if (!s)
+                        continue;
+                    if (!_registry.contains(*s))
+                    {
+                        std::string known;
+                        for (const auto& n : _registry.names())
+                            known += (known.empty() ? "" : ", ") + n;
+                        check.error(mp, "unknown scraper " + show(m->get(k)) + " (known: " + known + ")");
+                    }
+                    else if (std::find(job.metrics.begin(), job.metrics.end(), *s) != job.metrics.end())
+                        check.error(mp, "scraper " + show(m->get(k)) + " is named twice");
+                    else
+                        job.metrics.push_back(*s);
+                }
+            }
+            const bool wantsPort = std::find(job.metrics.begin(), job.metrics.end(), "port") != job.metrics.end();
+            if (jo->has("ports"))
+            {
+                Var pv = jo->get("ports");
+                if (!isArray(pv))
+                    check.error(jp + ".ports", "must be an array of ports or port objects, got " + show(pv));
+                else
+                {
+                    Array::Ptr ports = pv.extract<Array::Ptr>();
+                    if (!wantsPort)
+                        check.error(jp + ".ports", "is set but \"port\" is not in " + jp + ".metrics");
+                    for (std::size_t k = 0; k < ports->size(); ++k)
+                    {
+                        const std::string pp = jp + ".ports[" + std::to_string(k) + "]";
+                        Var e = ports->get(k);
+                        PortConfig port;
+                        if (isObject(e))
+                        {
+                            Object::Ptr po = e.extract<Object::Ptr>();
+                            check.unknownKeys(po, pp, {"port", "protocol", "timeout", "path"});
+                            if (po->has("protocol"))
+                                if (auto s = check.string(po->get("protocol"), pp + ".protocol"))
+                                {
+                                    if (protocols.count(*s))
+                                        port.protocol = *s;
+                                    else
+                                        check.error(pp + ".protocol", "unknown protocol " + show(po->get("protocol")) +
+                                                                          " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix)");
+                                }
+                            if (port.protocol == "unix")
+                            {
+                                if (!po->has("path"))
+                                    check.error(pp + ".path", "missing: a unix socket needs a path");
+                                else if (auto s = check.string(po->get("path"), pp + ".path"))
+                                {
+                                    if (s->size() >= 108)
+                                        check.error(pp + ".path", "longer than 107 bytes, got " + show(po->get("path")));
+                                    else
+                                        port.path = *s;
+                                }
+                                if (po->has("port"))
+                                    check.error(pp + ".port", "a unix socket has no port");
+                            }
+                            else
+                            {
+                                if (po->has("path"))
+                                    check.error(pp + ".path", "only a unix socket has a path");
+                                if (!po->has("port"))
+                                    check.error(pp + ".port", "missing");
+                                else if (auto n = check.integer(po->get("port"), pp + ".port", 1, 65535))
+                                    port.port = static_cast<int>(*n);
+                            }
+                            if (po->has("timeout"))
+                                if (auto d = check.number(po->get("timeout"), pp + ".timeout"))
+                                {
+                                    if (*d <= 0 || (config.intervalSeconds > 0 && *d > config.intervalSeconds))
+                                        check.error(pp + ".timeout", "must be > 0 and not exceed conf.interval, got " +
+                                                                         show(po->get("timeout")));
+                                    else
+                                        port.timeoutSeconds = *d;
+                                }
+                        }
+                        else if (auto n = check.integer(e, pp, 1, 65535))
+                            port.port = static_cast<int>(*n);
+                        else
+                            continue;
+                        job.ports.push_back(port);
+                    }
+                }
+            }
+            else if (wantsPort)
+            {
+                if (job.hostPort)
+                    job.ports.push_back(PortConfig{*job.hostPort, "tcp", "", std::nullopt});
+                else
+                    check.error(jp + ".ports", "missing: \"port\" is in metrics but no port is given (use ports "
+                                               "or the host:port form of ip)");
+            }
+            if (jo->has("labels"))
+                job.labels = check.labels(jo->get("labels"), jp + ".labels");
+            config.jobs.push_back(std::move(job));
+        }
+    }
+
+    if (check.count() > 0)
+        return std::nullopt;
+    return config;
+}
+
+PushTarget ConfigLoader::loadPushFile(const std::string& file)
+{
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+        throw ConfigError(file + ": cannot open: " + std::strerror(errno));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    Var root;
+    try
+    {
+        Poco::JSON::Parser parser;
+        root = parser.parse(ss.str());
+    }
+    catch (const Poco::Exception& e)
+    {
+        throw ConfigError(file + ": invalid JSON: " + e.displayText());
+    }
+    if (!isObject(root))
+        throw ConfigError(file + ": must be a JSON object, got " + show(root));
+    Object::Ptr obj = root.extract<Object::Ptr>();
+    std::vector<std::string> errors;
+    Checker check(file, errors);
+    check.unknownKeys(obj, "", {"ip_pushgateway", "port_pushgateway", "username_pushgateway", "pass_pushgateway"});
+    auto field = [&](const char* key, bool required) -> std::string {
+        if (!obj->has(key))
+        {
+            if (required)
+                check.error(key, "missing");
+            return {};
+        }
+        Var v = obj->get(key);
+        if (v.isInteger() && !v.isString() && std::string(key) == "port_pushgateway")
+            return v.convert<std::string>();
+        auto s = check.string(v, key, !required);
+        return s ? *s : std::string();
+    };
+    std::string host = field("ip_pushgateway", true);
+    std::string port = field("port_pushgateway", true);
+    PushTarget target;
+    target.username = field("username_pushgateway", false);
+    target.password = field("pass_pushgateway", false);
+    if (!port.empty() && (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+                          std::stoi(port) < 1 || std::stoi(port) > 65535))
+        check.error("port_pushgateway", "must be a port number from 1 to 65535, got \"" + port + "\"");
+    if (!errors.empty())
+    {
+        std::string all;
+        for (const auto& e : errors)
+            all += (all.empty() ? "" : "\n") + e;
+        throw ConfigError(all);
+    }
+    std::string base = host.find("://") == std::string::npos ? "http://" + host : host;
+    // Insert the port after the authority unless the host already names one.
+    auto schemeEnd = base.find("://") + 3;
+    auto pathStart = base.find('/', schemeEnd);
+    std::string authority = base.substr(schemeEnd, pathStart == std::string::npos ? std::string::npos : pathStart - schemeEnd);
+    bool hasPort = authority.rfind(']') != std::string::npos ? authority.find("]:") != std::string::npos
+                                                             : authority.find(':') != std::string::npos;
+    if (!hasPort)
+    {
+        std::string rest = pathStart == std::string::npos ? "" : base.substr(pathStart);
+        base = base.substr(0, schemeEnd) + authority + ":" + port + rest;
+    }
+    target.url = normalizePushUrl(base);
+    return target;
+}
+
+std::string ConfigLoader::normalizePushUrl(const std::string& url)
+{
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+        throw ConfigError("--pushgateway: must start with http:// or https://, got \"" + url + "\"");
+    for (unsigned char c : url)
+        if (c <= ' ' || c == 0x7f)
+            throw ConfigError("--pushgateway: contains a space or control character: \"" + url + "\"");
+    std::string out = url;
+    while (!out.empty() && out.back() == '/')
+        out.pop_back();
+    if (out.size() <= std::string("https://").size())
+        throw ConfigError("--pushgateway: has no host: \"" + url + "\"");
+    return out;
+}
+
+} // namespace fleetprobe

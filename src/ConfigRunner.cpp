@@ -1,0 +1,225 @@
+#include "ConfigRunner.h"
+
+#include "CycleScheduler.h"
+#include "GroupingKey.h"
+#include "Log.h"
+#include "TextSerializer.h"
+
+#include <Poco/Exception.h>
+#include <Poco/Runnable.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace fleetprobe
+{
+
+void StopSignal::request()
+{
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        _stop = true;
+    }
+    _cv.notify_all();
+}
+
+bool StopSignal::requested() const
+{
+    std::lock_guard<std::mutex> lock(_mutex);
+    return _stop;
+}
+
+bool StopSignal::waitUntil(std::chrono::steady_clock::time_point deadline)
+{
+    std::unique_lock<std::mutex> lock(_mutex);
+    _cv.wait_until(lock, deadline, [this] { return _stop; });
+    return _stop;
+}
+
+/// One scraper of the config with its targets for the cycle; runs on a pool thread.
+struct ConfigRunner::Plan : public Poco::Runnable
+{
+    std::unique_ptr<Scraper> scraper;
+    std::vector<ProbeTarget> targets;
+    std::vector<std::size_t> series;
+    std::vector<ProbeResult> results;
+
+    void run() override
+    {
+        try
+        {
+            results = scraper->probe(targets);
+        }
+        catch (const std::exception& e)
+        {
+            results.clear();
+            log().error("scraper %s failed: %s", scraper->name(), std::string(e.what()));
+        }
+        if (results.size() != targets.size())
+        {
+            results.assign(targets.size(), ProbeResult{false, 0, FailureReason::Error, "scraper failed"});
+        }
+    }
+};
+
+namespace
+{
+
+double unixNow()
+{
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::chrono::milliseconds seconds(double s)
+{
+    return std::chrono::milliseconds(static_cast<long long>(std::llround(s * 1000.0)));
+}
+
+} // namespace
+
+ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry, std::unique_ptr<MetricsSink> sink,
+                           RunnerOptions options)
+    : _config(std::move(config)), _metrics(_config), _sink(std::move(sink)), _options(std::move(options)),
+      _pool(1, std::max(1, _config.threads))
+{
+    _groupPath = GroupingKey::path(_config.promId, {{"instance", _options.instance}});
+    const auto defaultTimeout = seconds(_config.timeoutSeconds);
+    for (std::size_t j = 0; j < _config.jobs.size(); ++j)
+    {
+        const JobConfig& job = _config.jobs[j];
+        for (const auto& name : job.metrics)
+        {
+            auto it = std::find_if(_plans.begin(), _plans.end(),
+                                   [&](const std::unique_ptr<Plan>& p) { return p->scraper->name() == name; });
+            if (it == _plans.end())
+            {
+                auto plan = std::make_unique<Plan>();
+                plan->scraper = registry.create(name);
+                _plans.push_back(std::move(plan));
+                it = _plans.end() - 1;
+            }
+            for (auto& target : (*it)->scraper->targetsFor(j, job, defaultTimeout))
+            {
+                (*it)->series.push_back(_metrics.addSeries(j, name, target.labels));
+                (*it)->targets.push_back(std::move(target));
+            }
+        }
+    }
+}
+
+ConfigRunner::~ConfigRunner()
+{
+    _pool.joinAll();
+}
+
+bool ConfigRunner::push(const std::string& path, const std::string& body,
+                        std::chrono::steady_clock::time_point deadline)
+{
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    PushOutcome outcome;
+    if (left.count() <= 0)
+        outcome.message = "no time left in the cycle's push budget";
+    else
+        outcome = _sink->put(path, body, left);
+    if (outcome.ok())
+        return true;
+    ++_metrics.self().pushFailures;
+    log().warning("%s: push to %s failed (%s): %s", _config.file, path, std::string(outcome.resultName()),
+                  outcome.message);
+    return false;
+}
+
+CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
+{
+    CycleOutcome outcome;
+    const auto start = std::chrono::steady_clock::now();
+
+    // Every scraper probes its whole batch at once; the last one runs on this thread.
+    for (std::size_t i = 0; i < _plans.size(); ++i)
+    {
+        bool started = false;
+        if (i + 1 < _plans.size())
+        {
+            try
+            {
+                _pool.start(*_plans[i]);
+                started = true;
+            }
+            catch (const Poco::NoThreadAvailableException&)
+            {
+            }
+        }
+        if (!started)
+            _plans[i]->run();
+    }
+    _pool.joinAll();
+
+    const double now = unixNow();
+    for (auto& plan : _plans)
+        for (std::size_t t = 0; t < plan->targets.size(); ++t)
+        {
+            const ProbeResult& r = plan->results[t];
+            _metrics.record(plan->series[t], r, now);
+            if (r.up)
+                ++outcome.up;
+            else
+                ++outcome.down;
+            if (r.reason == FailureReason::Permission)
+                outcome.permissionDenied = true;
+        }
+    outcome.probeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    SelfStats& self = _metrics.self();
+    ++self.cycles;
+    self.lastDurationSeconds = outcome.probeSeconds;
+
+    const auto deadline = std::chrono::steady_clock::now() +
+                          (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
+    outcome.pushed = push(_groupPath, TextSerializer::serialize(_metrics.collect()), deadline);
+
+    if (_config.compatPingExporter && _sink->wantsCompatGroups())
+    {
+        for (const auto& [job, value] : _metrics.devPing())
+        {
+            MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric{{}, value, {}, 0, 0}}};
+            outcome.pushed = push(GroupingKey::path(job), TextSerializer::serialize({f}), deadline) && outcome.pushed;
+        }
+        std::vector<MetricFamily> own = {
+            {"exporter_duration", "Duration of the last cycle (s)", MetricType::Gauge,
+             {Metric{{}, self.lastDurationSeconds, {}, 0, 0}}},
+            {"exporter_jobs", "Jobs in the config", MetricType::Gauge,
+             {Metric{{}, static_cast<double>(_config.jobs.size()), {}, 0, 0}}}};
+        outcome.pushed = push(GroupingKey::path(_config.promId), TextSerializer::serialize(own), deadline) &&
+                         outcome.pushed;
+    }
+    if (log().debug())
+        log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " + std::to_string(outcome.up) +
+                    " up, " + std::to_string(outcome.down) + " down, probes " +
+                    std::to_string(outcome.probeSeconds) + " s, push " + (outcome.pushed ? "ok" : "failed"));
+    return outcome;
+}
+
+void ConfigRunner::runLoop(StopSignal& stop)
+{
+    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(_config.intervalSeconds));
+    CycleScheduler schedule(std::chrono::steady_clock::now(), interval);
+    while (!stop.requested())
+    {
+        const auto nextTick = schedule.tickStart() + interval;
+        auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(nextTick - std::chrono::steady_clock::now());
+        budget = std::clamp(budget, std::chrono::milliseconds(1000), _options.pushTimeout);
+        runCycle(budget);
+        auto next = schedule.advance(std::chrono::steady_clock::now());
+        if (next.overrun)
+        {
+            ++_metrics.self().overruns;
+            log().warning(_config.file + ": cycle overran the interval of " +
+                          TextSerializer::formatValue(_config.intervalSeconds) + " s; " +
+                          std::to_string(next.skipped) + " tick(s) skipped");
+        }
+        if (stop.waitUntil(next.start))
+            break;
+    }
+}
+
+} // namespace fleetprobe

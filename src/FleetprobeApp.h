@@ -1,0 +1,61 @@
+#pragma once
+
+#include "Config.h"
+#include "ScraperRegistry.h"
+
+#include <Poco/Util/ServerApplication.h>
+
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// The exit codes of the fleetprobe command; when several apply, the highest wins.
+enum ExitCode
+{
+    ExitOk = 0,          ///< every push succeeded (devices being down is not an error)
+    ExitPushFailed = 1,  ///< at least one push failed
+    ExitUsage = 2,       ///< bad usage or a bad config (the good configs still ran)
+    ExitSystem = 4       ///< a system error, e.g. no permission for raw ICMP
+};
+
+/// The fleetprobe application: options, config loading, and the --check, --once and loop modes.
+/// Created once by main(); not thread-safe itself, it starts one thread per config in loop and --once modes.
+class FleetprobeApp : public Poco::Util::ServerApplication
+{
+public:
+    /// The registry must be filled (registerBuiltinScrapers) and outlive the application.
+    explicit FleetprobeApp(const ScraperRegistry& registry);
+
+    /// Parses the command line and runs; returns the process exit code (see ExitCode). Option errors give
+    /// ExitUsage. (ServerApplication::run(argc, argv) would turn them into its own codes.)
+    int execute(int argc, char** argv);
+
+protected:
+    void defineOptions(Poco::Util::OptionSet& options) override;
+    void handleOption(const std::string& name, const std::string& value) override;
+    int main(const std::vector<std::string>& args) override;
+
+private:
+    int runMain();
+    void printHelp();
+    std::vector<std::string> configFiles() const;
+    std::vector<DeviceClassConfig> loadConfigs(std::vector<std::string>& errors) const;
+
+    const ScraperRegistry& _registry;
+    bool _help = false;
+    bool _version = false;
+    bool _once = false;
+    bool _check = false;
+    std::vector<std::string> _configFiles;
+    std::vector<std::string> _configDirs;
+    std::string _pushgateway;
+    std::string _pushConfig;
+    std::string _instance;
+    bool _instanceSet = false;
+    double _pushTimeoutSeconds = 10;
+    std::string _logLevel = "information";
+};
+
+} // namespace fleetprobe

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// An ordered list of label name/value pairs. Order is kept as given; the serializer writes it as is.
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+/// The Prometheus metric types fleetprobe writes.
+enum class MetricType
+{
+    Gauge,
+    Counter,
+    Histogram
+};
+
+/// One cumulative histogram bucket: observations <= upperBound.
+struct HistogramBucket
+{
+    double upperBound = 0;
+    std::uint64_t cumulativeCount = 0;
+};
+
+/// One series of a family, as plain data. Gauges and counters use `value`; histograms use the
+/// bucket list (finite bounds only, ascending; the +Inf bucket is `sampleCount`), `sampleSum` and `sampleCount`.
+struct Metric
+{
+    Labels labels;
+    double value = 0;
+    std::vector<HistogramBucket> buckets;
+    double sampleSum = 0;
+    std::uint64_t sampleCount = 0;
+};
+
+/// A metric family: one name, one HELP, one TYPE and its series. Plain data, copyable, not synchronized.
+struct MetricFamily
+{
+    std::string name;
+    std::string help;
+    MetricType type = MetricType::Gauge;
+    std::vector<Metric> metrics;
+};
+
+} // namespace fleetprobe

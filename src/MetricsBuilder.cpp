@@ -1,0 +1,187 @@
+#include "MetricsBuilder.h"
+
+#include <algorithm>
+#include <map>
+
+namespace fleetprobe
+{
+namespace
+{
+
+/// Adds or replaces a label; later sources (job labels) override earlier ones (conf labels).
+void setLabel(Labels& labels, const std::string& name, const std::string& value)
+{
+    for (auto& l : labels)
+        if (l.first == name)
+        {
+            l.second = value;
+            return;
+        }
+    labels.emplace_back(name, value);
+}
+
+Labels with(Labels labels, const char* name, const std::string& value)
+{
+    labels.emplace_back(name, value);
+    return labels;
+}
+
+} // namespace
+
+MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config)
+    : _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown), _jobCount(config.jobs.size()),
+      _confLabels(config.labels)
+{
+    for (const auto& job : config.jobs)
+    {
+        _jobNames.push_back(job.name);
+        _jobLabels.push_back(job.labels);
+        _jobAddresses.push_back(job.address);
+    }
+}
+
+std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& scraper, const Labels& targetLabels)
+{
+    Series s;
+    s.jobIndex = jobIndex;
+    s.scraper = scraper;
+    s.labels = {{"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
+    for (const auto& l : targetLabels)
+        s.labels.push_back(l);
+    Labels extra = _confLabels;
+    for (const auto& l : _jobLabels.at(jobIndex))
+        setLabel(extra, l.first, l.second);
+    for (const auto& l : extra)
+        s.labels.push_back(l);
+    s.stats.bucketCounts.assign(_buckets.size(), 0);
+    _series.push_back(std::move(s));
+    return _series.size() - 1;
+}
+
+void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double nowUnix)
+{
+    Series& s = _series.at(index);
+    SeriesStats& st = s.stats;
+    ++st.probes;
+    const int up = result.up ? 1 : 0;
+    if (st.lastUp >= 0 && st.lastUp != up)
+        ++st.stateChanges;
+    st.lastUp = up;
+    s.upNow = result.up;
+    if (result.up)
+    {
+        st.lastRttSeconds = result.rttSeconds;
+        st.lastSeenUnix = nowUnix;
+        st.rttSum += result.rttSeconds;
+        ++st.rttCount;
+        auto it = std::lower_bound(_buckets.begin(), _buckets.end(), result.rttSeconds);
+        if (it != _buckets.end())
+            ++st.bucketCounts[static_cast<std::size_t>(it - _buckets.begin())];
+    }
+    else
+    {
+        auto reason = result.reason == FailureReason::None ? FailureReason::Error : result.reason;
+        ++st.failures[static_cast<std::size_t>(reason)];
+    }
+}
+
+std::vector<MetricFamily> MetricsBuilder::collect() const
+{
+    std::vector<MetricFamily> out;
+    auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
+        out.push_back(MetricFamily{name, help, type, {}});
+        return out.back();
+    };
+
+    auto& up = family("fleetprobe_up", "1 when the device answered the probe in the last cycle, else 0.",
+                      MetricType::Gauge);
+    for (const auto& s : _series)
+        if (s.stats.lastUp >= 0)
+            up.metrics.push_back(Metric{s.labels, s.upNow ? 1.0 : 0.0, {}, 0, 0});
+
+    auto& lastRtt = family("fleetprobe_last_rtt_seconds",
+                           "Round-trip time of the last successful probe in the last cycle; absent while down.",
+                           MetricType::Gauge);
+    for (const auto& s : _series)
+        if (s.upNow)
+            lastRtt.metrics.push_back(Metric{s.labels, s.stats.lastRttSeconds, {}, 0, 0});
+
+    if (!_buckets.empty())
+    {
+        auto& hist = family("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
+        for (const auto& s : _series)
+        {
+            Metric m{s.labels, 0, {}, s.stats.rttSum, s.stats.rttCount};
+            std::uint64_t cumulative = 0;
+            for (std::size_t b = 0; b < _buckets.size(); ++b)
+            {
+                cumulative += s.stats.bucketCounts[b];
+                m.buckets.push_back(HistogramBucket{_buckets[b], cumulative});
+            }
+            hist.metrics.push_back(std::move(m));
+        }
+    }
+
+    auto& probes = family("fleetprobe_probes_total", "Probes made.", MetricType::Counter);
+    for (const auto& s : _series)
+        probes.metrics.push_back(Metric{s.labels, static_cast<double>(s.stats.probes), {}, 0, 0});
+
+    auto& failures = family("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
+    for (const auto& s : _series)
+        for (auto reason : allFailureReasons())
+        {
+            auto n = s.stats.failures[static_cast<std::size_t>(reason)];
+            if (n > 0)
+                failures.metrics.push_back(Metric{with(s.labels, "reason", failureReasonName(reason)),
+                                                  static_cast<double>(n), {}, 0, 0});
+        }
+
+    auto& seen = family("fleetprobe_last_seen_timestamp_seconds",
+                        "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
+    for (const auto& s : _series)
+        if (s.stats.lastSeenUnix > 0)
+            seen.metrics.push_back(Metric{s.labels, s.stats.lastSeenUnix, {}, 0, 0});
+
+    auto& changes = family("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
+    for (const auto& s : _series)
+        changes.metrics.push_back(Metric{s.labels, static_cast<double>(s.stats.stateChanges), {}, 0, 0});
+
+    family("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge)
+        .metrics.push_back(Metric{{}, _self.lastDurationSeconds, {}, 0, 0});
+    family("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge)
+        .metrics.push_back(Metric{{}, static_cast<double>(_jobCount), {}, 0, 0});
+    family("exporter_cycles_total", "Cycles run.", MetricType::Counter)
+        .metrics.push_back(Metric{{}, static_cast<double>(_self.cycles), {}, 0, 0});
+    family("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter)
+        .metrics.push_back(Metric{{}, static_cast<double>(_self.overruns), {}, 0, 0});
+    family("exporter_push_failures_total", "Pushes that failed.", MetricType::Counter)
+        .metrics.push_back(Metric{{}, static_cast<double>(_self.pushFailures), {}, 0, 0});
+
+    // A family without samples is not written.
+    out.erase(std::remove_if(out.begin(), out.end(), [](const MetricFamily& f) { return f.metrics.empty(); }),
+              out.end());
+    return out;
+}
+
+std::vector<std::pair<std::string, double>> MetricsBuilder::devPing() const
+{
+    std::vector<std::pair<std::string, double>> out;
+    for (std::size_t j = 0; j < _jobNames.size(); ++j)
+    {
+        double sum = 0;
+        int n = 0;
+        bool any = false;
+        for (const auto& s : _series)
+            if (s.jobIndex == j && s.scraper == "ping" && s.stats.lastUp >= 0)
+            {
+                any = true;
+                if (s.upNow)
+                    sum += s.stats.lastRttSeconds * 1000.0, ++n;
+            }
+        if (any)
+            out.emplace_back(_jobNames[j], n > 0 ? sum / n : _valueDevDown);
+    }
+    return out;
+}
+
+} // namespace fleetprobe

@@ -1,0 +1,87 @@
+#pragma once
+
+#include "Config.h"
+#include "MetricFamily.h"
+#include "Scraper.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// Cumulative statistics of one probed series (one job x scraper x target). Plain data.
+struct SeriesStats
+{
+    std::uint64_t probes = 0;
+    std::array<std::uint64_t, 7> failures{}; ///< indexed by FailureReason
+    std::vector<std::uint64_t> bucketCounts; ///< non-cumulative, one per finite bucket bound
+    double rttSum = 0;
+    std::uint64_t rttCount = 0;
+    double lastSeenUnix = 0; ///< 0 until the first success
+    int lastUp = -1;         ///< -1 before the first probe
+    std::uint64_t stateChanges = 0;
+    double lastRttSeconds = 0;
+};
+
+/// The prober's own counters for one config. Plain data.
+struct SelfStats
+{
+    double lastDurationSeconds = 0;
+    std::uint64_t cycles = 0;
+    std::uint64_t overruns = 0;
+    std::uint64_t pushFailures = 0;
+};
+
+/// Turns probe results into metric families for one config: owns the cumulative per-series statistics and
+/// the self statistics. Used by one thread at a time (the config's loop); not synchronized.
+class MetricsBuilder
+{
+public:
+    /// Copies what it needs of the config (labels, buckets, jobs).
+    explicit MetricsBuilder(const DeviceClassConfig& config);
+
+    /// Declares a series and returns its index. `targetLabels` are the scraper's labels (port, protocol).
+    std::size_t addSeries(std::size_t jobIndex, const std::string& scraper, const Labels& targetLabels);
+
+    /// Records one probe result of a series, made at `nowUnix` (seconds since the epoch).
+    void record(std::size_t series, const ProbeResult& result, double nowUnix);
+
+    /// The self statistics, to be updated by the engine.
+    SelfStats& self() { return _self; }
+    const SelfStats& self() const { return _self; }
+
+    /// The statistics of a series (for tests and compat output).
+    const SeriesStats& stats(std::size_t series) const { return _series.at(series).stats; }
+
+    /// Every family of the push body: device families first, then self-metrics, each contiguous.
+    std::vector<MetricFamily> collect() const;
+
+    /// PingExporter's per-device `dev_ping` values for this cycle: (job name, ms or value_dev_down) for every job
+    /// with a ping series. `lastResults` holds the latest up/rtt per series.
+    std::vector<std::pair<std::string, double>> devPing() const;
+
+private:
+    struct Series
+    {
+        std::size_t jobIndex;
+        std::string scraper;
+        Labels labels; ///< full label set
+        SeriesStats stats;
+        bool upNow = false;
+    };
+
+    std::vector<std::string> _jobNames;
+    std::vector<double> _buckets;
+    double _valueDevDown;
+    std::size_t _jobCount;
+    Labels _confLabels;
+    std::vector<Labels> _jobLabels;
+    std::vector<std::string> _jobAddresses;
+    std::vector<Series> _series;
+    SelfStats _self;
+};
+
+} // namespace fleetprobe

@@ -1,0 +1,93 @@
+#pragma once
+
+#include "Config.h"
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+
+typedef void CURL;
+
+namespace fleetprobe
+{
+
+/// How one push ended.
+struct PushOutcome
+{
+    enum class Result
+    {
+        Ok,
+        Http4xx,
+        Http5xx,
+        Transport
+    };
+    Result result = Result::Transport;
+    long httpStatus = 0;  ///< 0 when no HTTP answer came
+    std::string message; ///< curl's error text or the start of the server's answer
+
+    bool ok() const { return result == Result::Ok; }
+    /// `ok`, `http_4xx`, `http_5xx` or `transport`.
+    const char* resultName() const;
+};
+
+/// Where a cycle's exposition text goes. One instance per config loop; not thread-safe.
+class MetricsSink
+{
+public:
+    virtual ~MetricsSink() = default;
+
+    /// Replaces the group at `groupPath` (`/metrics/job/...`) with `body`. Returns within `timeout`.
+    virtual PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) = 0;
+
+    /// False for sinks that only show the main group (stdout): compat groups are then skipped.
+    virtual bool wantsCompatGroups() const { return true; }
+};
+
+/// Owns one libcurl easy handle (RAII); reused across pushes so the connection is kept alive.
+class CurlHandle
+{
+public:
+    CurlHandle();
+    ~CurlHandle();
+    CurlHandle(const CurlHandle&) = delete;
+    CurlHandle& operator=(const CurlHandle&) = delete;
+    CURL* get() const { return _curl; }
+
+private:
+    CURL* _curl;
+};
+
+/// Pushes to a Prometheus Pushgateway with HTTP PUT: the only part of fleetprobe that knows HTTP.
+/// Connect and total timeouts are always set. One instance per thread.
+class PushgatewayClient : public MetricsSink
+{
+public:
+    /// Call curl_global_init once in the process before constructing any client.
+    explicit PushgatewayClient(PushTarget target, std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+
+    PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) override;
+
+private:
+    PushTarget _target;
+    std::chrono::milliseconds _connectTimeout;
+    CurlHandle _curl;
+};
+
+/// Writes each group to a stream (stdout) preceded by `# fleetprobe group: <path>`. Writes of all instances that
+/// share the stream are serialized by a process-wide mutex.
+class StreamSink : public MetricsSink
+{
+public:
+    /// The stream must outlive the sink.
+    explicit StreamSink(std::ostream& out) : _out(out) {}
+
+    PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) override;
+    bool wantsCompatGroups() const override { return false; }
+
+private:
+    std::ostream& _out;
+};
+
+} // namespace fleetprobe

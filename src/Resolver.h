@@ -1,0 +1,41 @@
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// One name to resolve: a host and the address family wanted (AF_UNSPEC, AF_INET or AF_INET6).
+struct ResolveRequest
+{
+    std::string host;
+    int family = AF_UNSPEC;
+};
+
+/// The first address a host resolved to, or why it did not.
+struct ResolvedAddress
+{
+    bool ok = false;
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    std::string error; ///< set when !ok
+    /// The numeric form of the address (`127.0.0.2`, `::1`); empty when !ok.
+    std::string numeric() const;
+};
+
+/// Resolves many host names at once with a deadline (glibc getaddrinfo_a): address literals are converted
+/// without a lookup, names are looked up concurrently. Stateless; thread-safe.
+class Resolver
+{
+public:
+    /// One result per request, in order. Returns within about `timeout`; a name not resolved by then fails
+    /// with "timed out".
+    static std::vector<ResolvedAddress> resolveAll(const std::vector<ResolveRequest>& requests,
+                                                   std::chrono::milliseconds timeout);
+};
+
+} // namespace fleetprobe

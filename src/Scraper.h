@@ -1,0 +1,75 @@
+#pragma once
+
+#include "MetricFamily.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+struct JobConfig;
+
+/// Why a probe failed. Written as the `reason` label of `fleetprobe_probe_failures_total`.
+enum class FailureReason
+{
+    None,
+    Timeout,
+    Refused,
+    Unreachable,
+    Resolve,
+    Permission,
+    Error
+};
+
+/// The label value of a reason (`timeout`, `refused`, ...); `""` for None.
+const char* failureReasonName(FailureReason reason);
+
+/// All reasons but None, in the order the metrics list them.
+const std::vector<FailureReason>& allFailureReasons();
+
+/// One thing a scraper probes in a cycle: a job's host, and for socket scrapers one of its ports.
+/// Plain data; built by the scraper from a job (targetsFor), read by the same scraper (probe).
+struct ProbeTarget
+{
+    std::size_t jobIndex = 0;    ///< index of the job in its config
+    std::string host;            ///< host name or address literal, without port
+    int port = 0;                ///< 0 when the scraper has no port
+    std::string protocol;        ///< e.g. "tcp", "udp", "unix"; empty for ping
+    std::string path;            ///< unix socket path
+    std::chrono::milliseconds timeout{0}; ///< per-target timeout
+    Labels labels;               ///< extra series labels that tell targets of one job apart (port, protocol)
+};
+
+/// The outcome of probing one target. A failure is a result, never an exception.
+struct ProbeResult
+{
+    bool up = false;
+    double rttSeconds = 0;                     ///< valid when up
+    FailureReason reason = FailureReason::None; ///< set when not up
+    std::string detail;                        ///< human-readable cause for logs, may be empty
+};
+
+/// A probe kind (`ping`, `port`, ...). One instance serves one config and is called by one thread at a time;
+/// it batches the network work of a whole cycle in one probe() call. Implementations live in scrapers/ and
+/// know nothing of metrics or HTTP.
+class Scraper
+{
+public:
+    virtual ~Scraper() = default;
+
+    /// The name used in a job's `metrics` list and in the `scraper` label.
+    virtual std::string name() const = 0;
+
+    /// The targets this scraper probes for one job. The job has passed config validation.
+    virtual std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
+                                                std::chrono::milliseconds defaultTimeout) const = 0;
+
+    /// Probes every target concurrently and returns one result per target, in the same order.
+    /// Returns within about the largest target timeout. Must not throw for a device failure.
+    virtual std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) = 0;
+};
+
+} // namespace fleetprobe

@@ -1,0 +1,183 @@
+#include "TextSerializer.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace fleetprobe
+{
+namespace
+{
+
+const char* typeName(MetricType type)
+{
+    switch (type)
+    {
+    case MetricType::Counter:
+        return "counter";
+    case MetricType::Histogram:
+        return "histogram";
+    case MetricType::Gauge:
+        break;
+    }
+    return "gauge";
+}
+
+void appendValue(std::string& out, double value)
+{
+    if (std::isnan(value))
+    {
+        out += "NaN";
+        return;
+    }
+    if (std::isinf(value))
+    {
+        out += value > 0 ? "+Inf" : "-Inf";
+        return;
+    }
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, res.ptr);
+}
+
+void appendUint(std::string& out, std::uint64_t value)
+{
+    char buf[32];
+    auto res = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, res.ptr);
+}
+
+void appendEscapedLabelValue(std::string& out, const std::string& value)
+{
+    for (char c : value)
+    {
+        switch (c)
+        {
+        case '\\':
+            out += "\\\\";
+            break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        default:
+            out += c;
+        }
+    }
+}
+
+/// Writes `name{labels,extra="extraValue"} ` — the trailing space included.
+void appendSeries(std::string& out, const std::string& name, const char* suffix, const Labels& labels,
+                  const char* extraName = nullptr, const std::string* extraValue = nullptr)
+{
+    out += name;
+    out += suffix;
+    if (!labels.empty() || extraName)
+    {
+        out += '{';
+        bool first = true;
+        for (const auto& [labelName, labelValue] : labels)
+        {
+            if (!first)
+                out += ',';
+            first = false;
+            out += labelName;
+            out += "=\"";
+            appendEscapedLabelValue(out, labelValue);
+            out += '"';
+        }
+        if (extraName)
+        {
+            if (!first)
+                out += ',';
+            out += extraName;
+            out += "=\"";
+            out += *extraValue;
+            out += '"';
+        }
+        out += '}';
+    }
+    out += ' ';
+}
+
+} // namespace
+
+std::string TextSerializer::formatValue(double value)
+{
+    std::string s;
+    appendValue(s, value);
+    return s;
+}
+
+std::string TextSerializer::escapeLabelValue(const std::string& value)
+{
+    std::string s;
+    appendEscapedLabelValue(s, value);
+    return s;
+}
+
+std::string TextSerializer::escapeHelp(const std::string& help)
+{
+    std::string s;
+    for (char c : help)
+    {
+        if (c == '\\')
+            s += "\\\\";
+        else if (c == '\n')
+            s += "\\n";
+        else
+            s += c;
+    }
+    return s;
+}
+
+void TextSerializer::serialize(std::string& out, const MetricFamily& family)
+{
+    out += "# HELP ";
+    out += family.name;
+    out += ' ';
+    out += escapeHelp(family.help);
+    out += "\n# TYPE ";
+    out += family.name;
+    out += ' ';
+    out += typeName(family.type);
+    out += '\n';
+    for (const auto& metric : family.metrics)
+    {
+        if (family.type != MetricType::Histogram)
+        {
+            appendSeries(out, family.name, "", metric.labels);
+            appendValue(out, metric.value);
+            out += '\n';
+            continue;
+        }
+        for (const auto& bucket : metric.buckets)
+        {
+            const std::string le = formatValue(bucket.upperBound);
+            appendSeries(out, family.name, "_bucket", metric.labels, "le", &le);
+            appendUint(out, bucket.cumulativeCount);
+            out += '\n';
+        }
+        static const std::string inf = "+Inf";
+        appendSeries(out, family.name, "_bucket", metric.labels, "le", &inf);
+        appendUint(out, metric.sampleCount);
+        out += '\n';
+        appendSeries(out, family.name, "_sum", metric.labels);
+        appendValue(out, metric.sampleSum);
+        out += '\n';
+        appendSeries(out, family.name, "_count", metric.labels);
+        appendUint(out, metric.sampleCount);
+        out += '\n';
+    }
+}
+
+std::string TextSerializer::serialize(const std::vector<MetricFamily>& families)
+{
+    std::string out;
+    for (const auto& family : families)
+        serialize(out, family);
+    return out;
+}
+
+} // namespace fleetprobe

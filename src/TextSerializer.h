@@ -1,0 +1,34 @@
+#pragma once
+
+#include "MetricFamily.h"
+
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// Writes metric families in the Prometheus text exposition format 0.0.4.
+/// Pure functions: no locale, no global state; thread-safe.
+class TextSerializer
+{
+public:
+    /// Returns the exposition text of the families, in the order given, each family contiguous,
+    /// every line ending in LF (the last one too). An empty list gives an empty string.
+    static std::string serialize(const std::vector<MetricFamily>& families);
+
+    /// Appends one family to `out`.
+    static void serialize(std::string& out, const MetricFamily& family);
+
+    /// Formats a sample value: `NaN`, `+Inf`, `-Inf`, otherwise the shortest text that reads back to the same
+    /// double (independent of the C and C++ locales).
+    static std::string formatValue(double value);
+
+    /// Escapes a label value: `\` -> `\\`, `"` -> `\"`, LF -> `\n`.
+    static std::string escapeLabelValue(const std::string& value);
+
+    /// Escapes a HELP text: `\` -> `\\`, LF -> `\n` (the Pushgateway rejects `\"` in HELP).
+    static std::string escapeHelp(const std::string& help);
+};
+
+} // namespace fleetprobe

@@ -1,0 +1,272 @@
+#include "BuiltinScrapers.h"
+#include "ConfigLoader.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+using namespace fleetprobe;
+
+namespace
+{
+
+/// A loader with the built-in scrapers, and helpers to parse text and look at the errors.
+struct LoaderFixture
+{
+    ScraperRegistry registry;
+    ConfigLoader loader{registry};
+    std::vector<std::string> errors;
+
+    LoaderFixture() { registerBuiltinScrapers(registry); }
+
+    std::optional<DeviceClassConfig> parse(const std::string& text)
+    {
+        errors.clear();
+        return loader.parse(text, "configs/meters.json", errors);
+    }
+
+    bool hasError(const std::string& text) const
+    {
+        for (const auto& e : errors)
+            if (e == text)
+                return true;
+        return false;
+    }
+
+    std::string all() const
+    {
+        std::string s;
+        for (const auto& e : errors)
+            s += e + "\n";
+        return s;
+    }
+};
+
+const std::string good = R"({"conf": {"prom_id": "meters_gprs", "interval": 55, "timeout": 3, "value_dev_down": 3000,
+          "threads": 8, "labels": {"site": "north"}},
+ "jobs": [{"job": "meter-0001", "ip": "127.0.0.2", "metrics": ["ping", "port"],
+           "ports": [502, {"port": 8080, "protocol": "tcp", "timeout": 1}], "labels": {"model": "X1"}}]})";
+
+std::string withJob(const std::string& job)
+{
+    return R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1}, "jobs": [)" + job + "]}";
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(ConfigLoaderTests, LoaderFixture)
+
+BOOST_AUTO_TEST_CASE(reads_the_issue_example)
+{
+    auto c = parse(good);
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->promId == "meters_gprs");
+    BOOST_TEST(c->intervalSeconds == 55);
+    BOOST_TEST(c->timeoutSeconds == 3);
+    BOOST_TEST(c->threads == 8);
+    BOOST_TEST(c->labels.size() == 1u);
+    BOOST_TEST_REQUIRE(c->jobs.size() == 1u);
+    const auto& j = c->jobs[0];
+    BOOST_TEST(j.name == "meter-0001");
+    BOOST_TEST(j.host == "127.0.0.2");
+    BOOST_TEST_REQUIRE(j.ports.size() == 2u);
+    BOOST_TEST(j.ports[0].port == 502);
+    BOOST_TEST(j.ports[0].protocol == "tcp");
+    BOOST_TEST(j.ports[1].port == 8080);
+    BOOST_TEST(*j.ports[1].timeoutSeconds == 1.0);
+    BOOST_TEST(c->rttBuckets == defaultRttBuckets());
+}
+
+BOOST_AUTO_TEST_CASE(reads_a_pingexporter_file_unchanged)
+{
+    auto c = parse(R"({"conf": {"prom_id": "ExporterINFO_PROJECT", "interval": 55, "timeout": 3, "value_dev_down": 3000},
+      "jobs": [{"job": "MyDevice01", "ip": "127.0.0.57", "metrics": ["ping"]},
+               {"job": "MyDevice02", "ip": "127.0.0.58:8080", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->jobs[1].host == "127.0.0.58");
+    BOOST_TEST(*c->jobs[1].hostPort == 8080);
+    BOOST_TEST(c->jobs[1].address == "127.0.0.58:8080");
+}
+
+BOOST_AUTO_TEST_CASE(address_forms)
+{
+    auto c = parse(withJob(R"({"job": "a", "ip": "::1", "metrics": ["ping"]},
+                              {"job": "b", "ip": "[::1]:502", "metrics": ["port"]},
+                              {"job": "c", "ip": "meter-7.example", "metrics": ["ping"]})"));
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->jobs[0].host == "::1");
+    BOOST_TEST(!c->jobs[0].hostPort.has_value());
+    BOOST_TEST(c->jobs[1].host == "::1");
+    BOOST_TEST_REQUIRE(c->jobs[1].ports.size() == 1u); // the host:port port, for the port scraper
+    BOOST_TEST(c->jobs[1].ports[0].port == 502);
+    BOOST_TEST(c->jobs[2].host == "meter-7.example");
+}
+
+BOOST_AUTO_TEST_CASE(unknown_scraper_names_file_path_and_value)
+{
+    BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["pnig"]})")));
+    BOOST_TEST(hasError(R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: ping, port))"),
+               all());
+}
+
+BOOST_AUTO_TEST_CASE(every_error_is_reported_not_only_the_first)
+{
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "", "interval": -5, "timeout": 0, "bogus": 1, "labels": {"1bad": "x", "job": "y"}},
+      "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]},
+               {"job": "a", "ip": "127.0.0.3", "metrics": ["ping", "ping"]},
+               {"job": "b", "ip": "127.0.0.4 x", "metrics": "ping", "extra": true},
+               {"job": 7, "ip": "127.0.0.5", "metrics": ["port"]}]})"));
+    const char* expected[] = {
+        "configs/meters.json: conf.bogus: unknown key \"bogus\"",
+        "configs/meters.json: conf.prom_id: must not be empty",
+        "configs/meters.json: conf.interval: must be > 0 and <= 86400 seconds, got -5",
+        "configs/meters.json: conf.timeout: must be > 0 and <= 86400 seconds, got 0",
+        "configs/meters.json: conf.labels.1bad: invalid label name \"1bad\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not "
+        "start with __)",
+        "configs/meters.json: conf.labels.job: label name \"job\" is reserved: fleetprobe sets it itself",
+        "configs/meters.json: jobs[1].job: duplicate job \"a\"",
+        "configs/meters.json: jobs[1].metrics[1]: scraper \"ping\" is named twice",
+        "configs/meters.json: jobs[2].extra: unknown key \"extra\"",
+        "configs/meters.json: jobs[2].ip: must be an IPv4 or IPv6 address or a host name, optionally with :port, got "
+        "\"127.0.0.4 x\"",
+        "configs/meters.json: jobs[2].metrics: must be an array of scraper names, got \"ping\"",
+        "configs/meters.json: jobs[3].job: must be a string, got 7",
+        "configs/meters.json: jobs[3].ports: missing: \"port\" is in metrics but no port is given (use ports or the "
+        "host:port form of ip)",
+    };
+    for (const char* e : expected)
+        BOOST_TEST(hasError(e), "missing error: " << e << "\ngot:\n" << all());
+    BOOST_TEST(errors.size() == std::size(expected), all());
+}
+
+BOOST_AUTO_TEST_CASE(invalid_and_truncated_json)
+{
+    BOOST_TEST(!parse(good.substr(0, good.size() / 2)));
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0].rfind("configs/meters.json: invalid JSON: ", 0) == 0u, errors[0]);
+    BOOST_TEST(!parse("[1,2]"));
+    BOOST_TEST(hasError("configs/meters.json: must be a JSON object with \"conf\" and \"jobs\", got an array"), all());
+    BOOST_TEST(!parse(""));
+    BOOST_TEST(errors.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(wrong_types_and_huge_numbers)
+{
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 1, "timeout": 1e400}, "jobs": []})"));
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0].find("configs/meters.json: invalid JSON: ") == 0u, errors[0]);
+    BOOST_TEST(errors[0].find("1e400") != std::string::npos, errors[0]);
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": 5, "interval": "55", "timeout": 1e300, "threads": 9999999999999999999},
+                          "jobs": {"job": "a"}})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.prom_id: must be a string, got 5"), all());
+    BOOST_TEST(hasError("configs/meters.json: conf.interval: must be a number, got \"55\""), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs: must be an array, got an object"), all());
+    bool timeoutError = false, threadsError = false;
+    for (const auto& e : errors)
+    {
+        timeoutError = timeoutError || e.rfind("configs/meters.json: conf.timeout: ", 0) == 0;
+        threadsError = threadsError || e.rfind("configs/meters.json: conf.threads: ", 0) == 0;
+    }
+    BOOST_TEST(timeoutError, all());
+    BOOST_TEST(threadsError, all());
+}
+
+BOOST_AUTO_TEST_CASE(timeout_may_not_exceed_interval)
+{
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 2, "timeout": 3}, "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.timeout: must not exceed conf.interval (2), got 3"), all());
+}
+
+BOOST_AUTO_TEST_CASE(missing_required_fields_and_empty_jobs)
+{
+    BOOST_TEST(!parse(R"({"conf": {}, "jobs": []})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.prom_id: missing"), all());
+    BOOST_TEST(hasError("configs/meters.json: conf.interval: missing"), all());
+    BOOST_TEST(hasError("configs/meters.json: conf.timeout: missing"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs: is empty: a config needs at least one job"), all());
+    BOOST_TEST(!parse(withJob(R"({})")));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].job: missing"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ip: missing"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].metrics: missing"), all());
+}
+
+BOOST_AUTO_TEST_CASE(ports_are_checked)
+{
+    BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"],
+        "ports": [0, 70000, "80", {"port": 1, "protocol": "sctp"}, {"protocol": "unix"}, {"port": 5, "timeout": -1}, {"port": 6, "colour": 1}]})")));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[0]: must be an integer from 1 to 65535, got 0"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[1]: must be an integer from 1 to 65535, got 70000"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[2]: must be an integer from 1 to 65535, got \"80\""), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[3].protocol: unknown protocol \"sctp\" (known: tcp, tcp4, "
+                        "tcp6, udp, udp4, udp6, unix)"),
+               all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[4].path: missing: a unix socket needs a path"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[5].timeout: must be > 0 and not exceed conf.interval, got -1"),
+               all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[6].colour: unknown key \"colour\""), all());
+    BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["ping"], "ports": [80]})")));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports: is set but \"port\" is not in jobs[0].metrics"), all());
+}
+
+BOOST_AUTO_TEST_CASE(rtt_buckets)
+{
+    auto c = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "rtt_buckets": []},
+                       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->rttBuckets.empty());
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "rtt_buckets": [0.5, 0.1]},
+                          "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.rtt_buckets[1]: must be greater than the bucket before it, got 0.1"),
+               all());
+}
+
+BOOST_AUTO_TEST_CASE(non_utf8_bytes_are_rejected)
+{
+    BOOST_TEST(!parse(withJob("{\"job\": \"a\xff\", \"ip\": \"127.0.0.2\", \"metrics\": [\"ping\"]}")));
+    BOOST_TEST(hasError("configs/meters.json: is not valid UTF-8 text"), all());
+}
+
+BOOST_AUTO_TEST_CASE(hostile_but_valid_names_are_kept_verbatim)
+{
+    auto c = parse(withJob(R"({"job": "a\"b\\c\nd/{}\ud83d\udce1", "ip": "127.0.0.2", "metrics": ["ping"],
+                              "labels": {"room": ""}})"));
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->jobs[0].name == "a\"b\\c\nd/{}\xF0\x9F\x93\xA1");
+    BOOST_TEST(c->jobs[0].labels[0].second == "");
+}
+
+BOOST_AUTO_TEST_CASE(load_file_names_missing_files)
+{
+    BOOST_TEST(!loader.loadFile("/nonexistent/x.json", errors));
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0] == "/nonexistent/x.json: cannot open: No such file or directory");
+}
+
+BOOST_AUTO_TEST_CASE(push_file)
+{
+    const std::string path = "/tmp/fleetprobe-unit-push.json";
+    {
+        std::ofstream(path) << R"({"ip_pushgateway": "127.0.0.1", "port_pushgateway": "9091",
+                                   "username_pushgateway": "u", "pass_pushgateway": "p"})";
+    }
+    PushTarget t = ConfigLoader::loadPushFile(path);
+    BOOST_TEST(t.url == "http://127.0.0.1:9091");
+    BOOST_TEST(t.username == "u");
+    BOOST_TEST(t.password == "p");
+    {
+        std::ofstream(path) << R"({"ip_pushgateway": "127.0.0.1", "port_pushgateway": "x"})";
+    }
+    BOOST_CHECK_EXCEPTION(ConfigLoader::loadPushFile(path), ConfigError, [&](const ConfigError& e) {
+        return std::string(e.what()) == path + ": port_pushgateway: must be a port number from 1 to 65535, got \"x\"";
+    });
+    std::remove(path.c_str());
+}
+
+BOOST_AUTO_TEST_CASE(push_url)
+{
+    BOOST_TEST(ConfigLoader::normalizePushUrl("http://127.0.0.1:9091/prefix/") == "http://127.0.0.1:9091/prefix");
+    BOOST_CHECK_THROW(ConfigLoader::normalizePushUrl("127.0.0.1:9091"), ConfigError);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,147 @@
+#include "CycleScheduler.h"
+#include "MetricsBuilder.h"
+#include "TextSerializer.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace fleetprobe;
+
+namespace
+{
+
+DeviceClassConfig oneJob(std::vector<double> buckets)
+{
+    DeviceClassConfig c;
+    c.promId = "p";
+    c.intervalSeconds = 10;
+    c.timeoutSeconds = 1;
+    c.rttBuckets = std::move(buckets);
+    c.labels = {{"site", "north"}, {"model", "generic"}};
+    JobConfig j;
+    j.name = "m1";
+    j.address = "192.0.2.1";
+    j.host = "192.0.2.1";
+    j.metrics = {"ping"};
+    j.labels = {{"model", "X1"}};
+    c.jobs.push_back(j);
+    return c;
+}
+
+ProbeResult up(double rtt) { return ProbeResult{true, rtt, FailureReason::None, ""}; }
+ProbeResult down(FailureReason r) { return ProbeResult{false, 0, r, ""}; }
+
+const MetricFamily* find(const std::vector<MetricFamily>& fs, const std::string& name)
+{
+    for (const auto& f : fs)
+        if (f.name == name)
+            return &f;
+    return nullptr;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(MetricsBuilderTests)
+
+BOOST_AUTO_TEST_CASE(histogram_is_cumulative)
+{
+    // prometheus_ss_exporter's known bug, done right: bounds [1, 5, 10], samples 11, 15, 0.1, 0.5, 4, 6.
+    MetricsBuilder b(oneJob({1, 5, 10}));
+    auto s = b.addSeries(0, "ping", {});
+    for (double v : {11.0, 15.0, 0.1, 0.5, 4.0, 6.0})
+        b.record(s, up(v), 1000);
+    auto fs = b.collect();
+    const MetricFamily* h = find(fs, "fleetprobe_rtt_seconds");
+    BOOST_TEST_REQUIRE(h);
+    const Metric& m = h->metrics.at(0);
+    BOOST_TEST(m.buckets.size() == 3u);
+    BOOST_TEST(m.buckets[0].cumulativeCount == 2u);
+    BOOST_TEST(m.buckets[1].cumulativeCount == 3u);
+    BOOST_TEST(m.buckets[2].cumulativeCount == 4u);
+    BOOST_TEST(m.sampleCount == 6u);
+    BOOST_TEST(m.sampleSum == 36.6, boost::test_tools::tolerance(1e-9));
+}
+
+BOOST_AUTO_TEST_CASE(counters_state_changes_last_seen)
+{
+    MetricsBuilder b(oneJob({}));
+    auto s = b.addSeries(0, "ping", {});
+    b.record(s, down(FailureReason::Timeout), 100); // first observation: not a change
+    b.record(s, up(0.2), 110);
+    b.record(s, up(0.3), 120);
+    b.record(s, down(FailureReason::Timeout), 130);
+    b.record(s, down(FailureReason::Unreachable), 140);
+    const SeriesStats& st = b.stats(s);
+    BOOST_TEST(st.probes == 5u);
+    BOOST_TEST(st.stateChanges == 2u);
+    BOOST_TEST(st.lastSeenUnix == 120);
+    BOOST_TEST(st.failures[static_cast<int>(FailureReason::Timeout)] == 2u);
+    BOOST_TEST(st.failures[static_cast<int>(FailureReason::Unreachable)] == 1u);
+
+    auto fs = b.collect();
+    BOOST_TEST(!find(fs, "fleetprobe_rtt_seconds")); // rtt_buckets [] disables the histogram
+    BOOST_TEST(!find(fs, "fleetprobe_last_rtt_seconds")); // down now: no last RTT
+    BOOST_TEST(find(fs, "fleetprobe_up")->metrics.at(0).value == 0);
+    BOOST_TEST(find(fs, "fleetprobe_last_seen_timestamp_seconds")->metrics.at(0).value == 120);
+    BOOST_TEST(find(fs, "fleetprobe_probe_failures_total")->metrics.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(labels_job_labels_override_conf_labels)
+{
+    MetricsBuilder b(oneJob({}));
+    auto s = b.addSeries(0, "port", {{"port", "502"}, {"protocol", "tcp"}});
+    b.record(s, up(0.01), 1);
+    auto fs = b.collect();
+    Labels expected = {{"device", "m1"},  {"address", "192.0.2.1"}, {"scraper", "port"},
+                       {"port", "502"},   {"protocol", "tcp"},       {"site", "north"},
+                       {"model", "X1"}};
+    BOOST_TEST((find(fs, "fleetprobe_up")->metrics.at(0).labels == expected));
+}
+
+BOOST_AUTO_TEST_CASE(dev_ping_uses_value_dev_down)
+{
+    auto config = oneJob({});
+    config.valueDevDown = 1234;
+    MetricsBuilder b(config);
+    auto s = b.addSeries(0, "ping", {});
+    b.record(s, up(0.002), 1);
+    BOOST_TEST(b.devPing().at(0).second == 2.0, boost::test_tools::tolerance(1e-9));
+    b.record(s, down(FailureReason::Timeout), 2);
+    BOOST_TEST(b.devPing().at(0).second == 1234);
+}
+
+BOOST_AUTO_TEST_CASE(self_metrics_are_written)
+{
+    MetricsBuilder b(oneJob({}));
+    b.self().cycles = 3;
+    b.self().overruns = 1;
+    b.self().pushFailures = 2;
+    auto text = TextSerializer::serialize(b.collect());
+    BOOST_TEST(text.find("exporter_cycles_total 3\n") != std::string::npos);
+    BOOST_TEST(text.find("exporter_overruns_total 1\n") != std::string::npos);
+    BOOST_TEST(text.find("exporter_push_failures_total 2\n") != std::string::npos);
+    BOOST_TEST(text.find("exporter_jobs 1\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(CycleSchedulerTests)
+
+BOOST_AUTO_TEST_CASE(ticks_do_not_drift_and_overruns_skip_missed_ticks)
+{
+    using namespace std::chrono;
+    const CycleScheduler::Clock::time_point t0{};
+    CycleScheduler s(t0, seconds(10));
+    auto n = s.advance(t0 + milliseconds(1200)); // a short cycle
+    BOOST_TEST(!n.overrun);
+    BOOST_TEST((n.start == t0 + seconds(10)));
+    n = s.advance(t0 + milliseconds(10900)); // started late by nothing, ended at 10.9 s
+    BOOST_TEST(!n.overrun);
+    BOOST_TEST((n.start == t0 + seconds(20))); // not 20.9: no drift
+    n = s.advance(t0 + milliseconds(45000)); // cycle 2 (from 20 s) ran until 45 s: ticks 30 and 40 missed
+    BOOST_TEST(n.overrun);
+    BOOST_TEST(n.skipped == 2u);
+    BOOST_TEST((n.start == t0 + seconds(50)));
+    BOOST_TEST(s.tick() == 5u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

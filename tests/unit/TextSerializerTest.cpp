@@ -1,0 +1,110 @@
+#include "TextSerializer.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <clocale>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <locale>
+
+using namespace fleetprobe;
+
+BOOST_AUTO_TEST_SUITE(TextSerializerTests)
+
+BOOST_AUTO_TEST_CASE(golden_gauge_counter_histogram)
+{
+    std::vector<MetricFamily> families = {
+        {"fleetprobe_up", "1 when up.", MetricType::Gauge,
+         {Metric{{{"device", "m1"}, {"address", "192.0.2.1"}}, 1, {}, 0, 0},
+          Metric{{{"device", "m2"}, {"address", "192.0.2.2"}}, 0, {}, 0, 0}}},
+        {"fleetprobe_probes_total", "Probes made.", MetricType::Counter, {Metric{{{"device", "m1"}}, 42, {}, 0, 0}}},
+        {"fleetprobe_rtt_seconds", "RTT.", MetricType::Histogram,
+         {Metric{{{"device", "m1"}}, 0, {{0.1, 1}, {1, 3}}, 1.25, 4}}},
+        {"exporter_jobs", "Jobs.", MetricType::Gauge, {Metric{{}, 2, {}, 0, 0}}},
+    };
+    const std::string expected = "# HELP fleetprobe_up 1 when up.\n"
+                                 "# TYPE fleetprobe_up gauge\n"
+                                 "fleetprobe_up{device=\"m1\",address=\"192.0.2.1\"} 1\n"
+                                 "fleetprobe_up{device=\"m2\",address=\"192.0.2.2\"} 0\n"
+                                 "# HELP fleetprobe_probes_total Probes made.\n"
+                                 "# TYPE fleetprobe_probes_total counter\n"
+                                 "fleetprobe_probes_total{device=\"m1\"} 42\n"
+                                 "# HELP fleetprobe_rtt_seconds RTT.\n"
+                                 "# TYPE fleetprobe_rtt_seconds histogram\n"
+                                 "fleetprobe_rtt_seconds_bucket{device=\"m1\",le=\"0.1\"} 1\n"
+                                 "fleetprobe_rtt_seconds_bucket{device=\"m1\",le=\"1\"} 3\n"
+                                 "fleetprobe_rtt_seconds_bucket{device=\"m1\",le=\"+Inf\"} 4\n"
+                                 "fleetprobe_rtt_seconds_sum{device=\"m1\"} 1.25\n"
+                                 "fleetprobe_rtt_seconds_count{device=\"m1\"} 4\n"
+                                 "# HELP exporter_jobs Jobs.\n"
+                                 "# TYPE exporter_jobs gauge\n"
+                                 "exporter_jobs 2\n";
+    BOOST_TEST(TextSerializer::serialize(families) == expected);
+}
+
+BOOST_AUTO_TEST_CASE(empty_list_gives_empty_text)
+{
+    BOOST_TEST(TextSerializer::serialize({}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(label_values_escape_backslash_quote_newline_only)
+{
+    MetricFamily f{"m", "h", MetricType::Gauge, {Metric{{{"device", "a\"b\\c\nd/{}\xF0\x9F\x93\xA1\t"}}, 1, {}, 0, 0}}};
+    BOOST_TEST(TextSerializer::serialize({f}) ==
+               "# HELP m h\n# TYPE m gauge\nm{device=\"a\\\"b\\\\c\\nd/{}\xF0\x9F\x93\xA1\t\"} 1\n");
+}
+
+BOOST_AUTO_TEST_CASE(help_escapes_backslash_and_newline_but_not_quotes)
+{
+    BOOST_TEST(TextSerializer::escapeHelp("a \"q\" \\ b\nc") == "a \"q\" \\\\ b\\nc");
+}
+
+BOOST_AUTO_TEST_CASE(special_values)
+{
+    BOOST_TEST(TextSerializer::formatValue(std::numeric_limits<double>::quiet_NaN()) == "NaN");
+    BOOST_TEST(TextSerializer::formatValue(std::numeric_limits<double>::infinity()) == "+Inf");
+    BOOST_TEST(TextSerializer::formatValue(-std::numeric_limits<double>::infinity()) == "-Inf");
+    BOOST_TEST(TextSerializer::formatValue(0) == "0");
+    BOOST_TEST(TextSerializer::formatValue(-0.5) == "-0.5");
+}
+
+BOOST_AUTO_TEST_CASE(shortest_round_trip_floats)
+{
+    BOOST_TEST(TextSerializer::formatValue(0.1) == "0.1");
+    BOOST_TEST(TextSerializer::formatValue(1e-05) == "1e-05");
+    BOOST_TEST(TextSerializer::formatValue(3000) == "3000");
+    BOOST_TEST(TextSerializer::formatValue(1795385817.0080647) == "1795385817.0080647");
+    for (double v : {0.1 + 0.2, 1.0 / 3.0, 6.02214076e23, 5e-324})
+        BOOST_TEST(std::strtod(TextSerializer::formatValue(v).c_str(), nullptr) == v);
+}
+
+BOOST_AUTO_TEST_CASE(output_does_not_depend_on_the_locale)
+{
+    // A locale with a decimal comma, when the machine has one; the C++ global locale too.
+    const char* names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "C.UTF-8"};
+    std::string old = std::setlocale(LC_ALL, nullptr);
+    bool set = false;
+    for (const char* n : names)
+        if (std::setlocale(LC_ALL, n))
+        {
+            set = true;
+            try
+            {
+                std::locale::global(std::locale(n));
+            }
+            catch (const std::exception&)
+            {
+            }
+            break;
+        }
+    if (!set)
+        BOOST_TEST_MESSAGE("no non-C locale installed; checking under the C locale only");
+    MetricFamily f{"m", "h", MetricType::Gauge, {Metric{{}, 1234567.25, {}, 0, 0}}};
+    const std::string text = TextSerializer::serialize({f});
+    std::setlocale(LC_ALL, old.c_str());
+    std::locale::global(std::locale::classic());
+    BOOST_TEST(text == "# HELP m h\n# TYPE m gauge\nm 1234567.25\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
