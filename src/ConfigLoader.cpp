@@ -322,8 +322,7 @@ bool ConfigLoader::isValidUtf8(const std::string& text)
     return true;
 }
 
-std::optional<DeviceClassConfig> ConfigLoader::loadFile(const std::string& file,
-                                                        std::vector<std::string>& errors) const
+std::optional<std::string> ConfigLoader::readText(const std::string& file, std::vector<std::string>& errors)
 {
     std::ifstream in(file, std::ios::binary);
     if (!in)
@@ -348,7 +347,16 @@ std::optional<DeviceClassConfig> ConfigLoader::loadFile(const std::string& file,
         errors.push_back(file + ": read error: " + std::strerror(errno));
         return std::nullopt;
     }
-    return parse(text, file, errors);
+    return text;
+}
+
+std::optional<DeviceClassConfig> ConfigLoader::loadFile(const std::string& file,
+                                                        std::vector<std::string>& errors) const
+{
+    auto text = readText(file, errors);
+    if (!text)
+        return std::nullopt;
+    return parse(*text, file, errors);
 }
 
 std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, const std::string& file,

@@ -3,6 +3,7 @@
 #include "CycleScheduler.h"
 #include "GroupingKey.h"
 #include "Log.h"
+#include "StateStore.h"
 #include "TextSerializer.h"
 
 #include <Poco/Exception.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <thread>
 
 namespace fleetprobe
 {
@@ -18,6 +20,8 @@ void StopSignal::request()
 {
     {
         std::lock_guard<std::mutex> lock(_mutex);
+        if (!_stop)
+            _at = std::chrono::steady_clock::now();
         _stop = true;
     }
     _cv.notify_all();
@@ -27,6 +31,12 @@ bool StopSignal::requested() const
 {
     std::lock_guard<std::mutex> lock(_mutex);
     return _stop;
+}
+
+std::chrono::steady_clock::time_point StopSignal::requestedAt() const
+{
+    std::lock_guard<std::mutex> lock(_mutex);
+    return _at;
 }
 
 bool StopSignal::waitUntil(std::chrono::steady_clock::time_point deadline)
@@ -105,6 +115,43 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
             }
         }
     }
+    if (_options.state)
+    {
+        std::string problem;
+        auto state = _options.state->load(_config.promId, problem);
+        if (!problem.empty())
+            log().error(_config.file + ": " + problem);
+        if (state)
+        {
+            const std::size_t restored = _metrics.importState(*state);
+            log().information(_config.file + ": state restored for " + std::to_string(restored) + " series (" +
+                              std::to_string(state->series.size() - std::min(restored, state->series.size())) +
+                              " no longer configured, dropped)");
+        }
+    }
+    if (auto* client = dynamic_cast<PushgatewayClient*>(_sink.get()))
+        client->setAbortCheck([this] { return std::chrono::steady_clock::now() > stopDeadline(); });
+}
+
+std::chrono::steady_clock::time_point ConfigRunner::stopDeadline() const
+{
+    if (!_options.stop || !_options.stop->requested())
+        return std::chrono::steady_clock::time_point::max();
+    return _options.stop->requestedAt() + _options.stopGrace;
+}
+
+void ConfigRunner::saveState()
+{
+    if (!_options.state)
+        return;
+    try
+    {
+        _options.state->save(_config.promId, _metrics.exportState());
+    }
+    catch (const std::exception& e)
+    {
+        log().error(_config.file + ": cannot save state: " + e.what());
+    }
 }
 
 ConfigRunner::~ConfigRunner()
@@ -115,17 +162,43 @@ ConfigRunner::~ConfigRunner()
 bool ConfigRunner::push(const std::string& path, const std::string& body,
                         std::chrono::steady_clock::time_point deadline)
 {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    using namespace std::chrono;
+    SelfStats& self = _metrics.self();
+    auto delay = _options.retryDelay;
     PushOutcome outcome;
-    if (left.count() <= 0)
-        outcome.message = "no time left in the cycle's push budget";
-    else
+    for (int attempt = 1;; ++attempt)
+    {
+        const auto limit = std::min(deadline, stopDeadline());
+        const auto left = duration_cast<milliseconds>(limit - steady_clock::now());
+        if (left.count() <= 0)
+        {
+            if (attempt == 1)
+                outcome.message = "no time left in the cycle's push budget";
+            break;
+        }
         outcome = _sink->put(path, body, left);
-    if (outcome.ok())
-        return true;
-    ++_metrics.self().pushFailures;
-    log().warning("%s: push to %s failed (%s): %s", _config.file, path, std::string(outcome.resultName()),
-                  outcome.message);
+        if (outcome.ok())
+        {
+            ++self.pushOutcomes[static_cast<std::size_t>(PushOutcome::Result::Ok)];
+            self.lastPushSuccessUnix = duration<double>(system_clock::now().time_since_epoch()).count();
+            return true;
+        }
+        if (outcome.result == PushOutcome::Result::Http4xx)
+            break; // the body is refused: sending it again cannot help
+        log().warning(_config.file + ": push to " + path + " failed (attempt " + std::to_string(attempt) + ", " +
+                      outcome.resultName() + "): " + outcome.message);
+        // Wait before the next attempt, but not past the budget; no new attempt after a stop request.
+        const auto wake = steady_clock::now() + delay;
+        if (wake >= deadline)
+            break;
+        if (_options.stop ? _options.stop->waitUntil(wake) : (std::this_thread::sleep_until(wake), false))
+            break;
+        delay = std::min(delay * 2, _options.retryDelayMax);
+    }
+    ++self.pushOutcomes[static_cast<std::size_t>(outcome.result)];
+    ++self.pushFailures;
+    log().warning(_config.file + ": push to " + path + " failed (" + outcome.resultName() + "): " + outcome.message +
+                  "; the counters are kept and go with the next push");
     return false;
 }
 
@@ -170,6 +243,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     outcome.probeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     SelfStats& self = _metrics.self();
     ++self.cycles;
+    self.configReloadSuccess = _reloadSuccess.load();
     self.lastDurationSeconds = outcome.probeSeconds;
 
     const auto deadline = std::chrono::steady_clock::now() +
@@ -191,6 +265,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
         outcome.pushed = push(GroupingKey::path(_config.promId), TextSerializer::serialize(own), deadline) &&
                          outcome.pushed;
     }
+    saveState();
     if (log().debug())
         log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " + std::to_string(outcome.up) +
                     " up, " + std::to_string(outcome.down) + " down, probes " +

@@ -7,6 +7,7 @@
 
 #include <Poco/ThreadPool.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -27,18 +28,28 @@ public:
     bool requested() const;
     /// Waits until `deadline` or a stop request; returns true when stop was requested.
     bool waitUntil(std::chrono::steady_clock::time_point deadline);
+    /// When stop was requested (the epoch of steady_clock when it was not).
+    std::chrono::steady_clock::time_point requestedAt() const;
 
 private:
     mutable std::mutex _mutex;
     std::condition_variable _cv;
     bool _stop = false;
+    std::chrono::steady_clock::time_point _at{};
 };
+
+class StateStore;
 
 /// Settings a runner takes from the command line.
 struct RunnerOptions
 {
-    std::string instance;                            ///< the `instance` of the grouping key
-    std::chrono::milliseconds pushTimeout{10000};    ///< total limit of the pushes of one cycle
+    std::string instance;                         ///< the `instance` of the grouping key
+    std::chrono::milliseconds pushTimeout{10000}; ///< total limit of the pushes of one cycle, retries included
+    std::chrono::milliseconds stopGrace{5000};    ///< how long a push may go on after a stop request
+    std::chrono::milliseconds retryDelay{500};    ///< first delay between push attempts; doubles each retry
+    std::chrono::milliseconds retryDelayMax{4000};
+    StateStore* state = nullptr; ///< where the cumulative statistics are kept; null: not kept
+    StopSignal* stop = nullptr;  ///< stop requests (bounds pushes by stopGrace); null: none
 };
 
 /// What one cycle did.
@@ -76,10 +87,15 @@ public:
     /// The grouping-key path of the main group.
     const std::string& groupPath() const { return _groupPath; }
 
+    /// Sets `exporter_config_reload_success` (1 or 0) for the next cycles. Thread-safe.
+    void setReloadSuccess(bool ok) { _reloadSuccess = ok ? 1 : 0; }
+
 private:
     struct Plan;
 
     bool push(const std::string& path, const std::string& body, std::chrono::steady_clock::time_point deadline);
+    std::chrono::steady_clock::time_point stopDeadline() const;
+    void saveState();
 
     DeviceClassConfig _config;
     MetricsBuilder _metrics;
@@ -88,6 +104,7 @@ private:
     std::string _groupPath;
     std::vector<std::unique_ptr<Plan>> _plans;
     Poco::ThreadPool _pool;
+    std::atomic<int> _reloadSuccess{-1};
 };
 
 } // namespace fleetprobe

@@ -13,8 +13,12 @@
 
 #include <curl/curl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -68,6 +72,9 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(Option("push-timeout", "", "Time limit of the pushes of one cycle, seconds (default 10; in loop "
                                                  "mode also bounded by the interval).")
                           .argument("SECONDS"));
+    options.addOption(Option("state-dir", "", std::string("Where the cumulative counters survive restarts (default ") +
+                                                  StateStore::defaultDirectory() + "). Locked: one process per directory.")
+                          .argument("DIR"));
     options.addOption(
         Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.").argument("LEVEL"));
 }
@@ -97,6 +104,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _check = true;
     else if (name == "log-level")
         _logLevel = value;
+    else if (name == "state-dir")
+        _stateDir = value, _stateDirSet = true;
     else if (name == "push-timeout")
     {
         std::size_t used = 0;
@@ -124,7 +133,8 @@ void FleetprobeApp::printHelp()
     help.setHeader("Probes fleets of intermittently connected devices (ping, port) and pushes the results to a "
                    "Prometheus Pushgateway. Without a push target the exposition text goes to stdout.");
     help.setFooter("Exit codes: 0 every push succeeded; 1 a push failed; 2 bad usage or config; 4 system error "
-                   "(e.g. no permission for raw ICMP). In loop mode SIGTERM/SIGINT stop after the cycle in flight. "
+                   "(e.g. no permission for raw ICMP). SIGTERM/SIGINT stop after the cycle in flight; SIGHUP reloads the "
+                   "configs (loop mode). "
                    "See docs/ for the config and metrics reference.");
     help.setUnixStyle(true);
     help.format(std::cout);
@@ -151,14 +161,17 @@ std::vector<std::string> FleetprobeApp::configFiles() const
     return files;
 }
 
-std::vector<DeviceClassConfig> FleetprobeApp::loadConfigs(std::vector<std::string>& errors) const
+std::vector<FleetprobeApp::LoadedConfig> FleetprobeApp::loadConfigs(std::vector<std::string>& errors) const
 {
     ConfigLoader loader(_registry);
-    std::vector<DeviceClassConfig> configs;
+    std::vector<LoadedConfig> configs;
     std::map<std::string, std::string> promIds;
     for (const auto& file : configFiles())
     {
-        auto config = loader.loadFile(file, errors);
+        auto text = ConfigLoader::readText(file, errors);
+        if (!text)
+            continue;
+        auto config = loader.parse(*text, file, errors);
         if (!config)
             continue;
         auto [it, fresh] = promIds.emplace(config->promId, file);
@@ -168,7 +181,7 @@ std::vector<DeviceClassConfig> FleetprobeApp::loadConfigs(std::vector<std::strin
                              " (the two would overwrite each other's push group)");
             continue;
         }
-        configs.push_back(std::move(*config));
+        configs.push_back(LoadedConfig{std::move(*config), std::move(*text)});
     }
     return configs;
 }
@@ -193,6 +206,44 @@ int FleetprobeApp::main(const std::vector<std::string>& args)
     }
 }
 
+namespace
+{
+
+/// Raises the soft open-file limit to the hard one, so that large configs do not meet EMFILE.
+void raiseOpenFileLimit()
+{
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max)
+    {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            log().warning(std::string("cannot raise the open-file limit: ") + std::strerror(errno));
+    }
+}
+
+const char* signalName(int signal)
+{
+    switch (signal)
+    {
+    case SIGINT:
+        return "SIGINT";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGHUP:
+        return "SIGHUP";
+    }
+    return "a signal";
+}
+
+} // namespace
+
+std::unique_ptr<MetricsSink> FleetprobeApp::makeSink() const
+{
+    if (_target.url.empty())
+        return std::make_unique<StreamSink>(std::cout);
+    return std::make_unique<PushgatewayClient>(_target);
+}
+
 int FleetprobeApp::runMain()
 {
     if (_help)
@@ -212,9 +263,11 @@ int FleetprobeApp::runMain()
         throw ConfigError("--pushgateway and --push-config are mutually exclusive");
     if (_check && _once)
         throw ConfigError("--check and --once are mutually exclusive");
+    if (_stateDirSet && _stateDir.empty())
+        throw ConfigError("--state-dir: must not be empty");
 
     std::vector<std::string> errors;
-    std::vector<DeviceClassConfig> configs = loadConfigs(errors);
+    std::vector<LoadedConfig> configs = loadConfigs(errors);
     for (const auto& e : errors)
         std::cerr << e << "\n";
     if (_check)
@@ -227,74 +280,216 @@ int FleetprobeApp::runMain()
         std::cerr << "fleetprobe: no valid config to run\n";
         return ExitUsage;
     }
-    int code = errors.empty() ? ExitOk : ExitUsage;
 
-    PushTarget target;
     if (!_pushgateway.empty())
-        target.url = ConfigLoader::normalizePushUrl(_pushgateway);
+        _target.url = ConfigLoader::normalizePushUrl(_pushgateway);
     else if (!_pushConfig.empty())
-        target = ConfigLoader::loadPushFile(_pushConfig);
-    const std::string instance = _instanceSet ? _instance : Poco::Environment::nodeName();
-    RunnerOptions options{instance, std::chrono::milliseconds(static_cast<long long>(_pushTimeoutSeconds * 1000))};
+        _target = ConfigLoader::loadPushFile(_pushConfig);
+    _instanceName = _instanceSet ? _instance : Poco::Environment::nodeName();
+    if (_instanceName.empty())
+        throw ConfigError("--instance: must not be empty (an empty instance is the Pushgateway's default and would "
+                          "collide with other groups)");
 
-    // Loop mode: SIGINT/SIGTERM are taken by sigwait() below, so block them before any thread exists.
-    sigset_t stopSignals;
-    sigemptyset(&stopSignals);
-    sigaddset(&stopSignals, SIGINT);
-    sigaddset(&stopSignals, SIGTERM);
-    if (!_once)
-        pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+    try
+    {
+        _state = std::make_unique<StateStore>(_stateDirSet ? _stateDir : StateStore::defaultDirectory());
+    }
+    catch (const StateLockedError& e)
+    {
+        std::cerr << "fleetprobe: " << e.what() << "\n";
+        return ExitUsage;
+    }
+    catch (const std::exception& e)
+    {
+        std::cerr << "fleetprobe: " << e.what() << " (choose another with --state-dir)\n";
+        return ExitSystem;
+    }
+    raiseOpenFileLimit();
+
+    // Signals are taken by sigwait() in one place, so block them before any thread exists.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1})
+        sigaddset(&signals, s);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         throw std::runtime_error("curl_global_init failed");
-    std::vector<std::unique_ptr<ConfigRunner>> runners;
-    for (auto& config : configs)
-    {
-        std::unique_ptr<MetricsSink> sink;
-        if (target.url.empty())
-            sink = std::make_unique<StreamSink>(std::cout);
-        else
-            sink = std::make_unique<PushgatewayClient>(target);
-        runners.push_back(std::make_unique<ConfigRunner>(std::move(config), _registry, std::move(sink), options));
-    }
-    log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " + std::to_string(runners.size()) +
-                      " config(s), instance \"" + instance + "\", " +
-                      (target.url.empty() ? std::string("writing to stdout") : "pushing to " + target.url) +
+    log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " + std::to_string(configs.size()) +
+                      " config(s), instance \"" + _instanceName + "\", " +
+                      (_target.url.empty() ? std::string("writing to stdout") : "pushing to " + _target.url) +
                       (_once ? ", one cycle" : ", loop mode"));
+    const int code = _once ? runOnce(configs, errors.empty() ? ExitOk : ExitUsage, signals) : runLoop(configs, signals);
+    curl_global_cleanup();
+    return code;
+}
 
-    if (_once)
-    {
-        std::vector<CycleOutcome> outcomes(runners.size());
-        std::vector<std::thread> threads;
-        for (std::size_t i = 0; i < runners.size(); ++i)
-            threads.emplace_back([&, i] { outcomes[i] = runners[i]->runCycle(); });
-        for (auto& t : threads)
-            t.join();
-        for (const auto& o : outcomes)
-        {
-            if (!o.pushed)
-                code = std::max(code, static_cast<int>(ExitPushFailed));
-            if (o.permissionDenied)
-                code = std::max(code, static_cast<int>(ExitSystem));
-        }
-        runners.clear();
-        curl_global_cleanup();
-        return code;
-    }
+RunnerOptions FleetprobeApp::runnerOptions(StopSignal* stop) const
+{
+    RunnerOptions options;
+    options.instance = _instanceName;
+    options.pushTimeout = std::chrono::milliseconds(static_cast<long long>(_pushTimeoutSeconds * 1000));
+    options.state = _state.get();
+    options.stop = stop;
+    return options;
+}
 
+int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const sigset_t& signals)
+{
     StopSignal stop;
+    // A signal thread turns SIGTERM/SIGINT into a stop request: the cycle finishes, its push gets a short grace,
+    // the state is saved. SIGUSR1 from this thread ends it once the work is done.
+    std::thread signalThread([&stop, &signals] {
+        int signal = 0;
+        while (sigwait(&signals, &signal) == 0 && signal == SIGHUP)
+            log().information("SIGHUP ignored in --once mode");
+        if (signal != SIGUSR1)
+        {
+            log().information(std::string("received ") + signalName(signal) + ": finishing the cycle in flight");
+            stop.request();
+        }
+    });
+    std::vector<std::unique_ptr<ConfigRunner>> runners;
+    for (auto& loaded : configs)
+        runners.push_back(
+            std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(), runnerOptions(&stop)));
+    std::vector<CycleOutcome> outcomes(runners.size());
     std::vector<std::thread> threads;
-    for (auto& runner : runners)
-        threads.emplace_back([&stop, r = runner.get()] { r->runLoop(stop); });
-    int signal = 0;
-    sigwait(&stopSignals, &signal);
-    log().information(std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") +
-                      ": finishing the cycles in flight");
-    stop.request();
+    for (std::size_t i = 0; i < runners.size(); ++i)
+        threads.emplace_back([&, i] { outcomes[i] = runners[i]->runCycle(); });
     for (auto& t : threads)
         t.join();
-    runners.clear();
-    curl_global_cleanup();
+    kill(getpid(), SIGUSR1);
+    signalThread.join();
+    for (const auto& o : outcomes)
+    {
+        if (!o.pushed)
+            code = std::max(code, static_cast<int>(ExitPushFailed));
+        if (o.permissionDenied)
+            code = std::max(code, static_cast<int>(ExitSystem));
+    }
+    return code;
+}
+
+/// A config running in loop mode on its own thread, with its own stop request.
+struct FleetprobeApp::Running
+{
+    std::string text;
+    std::unique_ptr<StopSignal> stop;
+    std::unique_ptr<ConfigRunner> runner;
+    std::thread thread;
+
+    void halt()
+    {
+        stop->request();
+        if (thread.joinable())
+            thread.join();
+    }
+};
+
+void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded)
+{
+    const std::string file = loaded.config.file;
+    Running r;
+    r.text = std::move(loaded.text);
+    r.stop = std::make_unique<StopSignal>();
+    r.runner = std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(), runnerOptions(r.stop.get()));
+    if (reloaded)
+        r.runner->setReloadSuccess(true);
+    r.thread = std::thread([runner = r.runner.get(), stop = r.stop.get()] { runner->runLoop(*stop); });
+    running[file] = std::move(r);
+}
+
+void FleetprobeApp::reload(std::map<std::string, Running>& running)
+{
+    std::vector<std::string> errors;
+    std::vector<LoadedConfig> configs;
+    try
+    {
+        configs = loadConfigs(errors);
+    }
+    catch (const ConfigError& e)
+    {
+        errors.push_back(e.what());
+    }
+    for (const auto& e : errors)
+        log().error("reload: " + e);
+    std::map<std::string, LoadedConfig*> fresh;
+    for (auto& c : configs)
+        fresh[c.config.file] = &c;
+    // Which files have an error now: they keep their running version.
+    std::map<std::string, bool> bad;
+    for (const auto& e : errors)
+        for (const auto& [file, r] : running)
+            if (e.compare(0, file.size() + 1, file + ":") == 0)
+                bad[file] = true;
+
+    for (auto it = running.begin(); it != running.end();)
+    {
+        const std::string& file = it->first;
+        auto f = fresh.find(file);
+        if (f == fresh.end())
+        {
+            if (bad.count(file))
+            {
+                log().error("reload: " + file + " is now invalid; its previous version keeps running");
+                it->second.runner->setReloadSuccess(false);
+                ++it;
+                continue;
+            }
+            log().information("reload: " + file + " is gone; stopping it");
+            it->second.halt();
+            it = running.erase(it);
+            continue;
+        }
+        if (f->second->text == it->second.text)
+            it->second.runner->setReloadSuccess(true);
+        else
+        {
+            log().information("reload: " + file + " changed; restarting it");
+            it->second.halt();
+            it = running.erase(it);
+            start(running, std::move(*f->second), true);
+            fresh.erase(f);
+            continue;
+        }
+        fresh.erase(f);
+        ++it;
+    }
+    for (auto& [file, loaded] : fresh)
+    {
+        if (running.count(file))
+            continue;
+        log().information("reload: starting " + file);
+        start(running, std::move(*loaded), true);
+    }
+}
+
+int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& signals)
+{
+    std::map<std::string, Running> running;
+    for (auto& loaded : configs)
+        start(running, std::move(loaded), false);
+    for (;;)
+    {
+        int signal = 0;
+        if (sigwait(&signals, &signal) != 0)
+            continue;
+        if (signal == SIGHUP)
+        {
+            log().information("received SIGHUP: reloading the configs");
+            reload(running);
+            continue;
+        }
+        if (signal == SIGUSR1)
+            continue;
+        log().information(std::string("received ") + signalName(signal) + ": finishing the cycles in flight");
+        break;
+    }
+    for (auto& [file, r] : running)
+        r.stop->request();
+    for (auto& [file, r] : running)
+        r.halt();
     return ExitOk;
 }
 

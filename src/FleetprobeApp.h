@@ -1,11 +1,17 @@
 #pragma once
 
 #include "Config.h"
+#include "ConfigRunner.h"
+#include "PushClient.h"
 #include "ScraperRegistry.h"
+#include "StateStore.h"
 
 #include <Poco/Util/ServerApplication.h>
 
+#include <map>
+#include <memory>
 #include <string>
+#include <signal.h>
 #include <vector>
 
 namespace fleetprobe
@@ -38,10 +44,24 @@ protected:
     int main(const std::vector<std::string>& args) override;
 
 private:
+    /// A config read from its file, with the text it was parsed from (to tell changes apart on reload).
+    struct LoadedConfig
+    {
+        DeviceClassConfig config;
+        std::string text;
+    };
+
     int runMain();
+    int runOnce(std::vector<LoadedConfig>& configs, int code, const sigset_t& signals);
+    int runLoop(std::vector<LoadedConfig>& configs, const sigset_t& signals);
     void printHelp();
     std::vector<std::string> configFiles() const;
-    std::vector<DeviceClassConfig> loadConfigs(std::vector<std::string>& errors) const;
+    std::vector<LoadedConfig> loadConfigs(std::vector<std::string>& errors) const;
+    std::unique_ptr<MetricsSink> makeSink() const;
+    RunnerOptions runnerOptions(StopSignal* stop) const;
+    struct Running;
+    void start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded);
+    void reload(std::map<std::string, Running>& running);
 
     const ScraperRegistry& _registry;
     bool _help = false;
@@ -56,6 +76,13 @@ private:
     bool _instanceSet = false;
     double _pushTimeoutSeconds = 10;
     std::string _logLevel = "information";
+    std::string _stateDir;
+    bool _stateDirSet = false;
+
+    // Set up by runMain for the run modes.
+    PushTarget _target;
+    std::string _instanceName;
+    std::unique_ptr<StateStore> _state;
 };
 
 } // namespace fleetprobe

@@ -1,7 +1,8 @@
 #include "MetricsBuilder.h"
 
+#include "StateStore.h"
+
 #include <algorithm>
-#include <map>
 
 namespace fleetprobe
 {
@@ -45,6 +46,7 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
     Series s;
     s.jobIndex = jobIndex;
     s.scraper = scraper;
+    s.key = seriesKey(_jobNames.at(jobIndex), scraper, targetLabels);
     s.labels = {{"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
     for (const auto& l : targetLabels)
         s.labels.push_back(l);
@@ -56,6 +58,62 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
     s.stats.bucketCounts.assign(_buckets.size(), 0);
     _series.push_back(std::move(s));
     return _series.size() - 1;
+}
+
+std::string MetricsBuilder::seriesKey(const std::string& device, const std::string& scraper,
+                                      const Labels& targetLabels)
+{
+    // Length-prefixed parts: unambiguous whatever bytes a device name holds.
+    std::string key;
+    auto add = [&key](const std::string& part) {
+        key += std::to_string(part.size());
+        key += ':';
+        key += part;
+    };
+    add(device);
+    add(scraper);
+    for (const auto& l : targetLabels)
+    {
+        add(l.first);
+        add(l.second);
+    }
+    return key;
+}
+
+PersistedState MetricsBuilder::exportState() const
+{
+    PersistedState state;
+    state.rttBuckets = _buckets;
+    state.self = _self;
+    for (const auto& s : _series)
+        state.series[s.key] = s.stats;
+    return state;
+}
+
+std::size_t MetricsBuilder::importState(const PersistedState& state)
+{
+    const bool sameBuckets = state.rttBuckets == _buckets;
+    std::size_t restored = 0;
+    for (auto& s : _series)
+    {
+        auto it = state.series.find(s.key);
+        if (it == state.series.end())
+            continue;
+        SeriesStats st = it->second;
+        if (!sameBuckets || st.bucketCounts.size() != _buckets.size())
+        {
+            st.bucketCounts.assign(_buckets.size(), 0);
+            st.rttSum = 0;
+            st.rttCount = 0;
+        }
+        s.stats = std::move(st);
+        s.upNow = s.stats.lastUp == 1;
+        ++restored;
+    }
+    const int reload = _self.configReloadSuccess;
+    _self = state.self;
+    _self.configReloadSuccess = reload;
+    return restored;
 }
 
 void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double nowUnix)
@@ -154,8 +212,21 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
         .metrics.push_back(Metric{{}, static_cast<double>(_self.cycles), {}, 0, 0});
     family("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter)
         .metrics.push_back(Metric{{}, static_cast<double>(_self.overruns), {}, 0, 0});
-    family("exporter_push_failures_total", "Pushes that failed.", MetricType::Counter)
+    family("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter)
         .metrics.push_back(Metric{{}, static_cast<double>(_self.pushFailures), {}, 0, 0});
+    auto& pushes = family("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
+                          MetricType::Counter);
+    static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+    for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
+        pushes.metrics.push_back(Metric{{{"result", results[i]}}, static_cast<double>(_self.pushOutcomes[i]), {}, 0, 0});
+    if (_self.lastPushSuccessUnix > 0)
+        family("exporter_last_push_success_timestamp_seconds",
+               "Unix time of the last push the sink accepted before this one.", MetricType::Gauge)
+            .metrics.push_back(Metric{{}, _self.lastPushSuccessUnix, {}, 0, 0});
+    if (_self.configReloadSuccess >= 0)
+        family("exporter_config_reload_success", "1 when the last reload (SIGHUP) of this config succeeded, else 0.",
+               MetricType::Gauge)
+            .metrics.push_back(Metric{{}, static_cast<double>(_self.configReloadSuccess), {}, 0, 0});
 
     // A family without samples is not written.
     out.erase(std::remove_if(out.begin(), out.end(), [](const MetricFamily& f) { return f.metrics.empty(); }),

@@ -33,7 +33,12 @@ struct SelfStats
     std::uint64_t cycles = 0;
     std::uint64_t overruns = 0;
     std::uint64_t pushFailures = 0;
+    std::array<std::uint64_t, 4> pushOutcomes{}; ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport
+    double lastPushSuccessUnix = 0;               ///< 0 until a push succeeded
+    int configReloadSuccess = -1;                 ///< -1 before the first SIGHUP, then 1 or 0
 };
+
+struct PersistedState;
 
 /// Turns probe results into metric families for one config: owns the cumulative per-series statistics and
 /// the self statistics. Used by one thread at a time (the config's loop); not synchronized.
@@ -56,6 +61,17 @@ public:
     /// The statistics of a series (for tests and compat output).
     const SeriesStats& stats(std::size_t series) const { return _series.at(series).stats; }
 
+    /// The identity of a series across restarts and reloads: device, scraper and target labels.
+    static std::string seriesKey(const std::string& device, const std::string& scraper, const Labels& targetLabels);
+
+    /// Copies the cumulative statistics of every series and the self counters.
+    PersistedState exportState() const;
+
+    /// Restores statistics saved by exportState: series are matched by key (series no longer configured are
+    /// dropped); histogram counts are kept only when the bucket bounds are unchanged. Returns how many series
+    /// were restored.
+    std::size_t importState(const PersistedState& state);
+
     /// Every family of the push body: device families first, then self-metrics, each contiguous.
     std::vector<MetricFamily> collect() const;
 
@@ -68,6 +84,7 @@ private:
     {
         std::size_t jobIndex;
         std::string scraper;
+        std::string key;
         Labels labels; ///< full label set
         SeriesStats stats;
         bool upNow = false;

@@ -19,6 +19,12 @@ std::size_t collectAnswer(char* data, std::size_t size, std::size_t count, void*
     return n;
 }
 
+int checkAbort(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
+{
+    const auto* abort = static_cast<const std::function<bool()>*>(user);
+    return (*abort && (*abort)()) ? 1 : 0;
+}
+
 /// RAII for a curl header list.
 struct HeaderList
 {
@@ -93,6 +99,9 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const std::stri
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errorBuffer);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, checkAbort);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &_abort);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (!_target.username.empty())
     {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);

@@ -3,6 +3,7 @@
 #include "Config.h"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -69,7 +70,11 @@ public:
 
     PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) override;
 
+    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport error).
+    void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
+
 private:
+    std::function<bool()> _abort;
     PushTarget _target;
     std::chrono::milliseconds _connectTimeout;
     CurlHandle _curl;

@@ -1,5 +1,6 @@
 #include "CycleScheduler.h"
 #include "MetricsBuilder.h"
+#include "StateStore.h"
 #include "TextSerializer.h"
 
 #include <boost/test/unit_test.hpp>
@@ -120,6 +121,32 @@ BOOST_AUTO_TEST_CASE(self_metrics_are_written)
     BOOST_TEST(text.find("exporter_overruns_total 1\n") != std::string::npos);
     BOOST_TEST(text.find("exporter_push_failures_total 2\n") != std::string::npos);
     BOOST_TEST(text.find("exporter_jobs 1\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(state_survives_export_and_import)
+{
+    MetricsBuilder before(oneJob({0.1, 1}));
+    auto s = before.addSeries(0, "ping", {});
+    before.record(s, up(0.05), 10);
+    before.record(s, down(FailureReason::Timeout), 20);
+    before.self().cycles = 2;
+    PersistedState state = StateStore::decode(StateStore::encode(before.exportState()));
+    state.series["3:old4:ping"] = SeriesStats{}; // a device since removed from the config
+
+    MetricsBuilder after(oneJob({0.1, 1}));
+    auto t = after.addSeries(0, "ping", {});
+    BOOST_TEST(after.importState(state) == 1u);
+    after.record(t, up(0.5), 30);
+    BOOST_TEST(after.stats(t).probes == 3u);
+    BOOST_TEST(after.stats(t).stateChanges == 2u); // down -> up continues across the restart
+    BOOST_TEST(after.stats(t).rttCount == 2u);
+    BOOST_TEST(after.self().cycles == 2u);
+
+    MetricsBuilder rebucketed(oneJob({0.2, 2}));
+    auto u = rebucketed.addSeries(0, "ping", {});
+    rebucketed.importState(state);
+    BOOST_TEST(rebucketed.stats(u).probes == 2u);  // counters kept
+    BOOST_TEST(rebucketed.stats(u).rttCount == 0u); // histogram restarts with new bounds
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,379 @@
+#include "StateStore.h"
+
+#include "GroupingKey.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fleetprobe
+{
+namespace
+{
+
+const char* const magic = "fleetprobe-state 1";
+
+std::uint64_t fnv1a(const char* data, std::size_t size)
+{
+    std::uint64_t h = 1469598103934665603ull;
+    for (std::size_t i = 0; i < size; ++i)
+    {
+        h ^= static_cast<unsigned char>(data[i]);
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+void put(std::string& out, double v)
+{
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out += ' ';
+    out.append(buf, r.ptr);
+}
+
+void put(std::string& out, std::uint64_t v)
+{
+    out += ' ';
+    out += std::to_string(v);
+}
+
+/// Reads whitespace-separated fields of one line.
+class Fields
+{
+public:
+    Fields(const std::string& line, std::size_t lineNo) : _line(line), _lineNo(lineNo) {}
+
+    std::string word()
+    {
+        while (_pos < _line.size() && _line[_pos] == ' ')
+            ++_pos;
+        std::size_t start = _pos;
+        while (_pos < _line.size() && _line[_pos] != ' ')
+            ++_pos;
+        if (start == _pos)
+            fail("a field is missing");
+        return _line.substr(start, _pos - start);
+    }
+
+    std::uint64_t u64()
+    {
+        std::string w = word();
+        std::uint64_t v = 0;
+        auto r = std::from_chars(w.data(), w.data() + w.size(), v);
+        if (r.ec != std::errc() || r.ptr != w.data() + w.size())
+            fail("not a count: " + w);
+        return v;
+    }
+
+    double f64()
+    {
+        std::string w = word();
+        double v = 0;
+        auto r = std::from_chars(w.data(), w.data() + w.size(), v);
+        if (r.ec != std::errc() || r.ptr != w.data() + w.size() || !std::isfinite(v))
+            fail("not a number: " + w);
+        return v;
+    }
+
+    bool more()
+    {
+        while (_pos < _line.size() && _line[_pos] == ' ')
+            ++_pos;
+        return _pos < _line.size();
+    }
+
+    [[noreturn]] void fail(const std::string& why) const
+    {
+        throw std::runtime_error("line " + std::to_string(_lineNo) + ": " + why);
+    }
+
+private:
+    const std::string& _line;
+    std::size_t _lineNo;
+    std::size_t _pos = 0;
+};
+
+std::string base64UrlDecode(const std::string& in)
+{
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '-')
+            return 62;
+        if (c == '_')
+            return 63;
+        return -1;
+    };
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : in)
+    {
+        if (c == '=')
+            break;
+        int v = value(c);
+        if (v < 0)
+            throw std::runtime_error("bad series key encoding");
+        buffer = buffer << 6 | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8)
+        {
+            bits -= 8;
+            out += static_cast<char>((buffer >> bits) & 0xFF);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+const char* StateStore::defaultDirectory()
+{
+    return "/var/lib/fleetprobe";
+}
+
+StateStore::StateStore(std::string directory) : _directory(std::move(directory))
+{
+    std::error_code ec;
+    std::filesystem::create_directories(_directory, ec);
+    if (ec)
+        throw std::runtime_error(_directory + ": cannot create the state directory: " + ec.message());
+    const std::string lockPath = _directory + "/fleetprobe.lock";
+    _lockFd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (_lockFd < 0)
+        throw std::runtime_error(lockPath + ": cannot open the state lock: " + std::strerror(errno));
+    if (::flock(_lockFd, LOCK_EX | LOCK_NB) != 0)
+    {
+        const int err = errno;
+        char pid[32] = {0};
+        ssize_t n = ::pread(_lockFd, pid, sizeof pid - 1, 0);
+        ::close(_lockFd);
+        _lockFd = -1;
+        if (err == EWOULDBLOCK)
+            throw StateLockedError(_directory + ": the state directory is in use by another fleetprobe process" +
+                                   (n > 0 ? std::string(" (pid ") + std::string(pid, std::strcspn(pid, "\n")) + ")"
+                                          : std::string()));
+        throw std::runtime_error(lockPath + ": cannot lock: " + std::strerror(err));
+    }
+    const std::string self = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(_lockFd, 0) == 0)
+        (void)!::pwrite(_lockFd, self.data(), self.size(), 0);
+}
+
+StateStore::~StateStore()
+{
+    if (_lockFd >= 0)
+        ::close(_lockFd); // releases the flock
+}
+
+std::string StateStore::pathFor(const std::string& promId) const
+{
+    return _directory + "/" + GroupingKey::base64Url(promId) + ".state";
+}
+
+std::string StateStore::encode(const PersistedState& state)
+{
+    std::string out = magic;
+    out += "\nbuckets";
+    for (double b : state.rttBuckets)
+        put(out, b);
+    const SelfStats& s = state.self;
+    out += "\nself";
+    put(out, s.cycles);
+    put(out, s.overruns);
+    put(out, s.pushFailures);
+    put(out, s.lastPushSuccessUnix);
+    for (auto n : s.pushOutcomes)
+        put(out, n);
+    out += '\n';
+    for (const auto& [key, st] : state.series)
+    {
+        out += "s ";
+        out += GroupingKey::base64Url(key);
+        put(out, st.probes);
+        for (std::size_t i = 1; i < st.failures.size(); ++i)
+            put(out, st.failures[i]);
+        put(out, st.rttSum);
+        put(out, st.rttCount);
+        put(out, st.lastSeenUnix);
+        put(out, static_cast<std::uint64_t>(st.lastUp + 1));
+        put(out, st.stateChanges);
+        put(out, st.lastRttSeconds);
+        put(out, static_cast<std::uint64_t>(st.bucketCounts.size()));
+        for (auto c : st.bucketCounts)
+            put(out, c);
+        out += '\n';
+    }
+    out += "end " + std::to_string(state.series.size());
+    const std::uint64_t sum = fnv1a(out.data(), out.size());
+    out += ' ' + std::to_string(sum) + '\n';
+    return out;
+}
+
+PersistedState StateStore::decode(const std::string& text)
+{
+    const std::size_t endPos = text.rfind("\nend ");
+    if (text.compare(0, std::strlen(magic), magic) != 0)
+        throw std::runtime_error("not a fleetprobe state file (bad header)");
+    if (endPos == std::string::npos || text.empty() || text.back() != '\n')
+        throw std::runtime_error("truncated (no end line)");
+    {
+        const std::string endLine = text.substr(endPos + 1, text.size() - endPos - 2);
+        Fields f(endLine, 0);
+        f.word();
+        f.u64();
+        const std::uint64_t sum = f.u64();
+        const std::size_t bodyLen = endPos + 1 + endLine.rfind(' ');
+        if (fnv1a(text.data(), bodyLen) != sum)
+            throw std::runtime_error("checksum mismatch");
+    }
+    PersistedState state;
+    std::istringstream in(text.substr(0, endPos + 1));
+    std::string line;
+    std::size_t lineNo = 0;
+    std::size_t count = 0;
+    while (std::getline(in, line))
+    {
+        ++lineNo;
+        if (lineNo == 1)
+            continue;
+        Fields f(line, lineNo);
+        const std::string kind = f.word();
+        if (kind == "buckets")
+        {
+            while (f.more())
+                state.rttBuckets.push_back(f.f64());
+        }
+        else if (kind == "self")
+        {
+            SelfStats& s = state.self;
+            s.cycles = f.u64();
+            s.overruns = f.u64();
+            s.pushFailures = f.u64();
+            s.lastPushSuccessUnix = f.f64();
+            for (auto& n : s.pushOutcomes)
+                n = f.u64();
+        }
+        else if (kind == "s")
+        {
+            const std::string key = base64UrlDecode(f.word());
+            SeriesStats st;
+            st.probes = f.u64();
+            for (std::size_t i = 1; i < st.failures.size(); ++i)
+                st.failures[i] = f.u64();
+            st.rttSum = f.f64();
+            st.rttCount = f.u64();
+            st.lastSeenUnix = f.f64();
+            const auto up = f.u64();
+            if (up > 2)
+                f.fail("bad last state");
+            st.lastUp = static_cast<int>(up) - 1;
+            st.stateChanges = f.u64();
+            st.lastRttSeconds = f.f64();
+            const auto nb = f.u64();
+            if (nb > 1024)
+                f.fail("too many buckets");
+            for (std::uint64_t b = 0; b < nb; ++b)
+                st.bucketCounts.push_back(f.u64());
+            state.series[key] = std::move(st);
+            ++count;
+        }
+        else
+            f.fail("unknown record \"" + kind + "\"");
+        if (f.more())
+            f.fail("extra fields");
+    }
+    if (count != state.series.size())
+        throw std::runtime_error("duplicate series");
+    return state;
+}
+
+std::optional<PersistedState> StateStore::load(const std::string& promId, std::string& problem) const
+{
+    const std::string path = pathFor(promId);
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+    {
+        if (errno == ENOENT)
+            return std::nullopt;
+        problem = path + ": cannot read the state file: " + std::strerror(errno);
+    }
+    else
+    {
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        try
+        {
+            return decode(ss.str());
+        }
+        catch (const std::exception& e)
+        {
+            problem = path + ": corrupt state file (" + e.what() + ")";
+        }
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const std::string aside = path + ".corrupt-" + std::to_string(now);
+    if (::rename(path.c_str(), aside.c_str()) == 0)
+        problem += "; moved aside to " + aside + ", counters start from zero";
+    else
+        problem += "; could not move it aside (" + std::string(std::strerror(errno)) + "), counters start from zero";
+    return std::nullopt;
+}
+
+void StateStore::save(const std::string& promId, const PersistedState& state) const
+{
+    const std::string path = pathFor(promId);
+    const std::string tmp = path + ".tmp";
+    const std::string text = encode(state);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(errno));
+    std::size_t done = 0;
+    while (done < text.size())
+    {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+        {
+            const int err = errno;
+            ::close(fd);
+            throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(err));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0)
+    {
+        const int err = errno;
+        ::close(fd);
+        throw std::runtime_error(tmp + ": fsync failed: " + std::strerror(err));
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        throw std::runtime_error(path + ": cannot replace the state file: " + std::strerror(errno));
+    int dfd = ::open(_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+    {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+} // namespace fleetprobe

@@ -1,0 +1,129 @@
+#include "StateStore.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+using namespace fleetprobe;
+
+namespace
+{
+
+/// A fresh state directory under /tmp, removed afterwards.
+struct StateDirFixture
+{
+    std::string dir;
+    StateDirFixture()
+    {
+        char tmpl[] = "/tmp/fleetprobe-state-test-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+    }
+    ~StateDirFixture() { std::filesystem::remove_all(dir); }
+};
+
+PersistedState sample()
+{
+    PersistedState s;
+    s.rttBuckets = {0.1, 1};
+    s.self.cycles = 7;
+    s.self.overruns = 1;
+    s.self.pushFailures = 2;
+    s.self.pushOutcomes = {5, 1, 0, 1};
+    s.self.lastPushSuccessUnix = 1795385817.0080647;
+    SeriesStats st;
+    st.probes = 7;
+    st.failures[1] = 3;
+    st.failures[2] = 1;
+    st.bucketCounts = {2, 1};
+    st.rttSum = 0.3300000000000001;
+    st.rttCount = 3;
+    st.lastSeenUnix = 1795385800.25;
+    st.lastUp = 0;
+    st.stateChanges = 4;
+    st.lastRttSeconds = 0.12;
+    s.series["6:meter\"\n/7"] = st; // any bytes in a key
+    st.lastUp = -1;
+    s.series["x"] = st;
+    return s;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(StateStoreTests, StateDirFixture)
+
+BOOST_AUTO_TEST_CASE(round_trip)
+{
+    const PersistedState in = sample();
+    const PersistedState out = StateStore::decode(StateStore::encode(in));
+    BOOST_TEST(out.rttBuckets == in.rttBuckets);
+    BOOST_TEST(out.self.cycles == 7u);
+    BOOST_TEST(out.self.pushFailures == 2u);
+    BOOST_TEST((out.self.pushOutcomes == in.self.pushOutcomes));
+    BOOST_TEST(out.self.lastPushSuccessUnix == in.self.lastPushSuccessUnix);
+    BOOST_TEST_REQUIRE(out.series.size() == 2u);
+    const SeriesStats& a = out.series.at("6:meter\"\n/7");
+    const SeriesStats& b = in.series.at("6:meter\"\n/7");
+    BOOST_TEST(a.probes == b.probes);
+    BOOST_TEST((a.failures == b.failures));
+    BOOST_TEST(a.bucketCounts == b.bucketCounts);
+    BOOST_TEST(a.rttSum == b.rttSum); // exact: shortest round-trip text
+    BOOST_TEST(a.lastSeenUnix == b.lastSeenUnix);
+    BOOST_TEST(a.lastUp == 0);
+    BOOST_TEST(out.series.at("x").lastUp == -1);
+}
+
+BOOST_AUTO_TEST_CASE(every_truncation_and_a_flipped_byte_are_detected)
+{
+    const std::string text = StateStore::encode(sample());
+    for (std::size_t n = 0; n < text.size(); ++n)
+        BOOST_CHECK_THROW(StateStore::decode(text.substr(0, n)), std::runtime_error);
+    for (std::size_t i = 0; i < text.size(); i += 7)
+    {
+        std::string bad = text;
+        bad[i] = static_cast<char>(bad[i] ^ 0x01);
+        BOOST_CHECK_THROW(StateStore::decode(bad), std::runtime_error);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(save_then_load)
+{
+    StateStore store(dir);
+    store.save("meters/gprs", sample());
+    std::string problem;
+    auto loaded = store.load("meters/gprs", problem);
+    BOOST_TEST(problem.empty());
+    BOOST_TEST_REQUIRE(loaded.has_value());
+    BOOST_TEST(loaded->self.cycles == 7u);
+    BOOST_TEST(!std::filesystem::exists(store.pathFor("meters/gprs") + ".tmp"));
+    BOOST_TEST(!store.load("other", problem).has_value());
+    BOOST_TEST(problem.empty()); // no file is not a problem
+}
+
+BOOST_AUTO_TEST_CASE(a_corrupt_file_is_reported_and_moved_aside)
+{
+    StateStore store(dir);
+    const std::string path = store.pathFor("p");
+    std::ofstream(path) << "fleetprobe-state 1\nself 1 2\n";
+    std::string problem;
+    BOOST_TEST(!store.load("p", problem).has_value());
+    BOOST_TEST(problem.find("corrupt state file") != std::string::npos, problem);
+    BOOST_TEST(problem.find("moved aside") != std::string::npos, problem);
+    BOOST_TEST(!std::filesystem::exists(path));
+    bool aside = false;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        aside = aside || e.path().filename().string().find(".corrupt-") != std::string::npos;
+    BOOST_TEST(aside);
+}
+
+BOOST_AUTO_TEST_CASE(a_second_store_on_the_same_directory_is_refused)
+{
+    StateStore first(dir);
+    BOOST_CHECK_EXCEPTION(StateStore second(dir), StateLockedError, [&](const StateLockedError& e) {
+        return std::string(e.what()).find("in use by another fleetprobe process (pid " + std::to_string(getpid())) !=
+               std::string::npos;
+    });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
