@@ -236,6 +236,34 @@ BOOST_AUTO_TEST_CASE(hostile_but_valid_names_are_kept_verbatim)
     BOOST_TEST(c->jobs[0].labels[0].second == "");
 }
 
+BOOST_AUTO_TEST_CASE(ten_megabyte_files)
+{
+    // 10 MB of nesting: refused by the parser's depth limit, not by a stack overflow.
+    BOOST_TEST(!parse(std::string(10 * 1024 * 1024, '[')));
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0].rfind("configs/meters.json: invalid JSON: ", 0) == 0u, errors[0]);
+
+    // A valid 10 MB config: 50,000 devices.
+    std::string text = R"({"conf": {"prom_id": "big", "interval": 60, "timeout": 1}, "jobs": [)";
+    for (int i = 0; i < 50000; ++i)
+    {
+        text += (i ? "," : "");
+        text += R"({"job": "meter-)" + std::to_string(i) + R"(", "ip": "127.0.)" + std::to_string(i / 250 % 250) +
+                "." + std::to_string(i % 250 + 1) +
+                R"(", "metrics": ["ping", "port"], "ports": [502, {"port": 8080, "protocol": "udp"}],
+                   "labels": {"model": "X1", "room": "basement", "note": "a long enough note to make ten MB"}})";
+    }
+    text += "]}";
+    BOOST_TEST(text.size() > 10'000'000u);
+    auto c = parse(text);
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->jobs.size() == 50000u);
+
+    // 10 MB of bytes that are not JSON at all.
+    BOOST_TEST(!parse(std::string(10 * 1024 * 1024, 'x')));
+    BOOST_TEST(errors.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(load_file_names_missing_files)
 {
     BOOST_TEST(!loader.loadFile("/nonexistent/x.json", errors));
