@@ -3,10 +3,14 @@
 #include "Config.h"
 #include "Log.h"
 #include "Resolver.h"
+#include "SocketBudget.h"
 
 #include <oping.h>
 
 #include <atomic>
+#include <chrono>
+#include <deque>
+#include <mutex>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -37,16 +41,93 @@ private:
 
 std::atomic<bool> permissionReported{false};
 
+/// ICMP echo identifiers in use by this process. liboping matches a reply to a host by identifier and sequence
+/// number only, and every raw socket sees every reply: two hosts with the same random identifier, in one object
+/// or in two running at once, would take each other's replies (a silent device shown up). Identifiers are kept
+/// unique process-wide, and stay reserved for a while after their cycle so that late replies match nothing.
+class IdentRegistry
+{
+public:
+    using Clock = std::chrono::steady_clock;
+
+    /// Reserves `ident` unless it is in use or cooling down.
+    bool reserve(std::uint16_t ident)
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        expire();
+        if (_busy[ident])
+            return false;
+        _busy[ident] = true;
+        return true;
+    }
+
+    /// Frees identifiers once `coolDown` has passed.
+    void release(const std::vector<std::uint16_t>& idents, Clock::duration coolDown)
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        const auto at = Clock::now() + coolDown;
+        for (auto id : idents)
+            _cooling.push_back({at, id});
+    }
+
+    static IdentRegistry& instance()
+    {
+        static IdentRegistry registry;
+        return registry;
+    }
+
+private:
+    void expire()
+    {
+        const auto now = Clock::now();
+        while (!_cooling.empty() && _cooling.front().first <= now)
+        {
+            _busy[_cooling.front().second] = false;
+            _cooling.pop_front();
+        }
+    }
+
+    std::mutex _mutex;
+    std::vector<bool> _busy = std::vector<bool>(65536, false);
+    std::deque<std::pair<Clock::time_point, std::uint16_t>> _cooling;
+};
+
+std::uint16_t identOf(pingobj_iter_t* it)
+{
+    std::uint16_t ident = 0;
+    std::size_t len = sizeof ident;
+    ping_iterator_get_info(it, PING_INFO_IDENT, &ident, &len);
+    return ident;
+}
+
 bool isPermissionError(int err, const char* message)
 {
     return err == EPERM || err == EACCES ||
            (message && (std::strstr(message, "not permitted") || std::strstr(message, "Permission denied")));
 }
 
-/// Pings one chunk of numeric addresses; writes one result per address.
+/// Gives back a number of sockets to the process's budget when it goes out of scope.
+struct BudgetHold
+{
+    std::size_t n;
+    ~BudgetHold() { SocketBudget::instance().release(n); }
+};
+
+/// Pings one chunk of numeric addresses; writes one result per address. A liboping object holds one raw
+/// socket per address family (Debian's 1.10 also opens and closes one per added host to check privileges), and
+/// it refuses descriptors >= FD_SETSIZE because it uses select(): other scrapers keep their sockets above that.
 void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds, std::vector<ProbeResult>& results)
 {
     results.assign(addresses.size(), ProbeResult{false, 0, FailureReason::Timeout, ""});
+    constexpr std::size_t socketsPerObject = 2;
+    if (!SocketBudget::instance().acquire(socketsPerObject,
+                                          std::chrono::steady_clock::now() + std::chrono::seconds(30)))
+    {
+        results.assign(addresses.size(),
+                       ProbeResult{false, 0, FailureReason::Error, "no socket free within 30 s (open-file limit)"});
+        return;
+    }
+    BudgetHold hold{socketsPerObject};
     PingObject obj;
     if (!obj.get())
     {
@@ -75,7 +156,11 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
                                 "reason \"permission\"; the other scrapers go on.");
             }
             else
+            {
                 r.reason = FailureReason::Error;
+                if (log().debug())
+                    log().debug("ping: cannot add " + addresses[i] + ": " + r.detail);
+            }
             continue;
         }
         index[addresses[i]] = i;
@@ -83,6 +168,69 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     }
     if (added == 0)
         return;
+
+    // Give every host a process-wide unique identifier: re-add a host until liboping draws a free one.
+    IdentRegistry& registry = IdentRegistry::instance();
+    std::vector<std::uint16_t> reserved;
+    std::vector<std::string> redraw;
+    for (pingobj_iter_t* it = ping_iterator_get(obj.get()); it; it = ping_iterator_next(it))
+    {
+        const std::uint16_t ident = identOf(it);
+        if (registry.reserve(ident))
+            reserved.push_back(ident);
+        else
+        {
+            char user[1025] = {0};
+            std::size_t len = sizeof user;
+            ping_iterator_get_info(it, PING_INFO_USERNAME, user, &len);
+            redraw.emplace_back(user);
+        }
+    }
+    for (const auto& host : redraw)
+    {
+        bool unique = false;
+        for (int attempt = 0; attempt < 64 && !unique; ++attempt)
+        {
+            ping_host_remove(obj.get(), host.c_str());
+            if (ping_host_add(obj.get(), host.c_str()) != 0)
+                break;
+            for (pingobj_iter_t* it = ping_iterator_get(obj.get()); it; it = ping_iterator_next(it))
+            {
+                char user[1025] = {0};
+                std::size_t len = sizeof user;
+                ping_iterator_get_info(it, PING_INFO_USERNAME, user, &len);
+                if (host == user)
+                {
+                    const std::uint16_t ident = identOf(it);
+                    if ((unique = registry.reserve(ident)))
+                        reserved.push_back(ident);
+                    break;
+                }
+            }
+        }
+        if (!unique)
+        {
+            ping_host_remove(obj.get(), host.c_str());
+            ProbeResult& r = results[index[host]];
+            r.reason = FailureReason::Error;
+            r.detail = "no free ICMP identifier (more than about 60,000 hosts in flight)";
+            index.erase(host);
+        }
+    }
+    struct Release
+    {
+        std::vector<std::uint16_t>& idents;
+        double timeout;
+        ~Release()
+        {
+            // Late replies (GPRS answers long after the timeout) must not match a host of the next cycles.
+            IdentRegistry::instance().release(
+                idents, std::chrono::milliseconds(static_cast<long long>(std::max(5.0, 2 * timeout) * 1000)));
+        }
+    } release{reserved, timeoutSeconds};
+    if (index.empty())
+        return;
+
     if (ping_send(obj.get()) < 0)
         log().debug(std::string("ping: ping_send reported an error for some hosts: ") + ping_get_error(obj.get()));
     for (pingobj_iter_t* it = ping_iterator_get(obj.get()); it; it = ping_iterator_next(it))
@@ -142,11 +290,12 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
         if (r.ok && addressIndex.emplace(r.numeric(), addresses.size()).second)
             addresses.push_back(r.numeric());
 
-    const std::size_t chunks = (addresses.size() + maxHostsPerObject - 1) / maxHostsPerObject;
+    const std::size_t chunkSize = maxHostsPerObject;
+    const std::size_t chunks = (addresses.size() + chunkSize - 1) / chunkSize;
     std::vector<std::vector<std::string>> chunkAddresses(chunks);
     std::vector<std::vector<ProbeResult>> chunkResults(chunks);
     for (std::size_t i = 0; i < addresses.size(); ++i)
-        chunkAddresses[i / maxHostsPerObject].push_back(addresses[i]);
+        chunkAddresses[i / chunkSize].push_back(addresses[i]);
     const double timeoutSeconds = std::chrono::duration<double>(timeout).count();
     std::vector<std::thread> threads;
     for (std::size_t c = 1; c < chunks; ++c)
@@ -165,7 +314,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             continue;
         }
         const std::size_t a = addressIndex[r.numeric()];
-        results[i] = chunkResults[a / maxHostsPerObject][a % maxHostsPerObject];
+        results[i] = chunkResults[a / chunkSize][a % chunkSize];
     }
     return results;
 }

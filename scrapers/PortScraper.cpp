@@ -2,10 +2,12 @@
 
 #include "Config.h"
 #include "Resolver.h"
+#include "SocketBudget.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/select.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -73,16 +75,6 @@ struct InFlight
 
 } // namespace
 
-std::size_t PortScraper::maxInFlight()
-{
-    rlimit lim{};
-    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
-        return 4096;
-    // Leave room for the Pushgateway connection, logs, liboping and the other configs.
-    const rlim_t usable = lim.rlim_cur > 256 ? (lim.rlim_cur - 128) / 2 : 16;
-    return static_cast<std::size_t>(std::min<rlim_t>(usable, 16384));
-}
-
 std::vector<ProbeTarget> PortScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
                                                  std::chrono::milliseconds defaultTimeout) const
 {
@@ -129,7 +121,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     for (std::size_t i = 0; i < targets.size(); ++i)
         pending.push_back(i);
     std::vector<InFlight> active;
-    const std::size_t cap = maxInFlight();
+    SocketBudget& budget = SocketBudget::instance();
 
     auto finish = [&](InFlight& f, ProbeResult r) {
         if (r.up)
@@ -137,17 +129,32 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         results[f.target] = std::move(r);
         ::close(f.fd);
         f.fd = -1;
+        budget.release(1);
     };
 
     while (!pending.empty() || !active.empty())
     {
-        // Start as many probes as the cap allows.
-        while (!pending.empty() && active.size() < cap)
+        // Start as many probes as the process's socket budget allows; with none free, wait for our own
+        // sockets to finish, or (holding none) for other scrapers to give some back.
+        while (!pending.empty())
         {
+            if (!budget.tryAcquire(1) &&
+                (!active.empty() || !budget.acquire(1, Clock::now() + std::chrono::seconds(30))))
+            {
+                if (active.empty())
+                {
+                    results[pending.front()] =
+                        ProbeResult{false, 0, FailureReason::Error, "no socket free within 30 s (open-file limit)"};
+                    pending.pop_front();
+                    continue;
+                }
+                break;
+            }
             const std::size_t i = pending.front();
             const ProbeTarget& t = targets[i];
             sockaddr_storage addr{};
             socklen_t addrLen = 0;
+            auto giveBack = [&] { budget.release(1); };
             if (t.protocol == "unix")
             {
                 auto* un = reinterpret_cast<sockaddr_un*>(&addr);
@@ -160,6 +167,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 const ResolvedAddress& r = resolved[requestIndex[{t.host, familyOf(t.protocol)}]];
                 if (!r.ok)
                 {
+                    giveBack();
                     results[i] = ProbeResult{false, 0, FailureReason::Resolve, r.error};
                     pending.pop_front();
                     continue;
@@ -175,13 +183,25 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             int fd = ::socket(addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (fd < 0)
             {
-                if ((errno == EMFILE || errno == ENFILE) && !active.empty())
+                const int err = errno;
+                giveBack();
+                if ((err == EMFILE || err == ENFILE) && !active.empty())
                     break; // wait for sockets in flight to close
-                results[i] = failure(errno);
+                results[i] = failure(err);
                 pending.pop_front();
                 continue;
             }
             pending.pop_front();
+            // Keep descriptors below FD_SETSIZE free for liboping, which uses select().
+            if (fd < FD_SETSIZE)
+            {
+                int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
+                if (high >= 0)
+                {
+                    ::close(fd);
+                    fd = high;
+                }
+            }
             InFlight f{i, fd, udp, Clock::now(), Clock::now() + t.timeout};
             int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), addrLen);
             if (rc != 0 && errno != EINPROGRESS)
