@@ -13,6 +13,7 @@
 #include <mutex>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -150,10 +151,15 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
             {
                 r.reason = FailureReason::Permission;
                 if (!permissionReported.exchange(true))
+                {
+                    std::error_code ec;
+                    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
                     log().error("ping: cannot open a raw ICMP socket (" + r.detail +
-                                "): run fleetprobe as root or give it the capability: "
-                                "setcap cap_net_raw+ep build/fleetprobe. Ping results are reported as failures with "
-                                "reason \"permission\"; the other scrapers go on.");
+                                "): run fleetprobe as root or give it the capability: setcap cap_net_raw+ep " +
+                                (ec ? std::string("/path/to/fleetprobe") : self.string()) +
+                                ". Ping results are reported as failures with reason \"permission\"; the other "
+                                "scrapers go on.");
+                }
             }
             else
             {

@@ -556,6 +556,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                     Array::Ptr ports = pv.extract<Array::Ptr>();
                     if (!wantsPort)
                         check.error(jp + ".ports", "is set but \"port\" is not in " + jp + ".metrics");
+                    else if (ports->size() == 0)
+                        check.error(jp + ".ports", "is empty: \"port\" is in " + jp + ".metrics, name at least one port");
                     for (std::size_t k = 0; k < ports->size(); ++k)
                     {
                         const std::string pp = jp + ".ports[" + std::to_string(k) + "]";
@@ -697,22 +699,22 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
         std::string rest = pathStart == std::string::npos ? "" : base.substr(pathStart);
         base = base.substr(0, schemeEnd) + authority + ":" + port + rest;
     }
-    target.url = normalizePushUrl(base);
+    target.url = normalizePushUrl(base, file + ": ip_pushgateway");
     return target;
 }
 
-std::string ConfigLoader::normalizePushUrl(const std::string& url)
+std::string ConfigLoader::normalizePushUrl(const std::string& url, const std::string& origin)
 {
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
-        throw ConfigError("--pushgateway: must start with http:// or https://, got \"" + url + "\"");
+        throw ConfigError(origin + ": must start with http:// or https://, got \"" + url + "\"");
     for (unsigned char c : url)
         if (c <= ' ' || c == 0x7f)
-            throw ConfigError("--pushgateway: contains a space or control character: \"" + url + "\"");
+            throw ConfigError(origin + ": contains a space or control character: \"" + url + "\"");
     std::string out = url;
     while (!out.empty() && out.back() == '/')
         out.pop_back();
     if (out.size() <= std::string("https://").size())
-        throw ConfigError("--pushgateway: has no host: \"" + url + "\"");
+        throw ConfigError(origin + ": has no host: \"" + url + "\"");
     return out;
 }
 

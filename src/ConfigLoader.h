@@ -33,8 +33,9 @@ public:
     /// Reads PingExporter's push file. Throws ConfigError naming file, field and value.
     static PushTarget loadPushFile(const std::string& file);
 
-    /// Checks a `--pushgateway` URL and strips a trailing slash. Throws ConfigError.
-    static std::string normalizePushUrl(const std::string& url);
+    /// Checks a Pushgateway URL and strips a trailing slash. Throws ConfigError whose message starts with
+    /// `origin` (the option or file field the URL came from).
+    static std::string normalizePushUrl(const std::string& url, const std::string& origin);
 
     /// True for a label name Prometheus accepts (`[a-zA-Z_][a-zA-Z0-9_]*`, no `__` prefix).
     static bool isValidLabelName(const std::string& name);

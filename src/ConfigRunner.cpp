@@ -291,6 +291,7 @@ void ConfigRunner::runLoop(StopSignal& stop)
             log().warning(_config.file + ": cycle overran the interval of " +
                           TextSerializer::formatValue(_config.intervalSeconds) + " s; " +
                           std::to_string(next.skipped) + " tick(s) skipped");
+            saveState();
         }
         if (stop.waitUntil(next.start))
             break;

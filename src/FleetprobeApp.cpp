@@ -273,7 +273,7 @@ int FleetprobeApp::runMain()
     if (_check)
     {
         std::cerr << "fleetprobe: " << configs.size() << " config(s) valid, " << errors.size() << " error(s)\n";
-        return errors.empty() ? ExitOk : ExitUsage;
+        return errors.empty() && !configs.empty() ? ExitOk : ExitUsage;
     }
     if (configs.empty())
     {
@@ -282,7 +282,7 @@ int FleetprobeApp::runMain()
     }
 
     if (!_pushgateway.empty())
-        _target.url = ConfigLoader::normalizePushUrl(_pushgateway);
+        _target.url = ConfigLoader::normalizePushUrl(_pushgateway, "--pushgateway");
     else if (!_pushConfig.empty())
         _target = ConfigLoader::loadPushFile(_pushConfig);
     _instanceName = _instanceSet ? _instance : Poco::Environment::nodeName();
@@ -290,9 +290,11 @@ int FleetprobeApp::runMain()
         throw ConfigError("--instance: must not be empty (an empty instance is the Pushgateway's default and would "
                           "collide with other groups)");
 
+    // A look at stdout must not touch the state of a running service: there state is kept only on request.
     try
     {
-        _state = std::make_unique<StateStore>(_stateDirSet ? _stateDir : StateStore::defaultDirectory());
+        if (_stateDirSet || !_target.url.empty())
+            _state = std::make_unique<StateStore>(_stateDirSet ? _stateDir : StateStore::defaultDirectory());
     }
     catch (const StateLockedError& e)
     {
@@ -410,7 +412,11 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
     }
     catch (const ConfigError& e)
     {
-        errors.push_back(e.what());
+        // The set of files is unknown: keep every config as it runs.
+        log().error(std::string("reload failed, every config keeps its running version: ") + e.what());
+        for (auto& [file, r] : running)
+            r.runner->setReloadSuccess(false);
+        return;
     }
     for (const auto& e : errors)
         log().error("reload: " + e);

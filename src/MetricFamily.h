@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,8 @@ struct HistogramBucket
 
 /// One series of a family, as plain data. Gauges and counters use `value`; histograms use the
 /// bucket list (finite bounds only, ascending; the +Inf bucket is `sampleCount`), `sampleSum` and `sampleCount`.
+/// The label set is `labels`, or — when `labelText` is set — that pre-rendered text (TextSerializer::renderLabels),
+/// which the families of one series share instead of copying; `extraLabels` follow either.
 struct Metric
 {
     Labels labels;
@@ -35,6 +38,8 @@ struct Metric
     std::vector<HistogramBucket> buckets;
     double sampleSum = 0;
     std::uint64_t sampleCount = 0;
+    std::shared_ptr<const std::string> labelText;
+    Labels extraLabels;
 };
 
 /// A metric family: one name, one HELP, one TYPE and its series. Plain data, copyable, not synchronized.

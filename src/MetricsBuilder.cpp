@@ -1,6 +1,7 @@
 #include "MetricsBuilder.h"
 
 #include "StateStore.h"
+#include "TextSerializer.h"
 
 #include <algorithm>
 
@@ -21,11 +22,6 @@ void setLabel(Labels& labels, const std::string& name, const std::string& value)
     labels.emplace_back(name, value);
 }
 
-Labels with(Labels labels, const char* name, const std::string& value)
-{
-    labels.emplace_back(name, value);
-    return labels;
-}
 
 } // namespace
 
@@ -47,14 +43,15 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
     s.jobIndex = jobIndex;
     s.scraper = scraper;
     s.key = seriesKey(_jobNames.at(jobIndex), scraper, targetLabels);
-    s.labels = {{"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
+    Labels labels = {{"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
     for (const auto& l : targetLabels)
-        s.labels.push_back(l);
+        labels.push_back(l);
     Labels extra = _confLabels;
     for (const auto& l : _jobLabels.at(jobIndex))
         setLabel(extra, l.first, l.second);
     for (const auto& l : extra)
-        s.labels.push_back(l);
+        labels.push_back(l);
+    s.labelText = std::make_shared<const std::string>(TextSerializer::renderLabels(labels));
     s.stats.bucketCounts.assign(_buckets.size(), 0);
     _series.push_back(std::move(s));
     return _series.size() - 1;
@@ -143,6 +140,14 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     }
 }
 
+Metric MetricsBuilder::sample(const Series& s, double value)
+{
+    Metric m;
+    m.value = value;
+    m.labelText = s.labelText;
+    return m;
+}
+
 std::vector<MetricFamily> MetricsBuilder::collect() const
 {
     std::vector<MetricFamily> out;
@@ -155,21 +160,23 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
                       MetricType::Gauge);
     for (const auto& s : _series)
         if (s.stats.lastUp >= 0)
-            up.metrics.push_back(Metric{s.labels, s.upNow ? 1.0 : 0.0, {}, 0, 0});
+            up.metrics.push_back(sample(s, s.upNow ? 1.0 : 0.0));
 
     auto& lastRtt = family("fleetprobe_last_rtt_seconds",
                            "Round-trip time of the last successful probe in the last cycle; absent while down.",
                            MetricType::Gauge);
     for (const auto& s : _series)
         if (s.upNow)
-            lastRtt.metrics.push_back(Metric{s.labels, s.stats.lastRttSeconds, {}, 0, 0});
+            lastRtt.metrics.push_back(sample(s, s.stats.lastRttSeconds));
 
     if (!_buckets.empty())
     {
         auto& hist = family("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
         for (const auto& s : _series)
         {
-            Metric m{s.labels, 0, {}, s.stats.rttSum, s.stats.rttCount};
+            Metric m = sample(s, 0);
+            m.sampleSum = s.stats.rttSum;
+            m.sampleCount = s.stats.rttCount;
             std::uint64_t cumulative = 0;
             for (std::size_t b = 0; b < _buckets.size(); ++b)
             {
@@ -182,7 +189,7 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
 
     auto& probes = family("fleetprobe_probes_total", "Probes made.", MetricType::Counter);
     for (const auto& s : _series)
-        probes.metrics.push_back(Metric{s.labels, static_cast<double>(s.stats.probes), {}, 0, 0});
+        probes.metrics.push_back(sample(s, static_cast<double>(s.stats.probes)));
 
     auto& failures = family("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
     for (const auto& s : _series)
@@ -190,19 +197,22 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
         {
             auto n = s.stats.failures[static_cast<std::size_t>(reason)];
             if (n > 0)
-                failures.metrics.push_back(Metric{with(s.labels, "reason", failureReasonName(reason)),
-                                                  static_cast<double>(n), {}, 0, 0});
+            {
+                Metric m = sample(s, static_cast<double>(n));
+                m.extraLabels = {{"reason", failureReasonName(reason)}};
+                failures.metrics.push_back(std::move(m));
+            }
         }
 
     auto& seen = family("fleetprobe_last_seen_timestamp_seconds",
                         "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
     for (const auto& s : _series)
         if (s.stats.lastSeenUnix > 0)
-            seen.metrics.push_back(Metric{s.labels, s.stats.lastSeenUnix, {}, 0, 0});
+            seen.metrics.push_back(sample(s, s.stats.lastSeenUnix));
 
     auto& changes = family("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
     for (const auto& s : _series)
-        changes.metrics.push_back(Metric{s.labels, static_cast<double>(s.stats.stateChanges), {}, 0, 0});
+        changes.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
 
     family("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge)
         .metrics.push_back(Metric{{}, _self.lastDurationSeconds, {}, 0, 0});

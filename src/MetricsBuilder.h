@@ -5,6 +5,7 @@
 #include "Scraper.h"
 
 #include <array>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -85,10 +86,12 @@ private:
         std::size_t jobIndex;
         std::string scraper;
         std::string key;
-        Labels labels; ///< full label set
+        std::shared_ptr<const std::string> labelText; ///< the full label set, rendered once
         SeriesStats stats;
         bool upNow = false;
     };
+
+    static Metric sample(const Series& s, double value);
 
     std::vector<std::string> _jobNames;
     std::vector<double> _buckets;

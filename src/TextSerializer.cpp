@@ -67,26 +67,39 @@ void appendEscapedLabelValue(std::string& out, const std::string& value)
     }
 }
 
+void appendLabels(std::string& out, const Labels& labels, bool& first)
+{
+    for (const auto& [labelName, labelValue] : labels)
+    {
+        if (!first)
+            out += ',';
+        first = false;
+        out += labelName;
+        out += "=\"";
+        appendEscapedLabelValue(out, labelValue);
+        out += '"';
+    }
+}
+
 /// Writes `name{labels,extra="extraValue"} ` — the trailing space included.
-void appendSeries(std::string& out, const std::string& name, const char* suffix, const Labels& labels,
+void appendSeries(std::string& out, const std::string& name, const char* suffix, const Metric& metric,
                   const char* extraName = nullptr, const std::string* extraValue = nullptr)
 {
     out += name;
     out += suffix;
-    if (!labels.empty() || extraName)
+    const bool rendered = metric.labelText && !metric.labelText->empty();
+    if (rendered || !metric.labels.empty() || !metric.extraLabels.empty() || extraName)
     {
         out += '{';
         bool first = true;
-        for (const auto& [labelName, labelValue] : labels)
+        if (metric.labelText)
         {
-            if (!first)
-                out += ',';
-            first = false;
-            out += labelName;
-            out += "=\"";
-            appendEscapedLabelValue(out, labelValue);
-            out += '"';
+            out += *metric.labelText;
+            first = !rendered;
         }
+        else
+            appendLabels(out, metric.labels, first);
+        appendLabels(out, metric.extraLabels, first);
         if (extraName)
         {
             if (!first)
@@ -107,6 +120,14 @@ std::string TextSerializer::formatValue(double value)
 {
     std::string s;
     appendValue(s, value);
+    return s;
+}
+
+std::string TextSerializer::renderLabels(const Labels& labels)
+{
+    std::string s;
+    bool first = true;
+    appendLabels(s, labels, first);
     return s;
 }
 
@@ -143,30 +164,40 @@ void TextSerializer::serialize(std::string& out, const MetricFamily& family)
     out += ' ';
     out += typeName(family.type);
     out += '\n';
+    // The `le` texts of the family's buckets, formatted once (the bounds are usually the same in every series).
+    std::vector<std::string> les;
+    std::vector<double> lesBounds;
     for (const auto& metric : family.metrics)
     {
         if (family.type != MetricType::Histogram)
         {
-            appendSeries(out, family.name, "", metric.labels);
+            appendSeries(out, family.name, "", metric);
             appendValue(out, metric.value);
             out += '\n';
             continue;
         }
-        for (const auto& bucket : metric.buckets)
+        for (std::size_t b = 0; b < metric.buckets.size(); ++b)
         {
-            const std::string le = formatValue(bucket.upperBound);
-            appendSeries(out, family.name, "_bucket", metric.labels, "le", &le);
+            const auto& bucket = metric.buckets[b];
+            if (les.size() <= b || lesBounds[b] != bucket.upperBound)
+            {
+                les.resize(b + 1);
+                lesBounds.resize(b + 1);
+                les[b] = formatValue(bucket.upperBound);
+                lesBounds[b] = bucket.upperBound;
+            }
+            appendSeries(out, family.name, "_bucket", metric, "le", &les[b]);
             appendUint(out, bucket.cumulativeCount);
             out += '\n';
         }
         static const std::string inf = "+Inf";
-        appendSeries(out, family.name, "_bucket", metric.labels, "le", &inf);
+        appendSeries(out, family.name, "_bucket", metric, "le", &inf);
         appendUint(out, metric.sampleCount);
         out += '\n';
-        appendSeries(out, family.name, "_sum", metric.labels);
+        appendSeries(out, family.name, "_sum", metric);
         appendValue(out, metric.sampleSum);
         out += '\n';
-        appendSeries(out, family.name, "_count", metric.labels);
+        appendSeries(out, family.name, "_count", metric);
         appendUint(out, metric.sampleCount);
         out += '\n';
     }

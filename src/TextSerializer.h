@@ -24,6 +24,9 @@ public:
     /// double (independent of the C and C++ locales).
     static std::string formatValue(double value);
 
+    /// Renders a label set as `name="escaped value",...` (no braces), the form Metric::labelText holds.
+    static std::string renderLabels(const Labels& labels);
+
     /// Escapes a label value: `\` -> `\\`, `"` -> `\"`, LF -> `\n`.
     static std::string escapeLabelValue(const std::string& value);
 

@@ -205,6 +205,10 @@ BOOST_AUTO_TEST_CASE(ports_are_checked)
     BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[5].timeout: must be > 0 and not exceed conf.interval, got -1"),
                all());
     BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[6].colour: unknown key \"colour\""), all());
+    BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"], "ports": []})")));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports: is empty: \"port\" is in jobs[0].metrics, name at least "
+                        "one port"),
+               all());
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["ping"], "ports": [80]})")));
     BOOST_TEST(hasError("configs/meters.json: jobs[0].ports: is set but \"port\" is not in jobs[0].metrics"), all());
 }
@@ -288,13 +292,24 @@ BOOST_AUTO_TEST_CASE(push_file)
     BOOST_CHECK_EXCEPTION(ConfigLoader::loadPushFile(path), ConfigError, [&](const ConfigError& e) {
         return std::string(e.what()) == path + ": port_pushgateway: must be a port number from 1 to 65535, got \"x\"";
     });
+    {
+        std::ofstream(path) << R"({"ip_pushgateway": "bad host", "port_pushgateway": "9091"})";
+    }
+    BOOST_CHECK_EXCEPTION(ConfigLoader::loadPushFile(path), ConfigError, [&](const ConfigError& e) {
+        return std::string(e.what()).rfind(path + ": ip_pushgateway: contains a space", 0) == 0;
+    });
     std::remove(path.c_str());
 }
 
 BOOST_AUTO_TEST_CASE(push_url)
 {
-    BOOST_TEST(ConfigLoader::normalizePushUrl("http://127.0.0.1:9091/prefix/") == "http://127.0.0.1:9091/prefix");
-    BOOST_CHECK_THROW(ConfigLoader::normalizePushUrl("127.0.0.1:9091"), ConfigError);
+    BOOST_TEST(ConfigLoader::normalizePushUrl("http://127.0.0.1:9091/prefix/", "--pushgateway") ==
+               "http://127.0.0.1:9091/prefix");
+    BOOST_CHECK_EXCEPTION(ConfigLoader::normalizePushUrl("127.0.0.1:9091", "--pushgateway"), ConfigError,
+                          [](const ConfigError& e) {
+                              return std::string(e.what()) ==
+                                     "--pushgateway: must start with http:// or https://, got \"127.0.0.1:9091\"";
+                          });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

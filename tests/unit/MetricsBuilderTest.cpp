@@ -95,7 +95,7 @@ BOOST_AUTO_TEST_CASE(labels_job_labels_override_conf_labels)
     Labels expected = {{"device", "m1"},  {"address", "192.0.2.1"}, {"scraper", "port"},
                        {"port", "502"},   {"protocol", "tcp"},       {"site", "north"},
                        {"model", "X1"}};
-    BOOST_TEST((find(fs, "fleetprobe_up")->metrics.at(0).labels == expected));
+    BOOST_TEST(*find(fs, "fleetprobe_up")->metrics.at(0).labelText == TextSerializer::renderLabels(expected));
 }
 
 BOOST_AUTO_TEST_CASE(dev_ping_uses_value_dev_down)

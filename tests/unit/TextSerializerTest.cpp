@@ -43,6 +43,21 @@ BOOST_AUTO_TEST_CASE(golden_gauge_counter_histogram)
     BOOST_TEST(TextSerializer::serialize(families) == expected);
 }
 
+BOOST_AUTO_TEST_CASE(pre_rendered_and_extra_labels)
+{
+    Metric shared;
+    shared.value = 3;
+    shared.labelText = std::make_shared<const std::string>(TextSerializer::renderLabels({{"device", "a\"b"}}));
+    shared.extraLabels = {{"reason", "timeout"}};
+    Metric bare;
+    bare.value = 1;
+    bare.extraLabels = {{"result", "ok"}};
+    MetricFamily f{"m_total", "h", MetricType::Counter, {shared, bare}};
+    BOOST_TEST(TextSerializer::serialize({f}) == "# HELP m_total h\n# TYPE m_total counter\n"
+                                                 "m_total{device=\"a\\\"b\",reason=\"timeout\"} 3\n"
+                                                 "m_total{result=\"ok\"} 1\n");
+}
+
 BOOST_AUTO_TEST_CASE(empty_list_gives_empty_text)
 {
     BOOST_TEST(TextSerializer::serialize({}).empty());
