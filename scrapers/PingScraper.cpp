@@ -237,6 +237,8 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     if (index.empty())
         return;
 
+    if (log().debug())
+        log().debug("ping: sending to " + std::to_string(index.size()) + " hosts");
     if (ping_send(obj.get()) < 0)
         log().debug(std::string("ping: ping_send reported an error for some hosts: ") + ping_get_error(obj.get()));
     for (pingobj_iter_t* it = ping_iterator_get(obj.get()); it; it = ping_iterator_next(it))

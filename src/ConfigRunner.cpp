@@ -207,6 +207,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     CycleOutcome outcome;
     const auto start = std::chrono::steady_clock::now();
 
+    if (log().debug())
+        log().debug(_config.file + ": cycle starts");
     // Every scraper probes its whole batch at once; the last one runs on this thread.
     for (std::size_t i = 0; i < _plans.size(); ++i)
     {
@@ -227,6 +229,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     }
     _pool.joinAll();
 
+    if (log().debug())
+        log().debug(_config.file + ": probes done");
     const double now = unixNow();
     for (auto& plan : _plans)
         for (std::size_t t = 0; t < plan->targets.size(); ++t)
@@ -248,7 +252,10 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
 
     const auto deadline = std::chrono::steady_clock::now() +
                           (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
-    outcome.pushed = push(_groupPath, TextSerializer::serialize(_metrics.collect()), deadline);
+    const std::string body = TextSerializer::serialize(_metrics.collect());
+    if (log().debug())
+        log().debug(_config.file + ": body of " + std::to_string(body.size()) + " bytes");
+    outcome.pushed = push(_groupPath, body, deadline);
 
     if (_config.compatPingExporter && _sink->wantsCompatGroups())
     {
