@@ -345,4 +345,27 @@ BOOST_FIXTURE_TEST_CASE(corruptStateIsMovedAsideAndTheRunGoesOn, FaultFixture,
     BOOST_TEST(findGroup("faults")->value("exporter_cycles_total").value_or(-1) == 1);
 }
 
+BOOST_FIXTURE_TEST_CASE(hostileLabelValuesArePushedEscaped, FaultFixture, *utf::precondition(NetNamespace::required))
+{
+    const std::string note = "quote \" backslash \\ newline \n slash / braces {} emoji \xF0\x9F\x93\xA1";
+    const std::string config = writeConfig("labels.json", R"({
+  "conf": {"prom_id": "labels", "interval": 5, "timeout": 0.3, "labels": {"site": "", "note": )" + jsonString(note) + R"(}},
+  "jobs": [{"job": "{}/\\\"", "ip": "127.0.0.2", "metrics": ["ping", "port"], "ports": [9],
+            "labels": {"room": "\n"}}]
+})");
+    instance = "gw \"1\"/\\";
+    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    BOOST_TEST(r.exitCode == 0, r.describe());
+    auto group = findGroup("labels");
+    BOOST_TEST_REQUIRE(group.has_value());
+    BOOST_TEST(group->lastPushSuccessful);
+    auto up = group->find("fleetprobe_up", {{"device", "{}/\\\""}, {"scraper", "port"}});
+    BOOST_TEST_REQUIRE(up.size() == 1u, group->describe());
+    BOOST_TEST(up[0].labels.at("note") == note);
+    BOOST_TEST(up[0].labels.at("room") == "\n");
+    BOOST_TEST((up[0].labels.count("site") == 0u || up[0].labels.at("site").empty()));
+    BOOST_TEST(up[0].value == 0);
+    BOOST_TEST(group->value("fleetprobe_probe_failures_total", {{"scraper", "port"}, {"reason", "refused"}}).value_or(-1) == 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
