@@ -191,8 +191,10 @@ bool ConfigRunner::push(const std::string& path, const std::string& body,
         const auto wake = steady_clock::now() + delay;
         if (wake >= deadline)
             break;
-        if (_options.stop ? _options.stop->waitUntil(wake) : (std::this_thread::sleep_until(wake), false))
+        if (_options.stop && _options.stop->waitUntil(wake))
             break;
+        if (!_options.stop)
+            std::this_thread::sleep_until(wake);
         delay = std::min(delay * 2, _options.retryDelayMax);
     }
     ++self.pushOutcomes[static_cast<std::size_t>(outcome.result)];

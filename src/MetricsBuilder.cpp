@@ -26,8 +26,7 @@ void setLabel(Labels& labels, const std::string& name, const std::string& value)
 } // namespace
 
 MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config)
-    : _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown), _jobCount(config.jobs.size()),
-      _confLabels(config.labels)
+    : _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown), _confLabels(config.labels)
 {
     for (const auto& job : config.jobs)
     {
@@ -217,7 +216,7 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
     family("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge)
         .metrics.push_back(Metric{{}, _self.lastDurationSeconds, {}, 0, 0});
     family("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge)
-        .metrics.push_back(Metric{{}, static_cast<double>(_jobCount), {}, 0, 0});
+        .metrics.push_back(Metric{{}, static_cast<double>(_jobNames.size()), {}, 0, 0});
     family("exporter_cycles_total", "Cycles run.", MetricType::Counter)
         .metrics.push_back(Metric{{}, static_cast<double>(_self.cycles), {}, 0, 0});
     family("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter)

@@ -76,8 +76,8 @@ public:
     /// Every family of the push body: device families first, then self-metrics, each contiguous.
     std::vector<MetricFamily> collect() const;
 
-    /// PingExporter's per-device `dev_ping` values for this cycle: (job name, ms or value_dev_down) for every job
-    /// with a ping series. `lastResults` holds the latest up/rtt per series.
+    /// PingExporter's per-device `dev_ping` values of the last cycle: (job name, average RTT in ms, or
+    /// value_dev_down when down) for every job with a ping series.
     std::vector<std::pair<std::string, double>> devPing() const;
 
 private:
@@ -96,7 +96,6 @@ private:
     std::vector<std::string> _jobNames;
     std::vector<double> _buckets;
     double _valueDevDown;
-    std::size_t _jobCount;
     Labels _confLabels;
     std::vector<Labels> _jobLabels;
     std::vector<std::string> _jobAddresses;
