@@ -673,7 +673,9 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
         return s ? *s : std::string();
     };
     std::string host = field("ip_pushgateway", true);
-    std::string port = field("port_pushgateway", true);
+    // A full URL in ip_pushgateway may carry its own port; then port_pushgateway may be empty or absent.
+    const bool isUrl = host.find("://") != std::string::npos;
+    std::string port = field("port_pushgateway", !isUrl);
     PushTarget target;
     target.username = field("username_pushgateway", false);
     target.password = field("pass_pushgateway", false);
@@ -694,7 +696,7 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
     std::string authority = base.substr(schemeEnd, pathStart == std::string::npos ? std::string::npos : pathStart - schemeEnd);
     bool hasPort = authority.rfind(']') != std::string::npos ? authority.find("]:") != std::string::npos
                                                              : authority.find(':') != std::string::npos;
-    if (!hasPort)
+    if (!hasPort && !port.empty())
     {
         std::string rest = pathStart == std::string::npos ? "" : base.substr(pathStart);
         base = base.substr(0, schemeEnd) + authority + ":" + port + rest;

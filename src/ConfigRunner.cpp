@@ -263,14 +263,14 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     {
         for (const auto& [job, value] : _metrics.devPing())
         {
-            MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric{{}, value, {}, 0, 0}}};
+            MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric::of(value)}};
             outcome.pushed = push(GroupingKey::path(job), TextSerializer::serialize({f}), deadline) && outcome.pushed;
         }
         std::vector<MetricFamily> own = {
             {"exporter_duration", "Duration of the last cycle (s)", MetricType::Gauge,
-             {Metric{{}, self.lastDurationSeconds, {}, 0, 0}}},
+             {Metric::of(self.lastDurationSeconds)}},
             {"exporter_jobs", "Jobs in the config", MetricType::Gauge,
-             {Metric{{}, static_cast<double>(_config.jobs.size()), {}, 0, 0}}}};
+             {Metric::of(static_cast<double>(_config.jobs.size()))}}};
         outcome.pushed = push(GroupingKey::path(_config.promId), TextSerializer::serialize(own), deadline) &&
                          outcome.pushed;
     }

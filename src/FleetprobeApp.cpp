@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -237,6 +238,39 @@ const char* signalName(int signal)
 
 } // namespace
 
+std::unique_ptr<StateStore> FleetprobeApp::openDefaultState()
+{
+    // /var/lib/fleetprobe (root, or the package's fleetprobe user); for any other user, like the ping
+    // capability makes possible, the XDG state directory; failing both, no state (said once, loudly).
+    std::vector<std::string> candidates = {StateStore::defaultDirectory()};
+    if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+        candidates.push_back(std::string(xdg) + "/fleetprobe");
+    else if (const char* home = std::getenv("HOME"); home && *home)
+        candidates.push_back(std::string(home) + "/.local/state/fleetprobe");
+    std::string problems;
+    for (const auto& dir : candidates)
+    {
+        try
+        {
+            auto store = std::make_unique<StateStore>(dir);
+            if (dir != candidates.front())
+                log().information("state kept in " + dir + " (" + problems + ")");
+            return store;
+        }
+        catch (const StateLockedError&)
+        {
+            throw;
+        }
+        catch (const std::exception& e)
+        {
+            problems += (problems.empty() ? "" : "; ") + std::string(e.what());
+        }
+    }
+    log().warning("no usable state directory (" + problems +
+                  "): counters start from zero at every start; choose one with --state-dir");
+    return nullptr;
+}
+
 std::unique_ptr<MetricsSink> FleetprobeApp::makeSink() const
 {
     if (_target.url.empty())
@@ -293,8 +327,10 @@ int FleetprobeApp::runMain()
     // A look at stdout must not touch the state of a running service: there state is kept only on request.
     try
     {
-        if (_stateDirSet || !_target.url.empty())
-            _state = std::make_unique<StateStore>(_stateDirSet ? _stateDir : StateStore::defaultDirectory());
+        if (_stateDirSet)
+            _state = std::make_unique<StateStore>(_stateDir);
+        else if (!_target.url.empty())
+            _state = openDefaultState();
     }
     catch (const StateLockedError& e)
     {

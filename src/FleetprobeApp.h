@@ -58,6 +58,7 @@ private:
     std::vector<std::string> configFiles() const;
     std::vector<LoadedConfig> loadConfigs(std::vector<std::string>& errors) const;
     std::unique_ptr<MetricsSink> makeSink() const;
+    static std::unique_ptr<StateStore> openDefaultState();
     RunnerOptions runnerOptions(StopSignal* stop) const;
     struct Running;
     void start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded);

@@ -40,6 +40,15 @@ struct Metric
     std::uint64_t sampleCount = 0;
     std::shared_ptr<const std::string> labelText;
     Labels extraLabels;
+
+    /// A gauge or counter sample with the given labels.
+    static Metric of(double value, Labels labels = {})
+    {
+        Metric m;
+        m.labels = std::move(labels);
+        m.value = value;
+        return m;
+    }
 };
 
 /// A metric family: one name, one HELP, one TYPE and its series. Plain data, copyable, not synchronized.

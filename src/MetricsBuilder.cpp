@@ -214,28 +214,28 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
         changes.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
 
     family("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge)
-        .metrics.push_back(Metric{{}, _self.lastDurationSeconds, {}, 0, 0});
+        .metrics.push_back(Metric::of(_self.lastDurationSeconds));
     family("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge)
-        .metrics.push_back(Metric{{}, static_cast<double>(_jobNames.size()), {}, 0, 0});
+        .metrics.push_back(Metric::of(static_cast<double>(_jobNames.size())));
     family("exporter_cycles_total", "Cycles run.", MetricType::Counter)
-        .metrics.push_back(Metric{{}, static_cast<double>(_self.cycles), {}, 0, 0});
+        .metrics.push_back(Metric::of(static_cast<double>(_self.cycles)));
     family("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter)
-        .metrics.push_back(Metric{{}, static_cast<double>(_self.overruns), {}, 0, 0});
+        .metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
     family("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter)
-        .metrics.push_back(Metric{{}, static_cast<double>(_self.pushFailures), {}, 0, 0});
+        .metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
     auto& pushes = family("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
                           MetricType::Counter);
     static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
     for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
-        pushes.metrics.push_back(Metric{{{"result", results[i]}}, static_cast<double>(_self.pushOutcomes[i]), {}, 0, 0});
+        pushes.metrics.push_back(Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
     if (_self.lastPushSuccessUnix > 0)
         family("exporter_last_push_success_timestamp_seconds",
                "Unix time of the last push the sink accepted before this one.", MetricType::Gauge)
-            .metrics.push_back(Metric{{}, _self.lastPushSuccessUnix, {}, 0, 0});
+            .metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
     if (_self.configReloadSuccess >= 0)
         family("exporter_config_reload_success", "1 when the last reload (SIGHUP) of this config succeeded, else 0.",
                MetricType::Gauge)
-            .metrics.push_back(Metric{{}, static_cast<double>(_self.configReloadSuccess), {}, 0, 0});
+            .metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
 
     // A family without samples is not written.
     out.erase(std::remove_if(out.begin(), out.end(), [](const MetricFamily& f) { return f.metrics.empty(); }),

@@ -1,0 +1,201 @@
+#include "FleetprobeFixture.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <cstdio>
+#include <sstream>
+
+#if !defined(FLEETPROBE_BINARY) || !defined(FLEETPROBE_TESTPEER) || !defined(FLEETPROBE_SOURCE_DIR)
+#error                                                                                                       \
+    "FLEETPROBE_BINARY, FLEETPROBE_TESTPEER and FLEETPROBE_SOURCE_DIR must be defined (tests/CMakeLists.txt)"
+#endif
+
+namespace fleetprobe::test
+{
+
+FleetprobeFixture::FleetprobeFixture() : dir("fleetprobe-itest")
+{
+    pushgateway = std::make_unique<PushgatewayProcess>();
+}
+
+FleetprobeFixture::~FleetprobeFixture() = default;
+
+std::string FleetprobeFixture::binary()
+{
+    return FLEETPROBE_BINARY;
+}
+
+std::string FleetprobeFixture::testPeerBinary()
+{
+    return FLEETPROBE_TESTPEER;
+}
+
+std::string FleetprobeFixture::sourceDir()
+{
+    return FLEETPROBE_SOURCE_DIR;
+}
+
+ProcessResult FleetprobeFixture::runFleetprobe(const std::vector<std::string>& arguments,
+                                               std::chrono::milliseconds timeout) const
+{
+    std::vector<std::string> argv = {binary()};
+    const auto state = stateArguments();
+    argv.insert(argv.end(), state.begin(), state.end());
+    argv.insert(argv.end(), arguments.begin(), arguments.end());
+    ProcessOptions options;
+    options.timeout = timeout;
+    options.workingDirectory = dir.path();
+    BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv));
+    ProcessResult result = ProcessRunner::run(argv, options);
+    BOOST_TEST_MESSAGE("  -> " << result.describe());
+    return result;
+}
+
+std::vector<std::string> FleetprobeFixture::stateArguments() const
+{
+    return {"--state-dir", dir.file("state")};
+}
+
+std::vector<std::string> FleetprobeFixture::pushArguments() const
+{
+    return {"--pushgateway", pushgateway->url(), "--instance", instance};
+}
+
+std::string FleetprobeFixture::writeConfig(const std::string& name, const std::string& json) const
+{
+    return dir.writeFile(name, json);
+}
+
+LabelMap FleetprobeFixture::groupKey(const std::string& promId) const
+{
+    return {{"job", promId}, {"instance", instance}};
+}
+
+std::optional<MetricGroup> FleetprobeFixture::findGroup(const std::string& promId) const
+{
+    const PushgatewayMetrics all = pushgateway->metrics();
+    if (const MetricGroup* found = all.group(groupKey(promId)))
+        return *found;
+    BOOST_TEST_MESSAGE("no group " << formatLabels(groupKey(promId)) << " in the Pushgateway, which holds:\n"
+                                   << all.describe());
+    return std::nullopt;
+}
+
+LabelMap FleetprobeFixture::series(const std::string& device, const std::string& scraper,
+                                   const std::string& port)
+{
+    LabelMap labels = {{"device", device}, {"scraper", scraper}};
+    if (!port.empty())
+        labels["port"] = port;
+    return labels;
+}
+
+void FleetprobeFixture::checkProbe(const MetricGroup& group, const LabelMap& selector, bool up,
+                                   const std::string& reason, double cycles)
+{
+    BOOST_TEST_CONTEXT("series " << formatLabels(selector))
+    {
+        const auto upValue = group.value("fleetprobe_up", selector);
+        BOOST_TEST_REQUIRE(upValue.has_value(), "fleetprobe_up missing");
+        BOOST_TEST(*upValue == (up ? 1.0 : 0.0));
+        BOOST_TEST(group.value("fleetprobe_probes_total", selector).value_or(-1) == cycles);
+
+        const auto failures = group.find("fleetprobe_probe_failures_total", selector);
+        if (up)
+        {
+            BOOST_TEST(failures.empty(), "an up series has failure counters");
+        }
+        else
+        {
+            BOOST_TEST(failures.size() == 1u, "expected exactly one failure reason series");
+            LabelMap withReason = selector;
+            withReason["reason"] = reason;
+            BOOST_TEST(group.value("fleetprobe_probe_failures_total", withReason).value_or(-1) == cycles,
+                       "failures with reason " << reason);
+        }
+
+        const auto rtt = group.value("fleetprobe_last_rtt_seconds", selector);
+        BOOST_TEST(rtt.has_value() == up, "fleetprobe_last_rtt_seconds present only when up");
+        if (rtt)
+            BOOST_TEST((*rtt >= 0 && *rtt < 5), "rtt " << *rtt);
+        const auto seen = group.value("fleetprobe_last_seen_timestamp_seconds", selector);
+        BOOST_TEST(seen.has_value() == up, "fleetprobe_last_seen_timestamp_seconds present only when up");
+        if (seen)
+        {
+            const double now =
+                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+            BOOST_TEST((*seen > now - 600 && *seen < now + 60), "last seen " << std::fixed << *seen);
+        }
+
+        const auto histogram = group.histogram("fleetprobe_rtt_seconds", selector);
+        if (up)
+        {
+            BOOST_TEST_REQUIRE(histogram.has_value(), "fleetprobe_rtt_seconds missing");
+            BOOST_TEST(histogram->count == cycles);
+            BOOST_TEST(histogram->sum >= 0);
+            if (!histogram->buckets.empty())
+                BOOST_TEST(histogram->buckets.rbegin()->second == histogram->count, "+Inf bucket == count");
+        }
+        else if (histogram)
+        {
+            BOOST_TEST(histogram->count == 0, "a down series has RTT observations");
+        }
+
+        if (const auto changes = group.value("fleetprobe_state_changes_total", selector))
+            BOOST_TEST(*changes == 0, "the first observation is not a state change");
+    }
+}
+
+std::string FleetprobeFixture::jsonString(const std::string& text)
+{
+    std::string result = "\"";
+    for (unsigned char c : text)
+    {
+        switch (c)
+        {
+        case '"':
+            result += "\\\"";
+            break;
+        case '\\':
+            result += "\\\\";
+            break;
+        case '\n':
+            result += "\\n";
+            break;
+        case '\r':
+            result += "\\r";
+            break;
+        case '\t':
+            result += "\\t";
+            break;
+        default:
+            if (c < 0x20)
+            {
+                char escaped[8];
+                std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+                result += escaped;
+            }
+            else
+            {
+                result += static_cast<char>(c);
+            }
+        }
+    }
+    return result + "\"";
+}
+
+bool FleetprobeFixture::hasLineWith(const std::string& text, const std::vector<std::string>& parts)
+{
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+    {
+        bool all = true;
+        for (const auto& part : parts)
+            all = all && line.find(part) != std::string::npos;
+        if (all)
+            return true;
+    }
+    return false;
+}
+
+} // namespace fleetprobe::test

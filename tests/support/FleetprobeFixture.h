@@ -1,0 +1,87 @@
+#pragma once
+
+#include "NetNamespace.h"
+#include "ProcessRunner.h"
+#include "PushgatewayMetrics.h"
+#include "PushgatewayProcess.h"
+#include "TempDir.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetprobe::test
+{
+
+/// The per-test fixture of the integration tests: a TempDir for configs, a fresh Pushgateway, and helpers to
+/// run the real fleetprobe binary the way a user does and to look at what the Pushgateway holds.
+/// Use it only in tests guarded by NetNamespace::required.
+class FleetprobeFixture
+{
+public:
+    /// Starts a Pushgateway (without route prefix).
+    FleetprobeFixture();
+
+    /// Stops the Pushgateway, removes the directory.
+    ~FleetprobeFixture();
+
+    /// The fleetprobe executable under test (FLEETPROBE_BINARY).
+    static std::string binary();
+
+    /// The fleetprobe-testpeer executable (FLEETPROBE_TESTPEER).
+    static std::string testPeerBinary();
+
+    /// The source tree (FLEETPROBE_SOURCE_DIR).
+    static std::string sourceDir();
+
+    /// Runs fleetprobe with `arguments` (after stateArguments()) and logs the command, the exit status and
+    /// stderr as test messages.
+    ProcessResult runFleetprobe(const std::vector<std::string>& arguments,
+                                std::chrono::milliseconds timeout = std::chrono::milliseconds(60000)) const;
+
+    /// `--state-dir DIR` with a directory of this test: counters persisted across restarts never leak between
+    /// tests or runs, and the machine's /var/lib/fleetprobe is never touched.
+    std::vector<std::string> stateArguments() const;
+
+    /// `--pushgateway URL --instance INSTANCE` for the fixture's Pushgateway.
+    std::vector<std::string> pushArguments() const;
+
+    /// Writes a config file into the fixture's directory and returns its path.
+    std::string writeConfig(const std::string& name, const std::string& json) const;
+
+    /// The grouping key fleetprobe uses for a config: {job: promId, instance: instance}.
+    LabelMap groupKey(const std::string& promId) const;
+
+    /// Fetches the Pushgateway's group of `promId`; nullopt (with the whole store logged) when missing.
+    std::optional<MetricGroup> findGroup(const std::string& promId) const;
+
+    /// Labels selecting a device's series: device, scraper and (when not empty) port.
+    static LabelMap series(const std::string& device, const std::string& scraper,
+                           const std::string& port = "");
+
+    /// Checks one probe series of a device in `group`: fleetprobe_up, fleetprobe_probes_total (1 after one
+    /// cycle), fleetprobe_probe_failures_total (only `reason`, counted once, when down; none when up),
+    /// fleetprobe_last_rtt_seconds and fleetprobe_last_seen_timestamp_seconds (present only when up) and the
+    /// fleetprobe_rtt_seconds histogram (one observation when up, none when down).
+    static void checkProbe(const MetricGroup& group, const LabelMap& selector, bool up,
+                           const std::string& reason = "", double cycles = 1);
+
+    /// `text` as a JSON string literal, quotes included.
+    static std::string jsonString(const std::string& text);
+
+    /// True when one line of `text` contains every one of `parts`.
+    static bool hasLineWith(const std::string& text, const std::vector<std::string>& parts);
+
+    /// The directory for this test's files.
+    TempDir dir;
+
+    /// The Pushgateway of this test.
+    std::unique_ptr<PushgatewayProcess> pushgateway;
+
+    /// The `--instance` the fixture passes.
+    std::string instance = "itest";
+};
+
+} // namespace fleetprobe::test
