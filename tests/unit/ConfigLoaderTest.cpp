@@ -293,6 +293,18 @@ BOOST_AUTO_TEST_CASE(push_file)
         return std::string(e.what()) == path + ": port_pushgateway: must be a port number from 1 to 65535, got \"x\"";
     });
     {
+        std::ofstream(path) << R"({"ip_pushgateway": "http://127.0.0.1:9091/pgw/", "port_pushgateway": ""})";
+    }
+    BOOST_TEST(ConfigLoader::loadPushFile(path).url == "http://127.0.0.1:9091/pgw");
+    {
+        std::ofstream(path) << R"({"ip_pushgateway": "https://127.0.0.1/pgw"})";
+    }
+    BOOST_TEST(ConfigLoader::loadPushFile(path).url == "https://127.0.0.1/pgw");
+    {
+        std::ofstream(path) << R"({"ip_pushgateway": "127.0.0.1", "port_pushgateway": ""})";
+    }
+    BOOST_CHECK_THROW(ConfigLoader::loadPushFile(path), ConfigError);
+    {
         std::ofstream(path) << R"({"ip_pushgateway": "bad host", "port_pushgateway": "9091"})";
     }
     BOOST_CHECK_EXCEPTION(ConfigLoader::loadPushFile(path), ConfigError, [&](const ConfigError& e) {
