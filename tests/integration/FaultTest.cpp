@@ -10,6 +10,7 @@
 #include "NetNamespace.h"
 #include "Nftables.h"
 #include "StateStore.h"
+#include "TestPeerProcess.h"
 #include "WaitCondition.h"
 
 #include <boost/test/unit_test.hpp>
@@ -343,6 +344,66 @@ BOOST_FIXTURE_TEST_CASE(corruptStateIsMovedAsideAndTheRunGoesOn, FaultFixture,
         aside = aside || e.path().filename().string().find(".state.corrupt-") != std::string::npos;
     BOOST_TEST(aside);
     BOOST_TEST(findGroup("faults")->value("exporter_cycles_total").value_or(-1) == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(removedDeviceDisappears, FaultFixture, *utf::precondition(NetNamespace::required))
+{
+    const std::string config = writeConfig("faults.json", threeDevices);
+    firewall.makeSilent({"127.0.0.4"});
+    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    BOOST_TEST(r.exitCode == 0, r.describe());
+    writeConfig("faults.json", R"({"conf": {"prom_id": "faults", "interval": 1, "timeout": 0.3},
+      "jobs": [{"job": "meter-up-1", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    BOOST_TEST(r.exitCode == 0, r.describe());
+    auto group = findGroup("faults");
+    BOOST_TEST_REQUIRE(group.has_value());
+    BOOST_TEST(group->find("fleetprobe_up").size() == 1u, group->describe());
+    BOOST_TEST(group->find("fleetprobe_probes_total", {{"device", "meter-silent"}}).empty());
+    BOOST_TEST(group->value("fleetprobe_probes_total", series("meter-up-1", "ping")).value_or(-1) == 2);
+    auto s = state("faults");
+    BOOST_TEST_REQUIRE(s.has_value());
+    BOOST_TEST(s->series.size() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(tinyOpenFileLimitNeverGivesEmfile, FaultFixture, *utf::precondition(NetNamespace::required))
+{
+    // 1,500 open ports and 1,500 pings under an open-file limit of 200: the socket budget makes the port
+    // scraper wait for its own sockets instead of failing with EMFILE.
+    TestPeerSpec spec;
+    std::string jobs;
+    for (int i = 0; i < 1500; ++i)
+    {
+        const std::string address = "127.2." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+        spec.tcp.push_back(address + ":7000");
+        jobs += std::string(i ? "," : "") + R"({"job": "d)" + std::to_string(i) + R"(", "ip": ")" + address +
+                R"(", "metrics": ["ping", "port"], "ports": [7000]})";
+    }
+    TestPeerProcess peer(testPeerBinary(), spec);
+    const std::string config = writeConfig(
+        "many.json", R"({"conf": {"prom_id": "many", "interval": 60, "timeout": 1}, "jobs": [)" + jobs + "]}");
+    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
+    std::vector<std::string> argv = {"prlimit", "--nofile=200:200", binary()};
+    const auto st = stateArguments();
+    argv.insert(argv.end(), st.begin(), st.end());
+    for (const char* a : {"--once", "--config"})
+        argv.emplace_back(a);
+    argv.push_back(config);
+    const auto push = pushArguments();
+    argv.insert(argv.end(), push.begin(), push.end());
+    BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv));
+    r = ProcessRunner::run(argv);
+    BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
+    BOOST_TEST(r.err.find("Too many open files") == std::string::npos, r.err);
+    auto group = findGroup("many");
+    BOOST_TEST_REQUIRE(group.has_value());
+    const auto up = group->find("fleetprobe_up");
+    BOOST_TEST(up.size() == 3000u);
+    int down = 0;
+    for (const auto& u : up)
+        down += u.value == 0;
+    BOOST_TEST(down == 0, down << " of 3000 series down under the small open-file limit");
 }
 
 BOOST_FIXTURE_TEST_CASE(hostileLabelValuesArePushedEscaped, FaultFixture, *utf::precondition(NetNamespace::required))
