@@ -8,13 +8,13 @@
 #include <oping.h>
 
 #include <atomic>
-#include <chrono>
-#include <deque>
-#include <mutex>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 namespace fleetprobe
@@ -42,10 +42,11 @@ private:
 
 std::atomic<bool> permissionReported{false};
 
-/// ICMP echo identifiers in use by this process. liboping matches a reply to a host by identifier and sequence
-/// number only, and every raw socket sees every reply: two hosts with the same random identifier, in one object
-/// or in two running at once, would take each other's replies (a silent device shown up). Identifiers are kept
-/// unique process-wide, and stay reserved for a while after their cycle so that late replies match nothing.
+/// ICMP echo identifiers in use by this process. liboping matches a reply to a host by identifier and
+/// sequence number only, and every raw socket sees every reply: two hosts with the same random identifier, in
+/// one object or in two running at once, would take each other's replies (a silent device shown up).
+/// Identifiers are kept unique process-wide, and stay reserved for a while after their cycle so that late
+/// replies match nothing.
 class IdentRegistry
 {
 public:
@@ -115,24 +116,27 @@ struct BudgetHold
 };
 
 /// Pings one chunk of numeric addresses; writes one result per address. A liboping object holds one raw
-/// socket per address family (Debian's 1.10 also opens and closes one per added host to check privileges), and
-/// it refuses descriptors >= FD_SETSIZE because it uses select(): other scrapers keep their sockets above that.
-void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds, std::vector<ProbeResult>& results)
+/// socket per address family (Debian's 1.10 also opens and closes one per added host to check privileges),
+/// and it refuses descriptors >= FD_SETSIZE because it uses select(): other scrapers keep their sockets above
+/// that.
+void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
+               std::vector<ProbeResult>& results)
 {
     results.assign(addresses.size(), ProbeResult{false, 0, FailureReason::Timeout, ""});
     constexpr std::size_t socketsPerObject = 2;
     if (!SocketBudget::instance().acquire(socketsPerObject,
                                           std::chrono::steady_clock::now() + std::chrono::seconds(30)))
     {
-        results.assign(addresses.size(),
-                       ProbeResult{false, 0, FailureReason::Error, "no socket free within 30 s (open-file limit)"});
+        results.assign(addresses.size(), ProbeResult{false, 0, FailureReason::Error,
+                                                     "no socket free within 30 s (open-file limit)"});
         return;
     }
     BudgetHold hold{socketsPerObject};
     PingObject obj;
     if (!obj.get())
     {
-        results.assign(addresses.size(), ProbeResult{false, 0, FailureReason::Error, "ping_construct failed"});
+        results.assign(addresses.size(),
+                       ProbeResult{false, 0, FailureReason::Error, "ping_construct failed"});
         return;
     }
     ping_setopt(obj.get(), PING_OPT_TIMEOUT, &timeoutSeconds);
@@ -154,11 +158,12 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
                 {
                     std::error_code ec;
                     auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-                    log().error("ping: cannot open a raw ICMP socket (" + r.detail +
-                                "): run fleetprobe as root or give it the capability: setcap cap_net_raw+ep " +
-                                (ec ? std::string("/path/to/fleetprobe") : self.string()) +
-                                ". Ping results are reported as failures with reason \"permission\"; the other "
-                                "scrapers go on.");
+                    log().error(
+                        "ping: cannot open a raw ICMP socket (" + r.detail +
+                        "): run fleetprobe as root or give it the capability: setcap cap_net_raw+ep " +
+                        (ec ? std::string("/path/to/fleetprobe") : self.string()) +
+                        ". Ping results are reported as failures with reason \"permission\"; the other "
+                        "scrapers go on.");
                 }
             }
             else
@@ -240,7 +245,8 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     if (log().debug())
         log().debug("ping: sending to " + std::to_string(index.size()) + " hosts");
     if (ping_send(obj.get()) < 0)
-        log().debug(std::string("ping: ping_send reported an error for some hosts: ") + ping_get_error(obj.get()));
+        log().debug(std::string("ping: ping_send reported an error for some hosts: ") +
+                    ping_get_error(obj.get()));
     for (pingobj_iter_t* it = ping_iterator_get(obj.get()); it; it = ping_iterator_next(it))
     {
         char user[1025] = {0};
@@ -307,7 +313,8 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
     const double timeoutSeconds = std::chrono::duration<double>(timeout).count();
     std::vector<std::thread> threads;
     for (std::size_t c = 1; c < chunks; ++c)
-        threads.emplace_back(pingChunk, std::cref(chunkAddresses[c]), timeoutSeconds, std::ref(chunkResults[c]));
+        threads.emplace_back(pingChunk, std::cref(chunkAddresses[c]), timeoutSeconds,
+                             std::ref(chunkResults[c]));
     if (chunks > 0)
         pingChunk(chunkAddresses[0], timeoutSeconds, chunkResults[0]);
     for (auto& t : threads)

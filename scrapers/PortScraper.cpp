@@ -7,8 +7,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/select.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,7 +35,10 @@ int familyOf(const std::string& protocol)
     return AF_UNSPEC;
 }
 
-bool isUdp(const std::string& protocol) { return protocol.compare(0, 3, "udp") == 0; }
+bool isUdp(const std::string& protocol)
+{
+    return protocol.compare(0, 3, "udp") == 0;
+}
 
 ProbeResult failure(int err)
 {
@@ -87,9 +90,10 @@ std::vector<ProbeTarget> PortScraper::targetsFor(std::size_t jobIndex, const Job
         t.port = port.port;
         t.protocol = port.protocol;
         t.path = port.path;
-        t.timeout = port.timeoutSeconds
-                        ? std::chrono::milliseconds(static_cast<long long>(*port.timeoutSeconds * 1000.0 + 0.5))
-                        : defaultTimeout;
+        t.timeout =
+            port.timeoutSeconds
+                ? std::chrono::milliseconds(static_cast<long long>(*port.timeoutSeconds * 1000.0 + 0.5))
+                : defaultTimeout;
         t.labels = {{"port", port.protocol == "unix" ? port.path : std::to_string(port.port)},
                     {"protocol", port.protocol}};
         out.push_back(std::move(t));
@@ -123,7 +127,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     std::vector<InFlight> active;
     SocketBudget& budget = SocketBudget::instance();
 
-    auto finish = [&](InFlight& f, ProbeResult r) {
+    auto finish = [&](InFlight& f, ProbeResult r)
+    {
         if (r.up)
             r.rttSeconds = std::chrono::duration<double>(Clock::now() - f.start).count();
         results[f.target] = std::move(r);
@@ -143,8 +148,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             {
                 if (active.empty())
                 {
-                    results[pending.front()] =
-                        ProbeResult{false, 0, FailureReason::Error, "no socket free within 30 s (open-file limit)"};
+                    results[pending.front()] = ProbeResult{false, 0, FailureReason::Error,
+                                                           "no socket free within 30 s (open-file limit)"};
                     pending.pop_front();
                     continue;
                 }
@@ -180,7 +185,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                     reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(t.port));
             }
             const bool udp = isUdp(t.protocol);
-            int fd = ::socket(addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            int fd =
+                ::socket(addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (fd < 0)
             {
                 const int err = errno;

@@ -42,7 +42,7 @@ struct JobConfig
 /// One device-class config file, validated. Plain data, copied freely.
 struct DeviceClassConfig
 {
-    std::string file;  ///< the path it was read from
+    std::string file;   ///< the path it was read from
     std::string promId; ///< `conf.prom_id`: the `job` of the push group
     double intervalSeconds = 0;
     double timeoutSeconds = 0;

@@ -62,8 +62,14 @@ std::string show(const Var& v)
     return s;
 }
 
-bool isObject(const Var& v) { return !v.isEmpty() && v.type() == typeid(Object::Ptr); }
-bool isArray(const Var& v) { return !v.isEmpty() && v.type() == typeid(Array::Ptr); }
+bool isObject(const Var& v)
+{
+    return !v.isEmpty() && v.type() == typeid(Object::Ptr);
+}
+bool isArray(const Var& v)
+{
+    return !v.isEmpty() && v.type() == typeid(Array::Ptr);
+}
 
 /// Collects errors of one file, each prefixed with the file name and JSON path.
 class Checker
@@ -134,8 +140,8 @@ public:
     {
         if (v.isEmpty() || v.isString() || v.isBoolean() || !v.isInteger())
         {
-            error(path, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " +
-                            show(v));
+            error(path, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                            ", got " + show(v));
             return std::nullopt;
         }
         long long n = 0;
@@ -149,8 +155,8 @@ public:
         }
         if (n < lo || n > hi)
         {
-            error(path, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " +
-                            show(v));
+            error(path, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                            ", got " + show(v));
             return std::nullopt;
         }
         return n;
@@ -172,7 +178,8 @@ public:
             std::string p = path + "." + name;
             if (!ConfigLoader::isValidLabelName(name))
             {
-                error(p, "invalid label name \"" + name + "\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)");
+                error(p, "invalid label name \"" + name +
+                             "\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)");
                 continue;
             }
             if (reservedLabels.count(name))
@@ -277,7 +284,8 @@ bool ConfigLoader::isValidLabelName(const std::string& name)
     for (std::size_t i = 0; i < name.size(); ++i)
     {
         char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
         if (!ok)
             return false;
     }
@@ -314,8 +322,8 @@ bool ConfigLoader::isValidUtf8(const std::string& text)
                 return false;
             cp = cp << 6 | (s[i + k] & 0x3F);
         }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         i += len;
     }
@@ -405,8 +413,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
     {
         Object::Ptr conf = top->getObject("conf");
         check.unknownKeys(conf, "conf",
-                          {"prom_id", "interval", "timeout", "value_dev_down", "threads", "labels", "rtt_buckets",
-                           "compat"});
+                          {"prom_id", "interval", "timeout", "value_dev_down", "threads", "labels",
+                           "rtt_buckets", "compat"});
         if (!conf->has("prom_id"))
             check.error("conf.prom_id", "missing");
         else if (auto s = check.string(conf->get("prom_id"), "conf.prom_id"))
@@ -418,7 +426,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
         else if (auto d = check.number(conf->get("interval"), "conf.interval"))
         {
             if (*d <= 0 || *d > 86400)
-                check.error("conf.interval", "must be > 0 and <= 86400 seconds, got " + show(conf->get("interval")));
+                check.error("conf.interval",
+                            "must be > 0 and <= 86400 seconds, got " + show(conf->get("interval")));
             else
                 config.intervalSeconds = *d, intervalOk = true;
         }
@@ -427,10 +436,11 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
         else if (auto d = check.number(conf->get("timeout"), "conf.timeout"))
         {
             if (*d <= 0 || *d > 86400)
-                check.error("conf.timeout", "must be > 0 and <= 86400 seconds, got " + show(conf->get("timeout")));
+                check.error("conf.timeout",
+                            "must be > 0 and <= 86400 seconds, got " + show(conf->get("timeout")));
             else if (intervalOk && *d > config.intervalSeconds)
-                check.error("conf.timeout", "must not exceed conf.interval (" +
-                                                show(conf->get("interval")) + "), got " + show(conf->get("timeout")));
+                check.error("conf.timeout", "must not exceed conf.interval (" + show(conf->get("interval")) +
+                                                "), got " + show(conf->get("timeout")));
             else
                 config.timeoutSeconds = *d;
         }
@@ -446,7 +456,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
         {
             Var b = conf->get("rtt_buckets");
             if (!isArray(b))
-                check.error("conf.rtt_buckets", "must be an array of increasing numbers (seconds), got " + show(b));
+                check.error("conf.rtt_buckets",
+                            "must be an array of increasing numbers (seconds), got " + show(b));
             else
             {
                 config.rttBuckets.clear();
@@ -459,7 +470,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                         if (*d <= 0)
                             check.error(p, "must be > 0, got " + show(arr->get(i)));
                         else if (!config.rttBuckets.empty() && *d <= config.rttBuckets.back())
-                            check.error(p, "must be greater than the bucket before it, got " + show(arr->get(i)));
+                            check.error(p, "must be greater than the bucket before it, got " +
+                                               show(arr->get(i)));
                         else
                             config.rttBuckets.push_back(*d);
                     }
@@ -520,7 +532,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
             if (!jo->has("metrics"))
                 check.error(jp + ".metrics", "missing");
             else if (!isArray(jo->get("metrics")))
-                check.error(jp + ".metrics", "must be an array of scraper names, got " + show(jo->get("metrics")));
+                check.error(jp + ".metrics",
+                            "must be an array of scraper names, got " + show(jo->get("metrics")));
             else
             {
                 Array::Ptr m = jo->getArray("metrics");
@@ -545,7 +558,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                         job.metrics.push_back(*s);
                 }
             }
-            const bool wantsPort = std::find(job.metrics.begin(), job.metrics.end(), "port") != job.metrics.end();
+            const bool wantsPort =
+                std::find(job.metrics.begin(), job.metrics.end(), "port") != job.metrics.end();
             if (jo->has("ports"))
             {
                 Var pv = jo->get("ports");
@@ -557,7 +571,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                     if (!wantsPort)
                         check.error(jp + ".ports", "is set but \"port\" is not in " + jp + ".metrics");
                     else if (ports->size() == 0)
-                        check.error(jp + ".ports", "is empty: \"port\" is in " + jp + ".metrics, name at least one port");
+                        check.error(jp + ".ports",
+                                    "is empty: \"port\" is in " + jp + ".metrics, name at least one port");
                     for (std::size_t k = 0; k < ports->size(); ++k)
                     {
                         const std::string pp = jp + ".ports[" + std::to_string(k) + "]";
@@ -573,8 +588,9 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                     if (protocols.count(*s))
                                         port.protocol = *s;
                                     else
-                                        check.error(pp + ".protocol", "unknown protocol " + show(po->get("protocol")) +
-                                                                          " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix)");
+                                        check.error(pp + ".protocol",
+                                                    "unknown protocol " + show(po->get("protocol")) +
+                                                        " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix)");
                                 }
                             if (port.protocol == "unix")
                             {
@@ -583,7 +599,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                 else if (auto s = check.string(po->get("path"), pp + ".path"))
                                 {
                                     if (s->size() >= 108)
-                                        check.error(pp + ".path", "longer than 107 bytes, got " + show(po->get("path")));
+                                        check.error(pp + ".path",
+                                                    "longer than 107 bytes, got " + show(po->get("path")));
                                     else
                                         port.path = *s;
                                 }
@@ -602,9 +619,11 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                             if (po->has("timeout"))
                                 if (auto d = check.number(po->get("timeout"), pp + ".timeout"))
                                 {
-                                    if (*d <= 0 || (config.intervalSeconds > 0 && *d > config.intervalSeconds))
-                                        check.error(pp + ".timeout", "must be > 0 and not exceed conf.interval, got " +
-                                                                         show(po->get("timeout")));
+                                    if (*d <= 0 ||
+                                        (config.intervalSeconds > 0 && *d > config.intervalSeconds))
+                                        check.error(pp + ".timeout",
+                                                    "must be > 0 and not exceed conf.interval, got " +
+                                                        show(po->get("timeout")));
                                     else
                                         port.timeoutSeconds = *d;
                                 }
@@ -622,8 +641,9 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                 if (job.hostPort)
                     job.ports.push_back(PortConfig{*job.hostPort, "tcp", "", std::nullopt});
                 else
-                    check.error(jp + ".ports", "missing: \"port\" is in metrics but no port is given (use ports "
-                                               "or the host:port form of ip)");
+                    check.error(jp + ".ports",
+                                "missing: \"port\" is in metrics but no port is given (use ports "
+                                "or the host:port form of ip)");
             }
             if (jo->has("labels"))
                 job.labels = check.labels(jo->get("labels"), jp + ".labels");
@@ -658,8 +678,10 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
     Object::Ptr obj = root.extract<Object::Ptr>();
     std::vector<std::string> errors;
     Checker check(file, errors);
-    check.unknownKeys(obj, "", {"ip_pushgateway", "port_pushgateway", "username_pushgateway", "pass_pushgateway"});
-    auto field = [&](const char* key, bool required) -> std::string {
+    check.unknownKeys(obj, "",
+                      {"ip_pushgateway", "port_pushgateway", "username_pushgateway", "pass_pushgateway"});
+    auto field = [&](const char* key, bool required) -> std::string
+    {
         if (!obj->has(key))
         {
             if (required)
@@ -693,7 +715,8 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
     // Insert the port after the authority unless the host already names one.
     auto schemeEnd = base.find("://") + 3;
     auto pathStart = base.find('/', schemeEnd);
-    std::string authority = base.substr(schemeEnd, pathStart == std::string::npos ? std::string::npos : pathStart - schemeEnd);
+    std::string authority =
+        base.substr(schemeEnd, pathStart == std::string::npos ? std::string::npos : pathStart - schemeEnd);
     bool hasPort = authority.rfind(']') != std::string::npos ? authority.find("]:") != std::string::npos
                                                              : authority.find(':') != std::string::npos;
     if (!hasPort && !port.empty())

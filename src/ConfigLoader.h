@@ -19,12 +19,13 @@ public:
     /// The registry tells which scraper names are valid; it must outlive the loader.
     explicit ConfigLoader(const ScraperRegistry& registry);
 
-    /// Reads a file's bytes (at most maxFileBytes). Appends an error naming the file and returns nothing when it
-    /// cannot.
+    /// Reads a file's bytes (at most maxFileBytes). Appends an error naming the file and returns nothing when
+    /// it cannot.
     static std::optional<std::string> readText(const std::string& file, std::vector<std::string>& errors);
 
     /// Reads and validates one file. Appends every error to `errors` and returns nothing when there is one.
-    std::optional<DeviceClassConfig> loadFile(const std::string& file, std::vector<std::string>& errors) const;
+    std::optional<DeviceClassConfig> loadFile(const std::string& file,
+                                              std::vector<std::string>& errors) const;
 
     /// Validates config text; `file` is used in messages and stored in the result.
     std::optional<DeviceClassConfig> parse(const std::string& text, const std::string& file,

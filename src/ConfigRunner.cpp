@@ -87,8 +87,8 @@ std::chrono::milliseconds seconds(double s)
 
 } // namespace
 
-ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry, std::unique_ptr<MetricsSink> sink,
-                           RunnerOptions options)
+ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
+                           std::unique_ptr<MetricsSink> sink, RunnerOptions options)
     : _config(std::move(config)), _metrics(_config), _sink(std::move(sink)), _options(std::move(options)),
       _pool(1, std::max(1, _config.threads))
 {
@@ -99,8 +99,9 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
         const JobConfig& job = _config.jobs[j];
         for (const auto& name : job.metrics)
         {
-            auto it = std::find_if(_plans.begin(), _plans.end(),
-                                   [&](const std::unique_ptr<Plan>& p) { return p->scraper->name() == name; });
+            auto it =
+                std::find_if(_plans.begin(), _plans.end(),
+                             [&](const std::unique_ptr<Plan>& p) { return p->scraper->name() == name; });
             if (it == _plans.end())
             {
                 auto plan = std::make_unique<Plan>();
@@ -124,9 +125,10 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
         if (state)
         {
             const std::size_t restored = _metrics.importState(*state);
-            log().information(_config.file + ": state restored for " + std::to_string(restored) + " series (" +
-                              std::to_string(state->series.size() - std::min(restored, state->series.size())) +
-                              " no longer configured, dropped)");
+            log().information(
+                _config.file + ": state restored for " + std::to_string(restored) + " series (" +
+                std::to_string(state->series.size() - std::min(restored, state->series.size())) +
+                " no longer configured, dropped)");
         }
     }
     if (auto* client = dynamic_cast<PushgatewayClient*>(_sink.get()))
@@ -185,8 +187,8 @@ bool ConfigRunner::push(const std::string& path, const std::string& body,
         }
         if (outcome.result == PushOutcome::Result::Http4xx)
             break; // the body is refused: sending it again cannot help
-        log().warning(_config.file + ": push to " + path + " failed (attempt " + std::to_string(attempt) + ", " +
-                      outcome.resultName() + "): " + outcome.message);
+        log().warning(_config.file + ": push to " + path + " failed (attempt " + std::to_string(attempt) +
+                      ", " + outcome.resultName() + "): " + outcome.message);
         // Wait before the next attempt, but not past the budget; no new attempt after a stop request.
         const auto wake = steady_clock::now() + delay;
         if (wake >= deadline)
@@ -199,8 +201,8 @@ bool ConfigRunner::push(const std::string& path, const std::string& body,
     }
     ++self.pushOutcomes[static_cast<std::size_t>(outcome.result)];
     ++self.pushFailures;
-    log().warning(_config.file + ": push to " + path + " failed (" + outcome.resultName() + "): " + outcome.message +
-                  "; the counters are kept and go with the next push");
+    log().warning(_config.file + ": push to " + path + " failed (" + outcome.resultName() +
+                  "): " + outcome.message + "; the counters are kept and go with the next push");
     return false;
 }
 
@@ -252,8 +254,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     self.configReloadSuccess = _reloadSuccess.load();
     self.lastDurationSeconds = outcome.probeSeconds;
 
-    const auto deadline = std::chrono::steady_clock::now() +
-                          (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
+    const auto deadline =
+        std::chrono::steady_clock::now() + (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
     const std::string body = TextSerializer::serialize(_metrics.collect());
     if (log().debug())
         log().debug(_config.file + ": body of " + std::to_string(body.size()) + " bytes");
@@ -264,20 +266,24 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
         for (const auto& [job, value] : _metrics.devPing())
         {
             MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric::of(value)}};
-            outcome.pushed = push(GroupingKey::path(job), TextSerializer::serialize({f}), deadline) && outcome.pushed;
+            outcome.pushed =
+                push(GroupingKey::path(job), TextSerializer::serialize({f}), deadline) && outcome.pushed;
         }
-        std::vector<MetricFamily> own = {
-            {"exporter_duration", "Duration of the last cycle (s)", MetricType::Gauge,
-             {Metric::of(self.lastDurationSeconds)}},
-            {"exporter_jobs", "Jobs in the config", MetricType::Gauge,
-             {Metric::of(static_cast<double>(_config.jobs.size()))}}};
+        std::vector<MetricFamily> own = {{"exporter_duration",
+                                          "Duration of the last cycle (s)",
+                                          MetricType::Gauge,
+                                          {Metric::of(self.lastDurationSeconds)}},
+                                         {"exporter_jobs",
+                                          "Jobs in the config",
+                                          MetricType::Gauge,
+                                          {Metric::of(static_cast<double>(_config.jobs.size()))}}};
         outcome.pushed = push(GroupingKey::path(_config.promId), TextSerializer::serialize(own), deadline) &&
                          outcome.pushed;
     }
     saveState();
     if (log().debug())
-        log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " + std::to_string(outcome.up) +
-                    " up, " + std::to_string(outcome.down) + " down, probes " +
+        log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " +
+                    std::to_string(outcome.up) + " up, " + std::to_string(outcome.down) + " down, probes " +
                     std::to_string(outcome.probeSeconds) + " s, push " + (outcome.pushed ? "ok" : "failed"));
     return outcome;
 }
@@ -290,7 +296,8 @@ void ConfigRunner::runLoop(StopSignal& stop)
     while (!stop.requested())
     {
         const auto nextTick = schedule.tickStart() + interval;
-        auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(nextTick - std::chrono::steady_clock::now());
+        auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(nextTick -
+                                                                            std::chrono::steady_clock::now());
         budget = std::clamp(budget, std::chrono::milliseconds(1000), _options.pushTimeout);
         runCycle(budget);
         auto next = schedule.advance(std::chrono::steady_clock::now());

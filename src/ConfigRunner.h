@@ -43,10 +43,11 @@ class StateStore;
 /// Settings a runner takes from the command line.
 struct RunnerOptions
 {
-    std::string instance;                         ///< the `instance` of the grouping key
-    std::chrono::milliseconds pushTimeout{10000}; ///< total limit of the pushes of one cycle, retries included
-    std::chrono::milliseconds stopGrace{5000};    ///< how long a push may go on after a stop request
-    std::chrono::milliseconds retryDelay{500};    ///< first delay between push attempts; doubles each retry
+    std::string instance; ///< the `instance` of the grouping key
+    std::chrono::milliseconds pushTimeout{
+        10000};                                ///< total limit of the pushes of one cycle, retries included
+    std::chrono::milliseconds stopGrace{5000}; ///< how long a push may go on after a stop request
+    std::chrono::milliseconds retryDelay{500}; ///< first delay between push attempts; doubles each retry
     std::chrono::milliseconds retryDelayMax{4000};
     StateStore* state = nullptr; ///< where the cumulative statistics are kept; null: not kept
     StopSignal* stop = nullptr;  ///< stop requests (bounds pushes by stopGrace); null: none
@@ -55,14 +56,15 @@ struct RunnerOptions
 /// What one cycle did.
 struct CycleOutcome
 {
-    bool pushed = true;           ///< every push of the cycle succeeded
+    bool pushed = true;            ///< every push of the cycle succeeded
     bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)
     double probeSeconds = 0;
     std::size_t up = 0, down = 0;
 };
 
 /// Runs one device-class config: its scrapers on its own Poco thread pool (`conf.threads`), its cumulative
-/// metrics, its push sink, its schedule. Owns all of them. runCycle/runLoop are called by one thread at a time.
+/// metrics, its push sink, its schedule. Owns all of them. runCycle/runLoop are called by one thread at a
+/// time.
 class ConfigRunner
 {
 public:
@@ -93,7 +95,8 @@ public:
 private:
     struct Plan;
 
-    bool push(const std::string& path, const std::string& body, std::chrono::steady_clock::time_point deadline);
+    bool push(const std::string& path, const std::string& body,
+              std::chrono::steady_clock::time_point deadline);
     std::chrono::steady_clock::time_point stopDeadline() const;
     void saveState();
 

@@ -7,7 +7,8 @@ namespace fleetprobe
 {
 
 /// Drift-free schedule of a config's cycles: cycle k starts at start + k * interval. A cycle that ends after
-/// the next tick is an overrun; the ticks it missed are skipped, never piled up. Plain value; not synchronized.
+/// the next tick is an overrun; the ticks it missed are skipped, never piled up. Plain value; not
+/// synchronized.
 class CycleScheduler
 {
 public:
@@ -18,8 +19,8 @@ public:
     /// What to do after a cycle that started at tick `tick()` and ended at `now`.
     struct Next
     {
-        Clock::time_point start; ///< when the next cycle starts
-        bool overrun = false;    ///< the cycle ran past the next tick
+        Clock::time_point start;   ///< when the next cycle starts
+        bool overrun = false;      ///< the cycle ran past the next tick
         std::uint64_t skipped = 0; ///< ticks skipped because of the overrun
     };
 

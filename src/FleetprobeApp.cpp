@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -58,26 +58,34 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(Option("config", "c", "A device-class config file (JSON). Repeatable.")
                           .repeatable(true)
                           .argument("FILE"));
-    options.addOption(
-        Option("config-dir", "d", "Read every *.json file of DIR as a config. Repeatable.").repeatable(true).argument("DIR"));
-    options.addOption(Option("pushgateway", "p", "Pushgateway base URL, e.g. http://127.0.0.1:9091 (may carry a path "
-                                                 "prefix).")
+    options.addOption(Option("config-dir", "d", "Read every *.json file of DIR as a config. Repeatable.")
+                          .repeatable(true)
+                          .argument("DIR"));
+    options.addOption(Option("pushgateway", "p",
+                             "Pushgateway base URL, e.g. http://127.0.0.1:9091 (may carry a path "
+                             "prefix).")
                           .argument("URL"));
-    options.addOption(Option("push-config", "", "PingExporter's push file (ip_pushgateway, port_pushgateway, "
-                                                "username_pushgateway, pass_pushgateway).")
+    options.addOption(Option("push-config", "",
+                             "PingExporter's push file (ip_pushgateway, port_pushgateway, "
+                             "username_pushgateway, pass_pushgateway).")
                           .argument("FILE"));
     options.addOption(
-        Option("instance", "i", "The instance label of the grouping key (default: the host name).").argument("NAME"));
+        Option("instance", "i", "The instance label of the grouping key (default: the host name).")
+            .argument("NAME"));
     options.addOption(Option("once", "1", "Run one cycle of every config (concurrently), push, and exit."));
-    options.addOption(Option("check", "", "Validate the configs, print every error, and exit (0 valid, 2 not)."));
-    options.addOption(Option("push-timeout", "", "Time limit of the pushes of one cycle, seconds (default 10; in loop "
-                                                 "mode also bounded by the interval).")
+    options.addOption(
+        Option("check", "", "Validate the configs, print every error, and exit (0 valid, 2 not)."));
+    options.addOption(Option("push-timeout", "",
+                             "Time limit of the pushes of one cycle, seconds (default 10; in loop "
+                             "mode also bounded by the interval).")
                           .argument("SECONDS"));
-    options.addOption(Option("state-dir", "", std::string("Where the cumulative counters survive restarts (default ") +
-                                                  StateStore::defaultDirectory() + "). Locked: one process per directory.")
+    options.addOption(Option("state-dir", "",
+                             std::string("Where the cumulative counters survive restarts (default ") +
+                                 StateStore::defaultDirectory() + "). Locked: one process per directory.")
                           .argument("DIR"));
     options.addOption(
-        Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.").argument("LEVEL"));
+        Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.")
+            .argument("LEVEL"));
 }
 
 void FleetprobeApp::handleOption(const std::string& name, const std::string& value)
@@ -120,8 +128,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
             used = 0;
         }
         if (used != value.size() || !(d >= 1 && d <= 3600))
-            throw Poco::InvalidArgumentException("--push-timeout: must be a number of seconds from 1 to 3600, got \"" +
-                                                       value + "\"");
+            throw Poco::InvalidArgumentException(
+                "--push-timeout: must be a number of seconds from 1 to 3600, got \"" + value + "\"");
         _pushTimeoutSeconds = d;
     }
 }
@@ -130,13 +138,17 @@ void FleetprobeApp::printHelp()
 {
     Poco::Util::HelpFormatter help(options());
     help.setCommand("fleetprobe");
-    help.setUsage("[--config FILE]... [--config-dir DIR] [--pushgateway URL | --push-config FILE] [--once | --check]");
-    help.setHeader("Probes fleets of intermittently connected devices (ping, port) and pushes the results to a "
-                   "Prometheus Pushgateway. Without a push target the exposition text goes to stdout.");
-    help.setFooter("Exit codes: 0 every push succeeded; 1 a push failed; 2 bad usage or config; 4 system error "
-                   "(e.g. no permission for raw ICMP). SIGTERM/SIGINT stop after the cycle in flight; SIGHUP reloads the "
-                   "configs (loop mode). "
-                   "See docs/ for the config and metrics reference.");
+    help.setUsage(
+        "[--config FILE]... [--config-dir DIR] [--pushgateway URL | --push-config FILE] [--once | --check]");
+    help.setHeader(
+        "Probes fleets of intermittently connected devices (ping, port) and pushes the results to a "
+        "Prometheus Pushgateway. Without a push target the exposition text goes to stdout.");
+    help.setFooter(
+        "Exit codes: 0 every push succeeded; 1 a push failed; 2 bad usage or config; 4 system error "
+        "(e.g. no permission for raw ICMP). SIGTERM/SIGINT stop after the cycle in flight; SIGHUP reloads "
+        "the "
+        "configs (loop mode). "
+        "See docs/ for the config and metrics reference.");
     help.setUnixStyle(true);
     help.format(std::cout);
 }
@@ -178,8 +190,8 @@ std::vector<FleetprobeApp::LoadedConfig> FleetprobeApp::loadConfigs(std::vector<
         auto [it, fresh] = promIds.emplace(config->promId, file);
         if (!fresh)
         {
-            errors.push_back(file + ": conf.prom_id: \"" + config->promId + "\" is already used by " + it->second +
-                             " (the two would overwrite each other's push group)");
+            errors.push_back(file + ": conf.prom_id: \"" + config->promId + "\" is already used by " +
+                             it->second + " (the two would overwrite each other's push group)");
             continue;
         }
         configs.push_back(LoadedConfig{std::move(*config), std::move(*text)});
@@ -306,7 +318,8 @@ int FleetprobeApp::runMain()
         std::cerr << e << "\n";
     if (_check)
     {
-        std::cerr << "fleetprobe: " << configs.size() << " config(s) valid, " << errors.size() << " error(s)\n";
+        std::cerr << "fleetprobe: " << configs.size() << " config(s) valid, " << errors.size()
+                  << " error(s)\n";
         return errors.empty() && !configs.empty() ? ExitOk : ExitUsage;
     }
     if (configs.empty())
@@ -321,8 +334,9 @@ int FleetprobeApp::runMain()
         _target = ConfigLoader::loadPushFile(_pushConfig);
     _instanceName = _instanceSet ? _instance : Poco::Environment::nodeName();
     if (_instanceName.empty())
-        throw ConfigError("--instance: must not be empty (an empty instance is the Pushgateway's default and would "
-                          "collide with other groups)");
+        throw ConfigError(
+            "--instance: must not be empty (an empty instance is the Pushgateway's default and would "
+            "collide with other groups)");
 
     // A look at stdout must not touch the state of a running service: there state is kept only on request.
     try
@@ -353,11 +367,12 @@ int FleetprobeApp::runMain()
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         throw std::runtime_error("curl_global_init failed");
-    log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " + std::to_string(configs.size()) +
-                      " config(s), instance \"" + _instanceName + "\", " +
+    log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " +
+                      std::to_string(configs.size()) + " config(s), instance \"" + _instanceName + "\", " +
                       (_target.url.empty() ? std::string("writing to stdout") : "pushing to " + _target.url) +
                       (_once ? ", one cycle" : ", loop mode"));
-    const int code = _once ? runOnce(configs, errors.empty() ? ExitOk : ExitUsage, signals) : runLoop(configs, signals);
+    const int code =
+        _once ? runOnce(configs, errors.empty() ? ExitOk : ExitUsage, signals) : runLoop(configs, signals);
     curl_global_cleanup();
     return code;
 }
@@ -375,22 +390,25 @@ RunnerOptions FleetprobeApp::runnerOptions(StopSignal* stop) const
 int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const sigset_t& signals)
 {
     StopSignal stop;
-    // A signal thread turns SIGTERM/SIGINT into a stop request: the cycle finishes, its push gets a short grace,
-    // the state is saved. SIGUSR1 from this thread ends it once the work is done.
-    std::thread signalThread([&stop, &signals] {
-        int signal = 0;
-        while (sigwait(&signals, &signal) == 0 && signal == SIGHUP)
-            log().information("SIGHUP ignored in --once mode");
-        if (signal != SIGUSR1)
+    // A signal thread turns SIGTERM/SIGINT into a stop request: the cycle finishes, its push gets a short
+    // grace, the state is saved. SIGUSR1 from this thread ends it once the work is done.
+    std::thread signalThread(
+        [&stop, &signals]
         {
-            log().information(std::string("received ") + signalName(signal) + ": finishing the cycle in flight");
-            stop.request();
-        }
-    });
+            int signal = 0;
+            while (sigwait(&signals, &signal) == 0 && signal == SIGHUP)
+                log().information("SIGHUP ignored in --once mode");
+            if (signal != SIGUSR1)
+            {
+                log().information(std::string("received ") + signalName(signal) +
+                                  ": finishing the cycle in flight");
+                stop.request();
+            }
+        });
     std::vector<std::unique_ptr<ConfigRunner>> runners;
     for (auto& loaded : configs)
-        runners.push_back(
-            std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(), runnerOptions(&stop)));
+        runners.push_back(std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(),
+                                                         runnerOptions(&stop)));
     std::vector<CycleOutcome> outcomes(runners.size());
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < runners.size(); ++i)
@@ -431,7 +449,8 @@ void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig 
     Running r;
     r.text = std::move(loaded.text);
     r.stop = std::make_unique<StopSignal>();
-    r.runner = std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(), runnerOptions(r.stop.get()));
+    r.runner = std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(),
+                                              runnerOptions(r.stop.get()));
     if (reloaded)
         r.runner->setReloadSuccess(true);
     r.thread = std::thread([runner = r.runner.get(), stop = r.stop.get()] { runner->runLoop(*stop); });

@@ -10,8 +10,8 @@
 
 #include <map>
 #include <memory>
-#include <string>
 #include <signal.h>
+#include <string>
 #include <vector>
 
 namespace fleetprobe
@@ -20,10 +20,10 @@ namespace fleetprobe
 /// The exit codes of the fleetprobe command; when several apply, the highest wins.
 enum ExitCode
 {
-    ExitOk = 0,          ///< every push succeeded (devices being down is not an error)
-    ExitPushFailed = 1,  ///< at least one push failed
-    ExitUsage = 2,       ///< bad usage or a bad config (in --once mode the good configs still ran)
-    ExitSystem = 4       ///< a system error, e.g. no permission for raw ICMP
+    ExitOk = 0,         ///< every push succeeded (devices being down is not an error)
+    ExitPushFailed = 1, ///< at least one push failed
+    ExitUsage = 2,      ///< bad usage or a bad config (in --once mode the good configs still ran)
+    ExitSystem = 4      ///< a system error, e.g. no permission for raw ICMP
 };
 
 /// The fleetprobe application: options, config loading, and the --check, --once and loop modes.

@@ -29,7 +29,8 @@ std::string GroupingKey::base64Url(const std::string& data)
     std::size_t i = 0;
     for (; i + 2 < data.size(); i += 3)
     {
-        unsigned v = (unsigned char)data[i] << 16 | (unsigned char)data[i + 1] << 8 | (unsigned char)data[i + 2];
+        unsigned v =
+            (unsigned char)data[i] << 16 | (unsigned char)data[i + 1] << 8 | (unsigned char)data[i + 2];
         out += alphabet[v >> 18 & 63];
         out += alphabet[v >> 12 & 63];
         out += alphabet[v >> 6 & 63];

@@ -18,7 +18,8 @@ void setupLogging(const std::string& level)
         known = known || level == l;
     if (!known)
         throw ConfigError("--log-level: must be error, warning, information or debug, got \"" + level + "\"");
-    Poco::AutoPtr<Poco::PatternFormatter> formatter(new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p: %t"));
+    Poco::AutoPtr<Poco::PatternFormatter> formatter(
+        new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p: %t"));
     Poco::AutoPtr<Poco::ConsoleChannel> console(new Poco::ConsoleChannel);
     Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, console));
     log().setChannel(channel);

@@ -28,9 +28,10 @@ struct HistogramBucket
 };
 
 /// One series of a family, as plain data. Gauges and counters use `value`; histograms use the
-/// bucket list (finite bounds only, ascending; the +Inf bucket is `sampleCount`), `sampleSum` and `sampleCount`.
-/// The label set is `labels`, or — when `labelText` is set — that pre-rendered text (TextSerializer::renderLabels),
-/// which the families of one series share instead of copying; `extraLabels` follow either.
+/// bucket list (finite bounds only, ascending; the +Inf bucket is `sampleCount`), `sampleSum` and
+/// `sampleCount`. The label set is `labels`, or — when `labelText` is set — that pre-rendered text
+/// (TextSerializer::renderLabels), which the families of one series share instead of copying; `extraLabels`
+/// follow either.
 struct Metric
 {
     Labels labels;

@@ -22,7 +22,6 @@ void setLabel(Labels& labels, const std::string& name, const std::string& value)
     labels.emplace_back(name, value);
 }
 
-
 } // namespace
 
 MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config)
@@ -36,13 +35,15 @@ MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config)
     }
 }
 
-std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& scraper, const Labels& targetLabels)
+std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& scraper,
+                                      const Labels& targetLabels)
 {
     Series s;
     s.jobIndex = jobIndex;
     s.scraper = scraper;
     s.key = seriesKey(_jobNames.at(jobIndex), scraper, targetLabels);
-    Labels labels = {{"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
+    Labels labels = {
+        {"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
     for (const auto& l : targetLabels)
         labels.push_back(l);
     Labels extra = _confLabels;
@@ -61,7 +62,8 @@ std::string MetricsBuilder::seriesKey(const std::string& device, const std::stri
 {
     // Length-prefixed parts: unambiguous whatever bytes a device name holds.
     std::string key;
-    auto add = [&key](const std::string& part) {
+    auto add = [&key](const std::string& part)
+    {
         key += std::to_string(part.size());
         key += ':';
         key += part;
@@ -150,7 +152,8 @@ Metric MetricsBuilder::sample(const Series& s, double value)
 std::vector<MetricFamily> MetricsBuilder::collect() const
 {
     std::vector<MetricFamily> out;
-    auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily& {
+    auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily&
+    {
         out.push_back(MetricFamily{name, help, type, {}});
         return out.back();
     };
@@ -161,16 +164,18 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
         if (s.stats.lastUp >= 0)
             up.metrics.push_back(sample(s, s.upNow ? 1.0 : 0.0));
 
-    auto& lastRtt = family("fleetprobe_last_rtt_seconds",
-                           "Round-trip time of the last successful probe in the last cycle; absent while down.",
-                           MetricType::Gauge);
+    auto& lastRtt =
+        family("fleetprobe_last_rtt_seconds",
+               "Round-trip time of the last successful probe in the last cycle; absent while down.",
+               MetricType::Gauge);
     for (const auto& s : _series)
         if (s.upNow)
             lastRtt.metrics.push_back(sample(s, s.stats.lastRttSeconds));
 
     if (!_buckets.empty())
     {
-        auto& hist = family("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
+        auto& hist =
+            family("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
         for (const auto& s : _series)
         {
             Metric m = sample(s, 0);
@@ -190,7 +195,8 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
     for (const auto& s : _series)
         probes.metrics.push_back(sample(s, static_cast<double>(s.stats.probes)));
 
-    auto& failures = family("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
+    auto& failures =
+        family("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
     for (const auto& s : _series)
         for (auto reason : allFailureReasons())
         {
@@ -203,13 +209,15 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
             }
         }
 
-    auto& seen = family("fleetprobe_last_seen_timestamp_seconds",
-                        "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
+    auto& seen =
+        family("fleetprobe_last_seen_timestamp_seconds",
+               "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
     for (const auto& s : _series)
         if (s.stats.lastSeenUnix > 0)
             seen.metrics.push_back(sample(s, s.stats.lastSeenUnix));
 
-    auto& changes = family("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
+    auto& changes =
+        family("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
     for (const auto& s : _series)
         changes.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
 
@@ -223,18 +231,20 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
         .metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
     family("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter)
         .metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
-    auto& pushes = family("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
-                          MetricType::Counter);
+    auto& pushes =
+        family("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
+               MetricType::Counter);
     static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
     for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
-        pushes.metrics.push_back(Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
+        pushes.metrics.push_back(
+            Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
     if (_self.lastPushSuccessUnix > 0)
         family("exporter_last_push_success_timestamp_seconds",
                "Unix time of the last push the sink accepted before this one.", MetricType::Gauge)
             .metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
     if (_self.configReloadSuccess >= 0)
-        family("exporter_config_reload_success", "1 when the last reload (SIGHUP) of this config succeeded, else 0.",
-               MetricType::Gauge)
+        family("exporter_config_reload_success",
+               "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge)
             .metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
 
     // A family without samples is not written.

@@ -5,8 +5,8 @@
 #include "Scraper.h"
 
 #include <array>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,9 +34,10 @@ struct SelfStats
     std::uint64_t cycles = 0;
     std::uint64_t overruns = 0;
     std::uint64_t pushFailures = 0;
-    std::array<std::uint64_t, 4> pushOutcomes{}; ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport
-    double lastPushSuccessUnix = 0;               ///< 0 until a push succeeded
-    int configReloadSuccess = -1;                 ///< -1 before the first SIGHUP, then 1 or 0
+    std::array<std::uint64_t, 4>
+        pushOutcomes{};             ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport
+    double lastPushSuccessUnix = 0; ///< 0 until a push succeeded
+    int configReloadSuccess = -1;   ///< -1 before the first SIGHUP, then 1 or 0
 };
 
 struct PersistedState;
@@ -63,7 +64,8 @@ public:
     const SeriesStats& stats(std::size_t series) const { return _series.at(series).stats; }
 
     /// The identity of a series across restarts and reloads: device, scraper and target labels.
-    static std::string seriesKey(const std::string& device, const std::string& scraper, const Labels& targetLabels);
+    static std::string seriesKey(const std::string& device, const std::string& scraper,
+                                 const Labels& targetLabels);
 
     /// Copies the cumulative statistics of every series and the self counters.
     PersistedState exportState() const;

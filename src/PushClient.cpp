@@ -92,7 +92,8 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const std::stri
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(total, static_cast<long>(_connectTimeout.count())));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     std::min<long>(total, static_cast<long>(_connectTimeout.count())));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collectAnswer);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
@@ -122,12 +123,13 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const std::stri
         outcome.result = PushOutcome::Result::Ok;
     else
     {
-        outcome.result = outcome.httpStatus >= 500 ? PushOutcome::Result::Http5xx
+        outcome.result = outcome.httpStatus >= 500   ? PushOutcome::Result::Http5xx
                          : outcome.httpStatus >= 400 ? PushOutcome::Result::Http4xx
                                                      : PushOutcome::Result::Transport;
         while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r'))
             answer.pop_back();
-        outcome.message = "HTTP " + std::to_string(outcome.httpStatus) + (answer.empty() ? "" : ": " + answer);
+        outcome.message =
+            "HTTP " + std::to_string(outcome.httpStatus) + (answer.empty() ? "" : ": " + answer);
     }
     return outcome;
 }

@@ -25,7 +25,7 @@ struct PushOutcome
         Transport
     };
     Result result = Result::Transport;
-    long httpStatus = 0;  ///< 0 when no HTTP answer came
+    long httpStatus = 0; ///< 0 when no HTTP answer came
     std::string message; ///< curl's error text or the start of the server's answer
 
     bool ok() const { return result == Result::Ok; }
@@ -40,7 +40,8 @@ public:
     virtual ~MetricsSink() = default;
 
     /// Replaces the group at `groupPath` (`/metrics/job/...`) with `body`. Returns within `timeout`.
-    virtual PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) = 0;
+    virtual PushOutcome put(const std::string& groupPath, const std::string& body,
+                            std::chrono::milliseconds timeout) = 0;
 
     /// False for sinks that only show the main group (stdout): compat groups are then skipped.
     virtual bool wantsCompatGroups() const { return true; }
@@ -66,11 +67,14 @@ class PushgatewayClient : public MetricsSink
 {
 public:
     /// Call curl_global_init once in the process before constructing any client.
-    explicit PushgatewayClient(PushTarget target, std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+    explicit PushgatewayClient(PushTarget target,
+                               std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
 
-    PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) override;
+    PushOutcome put(const std::string& groupPath, const std::string& body,
+                    std::chrono::milliseconds timeout) override;
 
-    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport error).
+    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
+    /// error).
     void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
 
 private:
@@ -80,15 +84,16 @@ private:
     CurlHandle _curl;
 };
 
-/// Writes each group to a stream (stdout) preceded by `# fleetprobe group: <path>`. Writes of all instances that
-/// share the stream are serialized by a process-wide mutex.
+/// Writes each group to a stream (stdout) preceded by `# fleetprobe group: <path>`. Writes of all instances
+/// that share the stream are serialized by a process-wide mutex.
 class StreamSink : public MetricsSink
 {
 public:
     /// The stream must outlive the sink.
     explicit StreamSink(std::ostream& out) : _out(out) {}
 
-    PushOutcome put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds timeout) override;
+    PushOutcome put(const std::string& groupPath, const std::string& body,
+                    std::chrono::milliseconds timeout) override;
     bool wantsCompatGroups() const override { return false; }
 
 private:

@@ -34,22 +34,22 @@ const std::vector<FailureReason>& allFailureReasons();
 /// Plain data; built by the scraper from a job (targetsFor), read by the same scraper (probe).
 struct ProbeTarget
 {
-    std::size_t jobIndex = 0;    ///< index of the job in its config
-    std::string host;            ///< host name or address literal, without port
-    int port = 0;                ///< 0 when the scraper has no port
-    std::string protocol;        ///< e.g. "tcp", "udp", "unix"; empty for ping
-    std::string path;            ///< unix socket path
+    std::size_t jobIndex = 0;             ///< index of the job in its config
+    std::string host;                     ///< host name or address literal, without port
+    int port = 0;                         ///< 0 when the scraper has no port
+    std::string protocol;                 ///< e.g. "tcp", "udp", "unix"; empty for ping
+    std::string path;                     ///< unix socket path
     std::chrono::milliseconds timeout{0}; ///< per-target timeout
-    Labels labels;               ///< extra series labels that tell targets of one job apart (port, protocol)
+    Labels labels; ///< extra series labels that tell targets of one job apart (port, protocol)
 };
 
 /// The outcome of probing one target. A failure is a result, never an exception.
 struct ProbeResult
 {
     bool up = false;
-    double rttSeconds = 0;                     ///< valid when up
+    double rttSeconds = 0;                      ///< valid when up
     FailureReason reason = FailureReason::None; ///< set when not up
-    std::string detail;                        ///< human-readable cause for logs, may be empty
+    std::string detail;                         ///< human-readable cause for logs, may be empty
 };
 
 /// A probe kind (`ping`, `port`, ...). One instance serves one config and is called by one thread at a time;

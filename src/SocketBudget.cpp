@@ -9,13 +9,16 @@ namespace fleetprobe
 
 SocketBudget& SocketBudget::instance()
 {
-    static SocketBudget budget([] {
-        rlimit lim{};
-        std::size_t limit = 1024;
-        if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
-            limit = lim.rlim_cur == RLIM_INFINITY ? std::size_t(1) << 20 : static_cast<std::size_t>(lim.rlim_cur);
-        return limit > 2 * reserve ? limit - reserve : std::max<std::size_t>(limit / 2, 8);
-    }());
+    static SocketBudget budget(
+        []
+        {
+            rlimit lim{};
+            std::size_t limit = 1024;
+            if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
+                limit = lim.rlim_cur == RLIM_INFINITY ? std::size_t(1) << 20
+                                                      : static_cast<std::size_t>(lim.rlim_cur);
+            return limit > 2 * reserve ? limit - reserve : std::max<std::size_t>(limit / 2, 8);
+        }());
     return budget;
 }
 

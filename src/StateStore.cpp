@@ -9,8 +9,8 @@
 
 #include <cerrno>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -106,7 +106,8 @@ private:
 
 std::string base64UrlDecode(const std::string& in)
 {
-    auto value = [](char c) -> int {
+    auto value = [](char c) -> int
+    {
         if (c >= 'A' && c <= 'Z')
             return c - 'A';
         if (c >= 'a' && c <= 'z')
@@ -165,9 +166,10 @@ StateStore::StateStore(std::string directory) : _directory(std::move(directory))
         ::close(_lockFd);
         _lockFd = -1;
         if (err == EWOULDBLOCK)
-            throw StateLockedError(_directory + ": the state directory is in use by another fleetprobe process" +
-                                   (n > 0 ? std::string(" (pid ") + std::string(pid, std::strcspn(pid, "\n")) + ")"
-                                          : std::string()));
+            throw StateLockedError(
+                _directory + ": the state directory is in use by another fleetprobe process" +
+                (n > 0 ? std::string(" (pid ") + std::string(pid, std::strcspn(pid, "\n")) + ")"
+                       : std::string()));
         throw std::runtime_error(lockPath + ": cannot lock: " + std::strerror(err));
     }
     const std::string self = std::to_string(::getpid()) + "\n";
@@ -326,14 +328,15 @@ std::optional<PersistedState> StateStore::load(const std::string& promId, std::s
             problem = path + ": corrupt state file (" + e.what() + ")";
         }
     }
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     const std::string aside = path + ".corrupt-" + std::to_string(now);
     if (::rename(path.c_str(), aside.c_str()) == 0)
         problem += "; moved aside to " + aside + ", counters start from zero";
     else
-        problem += "; could not move it aside (" + std::string(std::strerror(errno)) + "), counters start from zero";
+        problem +=
+            "; could not move it aside (" + std::string(std::strerror(errno)) + "), counters start from zero";
     return std::nullopt;
 }
 

@@ -54,7 +54,8 @@ public:
     /// The text form of a state (exposed for tests and the fuzzer).
     static std::string encode(const PersistedState& state);
 
-    /// Parses the text form; throws std::runtime_error with the reason when it is not a complete, valid state.
+    /// Parses the text form; throws std::runtime_error with the reason when it is not a complete, valid
+    /// state.
     static PersistedState decode(const std::string& text);
 
     /// The default directory: /var/lib/fleetprobe.

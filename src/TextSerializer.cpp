@@ -164,7 +164,8 @@ void TextSerializer::serialize(std::string& out, const MetricFamily& family)
     out += ' ';
     out += typeName(family.type);
     out += '\n';
-    // The `le` texts of the family's buckets, formatted once (the bounds are usually the same in every series).
+    // The `le` texts of the family's buckets, formatted once (the bounds are usually the same in every
+    // series).
     std::vector<std::string> les;
     std::vector<double> lesBounds;
     for (const auto& metric : family.metrics)

@@ -3,7 +3,6 @@
 #include "BuiltinScrapers.h"
 #include "FleetprobeApp.h"
 
-
 #include <csignal>
 
 int main(int argc, char** argv)

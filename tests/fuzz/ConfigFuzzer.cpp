@@ -14,7 +14,8 @@ using namespace fleetprobe;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
-    static ScraperRegistry registry = [] {
+    static ScraperRegistry registry = []
+    {
         ScraperRegistry r;
         registerBuiltinScrapers(r);
         return r;
@@ -38,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t j = 0; j < config->jobs.size() && j < 64; ++j)
     {
         auto s = metrics.addSeries(j, "ping", {});
-        metrics.record(s, ProbeResult{j % 2 == 0, 0.01 * static_cast<double>(j), FailureReason::Timeout, ""}, 1.0);
+        metrics.record(s, ProbeResult{j % 2 == 0, 0.01 * static_cast<double>(j), FailureReason::Timeout, ""},
+                       1.0);
     }
     const std::string body = TextSerializer::serialize(metrics.collect());
     if (body.empty() || body.back() != '\n' || body.find('\r') != std::string::npos)

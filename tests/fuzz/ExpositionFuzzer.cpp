@@ -84,7 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     double number = 0;
     if (size >= sizeof number)
         std::memcpy(&number, data, sizeof number);
-    MetricFamily f{"m", help, MetricType::Histogram, {Metric{{{"device", value}}, 0, {{number, 1}}, number, 1}}};
+    MetricFamily f{
+        "m", help, MetricType::Histogram, {Metric{{{"device", value}}, 0, {{number, 1}}, number, 1}}};
     const std::string body = TextSerializer::serialize({f});
     std::size_t lines = 0;
     for (char c : body)
@@ -95,8 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string segment = GroupingKey::segment("instance", keyValue);
     for (char c : segment)
     {
-        const bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                          c == '.' || c == '_' || c == '~' || c == '/' || c == '@' || c == '=';
+        const bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                          c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == '@' || c == '=';
         if (!safe)
             std::abort();
     }

@@ -1,6 +1,7 @@
 // Faults on the way to the Pushgateway and in the process's life (issue 4): outages, a Pushgateway that never
 // answers, 5xx and 4xx answers, kill -9 at random moments, flapping devices, the state lock, SIGTERM, SIGHUP,
-// and a corrupt state file. Real processes in the private network namespace; FakePushgateway only injects faults.
+// and a corrupt state file. Real processes in the private network namespace; FakePushgateway only injects
+// faults.
 
 #include "ChildProcess.h"
 #include "FakePushgateway.h"
@@ -45,7 +46,8 @@ struct FaultFixture : FleetprobeFixture
         return stateDir() + "/" + fleetprobe::GroupingKey::base64Url(promId) + ".state";
     }
 
-    /// The decoded state of a config; nullopt when there is no file yet. Fails the test when it does not decode.
+    /// The decoded state of a config; nullopt when there is no file yet. Fails the test when it does not
+    /// decode.
     std::optional<fleetprobe::PersistedState> state(const std::string& promId) const
     {
         const std::string text = TempDir::readFile(stateFile(promId));
@@ -76,10 +78,12 @@ struct FaultFixture : FleetprobeFixture
     }
 
     /// Waits until the config's state file says at least `cycles` cycles ran.
-    bool waitForCycles(const std::string& promId, std::uint64_t cycles, milliseconds timeout = milliseconds(30000))
+    bool waitForCycles(const std::string& promId, std::uint64_t cycles,
+                       milliseconds timeout = milliseconds(30000))
     {
         return WaitCondition::until(
-            [&] {
+            [&]
+            {
                 auto s = state(promId);
                 return s && s->self.cycles >= cycles;
             },
@@ -98,7 +102,8 @@ std::uint64_t probesOf(const fleetprobe::PersistedState& s, const std::string& d
 
 BOOST_AUTO_TEST_SUITE(faults)
 
-BOOST_FIXTURE_TEST_CASE(outageThenRecoveryCountsEveryProbe, FaultFixture, *utf::precondition(NetNamespace::required))
+BOOST_FIXTURE_TEST_CASE(outageThenRecoveryCountsEveryProbe, FaultFixture,
+                        *utf::precondition(NetNamespace::required))
 {
     firewall.makeSilent({"127.0.0.4"});
     const std::string config = writeConfig("faults.json", threeDevices);
@@ -106,19 +111,21 @@ BOOST_FIXTURE_TEST_CASE(outageThenRecoveryCountsEveryProbe, FaultFixture, *utf::
     // Cron runs while the uplink is down: every push fails, every probe is counted.
     for (int run = 0; run < 3; ++run)
     {
-        auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", nowhere, "--instance", instance,
-                                "--push-timeout", "1"});
+        auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", nowhere, "--instance",
+                                instance, "--push-timeout", "1"});
         BOOST_TEST(r.exitCode == 1, r.describe());
     }
     // The link is back.
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
     auto group = findGroup("faults");
     BOOST_TEST_REQUIRE(group.has_value());
     for (const char* device : {"meter-up-1", "meter-up-2", "meter-silent"})
         BOOST_TEST(group->value("fleetprobe_probes_total", series(device, "ping")).value_or(-1) == 4, device);
-    BOOST_TEST(group->value("fleetprobe_probe_failures_total", {{"device", "meter-silent"}, {"reason", "timeout"}})
-                   .value_or(-1) == 4);
+    BOOST_TEST(
+        group->value("fleetprobe_probe_failures_total", {{"device", "meter-silent"}, {"reason", "timeout"}})
+            .value_or(-1) == 4);
     BOOST_TEST(group->value("fleetprobe_up", series("meter-silent", "ping")).value_or(-1) == 0);
     BOOST_TEST(group->value("fleetprobe_up", series("meter-up-1", "ping")).value_or(-1) == 1);
     BOOST_TEST(group->value("exporter_cycles_total").value_or(-1) == 4);
@@ -137,16 +144,16 @@ BOOST_FIXTURE_TEST_CASE(silentPushgatewayCannotStallTheLoop, FaultFixture,
     FakePushgateway silent(FakePushgateway::Mode::Silent);
     const std::string config = writeConfig("faults.json", threeDevices);
     // --once: the push is cut at --push-timeout.
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", silent.url(), "--instance", instance,
-                            "--push-timeout", "2"},
+    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", silent.url(), "--instance",
+                            instance, "--push-timeout", "2"},
                            milliseconds(30000));
     BOOST_TEST(!r.timedOut);
     BOOST_TEST(r.exitCode == 1, r.describe());
     BOOST_TEST(r.err.find("transport") != std::string::npos, r.err);
 
     // Loop mode with a push timeout far above the interval: the loop goes on cycle after cycle.
-    auto loop = startLoop({"--config", config, "--pushgateway", silent.url(), "--instance", instance,
-                           "--push-timeout", "60"});
+    auto loop = startLoop(
+        {"--config", config, "--pushgateway", silent.url(), "--instance", instance, "--push-timeout", "60"});
     BOOST_TEST(waitForCycles("faults", 5), loop->stderrText());
     loop->signal(SIGTERM);
     auto end = loop->wait(milliseconds(15000));
@@ -155,15 +162,17 @@ BOOST_FIXTURE_TEST_CASE(silentPushgatewayCannotStallTheLoop, FaultFixture,
     auto s = state("faults");
     BOOST_TEST_REQUIRE(s.has_value());
     BOOST_TEST(s->self.pushFailures >= 4u);
-    BOOST_TEST(s->self.pushFailures + 1 >= s->self.cycles); // every push failed (the last one may be cut by SIGTERM)
+    BOOST_TEST(s->self.pushFailures + 1 >=
+               s->self.cycles); // every push failed (the last one may be cut by SIGTERM)
 }
 
-BOOST_FIXTURE_TEST_CASE(serverErrorsAreRetriedThenCounted, FaultFixture, *utf::precondition(NetNamespace::required))
+BOOST_FIXTURE_TEST_CASE(serverErrorsAreRetriedThenCounted, FaultFixture,
+                        *utf::precondition(NetNamespace::required))
 {
     FakePushgateway failing(FakePushgateway::Mode::Answer, 500, "storage is on fire");
     const std::string config = writeConfig("faults.json", threeDevices);
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", failing.url(), "--instance", instance,
-                            "--push-timeout", "3"});
+    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", failing.url(), "--instance",
+                            instance, "--push-timeout", "3"});
     BOOST_TEST(r.exitCode == 1, r.describe());
     BOOST_TEST(failing.requests() >= 2, "requests: " << failing.requests());
     BOOST_TEST(r.err.find("HTTP 500: storage is on fire") != std::string::npos, r.err);
@@ -179,8 +188,8 @@ BOOST_FIXTURE_TEST_CASE(badRequestIsNotRetried, FaultFixture, *utf::precondition
 {
     FakePushgateway refusing(FakePushgateway::Mode::Answer, 400, "text format parsing error in line 3");
     const std::string config = writeConfig("faults.json", threeDevices);
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", refusing.url(), "--instance", instance,
-                            "--push-timeout", "5"});
+    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", refusing.url(), "--instance",
+                            instance, "--push-timeout", "5"});
     BOOST_TEST(r.exitCode == 1, r.describe());
     BOOST_TEST(refusing.requests() == 1);
     BOOST_TEST(r.err.find("HTTP 400: text format parsing error in line 3") != std::string::npos, r.err);
@@ -201,10 +210,12 @@ BOOST_FIXTURE_TEST_CASE(killNineNeverTearsTheState, FaultFixture, *utf::precondi
     int kills = 0;
     for (int round = 0; round < 15; ++round)
     {
-        auto loop = startLoop({"--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+        auto loop =
+            startLoop({"--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
         // Kill at a moment measured from the process start, not after a condition: any instant is fair game.
         const auto at = std::chrono::steady_clock::now() + milliseconds(delayMs(random));
-        WaitCondition::until([&] { return std::chrono::steady_clock::now() >= at; }, seconds(1), milliseconds(5));
+        WaitCondition::until([&] { return std::chrono::steady_clock::now() >= at; }, seconds(1),
+                             milliseconds(5));
         loop->signal(SIGKILL);
         loop->wait(milliseconds(5000));
         ++kills;
@@ -212,12 +223,13 @@ BOOST_FIXTURE_TEST_CASE(killNineNeverTearsTheState, FaultFixture, *utf::precondi
         if (!s)
             continue;
         const std::uint64_t probes = probesOf(*s, "a");
-        BOOST_TEST(probes >= lastProbes, "round " << round << ": probes went back from " << lastProbes << " to "
-                                                  << probes);
+        BOOST_TEST(probes >= lastProbes,
+                   "round " << round << ": probes went back from " << lastProbes << " to " << probes);
         lastProbes = probes;
     }
     BOOST_TEST_MESSAGE(kills << " kills; probes of device a reached " << lastProbes);
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST(r.exitCode == 0, r.describe());
     BOOST_TEST(r.err.find("corrupt") == std::string::npos, r.err);
     auto s = state("kill");
@@ -231,9 +243,10 @@ BOOST_FIXTURE_TEST_CASE(flappingDevice, FaultFixture, *utf::precondition(NetName
   "conf": {"prom_id": "flap", "interval": 5, "timeout": 0.3},
   "jobs": [{"job": "flapper", "ip": "127.0.0.5", "metrics": ["ping"]}]
 })");
-    auto once = [&] {
-        auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance",
-                                instance});
+    auto once = [&]
+    {
+        auto r = runFleetprobe(
+            {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
         BOOST_TEST(r.exitCode == 0, r.describe());
     };
     once(); // up
@@ -253,12 +266,14 @@ BOOST_FIXTURE_TEST_CASE(flappingDevice, FaultFixture, *utf::precondition(NetName
     BOOST_TEST(group->value("fleetprobe_probe_failures_total", {{"reason", "timeout"}}).value_or(-1) == 1);
 }
 
-BOOST_FIXTURE_TEST_CASE(secondProcessOnTheStateDirExitsTwo, FaultFixture, *utf::precondition(NetNamespace::required))
+BOOST_FIXTURE_TEST_CASE(secondProcessOnTheStateDirExitsTwo, FaultFixture,
+                        *utf::precondition(NetNamespace::required))
 {
     const std::string config = writeConfig("faults.json", threeDevices);
     auto loop = startLoop({"--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST_REQUIRE(waitForCycles("faults", 1), loop->stderrText());
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST(r.exitCode == 2, r.describe());
     BOOST_TEST(r.err.find("in use by another fleetprobe process (pid " + std::to_string(loop->pid()) + ")") !=
                    std::string::npos,
@@ -272,7 +287,8 @@ BOOST_FIXTURE_TEST_CASE(sigtermFinishesAndSaves, FaultFixture, *utf::preconditio
     const std::string config = writeConfig("faults.json", threeDevices);
     auto loop = startLoop({"--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST_REQUIRE(WaitCondition::until(
-        [&] {
+        [&]
+        {
             auto g = pushgateway->group(groupKey("faults"));
             return g && g->value("exporter_cycles_total").value_or(0) >= 2;
         },
@@ -294,37 +310,49 @@ BOOST_FIXTURE_TEST_CASE(sighupReloads, FaultFixture, *utf::precondition(NetNames
       "jobs": [{"job": "first", "ip": "127.0.0.2", "metrics": ["ping"]}]})";
     const std::string config = writeConfig("reload.json", oneDevice);
     auto loop = startLoop({"--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
-    auto pushed = [&](const std::function<bool(const MetricGroup&)>& check) {
+    auto pushed = [&](const std::function<bool(const MetricGroup&)>& check)
+    {
         return WaitCondition::until(
-            [&] {
+            [&]
+            {
                 auto g = pushgateway->group(groupKey("reload"));
                 return g && check(*g);
             },
             seconds(30));
     };
-    BOOST_TEST_REQUIRE(pushed([](const MetricGroup& g) { return g.has("fleetprobe_up"); }), loop->stderrText());
+    BOOST_TEST_REQUIRE(pushed([](const MetricGroup& g) { return g.has("fleetprobe_up"); }),
+                       loop->stderrText());
 
     // A good change takes effect; the counters of the kept device continue.
     writeConfig("reload.json", R"({"conf": {"prom_id": "reload", "interval": 0.5, "timeout": 0.2},
       "jobs": [{"job": "first", "ip": "127.0.0.2", "metrics": ["ping"]},
                {"job": "second", "ip": "127.0.0.3", "metrics": ["ping"]}]})");
-    const double before = pushgateway->group(groupKey("reload"))->value("fleetprobe_probes_total", series("first", "ping")).value_or(0);
+    const double before = pushgateway->group(groupKey("reload"))
+                              ->value("fleetprobe_probes_total", series("first", "ping"))
+                              .value_or(0);
     loop->signal(SIGHUP);
-    BOOST_TEST(pushed([&](const MetricGroup& g) {
-        return !g.find("fleetprobe_up", {{"device", "second"}}).empty() &&
-               g.value("exporter_config_reload_success").value_or(-1) == 1;
-    }));
-    BOOST_TEST(pushgateway->group(groupKey("reload"))->value("fleetprobe_probes_total", series("first", "ping")).value_or(0) > before);
+    BOOST_TEST(pushed(
+        [&](const MetricGroup& g)
+        {
+            return !g.find("fleetprobe_up", {{"device", "second"}}).empty() &&
+                   g.value("exporter_config_reload_success").value_or(-1) == 1;
+        }));
+    BOOST_TEST(pushgateway->group(groupKey("reload"))
+                   ->value("fleetprobe_probes_total", series("first", "ping"))
+                   .value_or(0) > before);
 
     // A bad change keeps the running version and says so.
-    writeConfig("reload.json", R"({"conf": {"prom_id": "reload", "interval": 0.5, "timeout": 0.2}, "jobs": [)");
+    writeConfig("reload.json",
+                R"({"conf": {"prom_id": "reload", "interval": 0.5, "timeout": 0.2}, "jobs": [)");
     loop->signal(SIGHUP);
-    BOOST_TEST(pushed([](const MetricGroup& g) {
-        return g.value("exporter_config_reload_success").value_or(-1) == 0 &&
-               !g.find("fleetprobe_up", {{"device", "second"}}).empty();
-    }));
-    BOOST_TEST(WaitCondition::until([&] { return loop->stderrText().find("invalid JSON") != std::string::npos; },
-                                    seconds(10)));
+    BOOST_TEST(pushed(
+        [](const MetricGroup& g)
+        {
+            return g.value("exporter_config_reload_success").value_or(-1) == 0 &&
+                   !g.find("fleetprobe_up", {{"device", "second"}}).empty();
+        }));
+    BOOST_TEST(WaitCondition::until(
+        [&] { return loop->stderrText().find("invalid JSON") != std::string::npos; }, seconds(10)));
     auto end = loop->stop();
     BOOST_TEST(end.exitCode == 0, end.describe());
 }
@@ -336,7 +364,8 @@ BOOST_FIXTURE_TEST_CASE(corruptStateIsMovedAsideAndTheRunGoesOn, FaultFixture,
     dir.makeDirectory("state");
     dir.writeFile("state/" + fleetprobe::GroupingKey::base64Url("faults") + ".state",
                   "fleetprobe-state 1\nself 9 9\ngarbage");
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST(r.exitCode == 0, r.describe());
     BOOST_TEST(r.err.find("corrupt state file") != std::string::npos, r.err);
     bool aside = false;
@@ -350,11 +379,13 @@ BOOST_FIXTURE_TEST_CASE(removedDeviceDisappears, FaultFixture, *utf::preconditio
 {
     const std::string config = writeConfig("faults.json", threeDevices);
     firewall.makeSilent({"127.0.0.4"});
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST(r.exitCode == 0, r.describe());
     writeConfig("faults.json", R"({"conf": {"prom_id": "faults", "interval": 1, "timeout": 0.3},
       "jobs": [{"job": "meter-up-1", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
-    r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto group = findGroup("faults");
     BOOST_TEST_REQUIRE(group.has_value());
@@ -366,7 +397,8 @@ BOOST_FIXTURE_TEST_CASE(removedDeviceDisappears, FaultFixture, *utf::preconditio
     BOOST_TEST(s->series.size() == 1u);
 }
 
-BOOST_FIXTURE_TEST_CASE(tinyOpenFileLimitNeverGivesEmfile, FaultFixture, *utf::precondition(NetNamespace::required))
+BOOST_FIXTURE_TEST_CASE(tinyOpenFileLimitNeverGivesEmfile, FaultFixture,
+                        *utf::precondition(NetNamespace::required))
 {
     // 1,500 open ports and 1,500 pings under an open-file limit of 200: the socket budget makes the port
     // scraper wait for its own sockets instead of failing with EMFILE.
@@ -380,9 +412,11 @@ BOOST_FIXTURE_TEST_CASE(tinyOpenFileLimitNeverGivesEmfile, FaultFixture, *utf::p
                 R"(", "metrics": ["ping", "port"], "ports": [7000]})";
     }
     TestPeerProcess peer(testPeerBinary(), spec);
-    const std::string config = writeConfig(
-        "many.json", R"({"conf": {"prom_id": "many", "interval": 60, "timeout": 1}, "jobs": [)" + jobs + "]}");
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    const std::string config =
+        writeConfig("many.json",
+                    R"({"conf": {"prom_id": "many", "interval": 60, "timeout": 1}, "jobs": [)" + jobs + "]}");
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
     std::vector<std::string> argv = {"prlimit", "--nofile=200:200", binary()};
     const auto st = stateArguments();
@@ -406,16 +440,19 @@ BOOST_FIXTURE_TEST_CASE(tinyOpenFileLimitNeverGivesEmfile, FaultFixture, *utf::p
     BOOST_TEST(down == 0, down << " of 3000 series down under the small open-file limit");
 }
 
-BOOST_FIXTURE_TEST_CASE(hostileLabelValuesArePushedEscaped, FaultFixture, *utf::precondition(NetNamespace::required))
+BOOST_FIXTURE_TEST_CASE(hostileLabelValuesArePushedEscaped, FaultFixture,
+                        *utf::precondition(NetNamespace::required))
 {
     const std::string note = "quote \" backslash \\ newline \n slash / braces {} emoji \xF0\x9F\x93\xA1";
     const std::string config = writeConfig("labels.json", R"({
-  "conf": {"prom_id": "labels", "interval": 5, "timeout": 0.3, "labels": {"site": "", "note": )" + jsonString(note) + R"(}},
+  "conf": {"prom_id": "labels", "interval": 5, "timeout": 0.3, "labels": {"site": "", "note": )" +
+                                                              jsonString(note) + R"(}},
   "jobs": [{"job": "{}/\\\"", "ip": "127.0.0.2", "metrics": ["ping", "port"], "ports": [9],
             "labels": {"room": "\n"}}]
 })");
     instance = "gw \"1\"/\\";
-    auto r = runFleetprobe({"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
+    auto r = runFleetprobe(
+        {"--once", "--config", config, "--pushgateway", pushgateway->url(), "--instance", instance});
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto group = findGroup("labels");
     BOOST_TEST_REQUIRE(group.has_value());
@@ -426,7 +463,8 @@ BOOST_FIXTURE_TEST_CASE(hostileLabelValuesArePushedEscaped, FaultFixture, *utf::
     BOOST_TEST(up[0].labels.at("room") == "\n");
     BOOST_TEST((up[0].labels.count("site") == 0u || up[0].labels.at("site").empty()));
     BOOST_TEST(up[0].value == 0);
-    BOOST_TEST(group->value("fleetprobe_probe_failures_total", {{"scraper", "port"}, {"reason", "refused"}}).value_or(-1) == 1);
+    BOOST_TEST(group->value("fleetprobe_probe_failures_total", {{"scraper", "port"}, {"reason", "refused"}})
+                   .value_or(-1) == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

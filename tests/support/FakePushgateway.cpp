@@ -21,8 +21,8 @@ FakePushgateway::FakePushgateway(Mode mode, int status, std::string body)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof addr;
     if (_listenFd < 0 || ::bind(_listenFd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(_listenFd, 64) != 0 || ::getsockname(_listenFd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
-        ::pipe(_wakeFd) != 0)
+        ::listen(_listenFd, 64) != 0 ||
+        ::getsockname(_listenFd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || ::pipe(_wakeFd) != 0)
         throw std::runtime_error(std::string("FakePushgateway: cannot listen: ") + std::strerror(errno));
     _port = ntohs(addr.sin_port);
     // Silent: the kernel completes handshakes into the backlog; nobody ever reads or answers.

@@ -9,9 +9,9 @@
 namespace fleetprobe::test
 {
 
-/// A fault injector in place of a Pushgateway, on a free 127.0.0.1 port: it answers every request with a fixed
-/// HTTP status and body, or (Mode::Silent) accepts TCP connections and never answers. Counts the requests it
-/// read. Runs one accept thread; stopped by the destructor. Thread-safe.
+/// A fault injector in place of a Pushgateway, on a free 127.0.0.1 port: it answers every request with a
+/// fixed HTTP status and body, or (Mode::Silent) accepts TCP connections and never answers. Counts the
+/// requests it read. Runs one accept thread; stopped by the destructor. Thread-safe.
 class FakePushgateway
 {
 public:

@@ -1,5 +1,5 @@
-#include "BuiltinScrapers.h"
 #include "ConfigLoader.h"
+#include "BuiltinScrapers.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -43,7 +43,8 @@ struct LoaderFixture
     }
 };
 
-const std::string good = R"({"conf": {"prom_id": "meters_gprs", "interval": 55, "timeout": 3, "value_dev_down": 3000,
+const std::string good =
+    R"({"conf": {"prom_id": "meters_gprs", "interval": 55, "timeout": 3, "value_dev_down": 3000,
           "threads": 8, "labels": {"site": "north"}},
  "jobs": [{"job": "meter-0001", "ip": "127.0.0.2", "metrics": ["ping", "port"],
            "ports": [502, {"port": 8080, "protocol": "tcp", "timeout": 1}], "labels": {"model": "X1"}}]})";
@@ -80,7 +81,8 @@ BOOST_AUTO_TEST_CASE(reads_the_issue_example)
 
 BOOST_AUTO_TEST_CASE(reads_a_pingexporter_file_unchanged)
 {
-    auto c = parse(R"({"conf": {"prom_id": "ExporterINFO_PROJECT", "interval": 55, "timeout": 3, "value_dev_down": 3000},
+    auto c = parse(
+        R"({"conf": {"prom_id": "ExporterINFO_PROJECT", "interval": 55, "timeout": 3, "value_dev_down": 3000},
       "jobs": [{"job": "MyDevice01", "ip": "127.0.0.57", "metrics": ["ping"]},
                {"job": "MyDevice02", "ip": "127.0.0.58:8080", "metrics": ["ping"]}]})");
     BOOST_TEST_REQUIRE(c.has_value(), all());
@@ -106,13 +108,15 @@ BOOST_AUTO_TEST_CASE(address_forms)
 BOOST_AUTO_TEST_CASE(unknown_scraper_names_file_path_and_value)
 {
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["pnig"]})")));
-    BOOST_TEST(hasError(R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: ping, port))"),
-               all());
+    BOOST_TEST(
+        hasError(R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: ping, port))"),
+        all());
 }
 
 BOOST_AUTO_TEST_CASE(every_error_is_reported_not_only_the_first)
 {
-    BOOST_TEST(!parse(R"({"conf": {"prom_id": "", "interval": -5, "timeout": 0, "bogus": 1, "labels": {"1bad": "x", "job": "y"}},
+    BOOST_TEST(!parse(
+        R"({"conf": {"prom_id": "", "interval": -5, "timeout": 0, "bogus": 1, "labels": {"1bad": "x", "job": "y"}},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]},
                {"job": "a", "ip": "127.0.0.3", "metrics": ["ping", "ping"]},
                {"job": "b", "ip": "127.0.0.4 x", "metrics": "ping", "extra": true},
@@ -122,17 +126,20 @@ BOOST_AUTO_TEST_CASE(every_error_is_reported_not_only_the_first)
         "configs/meters.json: conf.prom_id: must not be empty",
         "configs/meters.json: conf.interval: must be > 0 and <= 86400 seconds, got -5",
         "configs/meters.json: conf.timeout: must be > 0 and <= 86400 seconds, got 0",
-        "configs/meters.json: conf.labels.1bad: invalid label name \"1bad\" (must match [a-zA-Z_][a-zA-Z0-9_]* and not "
+        "configs/meters.json: conf.labels.1bad: invalid label name \"1bad\" (must match "
+        "[a-zA-Z_][a-zA-Z0-9_]* and not "
         "start with __)",
         "configs/meters.json: conf.labels.job: label name \"job\" is reserved: fleetprobe sets it itself",
         "configs/meters.json: jobs[1].job: duplicate job \"a\"",
         "configs/meters.json: jobs[1].metrics[1]: scraper \"ping\" is named twice",
         "configs/meters.json: jobs[2].extra: unknown key \"extra\"",
-        "configs/meters.json: jobs[2].ip: must be an IPv4 or IPv6 address or a host name, optionally with :port, got "
+        "configs/meters.json: jobs[2].ip: must be an IPv4 or IPv6 address or a host name, optionally with "
+        ":port, got "
         "\"127.0.0.4 x\"",
         "configs/meters.json: jobs[2].metrics: must be an array of scraper names, got \"ping\"",
         "configs/meters.json: jobs[3].job: must be a string, got 7",
-        "configs/meters.json: jobs[3].ports: missing: \"port\" is in metrics but no port is given (use ports or the "
+        "configs/meters.json: jobs[3].ports: missing: \"port\" is in metrics but no port is given (use ports "
+        "or the "
         "host:port form of ip)",
     };
     for (const char* e : expected)
@@ -146,7 +153,9 @@ BOOST_AUTO_TEST_CASE(invalid_and_truncated_json)
     BOOST_TEST_REQUIRE(errors.size() == 1u);
     BOOST_TEST(errors[0].rfind("configs/meters.json: invalid JSON: ", 0) == 0u, errors[0]);
     BOOST_TEST(!parse("[1,2]"));
-    BOOST_TEST(hasError("configs/meters.json: must be a JSON object with \"conf\" and \"jobs\", got an array"), all());
+    BOOST_TEST(
+        hasError("configs/meters.json: must be a JSON object with \"conf\" and \"jobs\", got an array"),
+        all());
     BOOST_TEST(!parse(""));
     BOOST_TEST(errors.size() == 1u);
 }
@@ -157,7 +166,8 @@ BOOST_AUTO_TEST_CASE(wrong_types_and_huge_numbers)
     BOOST_TEST_REQUIRE(errors.size() == 1u);
     BOOST_TEST(errors[0].find("configs/meters.json: invalid JSON: ") == 0u, errors[0]);
     BOOST_TEST(errors[0].find("1e400") != std::string::npos, errors[0]);
-    BOOST_TEST(!parse(R"({"conf": {"prom_id": 5, "interval": "55", "timeout": 1e300, "threads": 9999999999999999999},
+    BOOST_TEST(
+        !parse(R"({"conf": {"prom_id": 5, "interval": "55", "timeout": 1e300, "threads": 9999999999999999999},
                           "jobs": {"job": "a"}})"));
     BOOST_TEST(hasError("configs/meters.json: conf.prom_id: must be a string, got 5"), all());
     BOOST_TEST(hasError("configs/meters.json: conf.interval: must be a number, got \"55\""), all());
@@ -174,8 +184,10 @@ BOOST_AUTO_TEST_CASE(wrong_types_and_huge_numbers)
 
 BOOST_AUTO_TEST_CASE(timeout_may_not_exceed_interval)
 {
-    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 2, "timeout": 3}, "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
-    BOOST_TEST(hasError("configs/meters.json: conf.timeout: must not exceed conf.interval (2), got 3"), all());
+    BOOST_TEST(!parse(
+        R"({"conf": {"prom_id": "p", "interval": 2, "timeout": 3}, "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.timeout: must not exceed conf.interval (2), got 3"),
+               all());
 }
 
 BOOST_AUTO_TEST_CASE(missing_required_fields_and_empty_jobs)
@@ -195,22 +207,34 @@ BOOST_AUTO_TEST_CASE(ports_are_checked)
 {
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"],
         "ports": [0, 70000, "80", {"port": 1, "protocol": "sctp"}, {"protocol": "unix"}, {"port": 5, "timeout": -1}, {"port": 6, "colour": 1}]})")));
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[0]: must be an integer from 1 to 65535, got 0"), all());
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[1]: must be an integer from 1 to 65535, got 70000"), all());
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[2]: must be an integer from 1 to 65535, got \"80\""), all());
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[3].protocol: unknown protocol \"sctp\" (known: tcp, tcp4, "
-                        "tcp6, udp, udp4, udp6, unix)"),
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[0]: must be an integer from 1 to 65535, got 0"),
                all());
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[4].path: missing: a unix socket needs a path"), all());
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[5].timeout: must be > 0 and not exceed conf.interval, got -1"),
+    BOOST_TEST(
+        hasError("configs/meters.json: jobs[0].ports[1]: must be an integer from 1 to 65535, got 70000"),
+        all());
+    BOOST_TEST(
+        hasError("configs/meters.json: jobs[0].ports[2]: must be an integer from 1 to 65535, got \"80\""),
+        all());
+    BOOST_TEST(
+        hasError(
+            "configs/meters.json: jobs[0].ports[3].protocol: unknown protocol \"sctp\" (known: tcp, tcp4, "
+            "tcp6, udp, udp4, udp6, unix)"),
+        all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[4].path: missing: a unix socket needs a path"),
+               all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[5].timeout: must be > 0 and not exceed "
+                        "conf.interval, got -1"),
                all());
     BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[6].colour: unknown key \"colour\""), all());
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"], "ports": []})")));
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports: is empty: \"port\" is in jobs[0].metrics, name at least "
-                        "one port"),
-               all());
+    BOOST_TEST(
+        hasError(
+            "configs/meters.json: jobs[0].ports: is empty: \"port\" is in jobs[0].metrics, name at least "
+            "one port"),
+        all());
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["ping"], "ports": [80]})")));
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports: is set but \"port\" is not in jobs[0].metrics"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports: is set but \"port\" is not in jobs[0].metrics"),
+               all());
 }
 
 BOOST_AUTO_TEST_CASE(rtt_buckets)
@@ -221,8 +245,10 @@ BOOST_AUTO_TEST_CASE(rtt_buckets)
     BOOST_TEST(c->rttBuckets.empty());
     BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "rtt_buckets": [0.5, 0.1]},
                           "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
-    BOOST_TEST(hasError("configs/meters.json: conf.rtt_buckets[1]: must be greater than the bucket before it, got 0.1"),
-               all());
+    BOOST_TEST(
+        hasError(
+            "configs/meters.json: conf.rtt_buckets[1]: must be greater than the bucket before it, got 0.1"),
+        all());
 }
 
 BOOST_AUTO_TEST_CASE(non_utf8_bytes_are_rejected)
@@ -252,8 +278,8 @@ BOOST_AUTO_TEST_CASE(ten_megabyte_files)
     for (int i = 0; i < 50000; ++i)
     {
         text += (i ? "," : "");
-        text += R"({"job": "meter-)" + std::to_string(i) + R"(", "ip": "127.0.)" + std::to_string(i / 250 % 250) +
-                "." + std::to_string(i % 250 + 1) +
+        text += R"({"job": "meter-)" + std::to_string(i) + R"(", "ip": "127.0.)" +
+                std::to_string(i / 250 % 250) + "." + std::to_string(i % 250 + 1) +
                 R"(", "metrics": ["ping", "port"], "ports": [502, {"port": 8080, "protocol": "udp"}],
                    "labels": {"model": "X1", "room": "basement", "note": "a long enough note to make ten MB"}})";
     }
@@ -289,9 +315,13 @@ BOOST_AUTO_TEST_CASE(push_file)
     {
         std::ofstream(path) << R"({"ip_pushgateway": "127.0.0.1", "port_pushgateway": "x"})";
     }
-    BOOST_CHECK_EXCEPTION(ConfigLoader::loadPushFile(path), ConfigError, [&](const ConfigError& e) {
-        return std::string(e.what()) == path + ": port_pushgateway: must be a port number from 1 to 65535, got \"x\"";
-    });
+    BOOST_CHECK_EXCEPTION(
+        ConfigLoader::loadPushFile(path), ConfigError,
+        [&](const ConfigError& e)
+        {
+            return std::string(e.what()) ==
+                   path + ": port_pushgateway: must be a port number from 1 to 65535, got \"x\"";
+        });
     {
         std::ofstream(path) << R"({"ip_pushgateway": "http://127.0.0.1:9091/pgw/", "port_pushgateway": ""})";
     }
@@ -307,9 +337,10 @@ BOOST_AUTO_TEST_CASE(push_file)
     {
         std::ofstream(path) << R"({"ip_pushgateway": "bad host", "port_pushgateway": "9091"})";
     }
-    BOOST_CHECK_EXCEPTION(ConfigLoader::loadPushFile(path), ConfigError, [&](const ConfigError& e) {
-        return std::string(e.what()).rfind(path + ": ip_pushgateway: contains a space", 0) == 0;
-    });
+    BOOST_CHECK_EXCEPTION(
+        ConfigLoader::loadPushFile(path), ConfigError,
+        [&](const ConfigError& e)
+        { return std::string(e.what()).rfind(path + ": ip_pushgateway: contains a space", 0) == 0; });
     std::remove(path.c_str());
 }
 
@@ -317,11 +348,13 @@ BOOST_AUTO_TEST_CASE(push_url)
 {
     BOOST_TEST(ConfigLoader::normalizePushUrl("http://127.0.0.1:9091/prefix/", "--pushgateway") ==
                "http://127.0.0.1:9091/prefix");
-    BOOST_CHECK_EXCEPTION(ConfigLoader::normalizePushUrl("127.0.0.1:9091", "--pushgateway"), ConfigError,
-                          [](const ConfigError& e) {
-                              return std::string(e.what()) ==
-                                     "--pushgateway: must start with http:// or https://, got \"127.0.0.1:9091\"";
-                          });
+    BOOST_CHECK_EXCEPTION(
+        ConfigLoader::normalizePushUrl("127.0.0.1:9091", "--pushgateway"), ConfigError,
+        [](const ConfigError& e)
+        {
+            return std::string(e.what()) ==
+                   "--pushgateway: must start with http:// or https://, got \"127.0.0.1:9091\"";
+        });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

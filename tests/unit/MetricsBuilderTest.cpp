@@ -1,5 +1,5 @@
-#include "CycleScheduler.h"
 #include "MetricsBuilder.h"
+#include "CycleScheduler.h"
 #include "StateStore.h"
 #include "TextSerializer.h"
 
@@ -28,8 +28,14 @@ DeviceClassConfig oneJob(std::vector<double> buckets)
     return c;
 }
 
-ProbeResult up(double rtt) { return ProbeResult{true, rtt, FailureReason::None, ""}; }
-ProbeResult down(FailureReason r) { return ProbeResult{false, 0, r, ""}; }
+ProbeResult up(double rtt)
+{
+    return ProbeResult{true, rtt, FailureReason::None, ""};
+}
+ProbeResult down(FailureReason r)
+{
+    return ProbeResult{false, 0, r, ""};
+}
 
 const MetricFamily* find(const std::vector<MetricFamily>& fs, const std::string& name)
 {
@@ -79,7 +85,7 @@ BOOST_AUTO_TEST_CASE(counters_state_changes_last_seen)
     BOOST_TEST(st.failures[static_cast<int>(FailureReason::Unreachable)] == 1u);
 
     auto fs = b.collect();
-    BOOST_TEST(!find(fs, "fleetprobe_rtt_seconds")); // rtt_buckets [] disables the histogram
+    BOOST_TEST(!find(fs, "fleetprobe_rtt_seconds"));      // rtt_buckets [] disables the histogram
     BOOST_TEST(!find(fs, "fleetprobe_last_rtt_seconds")); // down now: no last RTT
     BOOST_TEST(find(fs, "fleetprobe_up")->metrics.at(0).value == 0);
     BOOST_TEST(find(fs, "fleetprobe_last_seen_timestamp_seconds")->metrics.at(0).value == 120);
@@ -92,9 +98,8 @@ BOOST_AUTO_TEST_CASE(labels_job_labels_override_conf_labels)
     auto s = b.addSeries(0, "port", {{"port", "502"}, {"protocol", "tcp"}});
     b.record(s, up(0.01), 1);
     auto fs = b.collect();
-    Labels expected = {{"device", "m1"},  {"address", "192.0.2.1"}, {"scraper", "port"},
-                       {"port", "502"},   {"protocol", "tcp"},       {"site", "north"},
-                       {"model", "X1"}};
+    Labels expected = {{"device", "m1"},    {"address", "192.0.2.1"}, {"scraper", "port"}, {"port", "502"},
+                       {"protocol", "tcp"}, {"site", "north"},        {"model", "X1"}};
     BOOST_TEST(*find(fs, "fleetprobe_up")->metrics.at(0).labelText == TextSerializer::renderLabels(expected));
 }
 
@@ -145,7 +150,7 @@ BOOST_AUTO_TEST_CASE(state_survives_export_and_import)
     MetricsBuilder rebucketed(oneJob({0.2, 2}));
     auto u = rebucketed.addSeries(0, "ping", {});
     rebucketed.importState(state);
-    BOOST_TEST(rebucketed.stats(u).probes == 2u);  // counters kept
+    BOOST_TEST(rebucketed.stats(u).probes == 2u);   // counters kept
     BOOST_TEST(rebucketed.stats(u).rttCount == 0u); // histogram restarts with new bounds
 }
 
@@ -164,7 +169,7 @@ BOOST_AUTO_TEST_CASE(ticks_do_not_drift_and_overruns_skip_missed_ticks)
     n = s.advance(t0 + milliseconds(10900)); // started late by nothing, ended at 10.9 s
     BOOST_TEST(!n.overrun);
     BOOST_TEST((n.start == t0 + seconds(20))); // not 20.9: no drift
-    n = s.advance(t0 + milliseconds(45000)); // cycle 2 (from 20 s) ran until 45 s: ticks 30 and 40 missed
+    n = s.advance(t0 + milliseconds(45000));   // cycle 2 (from 20 s) ran until 45 s: ticks 30 and 40 missed
     BOOST_TEST(n.overrun);
     BOOST_TEST(n.skipped == 2u);
     BOOST_TEST((n.start == t0 + seconds(50)));

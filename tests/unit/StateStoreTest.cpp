@@ -120,10 +120,13 @@ BOOST_AUTO_TEST_CASE(a_corrupt_file_is_reported_and_moved_aside)
 BOOST_AUTO_TEST_CASE(a_second_store_on_the_same_directory_is_refused)
 {
     StateStore first(dir);
-    BOOST_CHECK_EXCEPTION(StateStore second(dir), StateLockedError, [&](const StateLockedError& e) {
-        return std::string(e.what()).find("in use by another fleetprobe process (pid " + std::to_string(getpid())) !=
-               std::string::npos;
-    });
+    BOOST_CHECK_EXCEPTION(StateStore second(dir), StateLockedError,
+                          [&](const StateLockedError& e)
+                          {
+                              return std::string(e.what()).find("in use by another fleetprobe process (pid " +
+                                                                std::to_string(getpid())) !=
+                                     std::string::npos;
+                          });
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -15,11 +15,18 @@ BOOST_AUTO_TEST_SUITE(TextSerializerTests)
 BOOST_AUTO_TEST_CASE(golden_gauge_counter_histogram)
 {
     std::vector<MetricFamily> families = {
-        {"fleetprobe_up", "1 when up.", MetricType::Gauge,
+        {"fleetprobe_up",
+         "1 when up.",
+         MetricType::Gauge,
          {Metric{{{"device", "m1"}, {"address", "192.0.2.1"}}, 1, {}, 0, 0},
           Metric{{{"device", "m2"}, {"address", "192.0.2.2"}}, 0, {}, 0, 0}}},
-        {"fleetprobe_probes_total", "Probes made.", MetricType::Counter, {Metric{{{"device", "m1"}}, 42, {}, 0, 0}}},
-        {"fleetprobe_rtt_seconds", "RTT.", MetricType::Histogram,
+        {"fleetprobe_probes_total",
+         "Probes made.",
+         MetricType::Counter,
+         {Metric{{{"device", "m1"}}, 42, {}, 0, 0}}},
+        {"fleetprobe_rtt_seconds",
+         "RTT.",
+         MetricType::Histogram,
          {Metric{{{"device", "m1"}}, 0, {{0.1, 1}, {1, 3}}, 1.25, 4}}},
         {"exporter_jobs", "Jobs.", MetricType::Gauge, {Metric{{}, 2, {}, 0, 0}}},
     };
@@ -47,7 +54,8 @@ BOOST_AUTO_TEST_CASE(pre_rendered_and_extra_labels)
 {
     Metric shared;
     shared.value = 3;
-    shared.labelText = std::make_shared<const std::string>(TextSerializer::renderLabels({{"device", "a\"b"}}));
+    shared.labelText =
+        std::make_shared<const std::string>(TextSerializer::renderLabels({{"device", "a\"b"}}));
     shared.extraLabels = {{"reason", "timeout"}};
     Metric bare;
     bare.value = 1;
@@ -65,7 +73,8 @@ BOOST_AUTO_TEST_CASE(empty_list_gives_empty_text)
 
 BOOST_AUTO_TEST_CASE(label_values_escape_backslash_quote_newline_only)
 {
-    MetricFamily f{"m", "h", MetricType::Gauge, {Metric{{{"device", "a\"b\\c\nd/{}\xF0\x9F\x93\xA1\t"}}, 1, {}, 0, 0}}};
+    MetricFamily f{
+        "m", "h", MetricType::Gauge, {Metric{{{"device", "a\"b\\c\nd/{}\xF0\x9F\x93\xA1\t"}}, 1, {}, 0, 0}}};
     BOOST_TEST(TextSerializer::serialize({f}) ==
                "# HELP m h\n# TYPE m gauge\nm{device=\"a\\\"b\\\\c\\nd/{}\xF0\x9F\x93\xA1\t\"} 1\n");
 }
