@@ -13,7 +13,7 @@ namespace fleetprobe
 class PingScraper : public Scraper
 {
 public:
-    static constexpr std::size_t maxHostsPerObject = 1000;
+    static constexpr std::size_t maxHostsPerObject = 2500;
 
     std::string name() const override { return "ping"; }
     std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,

@@ -256,7 +256,10 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
 
     const auto deadline =
         std::chrono::steady_clock::now() + (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
-    const std::string body = TextSerializer::serialize(_metrics.collect());
+    std::string body;
+    body.reserve(_lastBodySize + _lastBodySize / 8);
+    _metrics.collect([&body](const MetricFamily& f) { TextSerializer::serialize(body, f); });
+    _lastBodySize = body.size();
     if (log().debug())
         log().debug(_config.file + ": body of " + std::to_string(body.size()) + " bytes");
     outcome.pushed = push(_groupPath, body, deadline);

@@ -108,6 +108,7 @@ private:
     std::vector<std::unique_ptr<Plan>> _plans;
     Poco::ThreadPool _pool;
     std::atomic<int> _reloadSuccess{-1};
+    std::size_t _lastBodySize = 0;
 };
 
 } // namespace fleetprobe

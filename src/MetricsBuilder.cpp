@@ -152,10 +152,27 @@ Metric MetricsBuilder::sample(const Series& s, double value)
 std::vector<MetricFamily> MetricsBuilder::collect() const
 {
     std::vector<MetricFamily> out;
+    collect([&out](const MetricFamily& f) { out.push_back(f); });
+    return out;
+}
+
+void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& visit) const
+{
+    // One family is built at a time and handed over, so a large fleet never holds all families at once.
+    MetricFamily current;
+    auto flush = [&] {
+        if (!current.metrics.empty()) // a family without samples is not written
+            visit(current);
+        current.metrics.clear();
+    };
     auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily&
     {
-        out.push_back(MetricFamily{name, help, type, {}});
-        return out.back();
+        flush();
+        current.name = name;
+        current.help = help;
+        current.type = type;
+        current.metrics.reserve(_series.size());
+        return current;
     };
 
     auto& up = family("fleetprobe_up", "1 when the device answered the probe in the last cycle, else 0.",
@@ -247,10 +264,7 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
                "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge)
             .metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
 
-    // A family without samples is not written.
-    out.erase(std::remove_if(out.begin(), out.end(), [](const MetricFamily& f) { return f.metrics.empty(); }),
-              out.end());
-    return out;
+    flush();
 }
 
 std::vector<std::pair<std::string, double>> MetricsBuilder::devPing() const

@@ -5,6 +5,7 @@
 #include "Scraper.h"
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -75,8 +76,12 @@ public:
     /// were restored.
     std::size_t importState(const PersistedState& state);
 
-    /// Every family of the push body: device families first, then self-metrics, each contiguous.
+    /// Every family of the push body: device families first, then self-metrics, each contiguous; families
+    /// without samples are left out.
     std::vector<MetricFamily> collect() const;
+
+    /// The same families, handed to `visit` one at a time (only one is held in memory).
+    void collect(const std::function<void(const MetricFamily&)>& visit) const;
 
     /// PingExporter's per-device `dev_ping` values of the last cycle: (job name, average RTT in ms, or
     /// value_dev_down when down) for every job with a ping series.
