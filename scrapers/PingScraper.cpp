@@ -122,13 +122,12 @@ struct BudgetHold
 void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
                std::vector<ProbeResult>& results)
 {
-    results.assign(addresses.size(), ProbeResult{false, 0, FailureReason::Timeout, ""});
+    results.assign(addresses.size(), ProbeResult::failure(FailureReason::Timeout, ""));
     constexpr std::size_t socketsPerObject = 2;
     if (!SocketBudget::instance().acquire(socketsPerObject,
                                           std::chrono::steady_clock::now() + std::chrono::seconds(30)))
     {
-        results.assign(addresses.size(), ProbeResult{false, 0, FailureReason::Error,
-                                                     "no socket free within 30 s (open-file limit)"});
+        results.assign(addresses.size(), ProbeResult::failure(FailureReason::Error, "no socket free within 30 s (open-file limit)"));
         return;
     }
     BudgetHold hold{socketsPerObject};
@@ -136,7 +135,7 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     if (!obj.get())
     {
         results.assign(addresses.size(),
-                       ProbeResult{false, 0, FailureReason::Error, "ping_construct failed"});
+                       ProbeResult::failure(FailureReason::Error, "ping_construct failed"));
         return;
     }
     ping_setopt(obj.get(), PING_OPT_TIMEOUT, &timeoutSeconds);
@@ -325,7 +324,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
         const ResolvedAddress& r = resolved[hostIndex[targets[i].host]];
         if (!r.ok)
         {
-            results[i] = ProbeResult{false, 0, FailureReason::Resolve, r.error};
+            results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
             continue;
         }
         const std::size_t a = addressIndex[r.numeric()];

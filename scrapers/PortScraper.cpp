@@ -148,8 +148,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             {
                 if (active.empty())
                 {
-                    results[pending.front()] = ProbeResult{false, 0, FailureReason::Error,
-                                                           "no socket free within 30 s (open-file limit)"};
+                    results[pending.front()] = ProbeResult::failure(FailureReason::Error, "no socket free within 30 s (open-file limit)");
                     pending.pop_front();
                     continue;
                 }
@@ -173,7 +172,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 if (!r.ok)
                 {
                     giveBack();
-                    results[i] = ProbeResult{false, 0, FailureReason::Resolve, r.error};
+                    results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
                     pending.pop_front();
                     continue;
                 }
@@ -222,7 +221,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             }
             if (!udp && rc == 0)
             {
-                finish(f, ProbeResult{true, 0, FailureReason::None, ""});
+                finish(f, ProbeResult::success(0));
                 continue;
             }
             active.push_back(f);
@@ -260,7 +259,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                     char buf[512];
                     ssize_t got = ::recv(f.fd, buf, sizeof buf, 0);
                     if (got >= 0)
-                        finish(f, ProbeResult{true, 0, FailureReason::None, ""});
+                        finish(f, ProbeResult::success(0));
                     else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                         finish(f, failure(errno));
                 }
@@ -269,11 +268,11 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                     int err = 0;
                     socklen_t len = sizeof err;
                     ::getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                    finish(f, err == 0 ? ProbeResult{true, 0, FailureReason::None, ""} : failure(err));
+                    finish(f, err == 0 ? ProbeResult::success(0) : failure(err));
                 }
             }
             if (f.fd >= 0 && now >= f.deadline)
-                finish(f, ProbeResult{false, 0, FailureReason::Timeout, "no answer within the timeout"});
+                finish(f, ProbeResult::failure(FailureReason::Timeout, "no answer within the timeout"));
         }
         active.erase(std::remove_if(active.begin(), active.end(), [](const InFlight& f) { return f.fd < 0; }),
                      active.end());

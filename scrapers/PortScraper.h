@@ -20,3 +20,21 @@ public:
 };
 
 } // namespace fleetprobe
+
+namespace fleetprobe
+{
+
+/// `tcp_info`: no probe of its own. Named in a job's metrics, it makes the `port` scraper read the kernel's
+/// TCP_INFO after each successful TCP connect of that job and report it with the port's result.
+class TcpInfoSwitch : public Scraper
+{
+public:
+    std::string name() const override { return "tcp_info"; }
+    std::vector<ProbeTarget> targetsFor(std::size_t, const JobConfig&, std::chrono::milliseconds) const override
+    {
+        return {};
+    }
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>&) override { return {}; }
+};
+
+} // namespace fleetprobe

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -34,7 +35,10 @@ namespace
 /// Labels fleetprobe sets itself; a config may not set them.
 const std::set<std::string> reservedLabels = {"job",  "instance", "device", "address", "scraper",
                                               "port", "protocol", "reason", "le"};
-const std::set<std::string> protocols = {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix"};
+const std::set<std::string> protocols = {"tcp",  "tcp4", "tcp6",     "udp",       "udp4",
+                                         "udp6", "unix", "unixgram", "unixpacket"};
+
+bool isUnixProtocol(const std::string& p) { return p.compare(0, 4, "unix") == 0; }
 
 /// Renders a JSON value for an error message: strings quoted, long values cut.
 std::string show(const Var& v)
@@ -162,6 +166,64 @@ public:
         return n;
     }
 
+    std::optional<bool> boolean(const Var& v, const std::string& path)
+    {
+        if (v.isEmpty() || !v.isBoolean())
+        {
+            error(path, "must be true or false, got " + show(v));
+            return std::nullopt;
+        }
+        return v.convert<bool>();
+    }
+
+    /// An object at `path`, or nothing (with an error) when it is something else.
+    Object::Ptr object(const Var& v, const std::string& path)
+    {
+        if (!isObject(v))
+        {
+            error(path, "must be an object, got " + show(v));
+            return nullptr;
+        }
+        return v.extract<Object::Ptr>();
+    }
+
+    /// A timeout in seconds: > 0 and not above the interval.
+    std::optional<double> timeout(const Var& v, const std::string& path, double interval)
+    {
+        auto d = number(v, path);
+        if (d && (*d <= 0 || (interval > 0 && *d > interval)))
+        {
+            error(path, "must be > 0 and not exceed conf.interval, got " + show(v));
+            return std::nullopt;
+        }
+        return d;
+    }
+
+    /// A URL with one of the given schemes and a host.
+    std::optional<std::string> url(const Var& v, const std::string& path, const std::vector<std::string>& schemes)
+    {
+        auto s = string(v, path);
+        if (!s)
+            return std::nullopt;
+        std::string known;
+        for (const auto& scheme : schemes)
+        {
+            known += (known.empty() ? "" : ", ") + scheme + "://";
+            if (s->rfind(scheme + "://", 0) == 0 && s->size() > scheme.size() + 3)
+            {
+                for (unsigned char c : *s)
+                    if (c <= ' ' || c == 0x7f)
+                    {
+                        error(path, "must not contain spaces or control characters, got " + show(v));
+                        return std::nullopt;
+                    }
+                return s;
+            }
+        }
+        error(path, "must be a URL starting with " + known + ", got " + show(v));
+        return std::nullopt;
+    }
+
     Labels labels(const Var& v, const std::string& path)
     {
         Labels out;
@@ -198,6 +260,38 @@ private:
     std::vector<std::string>& _errors;
     std::size_t _count = 0;
 };
+
+/// Reads `conf.ping` or `jobs[].ping` over `out` (fields not given keep their value).
+void readPingOptions(Checker& check, const Var& v, const std::string& path, PingOptions& out)
+{
+    Object::Ptr o = check.object(v, path);
+    if (!o)
+        return;
+    check.unknownKeys(o, path, {"count", "interval_ms", "size", "ttl"});
+    if (o->has("count"))
+        if (auto n = check.integer(o->get("count"), path + ".count", 1, 100))
+            out.count = static_cast<int>(*n);
+    if (o->has("interval_ms"))
+        if (auto n = check.integer(o->get("interval_ms"), path + ".interval_ms", 10, 60000))
+            out.intervalMs = static_cast<int>(*n);
+    if (o->has("size"))
+        if (auto n = check.integer(o->get("size"), path + ".size", 0, 65000))
+            out.size = static_cast<int>(*n);
+    if (o->has("ttl"))
+        if (auto n = check.integer(o->get("ttl"), path + ".ttl", 1, 255))
+            out.ttl = static_cast<int>(*n);
+}
+
+/// Reads the TLS fields shared by `http` and `websocket`.
+template <class T> void readTls(Checker& check, const Object::Ptr& o, const std::string& path, T& out)
+{
+    if (o->has("tls_verify"))
+        if (auto b = check.boolean(o->get("tls_verify"), path + ".tls_verify"))
+            out.tlsVerify = *b;
+    if (o->has("ca_file"))
+        if (auto s = check.string(o->get("ca_file"), path + ".ca_file"))
+            out.caFile = *s;
+}
 
 /// Splits PingExporter's `ip` (host, `host:port`, `[v6]:port`, or a bare IPv6 literal).
 bool splitAddress(const std::string& ip, std::string& host, std::optional<int>& port, std::string& why)
@@ -414,7 +508,9 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
         Object::Ptr conf = top->getObject("conf");
         check.unknownKeys(conf, "conf",
                           {"prom_id", "interval", "timeout", "value_dev_down", "threads", "labels",
-                           "rtt_buckets", "compat"});
+                           "rtt_buckets", "compat", "ping"});
+        if (conf->has("ping"))
+            readPingOptions(check, conf->get("ping"), "conf.ping", config.ping);
         if (!conf->has("prom_id"))
             check.error("conf.prom_id", "missing");
         else if (auto s = check.string(conf->get("prom_id"), "conf.prom_id"))
@@ -510,8 +606,10 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                 continue;
             }
             Object::Ptr jo = jv.extract<Object::Ptr>();
-            check.unknownKeys(jo, jp, {"job", "ip", "metrics", "ports", "labels"});
+            check.unknownKeys(jo, jp,
+                              {"job", "ip", "metrics", "ports", "labels", "ping", "tcp_echo", "http", "websocket"});
             JobConfig job;
+            job.ping = config.ping;
             if (!jo->has("job"))
                 check.error(jp + ".job", "missing");
             else if (auto s = check.string(jo->get("job"), jp + ".job"))
@@ -581,7 +679,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                         if (isObject(e))
                         {
                             Object::Ptr po = e.extract<Object::Ptr>();
-                            check.unknownKeys(po, pp, {"port", "protocol", "timeout", "path"});
+                            check.unknownKeys(po, pp,
+                                              {"port", "protocol", "timeout", "path", "send", "expect", "silence_ok"});
                             if (po->has("protocol"))
                                 if (auto s = check.string(po->get("protocol"), pp + ".protocol"))
                                 {
@@ -590,9 +689,9 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                     else
                                         check.error(pp + ".protocol",
                                                     "unknown protocol " + show(po->get("protocol")) +
-                                                        " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix)");
+                                                        " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram, unixpacket)");
                                 }
-                            if (port.protocol == "unix")
+                            if (isUnixProtocol(port.protocol))
                             {
                                 if (!po->has("path"))
                                     check.error(pp + ".path", "missing: a unix socket needs a path");
@@ -617,15 +716,32 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                     port.port = static_cast<int>(*n);
                             }
                             if (po->has("timeout"))
-                                if (auto d = check.number(po->get("timeout"), pp + ".timeout"))
+                                port.timeoutSeconds =
+                                    check.timeout(po->get("timeout"), pp + ".timeout", config.intervalSeconds);
+                            if (po->has("send"))
+                                if (auto s = check.string(po->get("send"), pp + ".send", true))
+                                    port.send = *s;
+                            if (po->has("expect"))
+                                if (auto s = check.string(po->get("expect"), pp + ".expect", true))
                                 {
-                                    if (*d <= 0 ||
-                                        (config.intervalSeconds > 0 && *d > config.intervalSeconds))
-                                        check.error(pp + ".timeout",
-                                                    "must be > 0 and not exceed conf.interval, got " +
-                                                        show(po->get("timeout")));
+                                    try
+                                    {
+                                        std::regex re(*s);
+                                        port.expect = *s;
+                                    }
+                                    catch (const std::regex_error& e)
+                                    {
+                                        check.error(pp + ".expect", "invalid regular expression " +
+                                                                        show(po->get("expect")) + ": " + e.what());
+                                    }
+                                }
+                            if (po->has("silence_ok"))
+                                if (auto b = check.boolean(po->get("silence_ok"), pp + ".silence_ok"))
+                                {
+                                    if (port.protocol.compare(0, 3, "udp") != 0)
+                                        check.error(pp + ".silence_ok", "only a udp socket can be silent");
                                     else
-                                        port.timeoutSeconds = *d;
+                                        port.silenceOk = *b;
                                 }
                         }
                         else if (auto n = check.integer(e, pp, 1, 65535))
@@ -639,11 +755,106 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
             else if (wantsPort)
             {
                 if (job.hostPort)
-                    job.ports.push_back(PortConfig{*job.hostPort, "tcp", "", std::nullopt});
+                {
+                    PortConfig port;
+                    port.port = *job.hostPort;
+                    job.ports.push_back(port);
+                }
                 else
                     check.error(jp + ".ports",
                                 "missing: \"port\" is in metrics but no port is given (use ports "
                                 "or the host:port form of ip)");
+            }
+            auto wants = [&job](const char* scraper) {
+                return std::find(job.metrics.begin(), job.metrics.end(), scraper) != job.metrics.end();
+            };
+            // Per-scraper sections: allowed only with their scraper, required where the scraper needs them.
+            auto section = [&](const char* key, const char* scraper, bool required) -> Object::Ptr {
+                const std::string path = jp + "." + key;
+                if (!jo->has(key))
+                {
+                    if (required && wants(scraper))
+                        check.error(path, std::string("missing: \"") + scraper + "\" is in " + jp + ".metrics");
+                    return nullptr;
+                }
+                if (!wants(scraper))
+                {
+                    check.error(path, std::string("is set but \"") + scraper + "\" is not in " + jp + ".metrics");
+                    return nullptr;
+                }
+                return check.object(jo->get(key), path);
+            };
+            if (jo->has("ping") && section("ping", "ping", false))
+                readPingOptions(check, jo->get("ping"), jp + ".ping", job.ping);
+            if (Object::Ptr o = section("tcp_echo", "tcp_echo", true))
+            {
+                const std::string p = jp + ".tcp_echo";
+                check.unknownKeys(o, p, {"port", "interval_ms"});
+                TcpEchoConfig echo;
+                if (!o->has("port"))
+                    check.error(p + ".port", "missing");
+                else if (auto n = check.integer(o->get("port"), p + ".port", 1, 65535))
+                    echo.port = static_cast<int>(*n);
+                if (o->has("interval_ms"))
+                    if (auto n = check.integer(o->get("interval_ms"), p + ".interval_ms", 10, 60000))
+                        echo.intervalMs = static_cast<int>(*n);
+                job.tcpEcho = echo;
+            }
+            if (Object::Ptr o = section("http", "http", true))
+            {
+                const std::string p = jp + ".http";
+                check.unknownKeys(o, p, {"url", "method", "status", "tls_verify", "ca_file", "timeout"});
+                HttpConfig http;
+                if (!o->has("url"))
+                    check.error(p + ".url", "missing");
+                else if (auto u = check.url(o->get("url"), p + ".url", {"http", "https"}))
+                    http.url = *u;
+                if (o->has("method"))
+                    if (auto m = check.string(o->get("method"), p + ".method"))
+                    {
+                        if (*m == "GET" || *m == "HEAD")
+                            http.method = *m;
+                        else
+                            check.error(p + ".method", "must be \"GET\" or \"HEAD\", got " + show(o->get("method")));
+                    }
+                if (o->has("status"))
+                {
+                    if (!isArray(o->get("status")))
+                        check.error(p + ".status", "must be an array of status codes, got " + show(o->get("status")));
+                    else
+                    {
+                        Array::Ptr codes = o->getArray("status");
+                        for (std::size_t k = 0; k < codes->size(); ++k)
+                            if (auto n = check.integer(codes->get(k), p + ".status[" + std::to_string(k) + "]", 100, 599))
+                                http.acceptStatus.push_back(static_cast<int>(*n));
+                    }
+                }
+                readTls(check, o, p, http);
+                if (o->has("timeout"))
+                    http.timeoutSeconds = check.timeout(o->get("timeout"), p + ".timeout", config.intervalSeconds);
+                job.http = http;
+            }
+            if (Object::Ptr o = section("websocket", "websocket", true))
+            {
+                const std::string p = jp + ".websocket";
+                check.unknownKeys(o, p, {"url", "tls_verify", "ca_file", "timeout"});
+                WebSocketConfig ws;
+                if (!o->has("url"))
+                    check.error(p + ".url", "missing");
+                else if (auto u = check.url(o->get("url"), p + ".url", {"ws", "wss"}))
+                    ws.url = *u;
+                readTls(check, o, p, ws);
+                if (o->has("timeout"))
+                    ws.timeoutSeconds = check.timeout(o->get("timeout"), p + ".timeout", config.intervalSeconds);
+                job.websocket = ws;
+            }
+            if (wants("tcp_info"))
+            {
+                bool tcp = false;
+                for (const auto& port : job.ports)
+                    tcp = tcp || port.protocol.compare(0, 3, "tcp") == 0;
+                if (!wantsPort || !tcp)
+                    check.error(jp + ".metrics", "\"tcp_info\" needs \"port\" with at least one tcp port");
             }
             if (jo->has("labels"))
                 job.labels = check.labels(jo->get("labels"), jp + ".labels");

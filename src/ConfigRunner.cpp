@@ -67,7 +67,7 @@ struct ConfigRunner::Plan : public Poco::Runnable
         }
         if (results.size() != targets.size())
         {
-            results.assign(targets.size(), ProbeResult{false, 0, FailureReason::Error, "scraper failed"});
+            results.assign(targets.size(), ProbeResult::failure(FailureReason::Error, "scraper failed"));
         }
     }
 };

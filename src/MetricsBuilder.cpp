@@ -1,14 +1,53 @@
 #include "MetricsBuilder.h"
 
+#include "MeasurementCatalog.h"
 #include "StateStore.h"
 #include "TextSerializer.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace fleetprobe
 {
 namespace
 {
+
+/// Length-prefixed parts (`3:abc5:de:fg`): unambiguous whatever bytes a device name holds.
+std::string joinParts(const std::vector<std::string>& parts)
+{
+    std::string out;
+    for (const auto& part : parts)
+    {
+        out += std::to_string(part.size());
+        out += ':';
+        out += part;
+    }
+    return out;
+}
+
+std::vector<std::string> splitParts(const std::string& text)
+{
+    std::vector<std::string> parts;
+    std::size_t pos = 0;
+    while (pos < text.size())
+    {
+        const std::size_t colon = text.find(':', pos);
+        if (colon == std::string::npos || colon == pos || colon - pos > 9)
+            throw std::runtime_error("malformed key");
+        std::size_t length = 0;
+        for (std::size_t i = pos; i < colon; ++i)
+        {
+            if (text[i] < '0' || text[i] > '9')
+                throw std::runtime_error("malformed key");
+            length = length * 10 + static_cast<std::size_t>(text[i] - '0');
+        }
+        if (colon + 1 + length > text.size())
+            throw std::runtime_error("malformed key");
+        parts.push_back(text.substr(colon + 1, length));
+        pos = colon + 1 + length;
+    }
+    return parts;
+}
 
 /// Adds or replaces a label; later sources (job labels) override earlier ones (conf labels).
 void setLabel(Labels& labels, const std::string& name, const std::string& value)
@@ -60,22 +99,35 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
 std::string MetricsBuilder::seriesKey(const std::string& device, const std::string& scraper,
                                       const Labels& targetLabels)
 {
-    // Length-prefixed parts: unambiguous whatever bytes a device name holds.
-    std::string key;
-    auto add = [&key](const std::string& part)
-    {
-        key += std::to_string(part.size());
-        key += ':';
-        key += part;
-    };
-    add(device);
-    add(scraper);
+    std::vector<std::string> parts = {device, scraper};
     for (const auto& l : targetLabels)
     {
-        add(l.first);
-        add(l.second);
+        parts.push_back(l.first);
+        parts.push_back(l.second);
     }
-    return key;
+    return joinParts(parts);
+}
+
+std::string MetricsBuilder::measurementKey(const std::string& key, const Labels& labels)
+{
+    std::vector<std::string> parts = {key};
+    for (const auto& l : labels)
+    {
+        parts.push_back(l.first);
+        parts.push_back(l.second);
+    }
+    return joinParts(parts);
+}
+
+std::pair<std::string, Labels> MetricsBuilder::splitMeasurementKey(const std::string& encoded)
+{
+    std::vector<std::string> parts = splitParts(encoded);
+    if (parts.empty() || parts.size() % 2 != 1)
+        throw std::runtime_error("malformed measurement key");
+    Labels labels;
+    for (std::size_t i = 1; i + 1 < parts.size(); i += 2)
+        labels.emplace_back(parts[i], parts[i + 1]);
+    return {parts[0], labels};
 }
 
 PersistedState MetricsBuilder::exportState() const
@@ -128,16 +180,35 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     {
         st.lastRttSeconds = result.rttSeconds;
         st.lastSeenUnix = nowUnix;
-        st.rttSum += result.rttSeconds;
-        ++st.rttCount;
-        auto it = std::lower_bound(_buckets.begin(), _buckets.end(), result.rttSeconds);
-        if (it != _buckets.end())
-            ++st.bucketCounts[static_cast<std::size_t>(it - _buckets.begin())];
+        auto observe = [&](double rtt) {
+            st.rttSum += rtt;
+            ++st.rttCount;
+            auto it = std::lower_bound(_buckets.begin(), _buckets.end(), rtt);
+            if (it != _buckets.end())
+                ++st.bucketCounts[static_cast<std::size_t>(it - _buckets.begin())];
+        };
+        if (result.rttSamples.empty())
+            observe(result.rttSeconds);
+        for (double rtt : result.rttSamples)
+            observe(rtt);
     }
     else
     {
         auto reason = result.reason == FailureReason::None ? FailureReason::Error : result.reason;
         ++st.failures[static_cast<std::size_t>(reason)];
+    }
+    // Gauges describe this cycle only; counters add up.
+    s.gauges.clear();
+    for (const auto& m : result.measurements)
+    {
+        const MeasurementKind* kind = MeasurementCatalog::find(m.key);
+        if (!kind)
+            throw std::logic_error("scraper " + s.scraper + " reported an unknown measurement \"" + m.key + "\"");
+        const std::string key = measurementKey(m.key, m.labels);
+        if (kind->type == MetricType::Counter)
+            st.counters[key] += m.value;
+        else
+            s.gauges[key] = m.value;
     }
 }
 
@@ -237,6 +308,24 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
         family("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
     for (const auto& s : _series)
         changes.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
+
+    for (const auto& kind : MeasurementCatalog::kinds())
+    {
+        auto& f = family(kind.name, kind.help, kind.type);
+        for (const auto& s : _series)
+        {
+            const auto& values = kind.type == MetricType::Counter ? s.stats.counters : s.gauges;
+            for (const auto& [encoded, value] : values)
+            {
+                auto [key, labels] = splitMeasurementKey(encoded);
+                if (key != kind.key)
+                    continue;
+                Metric m = sample(s, value);
+                m.extraLabels = std::move(labels);
+                f.metrics.push_back(std::move(m));
+            }
+        }
+    }
 
     family("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge)
         .metrics.push_back(Metric::of(_self.lastDurationSeconds));

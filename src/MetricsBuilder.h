@@ -5,6 +5,7 @@
 #include "Scraper.h"
 
 #include <array>
+#include <map>
 #include <functional>
 #include <cstdint>
 #include <memory>
@@ -18,7 +19,7 @@ namespace fleetprobe
 struct SeriesStats
 {
     std::uint64_t probes = 0;
-    std::array<std::uint64_t, 7> failures{}; ///< indexed by FailureReason
+    std::array<std::uint64_t, 8> failures{}; ///< indexed by FailureReason
     std::vector<std::uint64_t> bucketCounts; ///< non-cumulative, one per finite bucket bound
     double rttSum = 0;
     std::uint64_t rttCount = 0;
@@ -26,6 +27,7 @@ struct SeriesStats
     int lastUp = -1;         ///< -1 before the first probe
     std::uint64_t stateChanges = 0;
     double lastRttSeconds = 0;
+    std::map<std::string, double> counters; ///< measurement counters by measurementKey()
 };
 
 /// The prober's own counters for one config. Plain data.
@@ -68,6 +70,12 @@ public:
     static std::string seriesKey(const std::string& device, const std::string& scraper,
                                  const Labels& targetLabels);
 
+    /// The identity of a measurement within a series: its key and labels, length-prefixed.
+    static std::string measurementKey(const std::string& key, const Labels& labels);
+
+    /// Splits a measurementKey() back into key and labels; throws std::runtime_error when malformed.
+    static std::pair<std::string, Labels> splitMeasurementKey(const std::string& encoded);
+
     /// Copies the cumulative statistics of every series and the self counters.
     PersistedState exportState() const;
 
@@ -96,6 +104,7 @@ private:
         std::shared_ptr<const std::string> labelText; ///< the full label set, rendered once
         SeriesStats stats;
         bool upNow = false;
+        std::map<std::string, double> gauges; ///< measurement gauges of the last cycle, by measurementKey()
     };
 
     static Metric sample(const Series& s, double value);

@@ -21,7 +21,8 @@ enum class FailureReason
     Unreachable,
     Resolve,
     Permission,
-    Error
+    Error,
+    Mismatch ///< the peer answered, but not what `expect` wants
 };
 
 /// The label value of a reason (`timeout`, `refused`, ...); `""` for None.
@@ -43,13 +44,42 @@ struct ProbeTarget
     Labels labels; ///< extra series labels that tell targets of one job apart (port, protocol)
 };
 
+/// One more value a probe measured besides up and RTT. `key` names a kind listed in MeasurementCatalog, which
+/// says whether the value is a gauge (it replaces the last one) or a counter increment (it is added).
+struct Measurement
+{
+    std::string key; ///< e.g. "ping_packets_sent_total", "http_status_code"
+    Labels labels;   ///< labels that tell values of one key apart (e.g. {"phase", "connect"})
+    double value = 0;
+};
+
 /// The outcome of probing one target. A failure is a result, never an exception.
 struct ProbeResult
 {
     bool up = false;
-    double rttSeconds = 0;                      ///< valid when up
+    double rttSeconds = 0;                      ///< valid when up; the mean when there are several samples
     FailureReason reason = FailureReason::None; ///< set when not up
     std::string detail;                         ///< human-readable cause for logs, may be empty
+    std::vector<double> rttSamples;             ///< every RTT of the cycle (bursts, echoes); empty: rttSeconds
+    std::vector<Measurement> measurements;      ///< values beyond up and RTT, for this cycle
+
+    /// An answered probe with its round-trip time.
+    static ProbeResult success(double rttSeconds)
+    {
+        ProbeResult r;
+        r.up = true;
+        r.rttSeconds = rttSeconds;
+        return r;
+    }
+
+    /// A failed probe.
+    static ProbeResult failure(FailureReason reason, std::string detail = {})
+    {
+        ProbeResult r;
+        r.reason = reason;
+        r.detail = std::move(detail);
+        return r;
+    }
 };
 
 /// A probe kind (`ping`, `port`, ...). One instance serves one config and is called by one thread at a time;

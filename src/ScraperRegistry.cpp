@@ -21,6 +21,8 @@ const char* failureReasonName(FailureReason reason)
         return "resolve";
     case FailureReason::Permission:
         return "permission";
+    case FailureReason::Mismatch:
+        return "mismatch";
     case FailureReason::Error:
         break;
     }
@@ -31,7 +33,8 @@ const std::vector<FailureReason>& allFailureReasons()
 {
     static const std::vector<FailureReason> reasons = {FailureReason::Timeout,     FailureReason::Refused,
                                                        FailureReason::Unreachable, FailureReason::Resolve,
-                                                       FailureReason::Permission,  FailureReason::Error};
+                                                       FailureReason::Permission,  FailureReason::Mismatch,
+                                                       FailureReason::Error};
     return reasons;
 }
 

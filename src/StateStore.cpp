@@ -21,7 +21,8 @@ namespace fleetprobe
 namespace
 {
 
-const char* const magic = "fleetprobe-state 1";
+const char* const magic = "fleetprobe-state 2";
+const char* const magicV1 = "fleetprobe-state 1"; // before the `mismatch` reason and measurement counters
 
 std::uint64_t fnv1a(const char* data, std::size_t size)
 {
@@ -220,6 +221,12 @@ std::string StateStore::encode(const PersistedState& state)
         for (auto c : st.bucketCounts)
             put(out, c);
         out += '\n';
+        for (const auto& [measure, value] : st.counters)
+        {
+            out += "c " + GroupingKey::base64Url(key) + " " + GroupingKey::base64Url(measure);
+            put(out, value);
+            out += '\n';
+        }
     }
     out += "end " + std::to_string(state.series.size());
     const std::uint64_t sum = fnv1a(out.data(), out.size());
@@ -230,8 +237,10 @@ std::string StateStore::encode(const PersistedState& state)
 PersistedState StateStore::decode(const std::string& text)
 {
     const std::size_t endPos = text.rfind("\nend ");
-    if (text.compare(0, std::strlen(magic), magic) != 0)
+    const bool v1 = text.compare(0, std::strlen(magicV1) + 1, std::string(magicV1) + "\n") == 0;
+    if (!v1 && text.compare(0, std::strlen(magic) + 1, std::string(magic) + "\n") != 0)
         throw std::runtime_error("not a fleetprobe state file (bad header)");
+    const std::size_t failureFields = v1 ? 6 : 7;
     if (endPos == std::string::npos || text.empty() || text.back() != '\n')
         throw std::runtime_error("truncated (no end line)");
     {
@@ -276,7 +285,7 @@ PersistedState StateStore::decode(const std::string& text)
             const std::string key = base64UrlDecode(f.word());
             SeriesStats st;
             st.probes = f.u64();
-            for (std::size_t i = 1; i < st.failures.size(); ++i)
+            for (std::size_t i = 1; i <= failureFields; ++i)
                 st.failures[i] = f.u64();
             st.rttSum = f.f64();
             st.rttCount = f.u64();
@@ -294,6 +303,14 @@ PersistedState StateStore::decode(const std::string& text)
                 st.bucketCounts.push_back(f.u64());
             state.series[key] = std::move(st);
             ++count;
+        }
+        else if (kind == "c" && !v1)
+        {
+            auto it = state.series.find(base64UrlDecode(f.word()));
+            if (it == state.series.end())
+                f.fail("counter of an unknown series");
+            const std::string measure = base64UrlDecode(f.word());
+            it->second.counters[measure] = f.f64();
         }
         else
             f.fail("unknown record \"" + kind + "\"");

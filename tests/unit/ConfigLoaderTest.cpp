@@ -109,7 +109,7 @@ BOOST_AUTO_TEST_CASE(unknown_scraper_names_file_path_and_value)
 {
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["pnig"]})")));
     BOOST_TEST(
-        hasError(R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: ping, port))"),
+        hasError(R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: http, ping, port, tcp_echo, tcp_info, websocket))"),
         all());
 }
 
@@ -218,7 +218,7 @@ BOOST_AUTO_TEST_CASE(ports_are_checked)
     BOOST_TEST(
         hasError(
             "configs/meters.json: jobs[0].ports[3].protocol: unknown protocol \"sctp\" (known: tcp, tcp4, "
-            "tcp6, udp, udp4, udp6, unix)"),
+            "tcp6, udp, udp4, udp6, unix, unixgram, unixpacket)"),
         all());
     BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[4].path: missing: a unix socket needs a path"),
                all());
@@ -264,6 +264,69 @@ BOOST_AUTO_TEST_CASE(hostile_but_valid_names_are_kept_verbatim)
     BOOST_TEST_REQUIRE(c.has_value(), all());
     BOOST_TEST(c->jobs[0].name == "a\"b\\c\nd/{}\xF0\x9F\x93\xA1");
     BOOST_TEST(c->jobs[0].labels[0].second == "");
+}
+
+BOOST_AUTO_TEST_CASE(scraper_sections)
+{
+    // Names of scrapers that may not be built in yet: the sections are the loader's.
+    for (const char* name : {"tcp_echo", "http", "websocket", "tcp_info"})
+        if (!registry.contains(name))
+            registry.add(name, [] { return std::unique_ptr<Scraper>(); });
+    auto c = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 5, "interval_ms": 200}},
+      "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping", "port", "tcp_info", "tcp_echo", "http", "websocket"],
+                "ping": {"size": 120, "ttl": 32},
+                "ports": [{"port": 502, "send": "HELLO\r\n", "expect": "^OK"},
+                          {"port": 5683, "protocol": "udp", "silence_ok": true},
+                          {"protocol": "unixgram", "path": "/run/x.sock"}],
+                "tcp_echo": {"port": 7007, "interval_ms": 250},
+                "http": {"url": "https://127.0.0.2:8443/health", "method": "HEAD", "status": [200, 204],
+                         "tls_verify": false, "ca_file": "/etc/ca.pem", "timeout": 1.5},
+                "websocket": {"url": "wss://127.0.0.2/ws", "ca_file": "/etc/ca.pem"}}]})");
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    const JobConfig& j = c->jobs[0];
+    BOOST_TEST(j.ping.count == 5);
+    BOOST_TEST(j.ping.intervalMs == 200);
+    BOOST_TEST(j.ping.size == 120);
+    BOOST_TEST(j.ping.ttl == 32);
+    BOOST_TEST(j.ports[0].send == "HELLO\r\n");
+    BOOST_TEST(*j.ports[0].expect == "^OK");
+    BOOST_TEST(j.ports[1].silenceOk);
+    BOOST_TEST(j.ports[2].protocol == "unixgram");
+    BOOST_TEST(j.tcpEcho->port == 7007);
+    BOOST_TEST(j.tcpEcho->intervalMs == 250);
+    BOOST_TEST(j.http->method == "HEAD");
+    BOOST_TEST((j.http->acceptStatus == std::vector<int>{200, 204}));
+    BOOST_TEST(!j.http->tlsVerify);
+    BOOST_TEST(*j.http->timeoutSeconds == 1.5);
+    BOOST_TEST(j.websocket->tlsVerify);
+    BOOST_TEST(j.websocket->caFile == "/etc/ca.pem");
+
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 0}},
+      "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["http", "port", "websocket", "tcp_info"],
+                "ports": [{"port": 1, "expect": "(", "silence_ok": true}, {"port": 2, "protocol": "udp"}],
+                "http": {"url": "ftp://x", "method": "POST", "status": [99]},
+                "websocket": {"url": "http://x"}, "tcp_echo": {"port": 7}}]})"));
+    const char* expected[] = {
+        "configs/meters.json: conf.ping.count: must be an integer from 1 to 100, got 0",
+        "configs/meters.json: jobs[0].ports[0].silence_ok: only a udp socket can be silent",
+        "configs/meters.json: jobs[0].tcp_echo: is set but \"tcp_echo\" is not in jobs[0].metrics",
+        "configs/meters.json: jobs[0].http.url: must be a URL starting with http://, https://, got \"ftp://x\"",
+        "configs/meters.json: jobs[0].http.method: must be \"GET\" or \"HEAD\", got \"POST\"",
+        "configs/meters.json: jobs[0].http.status[0]: must be an integer from 100 to 599, got 99",
+        "configs/meters.json: jobs[0].websocket.url: must be a URL starting with ws://, wss://, got \"http://x\"",
+    };
+    for (const char* e : expected)
+        BOOST_TEST(hasError(e), "missing error: " << e << "\ngot:\n" << all());
+    bool regexError = false;
+    for (const auto& e : errors)
+        regexError = regexError || e.rfind("configs/meters.json: jobs[0].ports[0].expect: invalid regular expression \"(\"", 0) == 0;
+    BOOST_TEST(regexError, all());
+
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2},
+      "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["http", "tcp_info"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].http: missing: \"http\" is in jobs[0].metrics"), all());
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].metrics: \"tcp_info\" needs \"port\" with at least one tcp port"),
+               all());
 }
 
 BOOST_AUTO_TEST_CASE(ten_megabyte_files)

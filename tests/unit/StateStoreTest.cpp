@@ -1,3 +1,4 @@
+#include "GroupingKey.h"
 #include "StateStore.h"
 
 #include <boost/test/unit_test.hpp>
@@ -72,6 +73,20 @@ BOOST_AUTO_TEST_CASE(round_trip)
     BOOST_TEST(a.lastSeenUnix == b.lastSeenUnix);
     BOOST_TEST(a.lastUp == 0);
     BOOST_TEST(out.series.at("x").lastUp == -1);
+}
+
+BOOST_AUTO_TEST_CASE(version_1_files_still_load)
+{
+    // Written before the `mismatch` reason and measurement counters existed (6 failure fields).
+    std::string body = "fleetprobe-state 1\nbuckets 0.1\nself 2 0 0 0 2 0 0 0\n"
+                       "s " + GroupingKey::base64Url("x") + " 2 1 0 0 0 0 0 0.5 1 100 2 1 0.5 1 1\nend 1";
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : body)
+        h = (h ^ c) * 1099511628211ull;
+    auto state = StateStore::decode(body + " " + std::to_string(h) + "\n");
+    BOOST_TEST(state.series.at("x").probes == 2u);
+    BOOST_TEST(state.series.at("x").failures[1] == 1u);
+    BOOST_TEST(state.series.at("x").lastUp == 1);
 }
 
 BOOST_AUTO_TEST_CASE(every_truncation_and_a_flipped_byte_are_detected)

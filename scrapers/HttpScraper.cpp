@@ -1,0 +1,24 @@
+#include "HttpScraper.h"
+
+#include "Config.h"
+
+namespace fleetprobe
+{
+
+std::vector<ProbeTarget> HttpScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
+                                                 std::chrono::milliseconds defaultTimeout) const
+{
+    ProbeTarget t;
+    t.jobIndex = jobIndex;
+    t.host = job.host;
+    t.timeout = defaultTimeout;
+    return {t};
+}
+
+std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targets)
+{
+    // Not implemented yet: every target fails with reason "error".
+    return std::vector<ProbeResult>(targets.size(), ProbeResult::failure(FailureReason::Error, "http: not implemented"));
+}
+
+} // namespace fleetprobe
