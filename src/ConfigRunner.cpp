@@ -284,11 +284,23 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
                          outcome.pushed;
     }
     saveState();
+    {
+        std::lock_guard<std::mutex> lock(_snapshotMutex);
+        _snapshot.self = _metrics.self();
+        _snapshot.lastCycle = outcome;
+        _snapshot.lastCycleEndUnix = unixNow();
+    }
     if (log().debug())
         log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " +
                     std::to_string(outcome.up) + " up, " + std::to_string(outcome.down) + " down, probes " +
                     std::to_string(outcome.probeSeconds) + " s, push " + (outcome.pushed ? "ok" : "failed"));
     return outcome;
+}
+
+ConfigRunner::Snapshot ConfigRunner::snapshot() const
+{
+    std::lock_guard<std::mutex> lock(_snapshotMutex);
+    return _snapshot;
 }
 
 void ConfigRunner::runLoop(StopSignal& stop)

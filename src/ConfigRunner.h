@@ -89,6 +89,17 @@ public:
     /// The grouping-key path of the main group.
     const std::string& groupPath() const { return _groupPath; }
 
+    /// What the last finished cycle left, for readers on other threads (HTTP handlers).
+    struct Snapshot
+    {
+        SelfStats self;
+        CycleOutcome lastCycle;
+        double lastCycleEndUnix = 0; ///< 0 before the first cycle
+    };
+
+    /// A copy of the self statistics and the last cycle's outcome. Thread-safe.
+    Snapshot snapshot() const;
+
     /// Sets `exporter_config_reload_success` (1 or 0) for the next cycles. Thread-safe.
     void setReloadSuccess(bool ok) { _reloadSuccess = ok ? 1 : 0; }
 
@@ -109,6 +120,8 @@ private:
     Poco::ThreadPool _pool;
     std::atomic<int> _reloadSuccess{-1};
     std::size_t _lastBodySize = 0;
+    mutable std::mutex _snapshotMutex;
+    Snapshot _snapshot;
 };
 
 } // namespace fleetprobe
