@@ -158,6 +158,7 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
         }
         s.stats = std::move(st);
         s.upNow = s.stats.lastUp == 1;
+        s.rttNow = s.upNow;
         ++restored;
     }
     const int reload = _self.configReloadSuccess;
@@ -176,10 +177,12 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
         ++st.stateChanges;
     st.lastUp = up;
     s.upNow = result.up;
+    s.rttNow = result.up && result.rttMeasured;
     if (result.up)
+        st.lastSeenUnix = nowUnix;
+    if (s.rttNow)
     {
         st.lastRttSeconds = result.rttSeconds;
-        st.lastSeenUnix = nowUnix;
         auto observe = [&](double rtt) {
             st.rttSum += rtt;
             ++st.rttCount;
@@ -257,7 +260,7 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
                "Round-trip time of the last successful probe in the last cycle; absent while down.",
                MetricType::Gauge);
     for (const auto& s : _series)
-        if (s.upNow)
+        if (s.rttNow)
             lastRtt.metrics.push_back(sample(s, s.stats.lastRttSeconds));
 
     if (!_buckets.empty())

@@ -104,6 +104,7 @@ private:
         std::shared_ptr<const std::string> labelText; ///< the full label set, rendered once
         SeriesStats stats;
         bool upNow = false;
+        bool rttNow = false; ///< the last result had a round trip
         std::map<std::string, double> gauges; ///< measurement gauges of the last cycle, by measurementKey()
     };
 

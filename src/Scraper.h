@@ -58,6 +58,7 @@ struct ProbeResult
 {
     bool up = false;
     double rttSeconds = 0;                      ///< valid when up; the mean when there are several samples
+    bool rttMeasured = true;                    ///< false: up without a round trip (silent UDP allowed)
     FailureReason reason = FailureReason::None; ///< set when not up
     std::string detail;                         ///< human-readable cause for logs, may be empty
     std::vector<double> rttSamples;             ///< every RTT of the cycle (bursts, echoes); empty: rttSeconds

@@ -30,11 +30,11 @@ DeviceClassConfig oneJob(std::vector<double> buckets)
 
 ProbeResult up(double rtt)
 {
-    return ProbeResult{true, rtt, FailureReason::None, ""};
+    return ProbeResult::success(rtt);
 }
 ProbeResult down(FailureReason r)
 {
-    return ProbeResult{false, 0, r, ""};
+    return ProbeResult::failure(r);
 }
 
 const MetricFamily* find(const std::vector<MetricFamily>& fs, const std::string& name)
