@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <thread>
 
@@ -119,8 +120,18 @@ struct BudgetHold
 /// socket per address family (Debian's 1.10 also opens and closes one per added host to check privileges),
 /// and it refuses descriptors >= FD_SETSIZE because it uses select(): other scrapers keep their sockets above
 /// that.
-void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
-               std::vector<ProbeResult>& results)
+/// One round of a chunk: what it pings, how, and when it sends.
+struct Round
+{
+    const std::vector<std::string>* addresses;
+    double timeoutSeconds;
+    PingOptions options;
+    std::chrono::steady_clock::time_point sendAt;
+    std::vector<ProbeResult> results; ///< one per address: up with the RTT, or the failure
+};
+
+void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds, const PingOptions& options,
+               std::chrono::steady_clock::time_point sendAt, std::vector<ProbeResult>& results)
 {
     results.assign(addresses.size(), ProbeResult::failure(FailureReason::Timeout, ""));
     constexpr std::size_t socketsPerObject = 2;
@@ -139,6 +150,10 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
         return;
     }
     ping_setopt(obj.get(), PING_OPT_TIMEOUT, &timeoutSeconds);
+    int ttl = options.ttl;
+    ping_setopt(obj.get(), PING_OPT_TTL, &ttl);
+    std::string payload(static_cast<std::size_t>(options.size), 'f'); // liboping copies a C string: no NULs
+    ping_setopt(obj.get(), PING_OPT_DATA, payload.data());
     std::map<std::string, std::size_t> index;
     std::size_t added = 0;
     for (std::size_t i = 0; i < addresses.size(); ++i)
@@ -241,6 +256,7 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     if (index.empty())
         return;
 
+    std::this_thread::sleep_until(sendAt); // the rounds of a burst are spaced by interval_ms
     if (log().debug())
         log().debug("ping: sending to " + std::to_string(index.size()) + " hosts");
     if (ping_send(obj.get()) < 0)
@@ -275,6 +291,7 @@ std::vector<ProbeTarget> PingScraper::targetsFor(std::size_t jobIndex, const Job
 {
     ProbeTarget t;
     t.jobIndex = jobIndex;
+    t.job = &job;
     t.host = job.host;
     t.timeout = defaultTimeout;
     return {t};
@@ -289,7 +306,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
     for (const auto& t : targets)
         timeout = std::max(timeout, t.timeout);
 
-    // Resolve each distinct host once; ping each distinct address once.
+    // Resolve each distinct host once.
     std::map<std::string, std::size_t> hostIndex;
     std::vector<ResolveRequest> requests;
     for (const auto& t : targets)
@@ -297,28 +314,79 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             requests.push_back(ResolveRequest{t.host, AF_UNSPEC});
     const auto resolved = Resolver::resolveAll(requests, timeout);
 
-    std::map<std::string, std::size_t> addressIndex;
-    std::vector<std::string> addresses;
-    for (const auto& r : resolved)
-        if (r.ok && addressIndex.emplace(r.numeric(), addresses.size()).second)
-            addresses.push_back(r.numeric());
+    // Targets with the same burst settings are pinged together, each distinct address once per round.
+    auto key = [](const PingOptions& o) { return std::make_tuple(o.count, o.intervalMs, o.size, o.ttl); };
+    struct Group
+    {
+        PingOptions options;
+        std::vector<std::string> addresses;
+        std::map<std::string, std::size_t> index;
+    };
+    std::map<std::tuple<int, int, int, int>, Group> groups;
+    for (const auto& t : targets)
+    {
+        const ResolvedAddress& r = resolved[hostIndex[t.host]];
+        if (!r.ok)
+            continue;
+        const PingOptions options = t.job ? t.job->ping : PingOptions{};
+        Group& g = groups[key(options)];
+        g.options = options;
+        if (g.index.emplace(r.numeric(), g.addresses.size()).second)
+            g.addresses.push_back(r.numeric());
+    }
 
-    const std::size_t chunkSize = maxHostsPerObject;
-    const std::size_t chunks = (addresses.size() + chunkSize - 1) / chunkSize;
-    std::vector<std::vector<std::string>> chunkAddresses(chunks);
-    std::vector<std::vector<ProbeResult>> chunkResults(chunks);
-    for (std::size_t i = 0; i < addresses.size(); ++i)
-        chunkAddresses[i / chunkSize].push_back(addresses[i]);
+    // Every round of every chunk is its own liboping object on its own thread, sending at
+    // start + round * interval_ms and waiting up to the timeout: a burst of `count` costs
+    // (count - 1) * interval + timeout, however many hosts are silent.
     const double timeoutSeconds = std::chrono::duration<double>(timeout).count();
+    const auto start = std::chrono::steady_clock::now();
+    std::map<std::tuple<int, int, int, int>, std::vector<std::vector<std::string>>> chunksOf;
+    std::vector<Round> rounds;
+    for (auto& [k, g] : groups)
+    {
+        auto& chunks = chunksOf[k];
+        for (std::size_t i = 0; i < g.addresses.size(); ++i)
+        {
+            if (i % maxHostsPerObject == 0)
+                chunks.emplace_back();
+            chunks.back().push_back(g.addresses[i]);
+        }
+    }
+    for (auto& [k, g] : groups)
+        for (int r = 0; r < g.options.count; ++r)
+            for (const auto& chunk : chunksOf[k])
+                rounds.push_back(Round{&chunk, timeoutSeconds, g.options,
+                                       start + std::chrono::milliseconds(static_cast<long long>(r) * g.options.intervalMs),
+                                       {}});
     std::vector<std::thread> threads;
-    for (std::size_t c = 1; c < chunks; ++c)
-        threads.emplace_back(pingChunk, std::cref(chunkAddresses[c]), timeoutSeconds,
-                             std::ref(chunkResults[c]));
-    if (chunks > 0)
-        pingChunk(chunkAddresses[0], timeoutSeconds, chunkResults[0]);
+    for (std::size_t i = 1; i < rounds.size(); ++i)
+        threads.emplace_back([&round = rounds[i]] {
+            pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, round.results);
+        });
+    if (!rounds.empty())
+        pingChunk(*rounds[0].addresses, rounds[0].timeoutSeconds, rounds[0].options, rounds[0].sendAt,
+                  rounds[0].results);
     for (auto& t : threads)
         t.join();
 
+    // Per address: every reply of every round.
+    std::map<std::pair<std::tuple<int, int, int, int>, std::string>, ProbeResult> byAddress;
+    for (const auto& round : rounds)
+    {
+        const auto k = key(round.options);
+        for (std::size_t a = 0; a < round.addresses->size(); ++a)
+        {
+            ProbeResult& agg = byAddress[{k, (*round.addresses)[a]}];
+            const ProbeResult& one = round.results[a];
+            if (one.up)
+                agg.rttSamples.push_back(one.rttSeconds);
+            else if (agg.reason == FailureReason::None || agg.reason == FailureReason::Timeout)
+            {
+                agg.reason = one.reason;
+                agg.detail = one.detail;
+            }
+        }
+    }
     for (std::size_t i = 0; i < targets.size(); ++i)
     {
         const ResolvedAddress& r = resolved[hostIndex[targets[i].host]];
@@ -327,8 +395,26 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
             continue;
         }
-        const std::size_t a = addressIndex[r.numeric()];
-        results[i] = chunkResults[a / chunkSize][a % chunkSize];
+        const PingOptions options = targets[i].job ? targets[i].job->ping : PingOptions{};
+        ProbeResult agg = byAddress[{key(options), r.numeric()}];
+        const auto received = agg.rttSamples.size();
+        if (received > 0)
+        {
+            double sum = 0;
+            for (double v : agg.rttSamples)
+                sum += v;
+            agg.up = true;
+            agg.rttSeconds = sum / static_cast<double>(received);
+            agg.reason = FailureReason::None;
+            agg.detail.clear();
+        }
+        // Packet counters for bursts; with one echo per cycle fleetprobe_probes_total and the failures say it all.
+        if (options.count > 1)
+        {
+            agg.measurements.push_back({"ping_packets_sent_total", {}, static_cast<double>(options.count)});
+            agg.measurements.push_back({"ping_packets_received_total", {}, static_cast<double>(received)});
+        }
+        results[i] = std::move(agg);
     }
     return results;
 }

@@ -195,7 +195,7 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
         for (double rtt : result.rttSamples)
             observe(rtt);
     }
-    else
+    if (!result.up)
     {
         auto reason = result.reason == FailureReason::None ? FailureReason::Error : result.reason;
         ++st.failures[static_cast<std::size_t>(reason)];

@@ -42,6 +42,9 @@ struct ProbeTarget
     std::string path;                     ///< unix socket path
     std::chrono::milliseconds timeout{0}; ///< per-target timeout
     Labels labels; ///< extra series labels that tell targets of one job apart (port, protocol)
+    const JobConfig* job = nullptr; ///< the job's config (its scraper sections); owned by the caller, valid
+                                    ///< while probe() runs
+    std::size_t index = 0;          ///< which entry of the job's section (the port scraper: index in ports)
 };
 
 /// One more value a probe measured besides up and RTT. `key` names a kind listed in MeasurementCatalog, which

@@ -191,6 +191,21 @@ BOOST_AUTO_TEST_CASE(measurements_gauges_reset_counters_add_and_persist)
     BOOST_CHECK_THROW(after.record(t, bad, 4), std::logic_error);
 }
 
+BOOST_AUTO_TEST_CASE(up_without_round_trip)
+{
+    MetricsBuilder b(oneJob({0.1, 1}));
+    auto s = b.addSeries(0, "port", {{"port", "5683"}, {"protocol", "udp"}});
+    ProbeResult silentOk = ProbeResult::success(0);
+    silentOk.rttMeasured = false;
+    b.record(s, silentOk, 50);
+    auto fs = b.collect();
+    BOOST_TEST(find(fs, "fleetprobe_up")->metrics.at(0).value == 1);
+    BOOST_TEST(!find(fs, "fleetprobe_last_rtt_seconds"));
+    BOOST_TEST(!find(fs, "fleetprobe_probe_failures_total"));
+    BOOST_TEST(b.stats(s).rttCount == 0u);
+    BOOST_TEST(b.stats(s).lastSeenUnix == 50);
+}
+
 BOOST_AUTO_TEST_CASE(measurement_keys_round_trip)
 {
     const Labels labels = {{"phase", "a:b"}, {"x", ""}};
