@@ -1,5 +1,7 @@
 #include "GroupingKey.h"
 
+#include <stdexcept>
+
 namespace fleetprobe
 {
 namespace
@@ -51,6 +53,34 @@ std::string GroupingKey::base64Url(const std::string& data)
         out += alphabet[v >> 12 & 63];
         out += alphabet[v >> 6 & 63];
         out += '=';
+    }
+    return out;
+}
+
+std::string GroupingKey::base64UrlDecode(const std::string& text)
+{
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : text)
+    {
+        if (c == '=')
+            break;
+        int v = (c >= 'A' && c <= 'Z')   ? c - 'A'
+                : (c >= 'a' && c <= 'z') ? c - 'a' + 26
+                : (c >= '0' && c <= '9') ? c - '0' + 52
+                : c == '-'               ? 62
+                : c == '_'               ? 63
+                                         : -1;
+        if (v < 0)
+            throw std::invalid_argument("not base64url");
+        buffer = buffer << 6 | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8)
+        {
+            bits -= 8;
+            out += static_cast<char>((buffer >> bits) & 0xFF);
+        }
     }
     return out;
 }

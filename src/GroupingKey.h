@@ -20,6 +20,10 @@ public:
 
     /// RFC 4648 section 5 base64url with `=` padding.
     static std::string base64Url(const std::string& data);
+
+    /// The inverse of base64Url (padding optional). Throws std::invalid_argument on a character outside the
+    /// base64url alphabet.
+    static std::string base64UrlDecode(const std::string& text);
 };
 
 } // namespace fleetprobe

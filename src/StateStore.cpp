@@ -107,39 +107,14 @@ private:
 
 std::string base64UrlDecode(const std::string& in)
 {
-    auto value = [](char c) -> int
+    try
     {
-        if (c >= 'A' && c <= 'Z')
-            return c - 'A';
-        if (c >= 'a' && c <= 'z')
-            return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-            return c - '0' + 52;
-        if (c == '-')
-            return 62;
-        if (c == '_')
-            return 63;
-        return -1;
-    };
-    std::string out;
-    unsigned buffer = 0;
-    int bits = 0;
-    for (char c : in)
-    {
-        if (c == '=')
-            break;
-        int v = value(c);
-        if (v < 0)
-            throw std::runtime_error("bad series key encoding");
-        buffer = buffer << 6 | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8)
-        {
-            bits -= 8;
-            out += static_cast<char>((buffer >> bits) & 0xFF);
-        }
+        return GroupingKey::base64UrlDecode(in);
     }
-    return out;
+    catch (const std::invalid_argument&)
+    {
+        throw std::runtime_error("bad series key encoding");
+    }
 }
 
 } // namespace

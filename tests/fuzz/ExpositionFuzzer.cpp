@@ -36,29 +36,6 @@ std::string unescapeLabel(const std::string& s)
     return out;
 }
 
-std::string base64UrlDecode(const std::string& in)
-{
-    static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    unsigned buffer = 0;
-    int bits = 0;
-    for (char c : in)
-    {
-        if (c == '=')
-            break;
-        auto v = alphabet.find(c);
-        if (v == std::string::npos)
-            std::abort();
-        buffer = buffer << 6 | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8)
-        {
-            bits -= 8;
-            out += static_cast<char>((buffer >> bits) & 0xFF);
-        }
-    }
-    return out;
-}
 
 } // namespace
 
@@ -104,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (segment.rfind("instance@base64/", 0) == 0)
     {
         const std::string encoded = segment.substr(16);
-        if (keyValue.empty() ? encoded != "=" : base64UrlDecode(encoded) != keyValue)
+        if (keyValue.empty() ? encoded != "=" : GroupingKey::base64UrlDecode(encoded) != keyValue)
             std::abort();
     }
     else if (segment != "instance/" + keyValue)

@@ -26,6 +26,13 @@ BOOST_AUTO_TEST_CASE(unsafe_values_use_base64url_with_padding)
     BOOST_TEST(GroupingKey::base64Url("") == "");
 }
 
+BOOST_AUTO_TEST_CASE(decode_inverts_encode)
+{
+    for (const std::string v : {"", "f", "fo", "foo", "a/b", "\xfb\xff", "z\xC3\xA4hler"})
+        BOOST_TEST(GroupingKey::base64UrlDecode(GroupingKey::base64Url(v)) == v);
+    BOOST_CHECK_THROW(GroupingKey::base64UrlDecode("a+b"), std::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE(utf8_values_are_encoded)
 {
     BOOST_TEST(GroupingKey::segment("job", "z\xC3\xA4hler") == "job@base64/esOkaGxlcg==");
