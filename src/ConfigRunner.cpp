@@ -161,7 +161,7 @@ ConfigRunner::~ConfigRunner()
     _pool.joinAll();
 }
 
-bool ConfigRunner::push(const std::string& path, const std::string& body,
+bool ConfigRunner::push(const std::string& path, const Body& body,
                         std::chrono::steady_clock::time_point deadline)
 {
     using namespace std::chrono;
@@ -256,12 +256,38 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
 
     const auto deadline =
         std::chrono::steady_clock::now() + (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
-    std::string body;
-    body.reserve(_lastBodySize + _lastBodySize / 8);
-    _metrics.collect([&body](const MetricFamily& f) { TextSerializer::serialize(body, f); });
-    _lastBodySize = body.size();
-    if (log().debug())
-        log().debug(_config.file + ": body of " + std::to_string(body.size()) + " bytes");
+    // The body is produced while it is sent: a family at a time, a few hundred series per step.
+    const Body body([this] {
+        struct Pass
+        {
+            std::size_t nextFamily = 0;
+            MetricFamily family;
+            std::size_t nextMetric = 0;
+            bool inFamily = false;
+        };
+        auto pass = std::make_shared<Pass>();
+        return Body::Producer([this, pass](std::string& piece) {
+            while (piece.size() < Body::pieceBytes)
+            {
+                if (!pass->inFamily)
+                {
+                    if (pass->nextFamily >= _metrics.familyCount())
+                        return !piece.empty();
+                    _metrics.buildFamily(pass->nextFamily++, pass->family);
+                    if (pass->family.metrics.empty())
+                        continue; // a family without samples is not written
+                    TextSerializer::serializeHeader(piece, pass->family);
+                    pass->nextMetric = 0;
+                    pass->inFamily = true;
+                }
+                const std::size_t to = std::min(pass->nextMetric + 256, pass->family.metrics.size());
+                TextSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
+                pass->nextMetric = to;
+                pass->inFamily = to < pass->family.metrics.size();
+            }
+            return true;
+        });
+    });
     outcome.pushed = push(_groupPath, body, deadline);
 
     if (_config.compatPingExporter && _sink->wantsCompatGroups())
@@ -270,7 +296,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
         {
             MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric::of(value)}};
             outcome.pushed =
-                push(GroupingKey::path(job), TextSerializer::serialize({f}), deadline) && outcome.pushed;
+                push(GroupingKey::path(job), Body(TextSerializer::serialize({f})), deadline) && outcome.pushed;
         }
         std::vector<MetricFamily> own = {{"exporter_duration",
                                           "Duration of the last cycle (s)",
@@ -280,7 +306,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
                                           "Jobs in the config",
                                           MetricType::Gauge,
                                           {Metric::of(static_cast<double>(_config.jobs.size()))}}};
-        outcome.pushed = push(GroupingKey::path(_config.promId), TextSerializer::serialize(own), deadline) &&
+        outcome.pushed = push(GroupingKey::path(_config.promId), Body(TextSerializer::serialize(own)), deadline) &&
                          outcome.pushed;
     }
     saveState();

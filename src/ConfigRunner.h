@@ -106,7 +106,7 @@ public:
 private:
     struct Plan;
 
-    bool push(const std::string& path, const std::string& body,
+    bool push(const std::string& path, const Body& body,
               std::chrono::steady_clock::time_point deadline);
     std::chrono::steady_clock::time_point stopDeadline() const;
     void saveState();
@@ -119,7 +119,6 @@ private:
     std::vector<std::unique_ptr<Plan>> _plans;
     Poco::ThreadPool _pool;
     std::atomic<int> _reloadSuccess{-1};
-    std::size_t _lastBodySize = 0;
     mutable std::mutex _snapshotMutex;
     Snapshot _snapshot;
 };

@@ -233,88 +233,109 @@ std::vector<MetricFamily> MetricsBuilder::collect() const
 void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& visit) const
 {
     // One family is built at a time and handed over, so a large fleet never holds all families at once.
-    MetricFamily current;
-    auto flush = [&] {
-        if (!current.metrics.empty()) // a family without samples is not written
-            visit(current);
-        current.metrics.clear();
-    };
-    auto family = [&](const char* name, const char* help, MetricType type) -> MetricFamily&
+    MetricFamily family;
+    for (std::size_t i = 0; i < familyCount(); ++i)
     {
-        flush();
-        current.name = name;
-        current.help = help;
-        current.type = type;
-        current.metrics.reserve(_series.size());
-        return current;
-    };
-
-    auto& up = family("fleetprobe_up", "1 when the device answered the probe in the last cycle, else 0.",
-                      MetricType::Gauge);
-    for (const auto& s : _series)
-        if (s.stats.lastUp >= 0)
-            up.metrics.push_back(sample(s, s.upNow ? 1.0 : 0.0));
-
-    auto& lastRtt =
-        family("fleetprobe_last_rtt_seconds",
-               "Round-trip time of the last successful probe in the last cycle; absent while down.",
-               MetricType::Gauge);
-    for (const auto& s : _series)
-        if (s.rttNow)
-            lastRtt.metrics.push_back(sample(s, s.stats.lastRttSeconds));
-
-    if (!_buckets.empty())
-    {
-        auto& hist =
-            family("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
-        for (const auto& s : _series)
-        {
-            Metric m = sample(s, 0);
-            m.sampleSum = s.stats.rttSum;
-            m.sampleCount = s.stats.rttCount;
-            std::uint64_t cumulative = 0;
-            for (std::size_t b = 0; b < _buckets.size(); ++b)
-            {
-                cumulative += s.stats.bucketCounts[b];
-                m.buckets.push_back(HistogramBucket{_buckets[b], cumulative});
-            }
-            hist.metrics.push_back(std::move(m));
-        }
+        buildFamily(i, family);
+        if (!family.metrics.empty()) // a family without samples is not written
+            visit(family);
     }
+}
 
-    auto& probes = family("fleetprobe_probes_total", "Probes made.", MetricType::Counter);
-    for (const auto& s : _series)
-        probes.metrics.push_back(sample(s, static_cast<double>(s.stats.probes)));
+namespace
+{
+constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
+constexpr std::size_t selfFamilies = 8;
+} // namespace
 
-    auto& failures =
-        family("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
-    for (const auto& s : _series)
-        for (auto reason : allFailureReasons())
-        {
-            auto n = s.stats.failures[static_cast<std::size_t>(reason)];
-            if (n > 0)
-            {
-                Metric m = sample(s, static_cast<double>(n));
-                m.extraLabels = {{"reason", failureReasonName(reason)}};
-                failures.metrics.push_back(std::move(m));
-            }
-        }
+std::size_t MetricsBuilder::familyCount() const
+{
+    return deviceFamilies + MeasurementCatalog::kinds().size() + selfFamilies;
+}
 
-    auto& seen =
-        family("fleetprobe_last_seen_timestamp_seconds",
-               "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
-    for (const auto& s : _series)
-        if (s.stats.lastSeenUnix > 0)
-            seen.metrics.push_back(sample(s, s.stats.lastSeenUnix));
-
-    auto& changes =
-        family("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
-    for (const auto& s : _series)
-        changes.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
-
-    for (const auto& kind : MeasurementCatalog::kinds())
+void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
+{
+    f.metrics.clear();
+    auto start = [&f](const char* name, const char* help, MetricType type) {
+        f.name = name;
+        f.help = help;
+        f.type = type;
+    };
+    if (index < deviceFamilies)
     {
-        auto& f = family(kind.name, kind.help, kind.type);
+        f.metrics.reserve(_series.size());
+        switch (index)
+        {
+        case 0:
+            start("fleetprobe_up", "1 when the device answered the probe in the last cycle, else 0.",
+                  MetricType::Gauge);
+            for (const auto& s : _series)
+                if (s.stats.lastUp >= 0)
+                    f.metrics.push_back(sample(s, s.upNow ? 1.0 : 0.0));
+            break;
+        case 1:
+            start("fleetprobe_last_rtt_seconds",
+                  "Round-trip time of the last successful probe in the last cycle; absent while down.",
+                  MetricType::Gauge);
+            for (const auto& s : _series)
+                if (s.rttNow)
+                    f.metrics.push_back(sample(s, s.stats.lastRttSeconds));
+            break;
+        case 2:
+            start("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
+            if (_buckets.empty())
+                break; // rtt_buckets [] turns the histogram off
+            for (const auto& s : _series)
+            {
+                Metric m = sample(s, 0);
+                m.sampleSum = s.stats.rttSum;
+                m.sampleCount = s.stats.rttCount;
+                std::uint64_t cumulative = 0;
+                for (std::size_t b = 0; b < _buckets.size(); ++b)
+                {
+                    cumulative += s.stats.bucketCounts[b];
+                    m.buckets.push_back(HistogramBucket{_buckets[b], cumulative});
+                }
+                f.metrics.push_back(std::move(m));
+            }
+            break;
+        case 3:
+            start("fleetprobe_probes_total", "Probes made.", MetricType::Counter);
+            for (const auto& s : _series)
+                f.metrics.push_back(sample(s, static_cast<double>(s.stats.probes)));
+            break;
+        case 4:
+            start("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
+            for (const auto& s : _series)
+                for (auto reason : allFailureReasons())
+                    if (auto n = s.stats.failures[static_cast<std::size_t>(reason)]; n > 0)
+                    {
+                        Metric m = sample(s, static_cast<double>(n));
+                        m.extraLabels = {{"reason", failureReasonName(reason)}};
+                        f.metrics.push_back(std::move(m));
+                    }
+            break;
+        case 5:
+            start("fleetprobe_last_seen_timestamp_seconds",
+                  "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
+            for (const auto& s : _series)
+                if (s.stats.lastSeenUnix > 0)
+                    f.metrics.push_back(sample(s, s.stats.lastSeenUnix));
+            break;
+        default:
+            start("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
+            for (const auto& s : _series)
+                f.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
+            break;
+        }
+        return;
+    }
+    index -= deviceFamilies;
+    const auto& kinds = MeasurementCatalog::kinds();
+    if (index < kinds.size())
+    {
+        const MeasurementKind& kind = kinds[index];
+        start(kind.name, kind.help, kind.type);
         for (const auto& s : _series)
         {
             const auto& values = kind.type == MetricType::Counter ? s.stats.counters : s.gauges;
@@ -328,35 +349,53 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
                 f.metrics.push_back(std::move(m));
             }
         }
+        return;
     }
-
-    family("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge)
-        .metrics.push_back(Metric::of(_self.lastDurationSeconds));
-    family("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge)
-        .metrics.push_back(Metric::of(static_cast<double>(_jobNames.size())));
-    family("exporter_cycles_total", "Cycles run.", MetricType::Counter)
-        .metrics.push_back(Metric::of(static_cast<double>(_self.cycles)));
-    family("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter)
-        .metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
-    family("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter)
-        .metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
-    auto& pushes =
-        family("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
-               MetricType::Counter);
-    static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
-    for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
-        pushes.metrics.push_back(
-            Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
-    if (_self.lastPushSuccessUnix > 0)
-        family("exporter_last_push_success_timestamp_seconds",
-               "Unix time of the last push the sink accepted before this one.", MetricType::Gauge)
-            .metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
-    if (_self.configReloadSuccess >= 0)
-        family("exporter_config_reload_success",
-               "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge)
-            .metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
-
-    flush();
+    index -= kinds.size();
+    switch (index)
+    {
+    case 0:
+        start("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge);
+        f.metrics.push_back(Metric::of(_self.lastDurationSeconds));
+        break;
+    case 1:
+        start("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge);
+        f.metrics.push_back(Metric::of(static_cast<double>(_jobNames.size())));
+        break;
+    case 2:
+        start("exporter_cycles_total", "Cycles run.", MetricType::Counter);
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.cycles)));
+        break;
+    case 3:
+        start("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter);
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
+        break;
+    case 4:
+        start("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter);
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
+        break;
+    case 5:
+    {
+        start("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
+              MetricType::Counter);
+        static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+        for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
+        break;
+    }
+    case 6:
+        start("exporter_last_push_success_timestamp_seconds",
+              "Unix time of the last push the sink accepted before this one.", MetricType::Gauge);
+        if (_self.lastPushSuccessUnix > 0)
+            f.metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
+        break;
+    default:
+        start("exporter_config_reload_success", "1 when the last reload (SIGHUP) of this config succeeded, else 0.",
+              MetricType::Gauge);
+        if (_self.configReloadSuccess >= 0)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
+        break;
+    }
 }
 
 std::vector<std::pair<std::string, double>> MetricsBuilder::devPing() const

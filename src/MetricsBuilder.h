@@ -91,6 +91,13 @@ public:
     /// The same families, handed to `visit` one at a time (only one is held in memory).
     void collect(const std::function<void(const MetricFamily&)>& visit) const;
 
+    /// How many families buildFamily() knows (some may be empty in a given cycle).
+    std::size_t familyCount() const;
+
+    /// Fills `family` with family number `index` (0 to familyCount() - 1), in output order; its metrics are
+    /// empty when it has no sample now. With this a body can be produced on demand, piece by piece.
+    void buildFamily(std::size_t index, MetricFamily& family) const;
+
     /// PingExporter's per-device `dev_ping` values of the last cycle: (job name, average RTT in ms, or
     /// value_dev_down when down) for every job with a ping series.
     std::vector<std::pair<std::string, double>> devPing() const;

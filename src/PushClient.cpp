@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace fleetprobe
@@ -25,6 +26,31 @@ int checkAbort(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
     return (*abort && (*abort)()) ? 1 : 0;
 }
 
+/// Feeds one pass of a Body to curl, piece by piece.
+struct BodyReader
+{
+    Body::Producer next;
+    std::string piece;
+    std::size_t offset = 0;
+    bool done = false;
+
+    static std::size_t read(char* dst, std::size_t size, std::size_t count, void* user)
+    {
+        auto* self = static_cast<BodyReader*>(user);
+        const std::size_t room = size * count;
+        while (self->offset == self->piece.size() && !self->done)
+        {
+            self->piece.clear();
+            self->offset = 0;
+            self->done = !self->next(self->piece);
+        }
+        const std::size_t n = std::min(room, self->piece.size() - self->offset);
+        std::memcpy(dst, self->piece.data() + self->offset, n);
+        self->offset += n;
+        return n; // 0 ends the upload
+    }
+};
+
 /// RAII for a curl header list.
 struct HeaderList
 {
@@ -40,6 +66,29 @@ struct HeaderList
 };
 
 } // namespace
+
+Body::Body(std::string text) : _size(text.size())
+{
+    auto shared = std::make_shared<const std::string>(std::move(text));
+    _open = [shared] {
+        return [shared, done = false](std::string& piece) mutable {
+            if (done || shared->empty())
+                return false;
+            piece = *shared;
+            done = true;
+            return true;
+        };
+    };
+}
+
+std::string Body::joined() const
+{
+    std::string out, piece;
+    Producer next = open();
+    while ((piece.clear(), next(piece)))
+        out += piece;
+    return out;
+}
 
 const char* PushOutcome::resultName() const
 {
@@ -73,7 +122,7 @@ PushgatewayClient::PushgatewayClient(PushTarget target, std::chrono::millisecond
 {
 }
 
-PushOutcome PushgatewayClient::put(const std::string& groupPath, const std::string& body,
+PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& body,
                                    std::chrono::milliseconds timeout)
 {
     CURL* c = _curl.get();
@@ -87,9 +136,14 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const std::stri
 
     const long total = std::max<long>(1, static_cast<long>(timeout.count()));
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    // PUT, the body read piece by piece as it is produced: chunked transfer encoding unless its size is known.
+    BodyReader reader;
+    reader.next = body.open();
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, BodyReader::read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &reader);
+    if (body.knownSize())
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*body.knownSize()));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
@@ -134,11 +188,15 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const std::stri
     return outcome;
 }
 
-PushOutcome StreamSink::put(const std::string& groupPath, const std::string& body, std::chrono::milliseconds)
+PushOutcome StreamSink::put(const std::string& groupPath, const Body& body, std::chrono::milliseconds)
 {
     static std::mutex streamMutex;
     std::lock_guard<std::mutex> lock(streamMutex);
-    _out << "# fleetprobe group: " << groupPath << "\n" << body;
+    _out << "# fleetprobe group: " << groupPath << "\n";
+    Body::Producer next = body.open();
+    std::string piece;
+    while ((piece.clear(), next(piece)))
+        _out << piece;
     _out.flush();
     PushOutcome outcome;
     if (_out)

@@ -4,15 +4,50 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <ostream>
 #include <string>
+#include <vector>
 
 typedef void CURL;
 
 namespace fleetprobe
 {
+
+/// A request body produced piece by piece on demand, so that a large fleet's text is never held whole: each
+/// pass (push attempt) calls the opener again and pulls pieces of about `pieceBytes` until the producer says
+/// it is done. Fixed text is the one-piece case. Copyable; a pass is used by one thread.
+class Body
+{
+public:
+    /// Appends the next piece to `piece` (which the caller has cleared) and returns true, or returns false when
+    /// the body is complete.
+    using Producer = std::function<bool(std::string& piece)>;
+
+    /// A fixed text.
+    explicit Body(std::string text);
+
+    /// A body made on demand; `open` starts a new pass (a fresh producer) each time it is called.
+    explicit Body(std::function<Producer()> open) : _open(std::move(open)) {}
+
+    /// Starts a pass over the pieces.
+    Producer open() const { return _open(); }
+
+    /// The size when known in advance (fixed text); a produced body is sent with chunked transfer encoding.
+    std::optional<std::size_t> knownSize() const { return _size; }
+
+    /// The whole text of one pass (tests, small bodies).
+    std::string joined() const;
+
+    /// The size a producer aims at for each piece.
+    static constexpr std::size_t pieceBytes = 256 * 1024;
+
+private:
+    std::function<Producer()> _open;
+    std::optional<std::size_t> _size;
+};
 
 /// How one push ended.
 struct PushOutcome
@@ -40,7 +75,7 @@ public:
     virtual ~MetricsSink() = default;
 
     /// Replaces the group at `groupPath` (`/metrics/job/...`) with `body`. Returns within `timeout`.
-    virtual PushOutcome put(const std::string& groupPath, const std::string& body,
+    virtual PushOutcome put(const std::string& groupPath, const Body& body,
                             std::chrono::milliseconds timeout) = 0;
 
     /// False for sinks that only show the main group (stdout): compat groups are then skipped.
@@ -70,7 +105,7 @@ public:
     explicit PushgatewayClient(PushTarget target,
                                std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
 
-    PushOutcome put(const std::string& groupPath, const std::string& body,
+    PushOutcome put(const std::string& groupPath, const Body& body,
                     std::chrono::milliseconds timeout) override;
 
     /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
@@ -92,7 +127,7 @@ public:
     /// The stream must outlive the sink.
     explicit StreamSink(std::ostream& out) : _out(out) {}
 
-    PushOutcome put(const std::string& groupPath, const std::string& body,
+    PushOutcome put(const std::string& groupPath, const Body& body,
                     std::chrono::milliseconds timeout) override;
     bool wantsCompatGroups() const override { return false; }
 

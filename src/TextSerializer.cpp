@@ -1,5 +1,6 @@
 #include "TextSerializer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -155,6 +156,12 @@ std::string TextSerializer::escapeHelp(const std::string& help)
 
 void TextSerializer::serialize(std::string& out, const MetricFamily& family)
 {
+    serializeHeader(out, family);
+    serializeMetrics(out, family, 0, family.metrics.size());
+}
+
+void TextSerializer::serializeHeader(std::string& out, const MetricFamily& family)
+{
     out += "# HELP ";
     out += family.name;
     out += ' ';
@@ -164,12 +171,19 @@ void TextSerializer::serialize(std::string& out, const MetricFamily& family)
     out += ' ';
     out += typeName(family.type);
     out += '\n';
+}
+
+void TextSerializer::serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first,
+                                      std::size_t last)
+{
     // The `le` texts of the family's buckets, formatted once (the bounds are usually the same in every
     // series).
     std::vector<std::string> les;
     std::vector<double> lesBounds;
-    for (const auto& metric : family.metrics)
+    last = std::min(last, family.metrics.size());
+    for (std::size_t i = first; i < last; ++i)
     {
+        const Metric& metric = family.metrics[i];
         if (family.type != MetricType::Histogram)
         {
             appendSeries(out, family.name, "", metric);

@@ -20,6 +20,12 @@ public:
     /// Appends one family to `out`.
     static void serialize(std::string& out, const MetricFamily& family);
 
+    /// Appends a family's HELP and TYPE lines; with serializeMetrics, a family can be written in pieces.
+    static void serializeHeader(std::string& out, const MetricFamily& family);
+
+    /// Appends the samples of `family.metrics[first, last)`.
+    static void serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first, std::size_t last);
+
     /// Formats a sample value: `NaN`, `+Inf`, `-Inf`, otherwise the shortest text that reads back to the same
     /// double (independent of the C and C++ locales).
     static std::string formatValue(double value);
