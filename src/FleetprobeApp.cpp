@@ -86,6 +86,10 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(
         Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.")
             .argument("LEVEL"));
+    options.addOption(Option("listen", "",
+                             "Serve /probe, /metrics, /-/healthy and /-/ready over HTTP on ADDR, e.g. "
+                             "127.0.0.1:9293 or [::1]:9293 (loop mode; without a config: /probe only).")
+                          .argument("ADDR"));
 }
 
 void FleetprobeApp::handleOption(const std::string& name, const std::string& value)
@@ -115,6 +119,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _logLevel = value;
     else if (name == "state-dir")
         _stateDir = value, _stateDirSet = true;
+    else if (name == "listen")
+        _listen = value, _listenSet = true;
     else if (name == "push-timeout")
     {
         std::size_t used = 0;
@@ -139,7 +145,8 @@ void FleetprobeApp::printHelp()
     Poco::Util::HelpFormatter help(options());
     help.setCommand("fleetprobe");
     help.setUsage(
-        "[--config FILE]... [--config-dir DIR] [--pushgateway URL | --push-config FILE] [--once | --check]");
+        "[--config FILE]... [--config-dir DIR] [--pushgateway URL | --push-config FILE] [--once | --check | "
+        "--listen ADDR]");
     help.setHeader(
         "Probes fleets of intermittently connected devices (ping, port) and pushes the results to a "
         "Prometheus Pushgateway. Without a push target the exposition text goes to stdout.");
@@ -303,7 +310,12 @@ int FleetprobeApp::runMain()
         return ExitOk;
     }
     setupLogging(_logLevel);
-    if (_configFiles.empty() && _configDirs.empty())
+    if (_listenSet && (_once || _check))
+        throw ConfigError(std::string("--listen serves HTTP in loop mode only: it cannot be combined with ") +
+                          (_once ? "--once" : "--check"));
+    if (_listenSet)
+        _listenAddress = HttpEndpoint::parseAddress(_listen, "--listen");
+    if (_configFiles.empty() && _configDirs.empty() && !_listenSet)
         throw ConfigError("no config given: use --config FILE or --config-dir DIR (see fleetprobe --help)");
     if (!_pushgateway.empty() && !_pushConfig.empty())
         throw ConfigError("--pushgateway and --push-config are mutually exclusive");
@@ -322,7 +334,8 @@ int FleetprobeApp::runMain()
                   << " error(s)\n";
         return errors.empty() && !configs.empty() ? ExitOk : ExitUsage;
     }
-    if (configs.empty())
+    // With --listen and no config at all, fleetprobe serves /probe only (like blackbox_exporter).
+    if (configs.empty() && (!_listenSet || !errors.empty()))
     {
         std::cerr << "fleetprobe: no valid config to run\n";
         return ExitUsage;
@@ -370,7 +383,8 @@ int FleetprobeApp::runMain()
     log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " +
                       std::to_string(configs.size()) + " config(s), instance \"" + _instanceName + "\", " +
                       (_target.url.empty() ? std::string("writing to stdout") : "pushing to " + _target.url) +
-                      (_once ? ", one cycle" : ", loop mode"));
+                      (_once ? ", one cycle" : ", loop mode") +
+                      (_listenSet ? ", serving HTTP on " + _listenAddress.toString() : std::string()));
     const int code =
         _once ? runOnce(configs, errors.empty() ? ExitOk : ExitUsage, signals) : runLoop(configs, signals);
     curl_global_cleanup();
@@ -454,6 +468,7 @@ void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig 
     if (reloaded)
         r.runner->setReloadSuccess(true);
     r.thread = std::thread([runner = r.runner.get(), stop = r.stop.get()] { runner->runLoop(*stop); });
+    _runningConfigs.add(*r.runner);
     running[file] = std::move(r);
 }
 
@@ -500,6 +515,7 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
             }
             log().information("reload: " + file + " is gone; stopping it");
             it->second.halt();
+            _runningConfigs.remove(*it->second.runner);
             it = running.erase(it);
             continue;
         }
@@ -509,6 +525,7 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
         {
             log().information("reload: " + file + " changed; restarting it");
             it->second.halt();
+            _runningConfigs.remove(*it->second.runner);
             it = running.erase(it);
             start(running, std::move(*f->second), true);
             fresh.erase(f);
@@ -529,6 +546,14 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
 int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& signals)
 {
     std::map<std::string, Running> running;
+    if (_listenSet)
+    {
+        // Before the runners, so that /-/ready answers 503 until their first cycles are done.
+        _endpoint = std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs);
+        _endpoint->start();
+        log().information("serving /probe, /metrics, /-/healthy and /-/ready on http://" +
+                          _listenAddress.toString());
+    }
     for (auto& loaded : configs)
         start(running, std::move(loaded), false);
     for (;;)
@@ -551,6 +576,12 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
         r.stop->request();
     for (auto& [file, r] : running)
         r.halt();
+    if (_endpoint)
+    {
+        _endpoint->stop();
+        _endpoint.reset();
+    }
+    _runningConfigs.clear();
     return ExitOk;
 }
 

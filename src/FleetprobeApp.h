@@ -2,6 +2,7 @@
 
 #include "Config.h"
 #include "ConfigRunner.h"
+#include "HttpEndpoint.h"
 #include "PushClient.h"
 #include "ScraperRegistry.h"
 #include "StateStore.h"
@@ -26,8 +27,9 @@ enum ExitCode
     ExitSystem = 4      ///< a system error, e.g. no permission for raw ICMP
 };
 
-/// The fleetprobe application: options, config loading, and the --check, --once and loop modes.
-/// Created once by main(); not thread-safe itself, it starts one thread per config in loop and --once modes.
+/// The fleetprobe application: options, config loading, and the --check, --once and loop modes (with the
+/// --listen HTTP endpoint). Created once by main(); not thread-safe itself, it starts one thread per config in
+/// loop and --once modes.
 class FleetprobeApp : public Poco::Util::ServerApplication
 {
 public:
@@ -79,11 +81,18 @@ private:
     std::string _logLevel = "information";
     std::string _stateDir;
     bool _stateDirSet = false;
+    std::string _listen;
+    bool _listenSet = false;
 
     // Set up by runMain for the run modes.
     PushTarget _target;
     std::string _instanceName;
     std::unique_ptr<StateStore> _state;
+    Poco::Net::SocketAddress _listenAddress;
+
+    // Loop mode with --listen: the HTTP endpoint and the runners it reports on.
+    RunningConfigs _runningConfigs;
+    std::unique_ptr<HttpEndpoint> _endpoint;
 };
 
 } // namespace fleetprobe
