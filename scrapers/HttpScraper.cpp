@@ -126,7 +126,8 @@ ProbeResult failureOf(CURLcode code, long osErrno, const char* errorBuffer)
     case CURLE_UNSUPPORTED_PROTOCOL: // an HTTP/0.9 answer, i.e. not HTTP at all
         return ProbeResult::failure(FailureReason::Mismatch, "not an HTTP answer: " + message);
     case CURLE_GOT_NOTHING:
-        return ProbeResult::failure(FailureReason::Error, "the server closed the connection without answering");
+        return ProbeResult::failure(FailureReason::Error,
+                                    "the server closed the connection without answering");
     default:
         return ProbeResult::failure(FailureReason::Error, message);
     }
@@ -142,7 +143,7 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
     ok = ok && curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
     if (!ok)
         return "libcurl refuses the URL " + http.url;
-    curl_easy_setopt(c, CURLOPT_PRIVATE, &t);
+    curl_easy_setopt(c, CURLOPT_PRIVATE, reinterpret_cast<char*>(&t));
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t.error);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
@@ -166,7 +167,7 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
         {
             // Exactly this bundle: neither the built-in CA file nor the CA directory.
             curl_easy_setopt(c, CURLOPT_CAINFO, http.caFile.c_str());
-            curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+            curl_easy_setopt(c, CURLOPT_CAPATH, static_cast<char*>(nullptr));
         }
         curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
     }
@@ -196,8 +197,9 @@ ProbeResult finish(Transfer& t, CURLcode code, const HttpConfig& http)
     else if (HttpScraper::statusAccepted(status, http.acceptStatus))
         result = ProbeResult::success(timings.total);
     else
-        result = ProbeResult::failure(FailureReason::Mismatch, "HTTP status " + std::to_string(status) +
-                                                                   ", accepted: " + acceptedText(http.acceptStatus));
+        result = ProbeResult::failure(FailureReason::Mismatch,
+                                      "HTTP status " + std::to_string(status) +
+                                          ", accepted: " + acceptedText(http.acceptStatus));
 
     result.measurements = HttpScraper::phaseDurations(timings, t.https, status > 0);
     if (status > 0)
@@ -278,8 +280,8 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
                     break;
                 if (!budget.acquire(sockets, Clock::now() + std::chrono::seconds(30)))
                 {
-                    results[pending.front()] =
-                        ProbeResult::failure(FailureReason::Error, "no socket free within 30 s (open-file limit)");
+                    results[pending.front()] = ProbeResult::failure(
+                        FailureReason::Error, "no socket free within 30 s (open-file limit)");
                     pending.pop_front();
                     continue;
                 }
@@ -320,9 +322,9 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
         multi->perform();
         for (CurlMulti::Done done = multi->nextDone(); done.easy; done = multi->nextDone())
         {
-            void* data = nullptr;
+            char* data = nullptr;
             curl_easy_getinfo(done.easy, CURLINFO_PRIVATE, &data);
-            auto* transfer = static_cast<Transfer*>(data);
+            auto* transfer = reinterpret_cast<Transfer*>(data);
             const std::size_t i = transfer->target;
             results[i] = finish(*transfer, done.result, *targets[i].job->http);
             multi->remove(transfer->easy);
@@ -339,8 +341,9 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
 std::vector<Measurement> HttpScraper::phaseDurations(const Timings& t, bool https, bool answered)
 {
     std::vector<Measurement> out;
-    auto add = [&out](const char* phase, double seconds)
-    { out.push_back({"http_duration_seconds", {{"phase", phase}}, std::max(0.0, seconds)}); };
+    auto add = [&out](const char* phase, double seconds) {
+        out.push_back({"http_duration_seconds", {{"phase", phase}}, std::max(0.0, seconds)});
+    };
     const bool connected = t.connect > 0;
     if (t.nameLookup > 0 || connected)
         add("resolve", t.nameLookup);

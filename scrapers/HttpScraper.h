@@ -7,10 +7,10 @@
 namespace fleetprobe
 {
 
-/// `http`: one HTTP(S) request per device and cycle through libcurl: status, phase timings, certificate expiry.
-/// All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy handle and
-/// one fresh connection per target, no redirects followed, no proxy). Up when the status is accepted
-/// (`jobs[].http.status`, default any 2xx); an answer with another status is `mismatch`.
+/// `http`: one HTTP(S) request per device and cycle through libcurl: status, phase timings, certificate
+/// expiry. All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy
+/// handle and one fresh connection per target, no redirects followed, no proxy). Up when the status is
+/// accepted (`jobs[].http.status`, default any 2xx); an answer with another status is `mismatch`.
 /// One instance per config; probe() is called by one thread at a time.
 class HttpScraper : public Scraper
 {

@@ -18,7 +18,9 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <optional>
+#include <queue>
 
 namespace fleetprobe
 {
@@ -173,13 +175,13 @@ struct TcpEchoScraper::Peer
 struct TcpEchoScraper::Cycle
 {
     Peer* peer = nullptr;
-    Clock::time_point end;               ///< start + the target's timeout: no frame is sent after it
+    Clock::time_point end; ///< the start of the echo phase + the target's timeout: no frame is sent after it
     std::chrono::milliseconds interval{1000};
     bool connecting = false;
     bool done = false;
     bool sentThisCycle = false;
     Clock::time_point nextSend;
-    Clock::time_point lastConnect;              ///< start of the last connect attempt
+    Clock::time_point lastConnect;                ///< start of the last connect attempt
     std::optional<Clock::time_point> reconnectAt; ///< set after a connection was lost
     std::uint64_t sent = 0, received = 0, timeouts = 0, reconnects = 0;
     std::vector<double> samples;
@@ -209,6 +211,15 @@ public:
             p.events = events;
     }
 
+    /// Stops watching the socket of cycle `i` (it stays open).
+    void unwatch(std::size_t i)
+    {
+        Peer& p = *_cycles[i].peer;
+        if (p.socket.isOpen() && p.events != 0)
+            ::epoll_ctl(_epoll.fd(), EPOLL_CTL_DEL, p.socket.fd(), nullptr);
+        p.events = 0;
+    }
+
     void fail(Cycle& c, FailureReason reason, std::string detail)
     {
         c.reason = reason;
@@ -222,8 +233,7 @@ public:
         Cycle& c = _cycles[i];
         Peer& p = *c.peer;
         const bool wasConnected = p.connected;
-        if (p.socket.isOpen() && p.events != 0)
-            ::epoll_ctl(_epoll.fd(), EPOLL_CTL_DEL, p.socket.fd(), nullptr);
+        unwatch(i);
         p.close();
         c.connecting = false;
         c.timeouts += p.outstanding.size();
@@ -251,7 +261,8 @@ public:
         }
         const int one = 1;
         ::setsockopt(p.socket.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        const int rc = ::connect(p.socket.fd(), reinterpret_cast<const sockaddr*>(&p.address), p.addressLength);
+        const int rc =
+            ::connect(p.socket.fd(), reinterpret_cast<const sockaddr*>(&p.address), p.addressLength);
         if (rc == 0)
             connected(i, now);
         else if (errno == EINPROGRESS)
@@ -343,7 +354,8 @@ public:
                 const auto frame = EchoFrame::decode(bytes.data());
                 if (!frame)
                 {
-                    lose(i, FailureReason::Error, "the echo server sent bytes that are not a TCPPING frame", now);
+                    lose(i, FailureReason::Error, "the echo server sent bytes that are not a TCPPING frame",
+                         now);
                     return;
                 }
                 auto it = std::find_if(p.outstanding.begin(), p.outstanding.end(),
@@ -386,8 +398,8 @@ public:
         const auto bytes = frame.encode();
         p.output.append(bytes.data(), bytes.size());
         const auto at = Clock::now();
-        const auto rto = std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double>(p.rto.rtoSeconds()));
+        const auto rto =
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(p.rto.rtoSeconds()));
         p.outstanding.push_back(Peer::Sent{frame.sequence, at, at + rto});
         ++c.sent;
         c.sentThisCycle = true;
@@ -465,29 +477,52 @@ public:
         return now;
     }
 
+    /// Ticks cycle `i` and files its next wake time. Only cycles that are due or had I/O are ticked, so an
+    /// iteration costs what happened in it, not the size of the fleet.
+    void step(std::size_t i, Clock::time_point now)
+    {
+        Cycle& c = _cycles[i];
+        const bool wasDone = c.done;
+        tick(i, now);
+        if (c.done)
+        {
+            if (!wasDone)
+                --_remaining;
+            _scheduled[i].reset();
+            unwatch(i); // what still arrives (a late duplicate) waits for the next cycle
+            return;
+        }
+        const auto t = wakeTime(c, now);
+        if (t && (!_scheduled[i] || *_scheduled[i] != *t))
+        {
+            _scheduled[i] = *t;
+            _timers.push({*t, i});
+        }
+    }
+
     /// Runs until every cycle is done or `hardEnd` passes.
     void run(Clock::time_point hardEnd)
     {
+        _scheduled.assign(_cycles.size(), std::nullopt);
+        _remaining = 0;
+        for (const auto& c : _cycles)
+            _remaining += c.done ? 0 : 1;
+        auto now = Clock::now();
+        for (std::size_t i = 0; i < _cycles.size(); ++i)
+            if (!_cycles[i].done)
+                step(i, now);
         std::vector<epoll_event> events(256);
-        for (;;)
+        while (_remaining > 0)
         {
-            auto now = Clock::now();
-            for (std::size_t i = 0; i < _cycles.size(); ++i)
-                tick(i, now);
-            std::optional<Clock::time_point> next;
-            for (const auto& c : _cycles)
-                if (auto t = wakeTime(c, now))
-                    next = next ? std::min(*next, *t) : *t;
-            if (!next)
-                return;
+            now = Clock::now();
             if (now >= hardEnd)
                 break;
-            const auto until = std::min(*next, hardEnd);
+            const auto until = _timers.empty() ? hardEnd : std::min(_timers.top().first, hardEnd);
             int waitMs = 0;
             if (until > now)
-                waitMs = static_cast<int>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(until - now + std::chrono::microseconds(999))
-                        .count());
+                waitMs = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              until - now + std::chrono::microseconds(999))
+                                              .count());
             const int n = ::epoll_wait(_epoll.fd(), events.data(), static_cast<int>(events.size()), waitMs);
             if (n < 0 && errno != EINTR)
                 break;
@@ -497,7 +532,7 @@ public:
                 const std::size_t i = static_cast<std::size_t>(events[k].data.u64);
                 Cycle& c = _cycles[i];
                 Peer& p = *c.peer;
-                if (!p.socket.isOpen())
+                if (c.done || !p.socket.isOpen())
                     continue;
                 const std::uint32_t e = events[k].events;
                 if (c.connecting)
@@ -516,16 +551,28 @@ public:
                         lose(i, reasonFor(err), std::strerror(err), now);
                         c.reconnectAt.reset();
                     }
-                    continue;
                 }
-                if (p.connected && (e & EPOLLOUT))
-                    flush(i, now);
-                if (p.connected && (e & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                    read(i, now);
+                else
+                {
+                    if (p.connected && (e & EPOLLOUT))
+                        flush(i, now);
+                    if (p.connected && (e & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                        read(i, now);
+                }
+                step(i, now);
+            }
+            while (!_timers.empty() && _timers.top().first <= now)
+            {
+                const auto [t, i] = _timers.top();
+                _timers.pop();
+                if (_scheduled[i] != t)
+                    continue; // superseded by a later schedule
+                _scheduled[i].reset();
+                step(i, now);
             }
         }
         // Past the hard end: whatever still waits fails now.
-        const auto now = Clock::now();
+        now = Clock::now();
         for (std::size_t i = 0; i < _cycles.size(); ++i)
         {
             Cycle& c = _cycles[i];
@@ -540,8 +587,13 @@ public:
     }
 
 private:
+    using Timer = std::pair<Clock::time_point, std::size_t>;
+
     std::vector<Cycle>& _cycles;
     Epoll _epoll;
+    std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> _timers; ///< may hold stale entries
+    std::vector<std::optional<Clock::time_point>> _scheduled; ///< the live timer of each cycle
+    std::size_t _remaining = 0;                               ///< cycles not done
 };
 
 TcpEchoScraper::TcpEchoScraper() = default;
@@ -584,8 +636,6 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
             peers[key] = std::make_unique<Peer>();
         Cycle& c = cycles[i];
         c.peer = peers[key].get();
-        c.end = start + t.timeout;
-        c.nextSend = start;
         longest = std::max(longest, t.timeout);
         int interval = 0;
         try
@@ -640,12 +690,15 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
     }
 
     // Devices without a connection: resolve all names at once, then connect.
+    // The frames of the cycle go out for a timeout from here (name lookups do not shorten it).
     const auto resolved = Resolver::resolveAll(requests, longest);
     const auto now = Clock::now();
     for (std::size_t i = 0; i < cycles.size(); ++i)
     {
         Cycle& c = cycles[i];
         Peer& p = *c.peer;
+        c.end = now + targets[i].timeout;
+        c.nextSend = now;
         if (c.done || p.connected)
             continue;
         const ResolvedAddress& r = resolved[requestIndex.at(targets[i].host)];
@@ -667,7 +720,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
             c.done = true; // the connect failed at once
     }
 
-    loop.run(start + longest + overtime);
+    loop.run(now + longest + overtime);
 
     for (std::size_t i = 0; i < cycles.size(); ++i)
     {
@@ -691,7 +744,8 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
         else if (c.sent > 0)
             r = ProbeResult::failure(FailureReason::Timeout, "no echo within the adaptive timeout");
         else
-            r = ProbeResult::failure(FailureReason::Timeout, "connected too late in the cycle to send a frame");
+            r = ProbeResult::failure(FailureReason::Timeout,
+                                     "connected too late in the cycle to send a frame");
         r.measurements = {
             {"tcp_echo_sent_total", {}, static_cast<double>(c.sent)},
             {"tcp_echo_received_total", {}, static_cast<double>(c.received)},

@@ -12,15 +12,16 @@ namespace fleetprobe
 {
 
 /// `tcp_echo`: a persistent TCP connection per device timing 24-byte echo frames (tcp_ping_prometheus's
-/// protocol, served by `fleetprobe echo-server`). Each probe() call sends a frame every `interval_ms` for about
-/// the target's timeout on every device at once (one epoll loop), matches the echoes by sequence number and
-/// declares a frame lost when no echo came within its RFC 6298 RTO (RtoEstimator). The connections, the RTO
-/// estimators and the sequence numbers stay in the object between cycles; a lost connection is opened again.
-/// One instance per config; probe() is called by one thread at a time. The sockets it keeps open count in the
-/// process's SocketBudget and are closed by the destructor.
+/// protocol, served by `fleetprobe echo-server`). Each probe() call sends a frame every `interval_ms` for
+/// about the target's timeout on every device at once (one epoll loop), matches the echoes by sequence number
+/// and declares a frame lost when no echo came within its RFC 6298 RTO (RtoEstimator). The connections, the
+/// RTO estimators and the sequence numbers stay in the object between cycles; a lost connection is opened
+/// again. One instance per config; probe() is called by one thread at a time. The sockets it keeps open count
+/// in the process's SocketBudget and are closed by the destructor.
 class TcpEchoScraper : public Scraper
 {
 public:
+    /// A scraper without connections; they are opened by the first probe().
     TcpEchoScraper();
     /// Closes every connection.
     ~TcpEchoScraper() override;
@@ -28,6 +29,7 @@ public:
     TcpEchoScraper(const TcpEchoScraper&) = delete;
     TcpEchoScraper& operator=(const TcpEchoScraper&) = delete;
 
+    /// `tcp_echo`.
     std::string name() const override { return "tcp_echo"; }
 
     /// One target per job: the job's host, `tcp_echo.port`, and `tcp_echo.interval_ms` (in `path`, as a

@@ -1,5 +1,5 @@
-// The websocket scraper: one opening handshake per target and cycle with Poco's WebSocket client, on a bounded
-// set of threads.
+// The websocket scraper: one opening handshake per target and cycle with Poco's WebSocket client, on a
+// bounded set of threads.
 
 #include "WebSocketScraper.h"
 
@@ -12,7 +12,6 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/IPAddress.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/NetSSL.h>
@@ -24,15 +23,26 @@
 #include <Poco/Net/X509Certificate.h>
 #include <Poco/URI.h>
 
+#include <Poco/Net/StreamSocketImpl.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -45,8 +55,8 @@ namespace
 
 using Clock = std::chrono::steady_clock;
 
-/// Sockets a handshake may hold at once: the connection, and the descriptor Poco opens to wait on it.
-constexpr std::size_t socketsPerHandshake = 2;
+/// Sockets a target may hold at once: the connection, and the descriptor Poco opens to wait on it.
+constexpr std::size_t socketsPerTarget = 2;
 
 /// Poco's NetSSL (and OpenSSL under it) is initialized once, on first use, and stays for the process.
 void initializeSsl()
@@ -75,10 +85,10 @@ int noteVerifyError(int ok, X509_STORE_CTX* store)
 struct Endpoint
 {
     bool secure = false;
-    std::string host;       ///< name or address literal, without brackets
-    bool hostIsAddress = false;
-    Poco::UInt16 port = 0;
-    std::string resource;   ///< path and query, at least "/"
+    std::string host;           ///< name or address literal, without brackets
+    bool hostIsAddress = false; ///< host is an IPv4 or IPv6 literal
+    Poco::UInt16 port = 0;      ///< from the URL, else 80 (ws) or 443 (wss)
+    std::string resource;       ///< path and query, at least "/"
     std::string hostHeader; ///< the Host header: host (bracketed for IPv6), and the port when not the default
 };
 
@@ -139,8 +149,8 @@ struct Handshake
     Poco::Net::Context::Ptr context; ///< wss only
 };
 
-/// What is left of the time until `deadline`, for Poco's socket timeouts (never 0, which would mean "forever");
-/// throws Poco::TimeoutException when nothing is left.
+/// What is left of the time until `deadline`, for Poco's socket timeouts (never 0, which would mean
+/// "forever"); throws Poco::TimeoutException when nothing is left.
 Poco::Timespan left(Clock::time_point deadline)
 {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
@@ -198,7 +208,8 @@ ProbeResult failureOf(const Poco::Exception& e, Clock::time_point deadline)
         return ProbeResult::failure(FailureReason::Error, detail);
     }
     if (dynamic_cast<const Poco::Net::NoMessageException*>(&e))
-        return ProbeResult::failure(FailureReason::Error, "the server closed the connection without answering");
+        return ProbeResult::failure(FailureReason::Error,
+                                    "the server closed the connection without answering");
     if (dynamic_cast<const Poco::Net::MessageException*>(&e))
         return ProbeResult::failure(FailureReason::Mismatch, "not an HTTP answer: " + e.displayText());
     switch (e.code())
@@ -216,25 +227,110 @@ ProbeResult failureOf(const Poco::Exception& e, Clock::time_point deadline)
         break;
     }
     if (late)
-        return ProbeResult::failure(FailureReason::Timeout, "no answer within the timeout (" + e.displayText() + ")");
+        return ProbeResult::failure(FailureReason::Timeout,
+                                    "no answer within the timeout (" + e.displayText() + ")");
     return ProbeResult::failure(FailureReason::Error, e.displayText());
 }
 
-/// Connects, makes TLS for wss, sends the upgrade request and reads the answer; closes cleanly when upgraded.
-/// Never throws.
-ProbeResult runHandshake(const Handshake& h)
+/// The failure a connect error (errno) means.
+ProbeResult connectFailure(int error)
+{
+    switch (error)
+    {
+    case ECONNREFUSED:
+        return ProbeResult::failure(FailureReason::Refused, "connection refused");
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:
+    case EADDRNOTAVAIL:
+        return ProbeResult::failure(FailureReason::Unreachable, std::strerror(error));
+    case ETIMEDOUT:
+        return ProbeResult::failure(FailureReason::Timeout, std::strerror(error));
+    default:
+        return ProbeResult::failure(FailureReason::Error, std::string("connect: ") + std::strerror(error));
+    }
+}
+
+/// A connection made by the connect loop, waiting for a handshake thread. The descriptor is owned until
+/// runHandshake() takes it.
+struct Connection
+{
+    std::size_t index = 0;     ///< the target
+    int fd = -1;               ///< connected, non-blocking
+    double connectSeconds = 0; ///< how long the TCP connect took
+};
+
+/// Connections handed from the connect loop to the handshake threads. Thread-safe.
+class ConnectionQueue
+{
+public:
+    void push(const Connection& c)
+    {
+        {
+            std::lock_guard<std::mutex> lock(_mutex);
+            _queue.push_back(c);
+        }
+        _ready.notify_one();
+    }
+
+    /// No more pushes: pop() returns false once the queue is empty.
+    void close()
+    {
+        {
+            std::lock_guard<std::mutex> lock(_mutex);
+            _closed = true;
+        }
+        _ready.notify_all();
+    }
+
+    /// Waits for the next connection; false when the queue is closed and empty.
+    bool pop(Connection& c)
+    {
+        std::unique_lock<std::mutex> lock(_mutex);
+        _ready.wait(lock, [this] { return _closed || !_queue.empty(); });
+        if (_queue.empty())
+            return false;
+        c = _queue.front();
+        _queue.pop_front();
+        return true;
+    }
+
+private:
+    std::mutex _mutex;
+    std::condition_variable _ready;
+    std::deque<Connection> _queue;
+    bool _closed = false;
+};
+
+/// On a connection made by the connect loop: TLS for wss, the upgrade request and its answer; closes cleanly
+/// when upgraded. Takes the descriptor. The target's timeout minus the connect time bounds it, counted from
+/// now (time spent waiting for a free thread is fleetprobe's, not the device's). Never throws.
+ProbeResult runHandshake(const Handshake& h, const Connection& connection)
 {
     const auto start = Clock::now();
-    const auto deadline = start + h.target->timeout;
+    const auto deadline =
+        start + h.target->timeout -
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(connection.connectSeconds));
     const Endpoint& e = h.endpoint;
     std::vector<Measurement> measurements;
     int status = 0;
     ProbeResult result;
     verifyError.clear();
+    Poco::Net::StreamSocketImpl* impl = nullptr;
     try
     {
-        Poco::Net::StreamSocket plain(h.address.family());
-        plain.connect(h.address, left(deadline));
+        impl = new Poco::Net::StreamSocketImpl(connection.fd);
+    }
+    catch (...)
+    {
+        ::close(connection.fd);
+        return ProbeResult::failure(FailureReason::Error, "out of memory");
+    }
+    try
+    {
+        Poco::Net::StreamSocket plain(impl); // owns the descriptor from here
+        plain.setBlocking(true);
         plain.setNoDelay(true);
         plain.setSendTimeout(left(deadline));
         plain.setReceiveTimeout(left(deadline));
@@ -253,13 +349,14 @@ ProbeResult runHandshake(const Handshake& h)
                 measurements.push_back({"tls_cert_expiry_timestamp_seconds", {}, *expiry});
             if (h.config->tlsVerify && !certificateNames(certificate.certificate(), e))
             {
-                result = ProbeResult::failure(FailureReason::Error,
-                                              "TLS: the certificate does not name " + e.host + " (" +
-                                                  certificate.subjectName() + ")");
+                result = ProbeResult::failure(FailureReason::Error, "TLS: the certificate does not name " +
+                                                                        e.host + " (" +
+                                                                        certificate.subjectName() + ")");
                 result.measurements = std::move(measurements);
                 return result;
             }
-            session = std::make_unique<Poco::Net::HTTPSClientSession>(secure);
+            // A plain session over the secure socket: HTTPSClientSession refuses a connected socket.
+            session = std::make_unique<Poco::Net::HTTPClientSession>(secure);
         }
         else
         {
@@ -274,7 +371,8 @@ ProbeResult runHandshake(const Handshake& h)
         try
         {
             Poco::Net::WebSocket ws(*session, request, response);
-            const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+            const double seconds =
+                connection.connectSeconds + std::chrono::duration<double>(Clock::now() - start).count();
             status = response.getStatus();
             result = ProbeResult::success(seconds);
             measurements.push_back({"websocket_handshake_seconds", {}, seconds});
@@ -284,15 +382,19 @@ ProbeResult runHandshake(const Handshake& h)
         {
             // The server answered, but did not upgrade (or upgraded wrongly): the answer's status says how.
             status = response.getStatus();
-            result = ProbeResult::failure(FailureReason::Mismatch,
-                                          "HTTP status " + std::to_string(status) + " " + response.getReason() +
-                                              ", expected 101 (" + ex.message() + ")");
+            result = ProbeResult::failure(
+                FailureReason::Mismatch,
+                status == Poco::Net::HTTPResponse::HTTP_SWITCHING_PROTOCOLS
+                    ? "the 101 answer is not a valid WebSocket upgrade (" + ex.message() + ")"
+                    : "HTTP status " + std::to_string(status) + " " + response.getReason() +
+                          ", expected 101 (" + ex.message() + ")");
         }
         catch (const Poco::Net::NotAuthenticatedException& ex)
         {
             status = response.getStatus();
-            result = ProbeResult::failure(FailureReason::Mismatch, "HTTP status " + std::to_string(status) +
-                                                                       ", expected 101 (" + ex.message() + ")");
+            result =
+                ProbeResult::failure(FailureReason::Mismatch, "HTTP status " + std::to_string(status) +
+                                                                  ", expected 101 (" + ex.message() + ")");
         }
     }
     catch (const Poco::Exception& ex)
@@ -382,7 +484,8 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
         if (requestIndex.emplace(endpoints[i]->host, requests.size()).second)
             requests.push_back(ResolveRequest{endpoints[i]->host, AF_UNSPEC});
     }
-    const auto resolved = requests.empty() ? std::vector<ResolvedAddress>{} : Resolver::resolveAll(requests, longest);
+    const auto resolved =
+        requests.empty() ? std::vector<ResolvedAddress>{} : Resolver::resolveAll(requests, longest);
 
     std::vector<std::size_t> runnable;
     for (std::size_t i = 0; i < targets.size(); ++i)
@@ -392,7 +495,8 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
         const ResolvedAddress& address = resolved[requestIndex[endpoints[i]->host]];
         if (!address.ok)
         {
-            results[i] = ProbeResult::failure(FailureReason::Resolve, endpoints[i]->host + ": " + address.error);
+            results[i] =
+                ProbeResult::failure(FailureReason::Resolve, endpoints[i]->host + ": " + address.error);
             continue;
         }
         Handshake& h = handshakes[i];
@@ -415,29 +519,23 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
         runnable.push_back(i);
     }
 
-    // The handshakes, on up to maxThreads threads (this one included), each taking its sockets from the
-    // process's budget.
-    std::atomic<std::size_t> next{0};
+    // The handshake threads wait for connections...
+    SocketBudget& budget = SocketBudget::instance();
+    const std::size_t sockets = std::min(socketsPerTarget, std::max<std::size_t>(1, budget.capacity()));
+    ConnectionQueue queue;
+    auto handshake = [&](const Connection& c)
+    {
+        results[c.index] = runHandshake(handshakes[c.index], c);
+        budget.release(sockets);
+    };
     auto work = [&]
     {
-        SocketBudget& budget = SocketBudget::instance();
-        const std::size_t sockets = std::min(socketsPerHandshake, std::max<std::size_t>(1, budget.capacity()));
-        for (std::size_t k = next++; k < runnable.size(); k = next++)
-        {
-            const std::size_t i = runnable[k];
-            if (!budget.acquire(sockets, Clock::now() + std::chrono::seconds(30)))
-            {
-                results[i] =
-                    ProbeResult::failure(FailureReason::Error, "no socket free within 30 s (open-file limit)");
-                continue;
-            }
-            results[i] = runHandshake(handshakes[i]);
-            budget.release(sockets);
-        }
+        for (Connection c; queue.pop(c);)
+            handshake(c);
     };
     std::vector<std::thread> threads;
     const std::size_t wanted = std::min(runnable.size(), maxThreads);
-    for (std::size_t n = 1; n < wanted; ++n)
+    for (std::size_t n = 0; n < wanted; ++n)
     {
         try
         {
@@ -445,12 +543,142 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
         }
         catch (const std::system_error&)
         {
-            break; // fewer threads: the targets wait their turn
+            break; // fewer threads: connections wait their turn
         }
     }
-    work();
-    for (auto& thread : threads)
-        thread.join();
+    // Whatever happens below, the threads are told to finish and joined before `results` goes away.
+    struct Joiner
+    {
+        ConnectionQueue& queue;
+        std::vector<std::thread>& threads;
+        void join()
+        {
+            queue.close();
+            for (auto& thread : threads)
+                if (thread.joinable())
+                    thread.join();
+        }
+        ~Joiner() { join(); }
+    } joiner{queue, threads};
+    auto deliver = [&](const Connection& c)
+    {
+        if (threads.empty())
+            handshake(c); // no thread could be made: one handshake after the other, here
+        else
+            queue.push(c);
+    };
+
+    // ... while this thread makes every connection at once in one poll loop, so that devices that do not
+    // answer cost one timeout together and never hold a handshake thread.
+    struct InFlight
+    {
+        std::size_t index;
+        int fd;
+        Clock::time_point start;
+        Clock::time_point deadline;
+    };
+    std::deque<std::size_t> pending(runnable.begin(), runnable.end());
+    std::vector<InFlight> active;
+    auto fail = [&](std::size_t index, int fd, ProbeResult r)
+    {
+        if (fd >= 0)
+            ::close(fd);
+        results[index] = std::move(r);
+        budget.release(sockets);
+    };
+    while (!pending.empty() || !active.empty())
+    {
+        while (!pending.empty())
+        {
+            if (!budget.tryAcquire(sockets) &&
+                (!active.empty() || !budget.acquire(sockets, Clock::now() + std::chrono::seconds(30))))
+            {
+                if (!active.empty())
+                    break;
+                results[pending.front()] = ProbeResult::failure(
+                    FailureReason::Error, "no socket free within 30 s (open-file limit)");
+                pending.pop_front();
+                continue;
+            }
+            const std::size_t i = pending.front();
+            pending.pop_front();
+            const Poco::Net::SocketAddress& address = handshakes[i].address;
+            int fd = ::socket(address.af(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+            {
+                fail(i, -1,
+                     ProbeResult::failure(FailureReason::Error,
+                                          std::string("socket: ") + std::strerror(errno)));
+                continue;
+            }
+            // Keep descriptors below FD_SETSIZE free for liboping, which uses select().
+            if (fd < FD_SETSIZE)
+            {
+                const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
+                if (high >= 0)
+                {
+                    ::close(fd);
+                    fd = high;
+                }
+            }
+            const auto start = Clock::now();
+            if (::connect(fd, address.addr(), address.length()) == 0)
+                deliver(Connection{i, fd, 0});
+            else if (errno == EINPROGRESS)
+                active.push_back(InFlight{i, fd, start, start + targets[i].timeout});
+            else
+                fail(i, fd, connectFailure(errno));
+        }
+        if (active.empty())
+            continue;
+
+        auto nearest = active.front().deadline;
+        std::vector<pollfd> fds(active.size());
+        for (std::size_t k = 0; k < active.size(); ++k)
+        {
+            fds[k].fd = active[k].fd;
+            fds[k].events = POLLOUT;
+            nearest = std::min(nearest, active[k].deadline);
+        }
+        const auto waitMs =
+            std::chrono::duration_cast<std::chrono::milliseconds>(nearest - Clock::now()).count();
+        if (::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, waitMs + 1))) < 0 &&
+            errno != EINTR)
+        {
+            const int error = errno;
+            for (auto& f : active)
+                fail(
+                    f.index, f.fd,
+                    ProbeResult::failure(FailureReason::Error, std::string("poll: ") + std::strerror(error)));
+            active.clear();
+            continue;
+        }
+        const auto now = Clock::now();
+        for (auto& f : active)
+        {
+            std::size_t k = static_cast<std::size_t>(&f - active.data());
+            if (fds[k].revents != 0)
+            {
+                int error = 0;
+                socklen_t length = sizeof error;
+                ::getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &error, &length);
+                if (error == 0)
+                    deliver(Connection{f.index, f.fd, std::chrono::duration<double>(now - f.start).count()});
+                else
+                    fail(f.index, f.fd, connectFailure(error));
+                f.fd = -1;
+            }
+            else if (now >= f.deadline)
+            {
+                fail(f.index, f.fd,
+                     ProbeResult::failure(FailureReason::Timeout, "no answer within the timeout"));
+                f.fd = -1;
+            }
+        }
+        active.erase(std::remove_if(active.begin(), active.end(), [](const InFlight& f) { return f.fd < 0; }),
+                     active.end());
+    }
+    joiner.join();
     return results;
 }
 

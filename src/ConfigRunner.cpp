@@ -241,6 +241,10 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
         {
             const ProbeResult& r = plan->results[t];
             _metrics.record(plan->series[t], r, now);
+            if (!r.up && log().debug())
+                log().debug(_config.file + ": " + plan->scraper->name() + " " +
+                            _config.jobs[plan->targets[t].jobIndex].name + ": " + failureReasonName(r.reason) +
+                            (r.detail.empty() ? "" : " (" + r.detail + ")"));
             if (r.up)
                 ++outcome.up;
             else

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <curl/curl.h>
+
+namespace fleetprobe
+{
+
+/// Owns one libcurl easy handle (RAII). When a CurlMulti holds it, the destructor first removes it from that
+/// multi handle, so a CurlEasy must be destroyed before the CurlMulti it was added to. Not thread-safe: one
+/// thread uses it at a time (libcurl's rule for easy handles).
+class CurlEasy
+{
+public:
+    /// Creates the handle; throws std::runtime_error when libcurl cannot (out of memory).
+    CurlEasy();
+
+    /// Removes the handle from its multi handle (if any), then frees it.
+    ~CurlEasy();
+
+    CurlEasy(const CurlEasy&) = delete;
+    CurlEasy& operator=(const CurlEasy&) = delete;
+
+    /// The handle, for curl_easy_setopt and curl_easy_getinfo. Owned by this object.
+    CURL* get() const { return _easy; }
+
+private:
+    friend class CurlMulti;
+    CURL* _easy;
+    CURLM* _multi = nullptr; ///< the multi handle that holds this one, or nullptr
+};
+
+} // namespace fleetprobe
