@@ -349,6 +349,10 @@ void ConfigRunner::runLoop(StopSignal& stop)
         if (next.overrun)
         {
             ++_metrics.self().overruns;
+            {
+                std::lock_guard<std::mutex> lock(_snapshotMutex);
+                _snapshot.self.overruns = _metrics.self().overruns;
+            }
             log().warning(_config.file + ": cycle overran the interval of " +
                           TextSerializer::formatValue(_config.intervalSeconds) + " s; " +
                           std::to_string(next.skipped) + " tick(s) skipped");

@@ -28,8 +28,8 @@ enum ExitCode
 };
 
 /// The fleetprobe application: options, config loading, and the --check, --once and loop modes (with the
-/// --listen HTTP endpoint). Created once by main(); not thread-safe itself, it starts one thread per config in
-/// loop and --once modes.
+/// --listen HTTP endpoint). Created once by main(); not thread-safe itself, it starts one thread per config
+/// in loop and --once modes.
 class FleetprobeApp : public Poco::Util::ServerApplication
 {
 public:
