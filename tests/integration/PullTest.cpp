@@ -3,6 +3,7 @@
 
 #include "ChildProcess.h"
 #include "FleetprobeFixture.h"
+#include "LocalHttpServer.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
@@ -376,6 +377,45 @@ BOOST_FIXTURE_TEST_CASE(probePortOpenClosedAndUdp, FleetprobeFixture,
     const auto samples = parseExposition(udp.body);
     BOOST_TEST(valueOf(samples, "fleetprobe_up", {{"port", "5683"}, {"protocol", "udp"}, {"scraper", "port"}})
                    .value_or(-1) == 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(probeHttpWebSocketTcpEchoAndTcpInfo, FleetprobeFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // Every other module through /probe, against real peers: a local HTTP/WebSocket server, the echo server
+    // in its own process, and a TCP listener for tcp_info.
+    LocalHttpServer web(LocalHttpServer::Options{});
+    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.32:502"}, {}, {}});
+    ChildProcess echo({binary(), "echo-server", "--listen", "127.0.0.31:7007"});
+    BOOST_TEST_REQUIRE(WaitCondition::until(
+        [&] { return echo.stderrText().find("listening on") != std::string::npos || !echo.running(); },
+        milliseconds(10000)));
+    PullServer server(*this, {});
+
+    const HttpAnswer http = server.probe({{"target", web.url("http", "/status/200")}, {"module", "http"}});
+    BOOST_TEST_REQUIRE(http.status == 200, http.body << http.error);
+    auto samples = parseExposition(http.body);
+    BOOST_TEST(valueOf(samples, "probe_success").value_or(-1) == 1, http.body);
+    BOOST_TEST(valueOf(samples, "fleetprobe_http_status_code").value_or(-1) == 200, http.body);
+    BOOST_TEST(valueOf(samples, "fleetprobe_http_duration_seconds", {{"phase", "total"}}).value_or(-1) >= 0);
+
+    const HttpAnswer ws = server.probe({{"target", "gw-7"}, {"module", "websocket"}, {"url", web.url("ws", "/ws")}});
+    BOOST_TEST_REQUIRE(ws.status == 200, ws.body << ws.error);
+    samples = parseExposition(ws.body);
+    BOOST_TEST(valueOf(samples, "probe_success").value_or(-1) == 1, ws.body);
+    BOOST_TEST(valueOf(samples, "fleetprobe_websocket_status_code").value_or(-1) == 101, ws.body);
+
+    const HttpAnswer tcpEcho = server.probe({{"target", "127.0.0.31"}, {"module", "tcp_echo"}, {"port", "7007"}});
+    BOOST_TEST_REQUIRE(tcpEcho.status == 200, tcpEcho.body << tcpEcho.error);
+    samples = parseExposition(tcpEcho.body);
+    BOOST_TEST(valueOf(samples, "probe_success").value_or(-1) == 1, tcpEcho.body);
+    BOOST_TEST(valueOf(samples, "fleetprobe_tcp_echo_received_total").value_or(-1) >= 1, tcpEcho.body);
+
+    const HttpAnswer info = server.probe({{"target", "127.0.0.32:502"}, {"module", "tcp_info"}});
+    BOOST_TEST_REQUIRE(info.status == 200, info.body << info.error);
+    samples = parseExposition(info.body);
+    BOOST_TEST(valueOf(samples, "probe_success").value_or(-1) == 1, info.body);
+    BOOST_TEST(valueOf(samples, "fleetprobe_tcp_info_snd_cwnd").value_or(-1) > 0, info.body);
 }
 
 BOOST_FIXTURE_TEST_CASE(badRequestsAre400WithOneLine, FleetprobeFixture,
