@@ -340,6 +340,15 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                     fd = high;
                 }
             }
+            if (type == SOCK_DGRAM && addr.ss_family != AF_UNIX)
+            {
+                // Report ICMP host/net unreachable too (Linux keeps them silent on UDP sockets by default).
+                int on = 1;
+                if (addr.ss_family == AF_INET)
+                    ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+                else
+                    ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+            }
             if (type == SOCK_DGRAM && addr.ss_family == AF_UNIX)
             {
                 // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind address.

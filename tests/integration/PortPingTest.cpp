@@ -242,4 +242,26 @@ BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture, *utf::pre
     checkProbe(*g, series("single", "ping"), true, "", 2);
 }
 
+BOOST_FIXTURE_TEST_CASE(hostUnreachable, FleetprobeFixture, *utf::precondition(NetNamespace::required))
+{
+    // The device's router answers "host unreachable" (an ICMP error made by nftables on loopback): the
+    // connect fails at once with EHOSTUNREACH, reason `unreachable`; ping ignores ICMP errors (timeout).
+    Nftables firewall;
+    firewall.apply("add table inet fleetprobe_test\n"
+                   "add chain inet fleetprobe_test input { type filter hook input priority 0; }\n"
+                   "add rule inet fleetprobe_test input ip daddr 127.0.0.41 reject with icmp type host-unreachable\n");
+    const std::string config = writeConfig("unreachable.json", R"({
+  "conf": {"prom_id": "unreachable", "interval": 60, "timeout": 1},
+  "jobs": [{"job": "behind-router", "ip": "127.0.0.41", "metrics": ["ping", "port"],
+            "ports": [502, {"port": 5683, "protocol": "udp"}]}]
+})");
+    auto r = runFleetprobe(once(config, *this));
+    BOOST_TEST(r.exitCode == 0, r.describe());
+    auto g = findGroup("unreachable");
+    BOOST_TEST_REQUIRE(g.has_value());
+    checkProbe(*g, {{"device", "behind-router"}, {"port", "502"}}, false, "unreachable");
+    checkProbe(*g, {{"device", "behind-router"}, {"port", "5683"}}, false, "unreachable");
+    checkProbe(*g, series("behind-router", "ping"), false, "timeout");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
