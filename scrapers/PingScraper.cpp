@@ -14,9 +14,9 @@
 #include <deque>
 #include <filesystem>
 #include <map>
-#include <tuple>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 namespace fleetprobe
 {
@@ -138,15 +138,16 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     if (!SocketBudget::instance().acquire(socketsPerObject,
                                           std::chrono::steady_clock::now() + std::chrono::seconds(30)))
     {
-        results.assign(addresses.size(), ProbeResult::failure(FailureReason::Error, "no socket free within 30 s (open-file limit)"));
+        results.assign(
+            addresses.size(),
+            ProbeResult::failure(FailureReason::Error, "no socket free within 30 s (open-file limit)"));
         return;
     }
     BudgetHold hold{socketsPerObject};
     PingObject obj;
     if (!obj.get())
     {
-        results.assign(addresses.size(),
-                       ProbeResult::failure(FailureReason::Error, "ping_construct failed"));
+        results.assign(addresses.size(), ProbeResult::failure(FailureReason::Error, "ping_construct failed"));
         return;
     }
     ping_setopt(obj.get(), PING_OPT_TIMEOUT, &timeoutSeconds);
@@ -355,14 +356,18 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
     for (auto& [k, g] : groups)
         for (int r = 0; r < g.options.count; ++r)
             for (const auto& chunk : chunksOf[k])
-                rounds.push_back(Round{&chunk, timeoutSeconds, g.options,
-                                       start + std::chrono::milliseconds(static_cast<long long>(r) * g.options.intervalMs),
-                                       {}});
+                rounds.push_back(
+                    Round{&chunk,
+                          timeoutSeconds,
+                          g.options,
+                          start + std::chrono::milliseconds(static_cast<long long>(r) * g.options.intervalMs),
+                          {}});
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < rounds.size(); ++i)
-        threads.emplace_back([&round = rounds[i]] {
-            pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, round.results);
-        });
+        threads.emplace_back(
+            [&round = rounds[i]] {
+                pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, round.results);
+            });
     if (!rounds.empty())
         pingChunk(*rounds[0].addresses, rounds[0].timeoutSeconds, rounds[0].options, rounds[0].sendAt,
                   rounds[0].results);
@@ -408,7 +413,8 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             agg.reason = FailureReason::None;
             agg.detail.clear();
         }
-        // Packet counters for bursts; with one echo per cycle fleetprobe_probes_total and the failures say it all.
+        // Packet counters for bursts; with one echo per cycle fleetprobe_probes_total and the failures say it
+        // all.
         if (options.count > 1)
         {
             agg.measurements.push_back({"ping_packets_sent_total", {}, static_cast<double>(options.count)});

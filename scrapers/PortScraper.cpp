@@ -47,7 +47,10 @@ int familyOf(const std::string& protocol)
     return AF_UNSPEC;
 }
 
-bool isUnix(const std::string& protocol) { return protocol.compare(0, 4, "unix") == 0; }
+bool isUnix(const std::string& protocol)
+{
+    return protocol.compare(0, 4, "unix") == 0;
+}
 
 int socketType(const std::string& protocol)
 {
@@ -166,11 +169,12 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
 
     // The per-target settings of the job's port entry (send, expect, silence_ok) and the tcp_info switch.
     static const PortConfig plain;
-    auto portOf = [&](const ProbeTarget& t) -> const PortConfig& {
-        return t.job && t.index < t.job->ports.size() ? t.job->ports[t.index] : plain;
-    };
-    auto wantsTcpInfo = [](const ProbeTarget& t) {
-        return t.job && std::find(t.job->metrics.begin(), t.job->metrics.end(), "tcp_info") != t.job->metrics.end();
+    auto portOf = [&](const ProbeTarget& t) -> const PortConfig&
+    { return t.job && t.index < t.job->ports.size() ? t.job->ports[t.index] : plain; };
+    auto wantsTcpInfo = [](const ProbeTarget& t)
+    {
+        return t.job &&
+               std::find(t.job->metrics.begin(), t.job->metrics.end(), "tcp_info") != t.job->metrics.end();
     };
     std::vector<std::optional<std::regex>> expects(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i)
@@ -183,10 +187,12 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     std::vector<InFlight> active;
     SocketBudget& budget = SocketBudget::instance();
 
-    auto finish = [&](InFlight& f, ProbeResult r) {
+    auto finish = [&](InFlight& f, ProbeResult r)
+    {
         if (r.up && r.rttMeasured)
             r.rttSeconds = std::chrono::duration<double>(Clock::now() - f.start).count();
-        if (r.up && f.type == SOCK_STREAM && !isUnix(targets[f.target].protocol) && wantsTcpInfo(targets[f.target]))
+        if (r.up && f.type == SOCK_STREAM && !isUnix(targets[f.target].protocol) &&
+            wantsTcpInfo(targets[f.target]))
             addTcpInfo(f.fd, r);
         results[f.target] = std::move(r);
         ::close(f.fd);
@@ -194,7 +200,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         budget.release(1);
     };
     // What to do once the socket is connected (or, for datagrams, at once).
-    auto advance = [&](InFlight& f) {
+    auto advance = [&](InFlight& f)
+    {
         const PortConfig& cfg = portOf(targets[f.target]);
         if (f.phase == InFlight::Phase::Connecting)
             f.phase = InFlight::Phase::Sending;
@@ -215,7 +222,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 if (f.type != SOCK_DGRAM && f.sent < cfg.send.size())
                     return;
             }
-            const bool needAnswer = (targets[f.target].protocol.compare(0, 3, "udp") == 0) || cfg.expect.has_value();
+            const bool needAnswer =
+                (targets[f.target].protocol.compare(0, 3, "udp") == 0) || cfg.expect.has_value();
             if (!needAnswer)
             {
                 finish(f, ProbeResult::success(0));
@@ -224,7 +232,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             f.phase = InFlight::Phase::Reading;
         }
     };
-    auto read = [&](InFlight& f) {
+    auto read = [&](InFlight& f)
+    {
         char buf[2048];
         ssize_t n = ::recv(f.fd, buf, sizeof buf, 0);
         if (n < 0)
@@ -255,7 +264,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             finish(f, ProbeResult::failure(FailureReason::Mismatch,
                                            "the answer does not match expect " + *cfg.expect));
     };
-    auto expire = [&](InFlight& f) {
+    auto expire = [&](InFlight& f)
+    {
         const PortConfig& cfg = portOf(targets[f.target]);
         if (f.phase == InFlight::Phase::Reading && !f.answer.empty())
             finish(f, ProbeResult::failure(FailureReason::Mismatch,
@@ -351,7 +361,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             }
             if (type == SOCK_DGRAM && addr.ss_family == AF_UNIX)
             {
-                // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind address.
+                // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind
+                // address.
                 sa_family_t family = AF_UNIX;
                 ::bind(fd, reinterpret_cast<sockaddr*>(&family), sizeof family);
             }

@@ -6,11 +6,12 @@ namespace fleetprobe
 {
 
 /// `port`: opens every configured socket of every job at once, like `nc -z`, with non-blocking connects
-/// in one poll loop. tcp/tcp4/tcp6: up when the connect completes. udp/udp4/udp6: the `send` datagram (empty by
-/// default) is sent; a reply is up, an ICMP port unreachable is `refused`, silence is `timeout` (or up without
-/// RTT with `silence_ok`). unix/unixpacket: a connect to a path; unixgram: a connect and the datagram. With
-/// `expect` the first answer must match the regex (else `mismatch`). Sockets are taken from the process's SocketBudget, so a large config waits instead of meeting
-/// EMFILE. One instance per config; probe() is called by one thread at a time.
+/// in one poll loop. tcp/tcp4/tcp6: up when the connect completes. udp/udp4/udp6: the `send` datagram (empty
+/// by default) is sent; a reply is up, an ICMP port unreachable is `refused`, silence is `timeout` (or up
+/// without RTT with `silence_ok`). unix/unixpacket: a connect to a path; unixgram: a connect and the
+/// datagram. With `expect` the first answer must match the regex (else `mismatch`). Sockets are taken from
+/// the process's SocketBudget, so a large config waits instead of meeting EMFILE. One instance per config;
+/// probe() is called by one thread at a time.
 class PortScraper : public Scraper
 {
 public:
@@ -31,7 +32,8 @@ class TcpInfoSwitch : public Scraper
 {
 public:
     std::string name() const override { return "tcp_info"; }
-    std::vector<ProbeTarget> targetsFor(std::size_t, const JobConfig&, std::chrono::milliseconds) const override
+    std::vector<ProbeTarget> targetsFor(std::size_t, const JobConfig&,
+                                        std::chrono::milliseconds) const override
     {
         return {};
     }

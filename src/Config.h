@@ -25,9 +25,9 @@ struct PortConfig
     std::string protocol = "tcp";         ///< tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram, unixpacket
     std::string path;                     ///< unix socket path
     std::optional<double> timeoutSeconds; ///< overrides conf.timeout for this socket
-    std::string send;                     ///< bytes sent after connecting (the UDP datagram; empty by default)
-    std::optional<std::string> expect;    ///< ECMAScript regex the first answer must match
-    bool silenceOk = false;               ///< udp: no answer within the timeout counts as up
+    std::string send;                  ///< bytes sent after connecting (the UDP datagram; empty by default)
+    std::optional<std::string> expect; ///< ECMAScript regex the first answer must match
+    bool silenceOk = false;            ///< udp: no answer within the timeout counts as up
 };
 
 /// ICMP echo bursts (`conf.ping`, overridden field by field by `jobs[].ping`).
@@ -39,7 +39,8 @@ struct PingOptions
     int ttl = 64;
 };
 
-/// `jobs[].tcp_echo`: a persistent TCP connection timing 24-byte echo frames (tcp_ping_prometheus's protocol).
+/// `jobs[].tcp_echo`: a persistent TCP connection timing 24-byte echo frames (tcp_ping_prometheus's
+/// protocol).
 struct TcpEchoConfig
 {
     int port = 0;

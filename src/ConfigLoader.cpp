@@ -38,7 +38,10 @@ const std::set<std::string> reservedLabels = {"job",  "instance", "device", "add
 const std::set<std::string> protocols = {"tcp",  "tcp4", "tcp6",     "udp",       "udp4",
                                          "udp6", "unix", "unixgram", "unixpacket"};
 
-bool isUnixProtocol(const std::string& p) { return p.compare(0, 4, "unix") == 0; }
+bool isUnixProtocol(const std::string& p)
+{
+    return p.compare(0, 4, "unix") == 0;
+}
 
 /// Renders a JSON value for an error message: strings quoted, long values cut.
 std::string show(const Var& v)
@@ -200,7 +203,8 @@ public:
     }
 
     /// A URL with one of the given schemes and a host.
-    std::optional<std::string> url(const Var& v, const std::string& path, const std::vector<std::string>& schemes)
+    std::optional<std::string> url(const Var& v, const std::string& path,
+                                   const std::vector<std::string>& schemes)
     {
         auto s = string(v, path);
         if (!s)
@@ -606,8 +610,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                 continue;
             }
             Object::Ptr jo = jv.extract<Object::Ptr>();
-            check.unknownKeys(jo, jp,
-                              {"job", "ip", "metrics", "ports", "labels", "ping", "tcp_echo", "http", "websocket"});
+            check.unknownKeys(
+                jo, jp, {"job", "ip", "metrics", "ports", "labels", "ping", "tcp_echo", "http", "websocket"});
             JobConfig job;
             job.ping = config.ping;
             if (!jo->has("job"))
@@ -679,8 +683,9 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                         if (isObject(e))
                         {
                             Object::Ptr po = e.extract<Object::Ptr>();
-                            check.unknownKeys(po, pp,
-                                              {"port", "protocol", "timeout", "path", "send", "expect", "silence_ok"});
+                            check.unknownKeys(
+                                po, pp,
+                                {"port", "protocol", "timeout", "path", "send", "expect", "silence_ok"});
                             if (po->has("protocol"))
                                 if (auto s = check.string(po->get("protocol"), pp + ".protocol"))
                                 {
@@ -689,7 +694,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                     else
                                         check.error(pp + ".protocol",
                                                     "unknown protocol " + show(po->get("protocol")) +
-                                                        " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram, unixpacket)");
+                                                        " (known: tcp, tcp4, tcp6, udp, udp4, udp6, unix, "
+                                                        "unixgram, unixpacket)");
                                 }
                             if (isUnixProtocol(port.protocol))
                             {
@@ -716,8 +722,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                     port.port = static_cast<int>(*n);
                             }
                             if (po->has("timeout"))
-                                port.timeoutSeconds =
-                                    check.timeout(po->get("timeout"), pp + ".timeout", config.intervalSeconds);
+                                port.timeoutSeconds = check.timeout(po->get("timeout"), pp + ".timeout",
+                                                                    config.intervalSeconds);
                             if (po->has("send"))
                                 if (auto s = check.string(po->get("send"), pp + ".send", true))
                                     port.send = *s;
@@ -732,7 +738,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                     catch (const std::regex_error& e)
                                     {
                                         check.error(pp + ".expect", "invalid regular expression " +
-                                                                        show(po->get("expect")) + ": " + e.what());
+                                                                        show(po->get("expect")) + ": " +
+                                                                        e.what());
                                     }
                                 }
                             if (po->has("silence_ok"))
@@ -765,21 +772,23 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                                 "missing: \"port\" is in metrics but no port is given (use ports "
                                 "or the host:port form of ip)");
             }
-            auto wants = [&job](const char* scraper) {
-                return std::find(job.metrics.begin(), job.metrics.end(), scraper) != job.metrics.end();
-            };
+            auto wants = [&job](const char* scraper)
+            { return std::find(job.metrics.begin(), job.metrics.end(), scraper) != job.metrics.end(); };
             // Per-scraper sections: allowed only with their scraper, required where the scraper needs them.
-            auto section = [&](const char* key, const char* scraper, bool required) -> Object::Ptr {
+            auto section = [&](const char* key, const char* scraper, bool required) -> Object::Ptr
+            {
                 const std::string path = jp + "." + key;
                 if (!jo->has(key))
                 {
                     if (required && wants(scraper))
-                        check.error(path, std::string("missing: \"") + scraper + "\" is in " + jp + ".metrics");
+                        check.error(path,
+                                    std::string("missing: \"") + scraper + "\" is in " + jp + ".metrics");
                     return nullptr;
                 }
                 if (!wants(scraper))
                 {
-                    check.error(path, std::string("is set but \"") + scraper + "\" is not in " + jp + ".metrics");
+                    check.error(path,
+                                std::string("is set but \"") + scraper + "\" is not in " + jp + ".metrics");
                     return nullptr;
                 }
                 return check.object(jo->get(key), path);
@@ -815,23 +824,27 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                         if (*m == "GET" || *m == "HEAD")
                             http.method = *m;
                         else
-                            check.error(p + ".method", "must be \"GET\" or \"HEAD\", got " + show(o->get("method")));
+                            check.error(p + ".method",
+                                        "must be \"GET\" or \"HEAD\", got " + show(o->get("method")));
                     }
                 if (o->has("status"))
                 {
                     if (!isArray(o->get("status")))
-                        check.error(p + ".status", "must be an array of status codes, got " + show(o->get("status")));
+                        check.error(p + ".status",
+                                    "must be an array of status codes, got " + show(o->get("status")));
                     else
                     {
                         Array::Ptr codes = o->getArray("status");
                         for (std::size_t k = 0; k < codes->size(); ++k)
-                            if (auto n = check.integer(codes->get(k), p + ".status[" + std::to_string(k) + "]", 100, 599))
+                            if (auto n = check.integer(codes->get(k),
+                                                       p + ".status[" + std::to_string(k) + "]", 100, 599))
                                 http.acceptStatus.push_back(static_cast<int>(*n));
                     }
                 }
                 readTls(check, o, p, http);
                 if (o->has("timeout"))
-                    http.timeoutSeconds = check.timeout(o->get("timeout"), p + ".timeout", config.intervalSeconds);
+                    http.timeoutSeconds =
+                        check.timeout(o->get("timeout"), p + ".timeout", config.intervalSeconds);
                 job.http = http;
             }
             if (Object::Ptr o = section("websocket", "websocket", true))
@@ -845,7 +858,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                     ws.url = *u;
                 readTls(check, o, p, ws);
                 if (o->has("timeout"))
-                    ws.timeoutSeconds = check.timeout(o->get("timeout"), p + ".timeout", config.intervalSeconds);
+                    ws.timeoutSeconds =
+                        check.timeout(o->get("timeout"), p + ".timeout", config.intervalSeconds);
                 job.websocket = ws;
             }
             if (wants("tcp_info"))

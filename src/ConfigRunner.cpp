@@ -243,8 +243,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
             _metrics.record(plan->series[t], r, now);
             if (!r.up && log().debug())
                 log().debug(_config.file + ": " + plan->scraper->name() + " " +
-                            _config.jobs[plan->targets[t].jobIndex].name + ": " + failureReasonName(r.reason) +
-                            (r.detail.empty() ? "" : " (" + r.detail + ")"));
+                            _config.jobs[plan->targets[t].jobIndex].name + ": " +
+                            failureReasonName(r.reason) + (r.detail.empty() ? "" : " (" + r.detail + ")"));
             if (r.up)
                 ++outcome.up;
             else
@@ -261,37 +261,41 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     const auto deadline =
         std::chrono::steady_clock::now() + (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
     // The body is produced while it is sent: a family at a time, a few hundred series per step.
-    const Body body([this] {
-        struct Pass
+    const Body body(
+        [this]
         {
-            std::size_t nextFamily = 0;
-            MetricFamily family;
-            std::size_t nextMetric = 0;
-            bool inFamily = false;
-        };
-        auto pass = std::make_shared<Pass>();
-        return Body::Producer([this, pass](std::string& piece) {
-            while (piece.size() < Body::pieceBytes)
+            struct Pass
             {
-                if (!pass->inFamily)
+                std::size_t nextFamily = 0;
+                MetricFamily family;
+                std::size_t nextMetric = 0;
+                bool inFamily = false;
+            };
+            auto pass = std::make_shared<Pass>();
+            return Body::Producer(
+                [this, pass](std::string& piece)
                 {
-                    if (pass->nextFamily >= _metrics.familyCount())
-                        return !piece.empty();
-                    _metrics.buildFamily(pass->nextFamily++, pass->family);
-                    if (pass->family.metrics.empty())
-                        continue; // a family without samples is not written
-                    TextSerializer::serializeHeader(piece, pass->family);
-                    pass->nextMetric = 0;
-                    pass->inFamily = true;
-                }
-                const std::size_t to = std::min(pass->nextMetric + 256, pass->family.metrics.size());
-                TextSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
-                pass->nextMetric = to;
-                pass->inFamily = to < pass->family.metrics.size();
-            }
-            return true;
+                    while (piece.size() < Body::pieceBytes)
+                    {
+                        if (!pass->inFamily)
+                        {
+                            if (pass->nextFamily >= _metrics.familyCount())
+                                return !piece.empty();
+                            _metrics.buildFamily(pass->nextFamily++, pass->family);
+                            if (pass->family.metrics.empty())
+                                continue; // a family without samples is not written
+                            TextSerializer::serializeHeader(piece, pass->family);
+                            pass->nextMetric = 0;
+                            pass->inFamily = true;
+                        }
+                        const std::size_t to = std::min(pass->nextMetric + 256, pass->family.metrics.size());
+                        TextSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
+                        pass->nextMetric = to;
+                        pass->inFamily = to < pass->family.metrics.size();
+                    }
+                    return true;
+                });
         });
-    });
     outcome.pushed = push(_groupPath, body, deadline);
 
     if (_config.compatPingExporter && _sink->wantsCompatGroups())
@@ -299,8 +303,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
         for (const auto& [job, value] : _metrics.devPing())
         {
             MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric::of(value)}};
-            outcome.pushed =
-                push(GroupingKey::path(job), Body(TextSerializer::serialize({f})), deadline) && outcome.pushed;
+            outcome.pushed = push(GroupingKey::path(job), Body(TextSerializer::serialize({f})), deadline) &&
+                             outcome.pushed;
         }
         std::vector<MetricFamily> own = {{"exporter_duration",
                                           "Duration of the last cycle (s)",
@@ -310,8 +314,9 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
                                           "Jobs in the config",
                                           MetricType::Gauge,
                                           {Metric::of(static_cast<double>(_config.jobs.size()))}}};
-        outcome.pushed = push(GroupingKey::path(_config.promId), Body(TextSerializer::serialize(own)), deadline) &&
-                         outcome.pushed;
+        outcome.pushed =
+            push(GroupingKey::path(_config.promId), Body(TextSerializer::serialize(own)), deadline) &&
+            outcome.pushed;
     }
     saveState();
     {

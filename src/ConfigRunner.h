@@ -106,8 +106,7 @@ public:
 private:
     struct Plan;
 
-    bool push(const std::string& path, const Body& body,
-              std::chrono::steady_clock::time_point deadline);
+    bool push(const std::string& path, const Body& body, std::chrono::steady_clock::time_point deadline);
     std::chrono::steady_clock::time_point stopDeadline() const;
     void saveState();
 

@@ -8,9 +8,10 @@ const std::vector<MeasurementKind>& MeasurementCatalog::kinds()
     static const std::vector<MeasurementKind> all = {
         {"ping_packets_sent_total", "fleetprobe_ping_packets_sent_total", "ICMP echo requests sent.",
          MetricType::Counter},
-        {"ping_packets_received_total", "fleetprobe_ping_packets_received_total", "ICMP echo replies received.",
+        {"ping_packets_received_total", "fleetprobe_ping_packets_received_total",
+         "ICMP echo replies received.", MetricType::Counter},
+        {"tcp_echo_sent_total", "fleetprobe_tcp_echo_sent_total", "TCP echo frames sent.",
          MetricType::Counter},
-        {"tcp_echo_sent_total", "fleetprobe_tcp_echo_sent_total", "TCP echo frames sent.", MetricType::Counter},
         {"tcp_echo_received_total", "fleetprobe_tcp_echo_received_total",
          "TCP echo frames received back (each sequence number counted once).", MetricType::Counter},
         {"tcp_echo_timeouts_total", "fleetprobe_tcp_echo_timeouts_total",
@@ -20,7 +21,8 @@ const std::vector<MeasurementKind>& MeasurementCatalog::kinds()
         {"tcp_echo_connected", "fleetprobe_tcp_echo_connected",
          "1 while the TCP echo connection is established, else 0.", MetricType::Gauge},
         {"tcp_echo_rto_seconds", "fleetprobe_tcp_echo_rto_seconds",
-         "Current retransmission timeout of the TCP echo (RFC 6298, clamped to [0.1, 3] s).", MetricType::Gauge},
+         "Current retransmission timeout of the TCP echo (RFC 6298, clamped to [0.1, 3] s).",
+         MetricType::Gauge},
         {"http_duration_seconds", "fleetprobe_http_duration_seconds",
          "Duration of each phase of the last HTTP request (resolve, connect, tls, first_byte, total).",
          MetricType::Gauge},
@@ -39,7 +41,8 @@ const std::vector<MeasurementKind>& MeasurementCatalog::kinds()
         {"tcp_info_retransmits", "fleetprobe_tcp_info_retransmits",
          "Retransmissions of the probe connection so far (TCP_INFO tcpi_total_retrans).", MetricType::Gauge},
         {"tcp_info_snd_cwnd", "fleetprobe_tcp_info_snd_cwnd",
-         "Congestion window of the probe connection, in segments (TCP_INFO tcpi_snd_cwnd).", MetricType::Gauge},
+         "Congestion window of the probe connection, in segments (TCP_INFO tcpi_snd_cwnd).",
+         MetricType::Gauge},
     };
     return all;
 }

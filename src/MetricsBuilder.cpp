@@ -183,7 +183,8 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     if (s.rttNow)
     {
         st.lastRttSeconds = result.rttSeconds;
-        auto observe = [&](double rtt) {
+        auto observe = [&](double rtt)
+        {
             st.rttSum += rtt;
             ++st.rttCount;
             auto it = std::lower_bound(_buckets.begin(), _buckets.end(), rtt);
@@ -206,7 +207,8 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     {
         const MeasurementKind* kind = MeasurementCatalog::find(m.key);
         if (!kind)
-            throw std::logic_error("scraper " + s.scraper + " reported an unknown measurement \"" + m.key + "\"");
+            throw std::logic_error("scraper " + s.scraper + " reported an unknown measurement \"" + m.key +
+                                   "\"");
         const std::string key = measurementKey(m.key, m.labels);
         if (kind->type == MetricType::Counter)
             st.counters[key] += m.value;
@@ -256,7 +258,8 @@ std::size_t MetricsBuilder::familyCount() const
 void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
 {
     f.metrics.clear();
-    auto start = [&f](const char* name, const char* help, MetricType type) {
+    auto start = [&f](const char* name, const char* help, MetricType type)
+    {
         f.name = name;
         f.help = help;
         f.type = type;
@@ -317,7 +320,8 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
             break;
         case 5:
             start("fleetprobe_last_seen_timestamp_seconds",
-                  "Unix time of the last successful probe; absent until the first success.", MetricType::Gauge);
+                  "Unix time of the last successful probe; absent until the first success.",
+                  MetricType::Gauge);
             for (const auto& s : _series)
                 if (s.stats.lastSeenUnix > 0)
                     f.metrics.push_back(sample(s, s.stats.lastSeenUnix));
@@ -355,7 +359,8 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     switch (index)
     {
     case 0:
-        start("exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge);
+        start("exporter_duration_seconds", "Duration of the probe phase of the last cycle.",
+              MetricType::Gauge);
         f.metrics.push_back(Metric::of(_self.lastDurationSeconds));
         break;
     case 1:
@@ -380,7 +385,8 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
               MetricType::Counter);
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
         for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
-            f.metrics.push_back(Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
+            f.metrics.push_back(
+                Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
         break;
     }
     case 6:
@@ -390,8 +396,8 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
             f.metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
         break;
     default:
-        start("exporter_config_reload_success", "1 when the last reload (SIGHUP) of this config succeeded, else 0.",
-              MetricType::Gauge);
+        start("exporter_config_reload_success",
+              "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge);
         if (_self.configReloadSuccess >= 0)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
         break;

@@ -5,9 +5,9 @@
 #include "Scraper.h"
 
 #include <array>
-#include <map>
-#include <functional>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -111,7 +111,7 @@ private:
         std::shared_ptr<const std::string> labelText; ///< the full label set, rendered once
         SeriesStats stats;
         bool upNow = false;
-        bool rttNow = false; ///< the last result had a round trip
+        bool rttNow = false;                  ///< the last result had a round trip
         std::map<std::string, double> gauges; ///< measurement gauges of the last cycle, by measurementKey()
     };
 

@@ -70,8 +70,10 @@ struct HeaderList
 Body::Body(std::string text) : _size(text.size())
 {
     auto shared = std::make_shared<const std::string>(std::move(text));
-    _open = [shared] {
-        return [shared, done = false](std::string& piece) mutable {
+    _open = [shared]
+    {
+        return [shared, done = false](std::string& piece) mutable
+        {
             if (done || shared->empty())
                 return false;
             piece = *shared;
@@ -136,7 +138,8 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
 
     const long total = std::max<long>(1, static_cast<long>(timeout.count()));
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    // PUT, the body read piece by piece as it is produced: chunked transfer encoding unless its size is known.
+    // PUT, the body read piece by piece as it is produced: chunked transfer encoding unless its size is
+    // known.
     BodyReader reader;
     reader.next = body.open();
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);

@@ -4,9 +4,9 @@
 
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -22,8 +22,8 @@ namespace fleetprobe
 class Body
 {
 public:
-    /// Appends the next piece to `piece` (which the caller has cleared) and returns true, or returns false when
-    /// the body is complete.
+    /// Appends the next piece to `piece` (which the caller has cleared) and returns true, or returns false
+    /// when the body is complete.
     using Producer = std::function<bool(std::string& piece)>;
 
     /// A fixed text.

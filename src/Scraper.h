@@ -64,8 +64,8 @@ struct ProbeResult
     bool rttMeasured = true;                    ///< false: up without a round trip (silent UDP allowed)
     FailureReason reason = FailureReason::None; ///< set when not up
     std::string detail;                         ///< human-readable cause for logs, may be empty
-    std::vector<double> rttSamples;             ///< every RTT of the cycle (bursts, echoes); empty: rttSeconds
-    std::vector<Measurement> measurements;      ///< values beyond up and RTT, for this cycle
+    std::vector<double> rttSamples;        ///< every RTT of the cycle (bursts, echoes); empty: rttSeconds
+    std::vector<Measurement> measurements; ///< values beyond up and RTT, for this cycle
 
     /// An answered probe with its round-trip time.
     static ProbeResult success(double rttSeconds)

@@ -24,7 +24,8 @@ public:
     static void serializeHeader(std::string& out, const MetricFamily& family);
 
     /// Appends the samples of `family.metrics[first, last)`.
-    static void serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first, std::size_t last);
+    static void serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first,
+                                 std::size_t last);
 
     /// Formats a sample value: `NaN`, `+Inf`, `-Inf`, otherwise the shortest text that reads back to the same
     /// double (independent of the C and C++ locales).

@@ -39,7 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (std::size_t j = 0; j < config->jobs.size() && j < 64; ++j)
     {
         auto s = metrics.addSeries(j, "ping", {});
-        metrics.record(s, j % 2 == 0 ? ProbeResult::success(0.01 * static_cast<double>(j)) : ProbeResult::failure(FailureReason::Timeout),
+        metrics.record(s,
+                       j % 2 == 0 ? ProbeResult::success(0.01 * static_cast<double>(j))
+                                  : ProbeResult::failure(FailureReason::Timeout),
                        1.0);
     }
     const std::string body = TextSerializer::serialize(metrics.collect());

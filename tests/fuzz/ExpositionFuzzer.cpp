@@ -36,7 +36,6 @@ std::string unescapeLabel(const std::string& s)
     return out;
 }
 
-
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)

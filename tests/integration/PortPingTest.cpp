@@ -1,5 +1,5 @@
-// The port scraper's sockets of every kind (send/expect banners, UDP judged for real, silence_ok, unix stream,
-// datagram and seqpacket sockets, TCP_INFO) and ping bursts (count, interval, size, ttl; IPv6).
+// The port scraper's sockets of every kind (send/expect banners, UDP judged for real, silence_ok, unix
+// stream, datagram and seqpacket sockets, TCP_INFO) and ping bursts (count, interval, size, ttl; IPv6).
 
 #include "FleetprobeFixture.h"
 #include "NetNamespace.h"
@@ -138,9 +138,14 @@ BOOST_FIXTURE_TEST_CASE(sendExpectAndBanners, FleetprobeFixture, *utf::precondit
     const auto cwnd = g->value("fleetprobe_tcp_info_snd_cwnd", {{"port", "2222"}, {"protocol", "tcp"}});
     BOOST_TEST_REQUIRE(cwnd.has_value(), g->describe());
     BOOST_TEST(*cwnd > 0);
-    BOOST_TEST(g->value("fleetprobe_tcp_info_rtt_seconds", {{"port", "2222"}, {"protocol", "tcp"}}).value_or(-1) >= 0);
-    BOOST_TEST(g->value("fleetprobe_tcp_info_retransmits", {{"port", "2222"}, {"protocol", "tcp"}}).value_or(-1) == 0);
-    BOOST_TEST(g->find("fleetprobe_tcp_info_snd_cwnd", {{"protocol", "tcp4"}}).empty()); // not up: no tcp_info
+    BOOST_TEST(
+        g->value("fleetprobe_tcp_info_rtt_seconds", {{"port", "2222"}, {"protocol", "tcp"}}).value_or(-1) >=
+        0);
+    BOOST_TEST(
+        g->value("fleetprobe_tcp_info_retransmits", {{"port", "2222"}, {"protocol", "tcp"}}).value_or(-1) ==
+        0);
+    BOOST_TEST(
+        g->find("fleetprobe_tcp_info_snd_cwnd", {{"protocol", "tcp4"}}).empty()); // not up: no tcp_info
 }
 
 BOOST_FIXTURE_TEST_CASE(udpIsJudgedForReal, FleetprobeFixture, *utf::precondition(NetNamespace::required))
@@ -187,11 +192,16 @@ BOOST_FIXTURE_TEST_CASE(unixSocketsOfEveryKind, FleetprobeFixture, *utf::precond
     const std::string config = writeConfig("unix.json", R"({
   "conf": {"prom_id": "unix", "interval": 60, "timeout": 1},
   "jobs": [{"job": "local", "ip": "127.0.0.1", "metrics": ["port"],
-            "ports": [{"protocol": "unix", "path": )" + jsonString(stream) + R"(},
-                      {"protocol": "unixgram", "path": )" + jsonString(gram) + R"(},
-                      {"protocol": "unixpacket", "path": )" + jsonString(packet) + R"(},
-                      {"protocol": "unix", "path": )" + jsonString(dir.file("missing.sock")) + R"(},
-                      {"protocol": "unixpacket", "path": )" + jsonString(gram) + R"(}]}]
+            "ports": [{"protocol": "unix", "path": )" + jsonString(stream) +
+                                                            R"(},
+                      {"protocol": "unixgram", "path": )" + jsonString(gram) +
+                                                            R"(},
+                      {"protocol": "unixpacket", "path": )" +
+                                                            jsonString(packet) + R"(},
+                      {"protocol": "unix", "path": )" + jsonString(dir.file("missing.sock")) +
+                                                            R"(},
+                      {"protocol": "unixpacket", "path": )" +
+                                                            jsonString(gram) + R"(}]}]
 })");
     auto r = runFleetprobe(once(config, *this));
     BOOST_TEST(r.exitCode == 0, r.describe());
@@ -205,7 +215,8 @@ BOOST_FIXTURE_TEST_CASE(unixSocketsOfEveryKind, FleetprobeFixture, *utf::precond
     BOOST_TEST(g->value("fleetprobe_up", {{"port", gram}, {"protocol", "unixpacket"}}).value_or(-1) == 0);
 }
 
-BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture, *utf::precondition(NetNamespace::required))
+BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture,
+                        *utf::precondition(NetNamespace::required))
 {
     Nftables firewall;
     firewall.makeSilent({"127.0.0.25"});
@@ -229,14 +240,15 @@ BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture, *utf::pre
         BOOST_TEST(g->value("fleetprobe_up", s).value_or(-1) == 1, device);
         BOOST_TEST(g->value("fleetprobe_ping_packets_sent_total", s).value_or(-1) == 8, device);
         BOOST_TEST(g->value("fleetprobe_ping_packets_received_total", s).value_or(-1) == 8, device);
-        BOOST_TEST(g->histogram("fleetprobe_rtt_seconds", s)->count == 8, device); // every reply
-        BOOST_TEST(g->value("fleetprobe_probes_total", s).value_or(-1) == 2, device);  // one probe per cycle
+        BOOST_TEST(g->histogram("fleetprobe_rtt_seconds", s)->count == 8, device);    // every reply
+        BOOST_TEST(g->value("fleetprobe_probes_total", s).value_or(-1) == 2, device); // one probe per cycle
     }
     const LabelMap silent = series("silent", "ping");
     BOOST_TEST(g->value("fleetprobe_up", silent).value_or(-1) == 0);
     BOOST_TEST(g->value("fleetprobe_ping_packets_sent_total", silent).value_or(-1) == 6);
     BOOST_TEST(g->value("fleetprobe_ping_packets_received_total", silent).value_or(-1) == 0);
-    BOOST_TEST(g->value("fleetprobe_probe_failures_total", {{"device", "silent"}, {"reason", "timeout"}}).value_or(-1) == 2);
+    BOOST_TEST(g->value("fleetprobe_probe_failures_total", {{"device", "silent"}, {"reason", "timeout"}})
+                   .value_or(-1) == 2);
     // One echo per cycle: no packet counters, probes and failures say it all.
     BOOST_TEST(g->find("fleetprobe_ping_packets_sent_total", series("single", "ping")).empty());
     checkProbe(*g, series("single", "ping"), true, "", 2);
@@ -247,9 +259,10 @@ BOOST_FIXTURE_TEST_CASE(hostUnreachable, FleetprobeFixture, *utf::precondition(N
     // The device's router answers "host unreachable" (an ICMP error made by nftables on loopback): the
     // connect fails at once with EHOSTUNREACH, reason `unreachable`; ping ignores ICMP errors (timeout).
     Nftables firewall;
-    firewall.apply("add table inet fleetprobe_test\n"
-                   "add chain inet fleetprobe_test input { type filter hook input priority 0; }\n"
-                   "add rule inet fleetprobe_test input ip daddr 127.0.0.41 reject with icmp type host-unreachable\n");
+    firewall.apply(
+        "add table inet fleetprobe_test\n"
+        "add chain inet fleetprobe_test input { type filter hook input priority 0; }\n"
+        "add rule inet fleetprobe_test input ip daddr 127.0.0.41 reject with icmp type host-unreachable\n");
     const std::string config = writeConfig("unreachable.json", R"({
   "conf": {"prom_id": "unreachable", "interval": 60, "timeout": 1},
   "jobs": [{"job": "behind-router", "ip": "127.0.0.41", "metrics": ["ping", "port"],

@@ -399,13 +399,15 @@ BOOST_FIXTURE_TEST_CASE(probeHttpWebSocketTcpEchoAndTcpInfo, FleetprobeFixture,
     BOOST_TEST(valueOf(samples, "fleetprobe_http_status_code").value_or(-1) == 200, http.body);
     BOOST_TEST(valueOf(samples, "fleetprobe_http_duration_seconds", {{"phase", "total"}}).value_or(-1) >= 0);
 
-    const HttpAnswer ws = server.probe({{"target", "gw-7"}, {"module", "websocket"}, {"url", web.url("ws", "/ws")}});
+    const HttpAnswer ws =
+        server.probe({{"target", "gw-7"}, {"module", "websocket"}, {"url", web.url("ws", "/ws")}});
     BOOST_TEST_REQUIRE(ws.status == 200, ws.body << ws.error);
     samples = parseExposition(ws.body);
     BOOST_TEST(valueOf(samples, "probe_success").value_or(-1) == 1, ws.body);
     BOOST_TEST(valueOf(samples, "fleetprobe_websocket_status_code").value_or(-1) == 101, ws.body);
 
-    const HttpAnswer tcpEcho = server.probe({{"target", "127.0.0.31"}, {"module", "tcp_echo"}, {"port", "7007"}});
+    const HttpAnswer tcpEcho =
+        server.probe({{"target", "127.0.0.31"}, {"module", "tcp_echo"}, {"port", "7007"}});
     BOOST_TEST_REQUIRE(tcpEcho.status == 200, tcpEcho.body << tcpEcho.error);
     samples = parseExposition(tcpEcho.body);
     BOOST_TEST(valueOf(samples, "probe_success").value_or(-1) == 1, tcpEcho.body);

@@ -109,7 +109,8 @@ BOOST_AUTO_TEST_CASE(unknown_scraper_names_file_path_and_value)
 {
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["pnig"]})")));
     BOOST_TEST(
-        hasError(R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: http, ping, port, tcp_echo, tcp_info, websocket))"),
+        hasError(
+            R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: http, ping, port, tcp_echo, tcp_info, websocket))"),
         all());
 }
 
@@ -272,7 +273,8 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
     for (const char* name : {"tcp_echo", "http", "websocket", "tcp_info"})
         if (!registry.contains(name))
             registry.add(name, [] { return std::unique_ptr<Scraper>(); });
-    auto c = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 5, "interval_ms": 200}},
+    auto c = parse(
+        R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 5, "interval_ms": 200}},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping", "port", "tcp_info", "tcp_echo", "http", "websocket"],
                 "ping": {"size": 120, "ttl": 32},
                 "ports": [{"port": 502, "send": "HELLO\r\n", "expect": "^OK"},
@@ -310,23 +312,29 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
         "configs/meters.json: conf.ping.count: must be an integer from 1 to 100, got 0",
         "configs/meters.json: jobs[0].ports[0].silence_ok: only a udp socket can be silent",
         "configs/meters.json: jobs[0].tcp_echo: is set but \"tcp_echo\" is not in jobs[0].metrics",
-        "configs/meters.json: jobs[0].http.url: must be a URL starting with http://, https://, got \"ftp://x\"",
+        "configs/meters.json: jobs[0].http.url: must be a URL starting with http://, https://, got "
+        "\"ftp://x\"",
         "configs/meters.json: jobs[0].http.method: must be \"GET\" or \"HEAD\", got \"POST\"",
         "configs/meters.json: jobs[0].http.status[0]: must be an integer from 100 to 599, got 99",
-        "configs/meters.json: jobs[0].websocket.url: must be a URL starting with ws://, wss://, got \"http://x\"",
+        "configs/meters.json: jobs[0].websocket.url: must be a URL starting with ws://, wss://, got "
+        "\"http://x\"",
     };
     for (const char* e : expected)
         BOOST_TEST(hasError(e), "missing error: " << e << "\ngot:\n" << all());
     bool regexError = false;
     for (const auto& e : errors)
-        regexError = regexError || e.rfind("configs/meters.json: jobs[0].ports[0].expect: invalid regular expression \"(\"", 0) == 0;
+        regexError =
+            regexError ||
+            e.rfind("configs/meters.json: jobs[0].ports[0].expect: invalid regular expression \"(\"", 0) == 0;
     BOOST_TEST(regexError, all());
 
     BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["http", "tcp_info"]}]})"));
     BOOST_TEST(hasError("configs/meters.json: jobs[0].http: missing: \"http\" is in jobs[0].metrics"), all());
-    BOOST_TEST(hasError("configs/meters.json: jobs[0].metrics: \"tcp_info\" needs \"port\" with at least one tcp port"),
-               all());
+    BOOST_TEST(
+        hasError(
+            "configs/meters.json: jobs[0].metrics: \"tcp_info\" needs \"port\" with at least one tcp port"),
+        all());
 }
 
 BOOST_AUTO_TEST_CASE(ten_megabyte_files)

@@ -160,19 +160,22 @@ BOOST_AUTO_TEST_CASE(measurements_gauges_reset_counters_add_and_persist)
     auto s = b.addSeries(0, "ping", {});
     ProbeResult r = ProbeResult::success(0.02);
     r.rttSamples = {0.01, 0.02, 0.03};
-    r.measurements = {{"ping_packets_sent_total", {}, 3}, {"ping_packets_received_total", {}, 3},
+    r.measurements = {{"ping_packets_sent_total", {}, 3},
+                      {"ping_packets_received_total", {}, 3},
                       {"http_duration_seconds", {{"phase", "connect"}}, 0.5}};
     b.record(s, r, 1);
     ProbeResult d = ProbeResult::failure(FailureReason::Timeout);
     d.measurements = {{"ping_packets_sent_total", {}, 3}};
     b.record(s, d, 2);
     auto text = TextSerializer::serialize(b.collect());
-    BOOST_TEST(text.find("fleetprobe_ping_packets_sent_total{device=\"m1\",address=\"192.0.2.1\",scraper=\"ping\","
-                         "site=\"north\",model=\"X1\"} 6\n") != std::string::npos,
-               text);
+    BOOST_TEST(
+        text.find("fleetprobe_ping_packets_sent_total{device=\"m1\",address=\"192.0.2.1\",scraper=\"ping\","
+                  "site=\"north\",model=\"X1\"} 6\n") != std::string::npos,
+        text);
     BOOST_TEST(text.find("fleetprobe_ping_packets_received_total{") != std::string::npos);
-    BOOST_TEST(text.find("fleetprobe_http_duration_seconds") == std::string::npos); // gauges of the last cycle only
-    BOOST_TEST(b.stats(s).rttCount == 3u);                                         // every sample of the burst
+    BOOST_TEST(text.find("fleetprobe_http_duration_seconds") ==
+               std::string::npos);         // gauges of the last cycle only
+    BOOST_TEST(b.stats(s).rttCount == 3u); // every sample of the burst
     BOOST_TEST(text.find("# TYPE fleetprobe_ping_packets_sent_total counter\n") != std::string::npos);
 
     const auto state = StateStore::decode(StateStore::encode(b.exportState()));
@@ -180,7 +183,8 @@ BOOST_AUTO_TEST_CASE(measurements_gauges_reset_counters_add_and_persist)
     auto t = after.addSeries(0, "ping", {});
     after.importState(state);
     ProbeResult again = ProbeResult::success(0.01);
-    again.measurements = {{"ping_packets_sent_total", {}, 1}, {"http_duration_seconds", {{"phase", "total"}}, 0.25}};
+    again.measurements = {{"ping_packets_sent_total", {}, 1},
+                          {"http_duration_seconds", {{"phase", "total"}}, 0.25}};
     after.record(t, again, 3);
     text = TextSerializer::serialize(after.collect());
     BOOST_TEST(text.find("scraper=\"ping\",site=\"north\",model=\"X1\"} 7\n") != std::string::npos, text);

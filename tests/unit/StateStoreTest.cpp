@@ -1,5 +1,5 @@
-#include "GroupingKey.h"
 #include "StateStore.h"
+#include "GroupingKey.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -79,7 +79,8 @@ BOOST_AUTO_TEST_CASE(version_1_files_still_load)
 {
     // Written before the `mismatch` reason and measurement counters existed (6 failure fields).
     std::string body = "fleetprobe-state 1\nbuckets 0.1\nself 2 0 0 0 2 0 0 0\n"
-                       "s " + GroupingKey::base64Url("x") + " 2 1 0 0 0 0 0 0.5 1 100 2 1 0.5 1 1\nend 1";
+                       "s " +
+                       GroupingKey::base64Url("x") + " 2 1 0 0 0 0 0 0.5 1 100 2 1 0.5 1 1\nend 1";
     std::uint64_t h = 1469598103934665603ull;
     for (unsigned char c : body)
         h = (h ^ c) * 1099511628211ull;
