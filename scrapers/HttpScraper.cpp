@@ -231,15 +231,7 @@ std::vector<ProbeTarget> HttpScraper::targetsFor(std::size_t jobIndex, const Job
 {
     if (!job.http)
         return {};
-    ProbeTarget t;
-    t.jobIndex = jobIndex;
-    t.job = &job;
-    t.host = job.host;
-    t.timeout = defaultTimeout;
-    if (job.http->timeoutSeconds)
-        t.timeout = std::chrono::milliseconds(std::llround(*job.http->timeoutSeconds * 1000.0));
-    t.timeout = std::max(t.timeout, std::chrono::milliseconds(1));
-    return {t};
+    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout, job.http->timeoutSeconds)};
 }
 
 std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targets)

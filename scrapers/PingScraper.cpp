@@ -290,12 +290,7 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
 std::vector<ProbeTarget> PingScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
                                                  std::chrono::milliseconds defaultTimeout) const
 {
-    ProbeTarget t;
-    t.jobIndex = jobIndex;
-    t.job = &job;
-    t.host = job.host;
-    t.timeout = defaultTimeout;
-    return {t};
+    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout)};
 }
 
 std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targets)

@@ -422,15 +422,7 @@ std::vector<ProbeTarget> WebSocketScraper::targetsFor(std::size_t jobIndex, cons
 {
     if (!job.websocket)
         return {};
-    ProbeTarget t;
-    t.jobIndex = jobIndex;
-    t.job = &job;
-    t.host = job.host;
-    t.timeout = defaultTimeout;
-    if (job.websocket->timeoutSeconds)
-        t.timeout = std::chrono::milliseconds(std::llround(*job.websocket->timeoutSeconds * 1000.0));
-    t.timeout = std::max(t.timeout, std::chrono::milliseconds(1));
-    return {t};
+    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout, job.websocket->timeoutSeconds)};
 }
 
 Poco::Net::Context::Ptr WebSocketScraper::context(bool verify, const std::string& caFile)

@@ -2,8 +2,10 @@
 
 #include "MetricFamily.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,23 @@ struct ProbeTarget
     const JobConfig* job = nullptr; ///< the job's config (its scraper sections); owned by the caller, valid
                                     ///< while probe() runs
     std::size_t index = 0;          ///< which entry of the job's section (the port scraper: index in ports)
+
+    /// The one target of a job, for scrapers that probe each job once per cycle: the job's host, and
+    /// `timeoutSeconds` (a section's own timeout) when given, else `defaultTimeout`.
+    static ProbeTarget forJob(std::size_t jobIndex, const JobConfig& job, const std::string& host,
+                              std::chrono::milliseconds defaultTimeout,
+                              std::optional<double> timeoutSeconds = std::nullopt)
+    {
+        ProbeTarget t;
+        t.jobIndex = jobIndex;
+        t.job = &job;
+        t.host = host;
+        t.timeout = timeoutSeconds
+                        ? std::chrono::milliseconds(static_cast<long long>(*timeoutSeconds * 1000.0 + 0.5))
+                        : defaultTimeout;
+        t.timeout = std::max(t.timeout, std::chrono::milliseconds(1));
+        return t;
+    }
 };
 
 /// One more value a probe measured besides up and RTT. `key` names a kind listed in MeasurementCatalog, which
