@@ -730,17 +730,22 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                             if (po->has("expect"))
                                 if (auto s = check.string(po->get("expect"), pp + ".expect", true))
                                 {
-                                    try
-                                    {
-                                        std::regex re(*s);
-                                        port.expect = *s;
-                                    }
-                                    catch (const std::regex_error& e)
-                                    {
-                                        check.error(pp + ".expect", "invalid regular expression " +
-                                                                        show(po->get("expect")) + ": " +
-                                                                        e.what());
-                                    }
+                                    // std::regex recurses: a bounded pattern keeps a hostile one from the
+                                    // stack.
+                                    if (s->size() > 1024)
+                                        check.error(pp + ".expect", "longer than 1024 characters");
+                                    else
+                                        try
+                                        {
+                                            std::regex re(*s);
+                                            port.expect = *s;
+                                        }
+                                        catch (const std::regex_error& e)
+                                        {
+                                            check.error(pp + ".expect", "invalid regular expression " +
+                                                                            show(po->get("expect")) + ": " +
+                                                                            e.what());
+                                        }
                                 }
                             if (po->has("silence_ok"))
                                 if (auto b = check.boolean(po->get("silence_ok"), pp + ".silence_ok"))

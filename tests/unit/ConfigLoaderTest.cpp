@@ -329,6 +329,10 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
     BOOST_TEST(regexError, all());
 
     BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2},
+      "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["port"], "ports": [{"port": 1, "expect": ")" +
+                      std::string(1025, 'a') + R"("}]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[0].expect: longer than 1024 characters"), all());
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["http", "tcp_info"]}]})"));
     BOOST_TEST(hasError("configs/meters.json: jobs[0].http: missing: \"http\" is in jobs[0].metrics"), all());
     BOOST_TEST(
