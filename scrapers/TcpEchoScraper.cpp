@@ -603,16 +603,10 @@ TcpEchoScraper::~TcpEchoScraper() = default;
 std::vector<ProbeTarget> TcpEchoScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
                                                     std::chrono::milliseconds defaultTimeout) const
 {
-    ProbeTarget t;
-    t.jobIndex = jobIndex;
-    t.host = job.host;
+    ProbeTarget t = ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout);
     t.protocol = "tcp";
-    t.timeout = defaultTimeout;
     if (job.tcpEcho)
-    {
         t.port = job.tcpEcho->port;
-        t.path = std::to_string(job.tcpEcho->intervalMs);
-    }
     return {t};
 }
 
@@ -637,15 +631,9 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
         Cycle& c = cycles[i];
         c.peer = peers[key].get();
         longest = std::max(longest, t.timeout);
-        int interval = 0;
-        try
-        {
-            interval = t.path.empty() ? 1000 : std::stoi(t.path);
-        }
-        catch (const std::exception&)
-        {
-            interval = 1000;
-        }
+        // The job's own section: the interval between frames (the default when the job has none).
+        const int interval =
+            t.job && t.job->tcpEcho ? t.job->tcpEcho->intervalMs : TcpEchoConfig{}.intervalMs;
         c.interval = std::chrono::milliseconds(std::max(interval, 1));
     }
     _peers = std::move(peers); // the rest are closed here

@@ -32,8 +32,8 @@ public:
     /// `tcp_echo`.
     std::string name() const override { return "tcp_echo"; }
 
-    /// One target per job: the job's host, `tcp_echo.port`, and `tcp_echo.interval_ms` (in `path`, as a
-    /// decimal number).
+    /// One target per job: the job's host and `tcp_echo.port`; probe() reads `tcp_echo.interval_ms` through
+    /// the target's job.
     std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
                                         std::chrono::milliseconds defaultTimeout) const override;
 

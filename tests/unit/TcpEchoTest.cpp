@@ -197,7 +197,8 @@ BOOST_AUTO_TEST_CASE(one_target_per_job_with_port_and_interval)
     BOOST_TEST(targets[0].jobIndex == 3u);
     BOOST_TEST(targets[0].host == "192.0.2.7");
     BOOST_TEST(targets[0].port == 7007);
-    BOOST_TEST(targets[0].path == "250");
+    BOOST_TEST_REQUIRE(targets[0].job == &job);
+    BOOST_TEST(targets[0].job->tcpEcho->intervalMs == 250);
     BOOST_TEST(targets[0].timeout.count() == 1500);
     BOOST_TEST(targets[0].labels.empty());
 }
