@@ -319,17 +319,72 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
             outcome.pushed;
     }
     saveState();
+    std::shared_ptr<const std::vector<DeviceStatus>> devices;
+    if (_options.deviceStatus)
+        devices = deviceStatuses();
     {
         std::lock_guard<std::mutex> lock(_snapshotMutex);
         _snapshot.self = _metrics.self();
         _snapshot.lastCycle = outcome;
         _snapshot.lastCycleEndUnix = unixNow();
+        if (devices)
+            _snapshot.devices = std::move(devices);
     }
     if (log().debug())
         log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " +
                     std::to_string(outcome.up) + " up, " + std::to_string(outcome.down) + " down, probes " +
                     std::to_string(outcome.probeSeconds) + " s, push " + (outcome.pushed ? "ok" : "failed"));
     return outcome;
+}
+
+std::shared_ptr<const std::vector<ConfigRunner::DeviceStatus>> ConfigRunner::deviceStatuses() const
+{
+    // Rows in config order: a job's series together, its scrapers in the order the job names them.
+    std::vector<std::pair<std::size_t, std::size_t>> order; // (plan, target)
+    for (std::size_t p = 0; p < _plans.size(); ++p)
+        for (std::size_t t = 0; t < _plans[p]->targets.size(); ++t)
+            order.emplace_back(p, t);
+    std::stable_sort(order.begin(), order.end(),
+                     [this](const auto& a, const auto& b) {
+                         return _plans[a.first]->targets[a.second].jobIndex <
+                                _plans[b.first]->targets[b.second].jobIndex;
+                     });
+    auto out = std::make_shared<std::vector<DeviceStatus>>();
+    out->reserve(order.size());
+    for (const auto& [p, t] : order)
+    {
+        const auto& plan = _plans[p];
+        const ProbeResult& r = plan->results[t];
+        const SeriesStats& stats = _metrics.stats(plan->series[t]);
+        const JobConfig& job = _config.jobs[plan->targets[t].jobIndex];
+        DeviceStatus d;
+        d.device = job.name;
+        d.address = job.address;
+        d.scraper = plan->scraper->name();
+        d.target = plan->targets[t].labels;
+        d.labels = _config.labels;
+        for (const auto& label : job.labels)
+        {
+            auto same = std::find_if(d.labels.begin(), d.labels.end(),
+                                     [&](const auto& l) { return l.first == label.first; });
+            if (same != d.labels.end())
+                same->second = label.second;
+            else
+                d.labels.push_back(label);
+        }
+        d.up = r.up;
+        if (!r.up)
+        {
+            d.reason = failureReasonName(r.reason);
+            d.detail = r.detail;
+        }
+        else if (r.rttMeasured)
+            d.lastRttSeconds = r.rttSeconds;
+        d.lastSeenUnix = stats.lastSeenUnix;
+        d.stateChanges = stats.stateChanges;
+        out->push_back(std::move(d));
+    }
+    return out;
 }
 
 ConfigRunner::Snapshot ConfigRunner::snapshot() const

@@ -51,6 +51,7 @@ struct RunnerOptions
     std::chrono::milliseconds retryDelayMax{4000};
     StateStore* state = nullptr; ///< where the cumulative statistics are kept; null: not kept
     StopSignal* stop = nullptr;  ///< stop requests (bounds pushes by stopGrace); null: none
+    bool deviceStatus = false;   ///< keep every series' status in snapshot() (the status page)
 };
 
 /// What one cycle did.
@@ -90,14 +91,32 @@ public:
     const std::string& groupPath() const { return _groupPath; }
 
     /// What the last finished cycle left, for readers on other threads (HTTP handlers).
+    /// One probed series as the last cycle left it (a status page row). Plain data.
+    struct DeviceStatus
+    {
+        std::string device;  ///< `jobs[].job`
+        std::string address; ///< `jobs[].ip` as written
+        std::string scraper; ///< e.g. "ping", "port"
+        Labels target;       ///< the scraper's target labels (port, protocol); empty for ping
+        Labels labels;       ///< `conf.labels` merged with `jobs[].labels`
+        bool up = false;
+        std::string reason;         ///< failure reason name when down ("timeout", ...), empty when up
+        std::string detail;         ///< the scraper's detail of the failure, may be empty
+        double lastRttSeconds = -1; ///< this cycle's RTT; -1 when there was none
+        double lastSeenUnix = 0;    ///< last success, across restarts (state); 0: never
+        std::uint64_t stateChanges = 0;
+    };
+
     struct Snapshot
     {
         SelfStats self;
         CycleOutcome lastCycle;
         double lastCycleEndUnix = 0; ///< 0 before the first cycle
+        /// Every series, in config order; null before the first cycle or without RunnerOptions::deviceStatus.
+        std::shared_ptr<const std::vector<DeviceStatus>> devices;
     };
 
-    /// A copy of the self statistics and the last cycle's outcome. Thread-safe.
+    /// A copy of the self statistics, the last cycle's outcome and every series' status. Thread-safe.
     Snapshot snapshot() const;
 
     /// Sets `exporter_config_reload_success` (1 or 0) for the next cycles. Thread-safe.
@@ -106,6 +125,7 @@ public:
 private:
     struct Plan;
 
+    std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
     bool push(const std::string& path, const Body& body, std::chrono::steady_clock::time_point deadline);
     std::chrono::steady_clock::time_point stopDeadline() const;
     void saveState();

@@ -398,6 +398,7 @@ RunnerOptions FleetprobeApp::runnerOptions(StopSignal* stop) const
     options.pushTimeout = std::chrono::milliseconds(static_cast<long long>(_pushTimeoutSeconds * 1000));
     options.state = _state.get();
     options.stop = stop;
+    options.deviceStatus = _listenSet;
     return options;
 }
 
