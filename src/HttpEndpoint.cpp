@@ -2,6 +2,7 @@
 
 #include "Config.h"
 #include "Log.h"
+#include "StatusPage.h"
 #include "TextSerializer.h"
 
 #include <Poco/Exception.h>
@@ -60,6 +61,8 @@ namespace
 
 const char* const expositionType = "text/plain; version=0.0.4; charset=utf-8";
 const char* const plainType = "text/plain; charset=utf-8";
+const char* const htmlType = "text/html; charset=utf-8";
+const char* const jsonType = "application/json; charset=utf-8";
 
 /// What /proc says about this process; fields stay 0 when it cannot be read.
 struct ProcessStats
@@ -105,6 +108,11 @@ ProcessStats readProcessStats()
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
         p.maxFds = lim.rlim_cur == RLIM_INFINITY ? -1 : static_cast<double>(lim.rlim_cur);
     return p;
+}
+
+double unixNow()
+{
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 void send(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,
@@ -249,11 +257,12 @@ private:
         {
             return reply(HTTPResponse::HTTP_BAD_REQUEST, plainType, "bad request URI: " + e.message() + "\n");
         }
-        const bool known =
-            path == "/probe" || path == "/metrics" || path == "/-/healthy" || path == "/-/ready";
+        const bool known = path == "/" || path == "/status.json" || path == "/probe" || path == "/metrics" ||
+                           path == "/-/healthy" || path == "/-/ready";
         if (!known)
             return reply(HTTPResponse::HTTP_NOT_FOUND, plainType,
-                         "not found: " + path + " (endpoints: /probe, /metrics, /-/healthy, /-/ready)\n");
+                         "not found: " + path +
+                             " (endpoints: /, /status.json, /probe, /metrics, /-/healthy, /-/ready)\n");
         if (request.getMethod() != HTTPRequest::HTTP_GET && request.getMethod() != HTTPRequest::HTTP_HEAD)
         {
             response.set("Allow", "GET, HEAD");
@@ -272,6 +281,19 @@ private:
         }
         if (path == "/metrics")
             return reply(HTTPResponse::HTTP_OK, expositionType, metricsText(_running));
+        if (path == "/" || path == "/status.json")
+        {
+            // The status page (StatusPage): never cached, never framed, never sniffed as something else.
+            response.set("Cache-Control", "no-store");
+            response.set("X-Content-Type-Options", "nosniff");
+            if (path == "/status.json")
+                return reply(HTTPResponse::HTTP_OK, jsonType,
+                             StatusPage::json(_running.entries(), unixNow()));
+            response.set("Content-Security-Policy", StatusPage::contentSecurityPolicy());
+            response.set("X-Frame-Options", "DENY");
+            response.set("Referrer-Policy", "no-referrer");
+            return reply(HTTPResponse::HTTP_OK, htmlType, StatusPage::html());
+        }
         if (path == "/-/healthy")
             return reply(HTTPResponse::HTTP_OK, plainType, "OK\n");
         // /-/ready: every running config has finished its first cycle.

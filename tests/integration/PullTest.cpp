@@ -558,7 +558,7 @@ BOOST_FIXTURE_TEST_CASE(readyAfterTheFirstCycleThenSelfMetrics, FleetprobeFixtur
 
     const HttpAnswer missing = get(server.port, "/probes");
     BOOST_TEST(missing.status == 404);
-    BOOST_TEST(get(server.port, "/").status == 404);
+    BOOST_TEST(get(server.port, "/index.html").status == 404);
 }
 
 BOOST_FIXTURE_TEST_CASE(reloadUpdatesMetricsAndReadiness, FleetprobeFixture,
