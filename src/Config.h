@@ -107,6 +107,15 @@ struct PushTarget
     std::string password;
 };
 
+/// Where the VictoriaMetrics sink sends (`--victoriametrics` and its credentials).
+struct ImportTarget
+{
+    std::string url; ///< the import base, e.g. http://127.0.0.1:8428, no trailing slash
+    std::string username;
+    std::string password;    ///< basic auth when username is set
+    std::string bearerToken; ///< `Authorization: Bearer` when set (exclusive with basic auth)
+};
+
 /// The default bounds of fleetprobe_rtt_seconds (seconds), sized for GPRS/3G round trips.
 const std::vector<double>& defaultRttBuckets();
 

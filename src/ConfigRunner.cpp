@@ -2,7 +2,9 @@
 
 #include "CycleScheduler.h"
 #include "GroupingKey.h"
+#include "ImportShipper.h"
 #include "Log.h"
+#include "Spool.h"
 #include "StateStore.h"
 #include "TextSerializer.h"
 
@@ -88,7 +90,8 @@ std::chrono::milliseconds seconds(double s)
 } // namespace
 
 ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
-                           std::unique_ptr<MetricsSink> sink, RunnerOptions options)
+                           std::unique_ptr<MetricsSink> sink, RunnerOptions options,
+                           std::unique_ptr<ImportSink> importer)
     : _config(std::move(config)), _metrics(_config), _sink(std::move(sink)), _options(std::move(options)),
       _pool(1, std::max(1, _config.threads))
 {
@@ -133,6 +136,60 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
     }
     if (auto* client = dynamic_cast<PushgatewayClient*>(_sink.get()))
         client->setAbortCheck([this] { return std::chrono::steady_clock::now() > stopDeadline(); });
+    if (importer)
+    {
+        if (auto* client = dynamic_cast<VictoriaMetricsClient*>(importer.get()))
+            client->setAbortCheck([this] { return std::chrono::steady_clock::now() > stopDeadline(); });
+        std::unique_ptr<Spool> spool;
+        if (!_options.spoolRoot.empty())
+        {
+            const std::string dir = _options.spoolRoot + "/" + GroupingKey::base64Url(_config.promId);
+            try
+            {
+                spool = std::make_unique<Spool>(dir, _options.spoolMaxBytes);
+            }
+            catch (const std::exception& e)
+            {
+                log().error(_config.file + ": no spool (" + e.what() +
+                            "): cycles that cannot be imported are lost");
+            }
+        }
+        else
+            log().warning(_config.file +
+                          ": no state directory, so no spool: cycles that cannot be imported are "
+                          "lost");
+        _shipper = std::make_unique<ImportShipper>(
+            std::move(importer), std::move(spool),
+            Labels{{"job", _config.promId}, {"instance", _options.instance}}, _config.file);
+        _shipper->updateStats(_metrics.self());
+    }
+}
+
+std::string ConfigRunner::importBody(double nowUnix, std::uint64_t& samples) const
+{
+    const auto ms = static_cast<std::int64_t>(std::llround(nowUnix * 1000.0));
+    GzipWriter gzip;
+    MetricFamily family;
+    std::string piece;
+    samples = 0;
+    for (std::size_t i = 0; i < _metrics.familyCount(); ++i)
+    {
+        _metrics.buildFamily(i, family);
+        if (family.metrics.empty())
+            continue;
+        TextSerializer::serializeHeader(piece, family);
+        for (std::size_t from = 0; from < family.metrics.size(); from += 256)
+        {
+            samples += TextSerializer::serializeMetrics(piece, family, from, from + 256, ms);
+            if (piece.size() >= Body::pieceBytes)
+            {
+                gzip.write(piece);
+                piece.clear();
+            }
+        }
+    }
+    gzip.write(piece);
+    return gzip.finish();
 }
 
 std::chrono::steady_clock::time_point ConfigRunner::stopDeadline() const
@@ -258,8 +315,19 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     self.configReloadSuccess = _reloadSuccess.load();
     self.lastDurationSeconds = outcome.probeSeconds;
 
-    const auto deadline =
-        std::chrono::steady_clock::now() + (pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout);
+    const auto pushStart = std::chrono::steady_clock::now();
+    const auto budget = pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout;
+    const auto deadline = pushStart + budget;
+    bool imported = true;
+    if (_shipper)
+    {
+        // The live cycle first, within half the budget; the spool's replay after the push, until three
+        // quarters of the budget at most, so that a backlog never makes a live cycle late.
+        std::uint64_t samples = 0;
+        std::string gzipText = importBody(now, samples);
+        imported =
+            _shipper->deliver(now, samples, std::move(gzipText), pushStart + budget / 2, _metrics.self());
+    }
     // The body is produced while it is sent: a family at a time, a few hundred series per step.
     const Body body(
         [this]
@@ -296,9 +364,9 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
                     return true;
                 });
         });
-    outcome.pushed = push(_groupPath, body, deadline);
+    outcome.pushed = _sink ? push(_groupPath, body, deadline) : true;
 
-    if (_config.compatPingExporter && _sink->wantsCompatGroups())
+    if (_sink && _config.compatPingExporter && _sink->wantsCompatGroups())
     {
         for (const auto& [job, value] : _metrics.devPing())
         {
@@ -317,6 +385,11 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
         outcome.pushed =
             push(GroupingKey::path(_config.promId), Body(TextSerializer::serialize(own)), deadline) &&
             outcome.pushed;
+    }
+    if (_shipper)
+    {
+        _shipper->replay(std::min(deadline, pushStart + budget / 2 + budget / 4), _metrics.self());
+        outcome.pushed = outcome.pushed && imported;
     }
     saveState();
     std::shared_ptr<const std::vector<DeviceStatus>> devices;

@@ -39,6 +39,7 @@ private:
 };
 
 class StateStore;
+class ImportShipper;
 
 /// Settings a runner takes from the command line.
 struct RunnerOptions
@@ -52,6 +53,8 @@ struct RunnerOptions
     StateStore* state = nullptr; ///< where the cumulative statistics are kept; null: not kept
     StopSignal* stop = nullptr;  ///< stop requests (bounds pushes by stopGrace); null: none
     bool deviceStatus = false;   ///< keep every series' status in snapshot() (the status page)
+    std::string spoolRoot;       ///< where import spools live (`<state-dir>/spool`); empty: no spool
+    std::uint64_t spoolMaxBytes = 256ull << 20; ///< cap of one config's spool
 };
 
 /// What one cycle did.
@@ -70,8 +73,9 @@ class ConfigRunner
 {
 public:
     /// Creates the config's scrapers from the registry and declares every series.
+    /// `sink` (the Pushgateway or stdout) may be null when `importer` (VictoriaMetrics) is set.
     ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry, std::unique_ptr<MetricsSink> sink,
-                 RunnerOptions options);
+                 RunnerOptions options, std::unique_ptr<ImportSink> importer = nullptr);
     ~ConfigRunner();
 
     /// Probes every target of the config at once, records the results and pushes. `pushTimeout` bounds the
@@ -126,6 +130,7 @@ private:
     struct Plan;
 
     std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
+    std::string importBody(double nowUnix, std::uint64_t& samples) const;
     bool push(const std::string& path, const Body& body, std::chrono::steady_clock::time_point deadline);
     std::chrono::steady_clock::time_point stopDeadline() const;
     void saveState();
@@ -133,6 +138,7 @@ private:
     DeviceClassConfig _config;
     MetricsBuilder _metrics;
     std::unique_ptr<MetricsSink> _sink;
+    std::unique_ptr<ImportShipper> _shipper;
     RunnerOptions _options;
     std::string _groupPath;
     std::vector<std::unique_ptr<Plan>> _plans;

@@ -17,10 +17,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -30,6 +32,74 @@ namespace fleetprobe
 
 using Poco::Util::Option;
 using Poco::Util::OptionSet;
+
+namespace
+{
+
+/// `1048576`, `512K`, `256M`, `2G` (powers of 1024); from 64 KiB, so that one cycle fits.
+std::uint64_t parseByteSize(const std::string& value, const std::string& origin)
+{
+    std::size_t used = 0;
+    unsigned long long n = 0;
+    try
+    {
+        if (!value.empty() && std::isdigit(static_cast<unsigned char>(value[0])))
+            n = std::stoull(value, &used);
+    }
+    catch (const std::exception&)
+    {
+        used = 0;
+    }
+    unsigned shift = 0;
+    if (used > 0 && used + 1 == value.size())
+    {
+        switch (std::toupper(static_cast<unsigned char>(value[used])))
+        {
+        case 'K':
+            shift = 10;
+            break;
+        case 'M':
+            shift = 20;
+            break;
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            used = 0;
+        }
+        if (used)
+            ++used;
+    }
+    if (used == 0 || used != value.size() || n > (1ull << 50) >> shift || (n << shift) < (64u << 10))
+        throw Poco::InvalidArgumentException(origin +
+                                             ": must be a size of at least 64K, like 268435456, 512K, "
+                                             "256M or 2G, got \"" +
+                                             value + "\"");
+    return n << shift;
+}
+
+/// A secret from `file` (its first line) when given, else from the environment variable `env`; empty when
+/// neither is set.
+std::string secretFrom(const std::string& file, const std::string& option, const char* env)
+{
+    if (file.empty())
+    {
+        const char* v = std::getenv(env);
+        return v ? std::string(v) : std::string();
+    }
+    std::ifstream in(file);
+    std::string line;
+    if (!in || !std::getline(in, line))
+        throw ConfigError(option + ": cannot read \"" + file + "\"" +
+                          (errno ? ": " + std::string(std::strerror(errno)) : std::string()));
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+        line.pop_back();
+    if (line.empty())
+        throw ConfigError(option + ": \"" + file + "\" is empty");
+    return line;
+}
+
+} // namespace
 
 FleetprobeApp::FleetprobeApp(const ScraperRegistry& registry) : _registry(registry)
 {
@@ -83,6 +153,25 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                              std::string("Where the cumulative counters survive restarts (default ") +
                                  StateStore::defaultDirectory() + "). Locked: one process per directory.")
                           .argument("DIR"));
+    options.addOption(Option("victoriametrics", "",
+                             "VictoriaMetrics import base URL, e.g. http://127.0.0.1:8428 (or vmagent, or "
+                             "http://vminsert:8480/insert/0/prometheus): every cycle with its timestamp; "
+                             "undelivered cycles wait in a spool in the state directory.")
+                          .argument("URL"));
+    options.addOption(Option("victoriametrics-username", "", "Basic auth user name for --victoriametrics.")
+                          .argument("NAME"));
+    options.addOption(
+        Option("victoriametrics-password-file", "",
+               "File holding the basic auth password (or set FLEETPROBE_VICTORIAMETRICS_PASSWORD).")
+            .argument("FILE"));
+    options.addOption(Option("victoriametrics-bearer-token-file", "",
+                             "File holding a bearer token (or set FLEETPROBE_VICTORIAMETRICS_BEARER_TOKEN).")
+                          .argument("FILE"));
+    options.addOption(
+        Option("spool-max-bytes", "",
+               "Size cap of each config's spool (default 256M; suffixes K, M, G): beyond it the "
+               "oldest cycles are dropped and counted.")
+            .argument("BYTES"));
     options.addOption(
         Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.")
             .argument("LEVEL"));
@@ -121,6 +210,16 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _stateDir = value, _stateDirSet = true;
     else if (name == "listen")
         _listen = value, _listenSet = true;
+    else if (name == "victoriametrics")
+        _victoriaMetrics = value;
+    else if (name == "victoriametrics-username")
+        _vmUsername = value;
+    else if (name == "victoriametrics-password-file")
+        _vmPasswordFile = value;
+    else if (name == "victoriametrics-bearer-token-file")
+        _vmBearerTokenFile = value;
+    else if (name == "spool-max-bytes")
+        _spoolMaxBytes = parseByteSize(value, "--spool-max-bytes");
     else if (name == "push-timeout")
     {
         std::size_t used = 0;
@@ -293,8 +392,44 @@ std::unique_ptr<StateStore> FleetprobeApp::openDefaultState()
 std::unique_ptr<MetricsSink> FleetprobeApp::makeSink() const
 {
     if (_target.url.empty())
+    {
+        if (!_importTarget.url.empty())
+            return nullptr; // VictoriaMetrics only
         return std::make_unique<StreamSink>(std::cout);
+    }
     return std::make_unique<PushgatewayClient>(_target);
+}
+
+std::unique_ptr<ImportSink> FleetprobeApp::makeImporter() const
+{
+    if (_importTarget.url.empty())
+        return nullptr;
+    return std::make_unique<VictoriaMetricsClient>(_importTarget);
+}
+
+void FleetprobeApp::setUpImportTarget()
+{
+    const bool credentials = !_vmUsername.empty() || !_vmPasswordFile.empty() || !_vmBearerTokenFile.empty();
+    if (_victoriaMetrics.empty())
+    {
+        if (credentials)
+            throw ConfigError(
+                "--victoriametrics-username/-password-file/-bearer-token-file need --victoriametrics");
+        return;
+    }
+    _importTarget.url = ConfigLoader::normalizePushUrl(_victoriaMetrics, "--victoriametrics");
+    // Secrets come from a file or the environment, never from the command line that ps shows.
+    const std::string password =
+        secretFrom(_vmPasswordFile, "--victoriametrics-password-file", "FLEETPROBE_VICTORIAMETRICS_PASSWORD");
+    const std::string token = secretFrom(_vmBearerTokenFile, "--victoriametrics-bearer-token-file",
+                                         "FLEETPROBE_VICTORIAMETRICS_BEARER_TOKEN");
+    if (!token.empty() && (!_vmUsername.empty() || !password.empty()))
+        throw ConfigError("--victoriametrics: a bearer token and basic auth are mutually exclusive");
+    if (!password.empty() && _vmUsername.empty())
+        throw ConfigError("--victoriametrics-password-file: a password needs --victoriametrics-username");
+    _importTarget.username = _vmUsername;
+    _importTarget.password = password;
+    _importTarget.bearerToken = token;
 }
 
 int FleetprobeApp::runMain()
@@ -345,6 +480,7 @@ int FleetprobeApp::runMain()
         _target.url = ConfigLoader::normalizePushUrl(_pushgateway, "--pushgateway");
     else if (!_pushConfig.empty())
         _target = ConfigLoader::loadPushFile(_pushConfig);
+    setUpImportTarget();
     _instanceName = _instanceSet ? _instance : Poco::Environment::nodeName();
     if (_instanceName.empty())
         throw ConfigError(
@@ -356,7 +492,7 @@ int FleetprobeApp::runMain()
     {
         if (_stateDirSet)
             _state = std::make_unique<StateStore>(_stateDir);
-        else if (!_target.url.empty())
+        else if (!_target.url.empty() || !_importTarget.url.empty())
             _state = openDefaultState();
     }
     catch (const StateLockedError& e)
@@ -382,7 +518,10 @@ int FleetprobeApp::runMain()
         throw std::runtime_error("curl_global_init failed");
     log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " +
                       std::to_string(configs.size()) + " config(s), instance \"" + _instanceName + "\", " +
-                      (_target.url.empty() ? std::string("writing to stdout") : "pushing to " + _target.url) +
+                      (!_target.url.empty()        ? "pushing to " + _target.url
+                       : _importTarget.url.empty() ? std::string("writing to stdout")
+                                                   : std::string("importing only")) +
+                      (_importTarget.url.empty() ? std::string() : ", importing into " + _importTarget.url) +
                       (_once ? ", one cycle" : ", loop mode") +
                       (_listenSet ? ", serving HTTP on " + _listenAddress.toString() : std::string()));
     const int code =
@@ -399,6 +538,9 @@ RunnerOptions FleetprobeApp::runnerOptions(StopSignal* stop) const
     options.state = _state.get();
     options.stop = stop;
     options.deviceStatus = _listenSet;
+    if (_state)
+        options.spoolRoot = _state->directory() + "/spool";
+    options.spoolMaxBytes = _spoolMaxBytes;
     return options;
 }
 
@@ -423,7 +565,7 @@ int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const s
     std::vector<std::unique_ptr<ConfigRunner>> runners;
     for (auto& loaded : configs)
         runners.push_back(std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(),
-                                                         runnerOptions(&stop)));
+                                                         runnerOptions(&stop), makeImporter()));
     std::vector<CycleOutcome> outcomes(runners.size());
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < runners.size(); ++i)
@@ -465,7 +607,7 @@ void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig 
     r.text = std::move(loaded.text);
     r.stop = std::make_unique<StopSignal>();
     r.runner = std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(),
-                                              runnerOptions(r.stop.get()));
+                                              runnerOptions(r.stop.get()), makeImporter());
     if (reloaded)
         r.runner->setReloadSuccess(true);
     r.thread = std::thread([runner = r.runner.get(), stop = r.stop.get()] { runner->runLoop(*stop); });
@@ -552,7 +694,7 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
         // Before the runners, so that /-/ready answers 503 until their first cycles are done.
         _endpoint = std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs);
         _endpoint->start();
-        log().information("serving /probe, /metrics, /-/healthy and /-/ready on http://" +
+        log().information("serving /, /status.json, /probe, /metrics, /-/healthy and /-/ready on http://" +
                           _listenAddress.toString());
     }
     for (auto& loaded : configs)

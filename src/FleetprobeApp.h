@@ -60,6 +60,8 @@ private:
     std::vector<std::string> configFiles() const;
     std::vector<LoadedConfig> loadConfigs(std::vector<std::string>& errors) const;
     std::unique_ptr<MetricsSink> makeSink() const;
+    std::unique_ptr<ImportSink> makeImporter() const;
+    void setUpImportTarget();
     static std::unique_ptr<StateStore> openDefaultState();
     RunnerOptions runnerOptions(StopSignal* stop) const;
     struct Running;
@@ -83,9 +85,15 @@ private:
     bool _stateDirSet = false;
     std::string _listen;
     bool _listenSet = false;
+    std::string _victoriaMetrics;
+    std::string _vmUsername;
+    std::string _vmPasswordFile;
+    std::string _vmBearerTokenFile;
+    std::uint64_t _spoolMaxBytes = 256ull << 20;
 
     // Set up by runMain for the run modes.
     PushTarget _target;
+    ImportTarget _importTarget;
     std::string _instanceName;
     std::unique_ptr<StateStore> _state;
     Poco::Net::SocketAddress _listenAddress;

@@ -161,9 +161,13 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
         s.rttNow = s.upNow;
         ++restored;
     }
-    const int reload = _self.configReloadSuccess;
+    const SelfStats now = _self;
     _self = state.self;
-    _self.configReloadSuccess = reload;
+    // What describes this process, not the history, stays as it is.
+    _self.configReloadSuccess = now.configReloadSuccess;
+    _self.importEnabled = now.importEnabled;
+    _self.spoolBytes = now.spoolBytes;
+    _self.spoolOldestUnix = now.spoolOldestUnix;
     return restored;
 }
 
@@ -247,7 +251,7 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
 namespace
 {
 constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
-constexpr std::size_t selfFamilies = 8;
+constexpr std::size_t selfFamilies = 14;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -395,11 +399,56 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         if (_self.lastPushSuccessUnix > 0)
             f.metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
         break;
-    default:
+    case 7:
         start("exporter_config_reload_success",
               "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge);
         if (_self.configReloadSuccess >= 0)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
+        break;
+    case 8:
+    {
+        start("exporter_imports_total",
+              "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays "
+              "included.",
+              MetricType::Counter);
+        static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+        if (_self.importEnabled)
+            for (std::size_t i = 0; i < _self.importOutcomes.size(); ++i)
+                f.metrics.push_back(
+                    Metric::of(static_cast<double>(_self.importOutcomes[i]), {{"result", results[i]}}));
+        break;
+    }
+    case 9:
+        start("exporter_last_import_success_timestamp_seconds",
+              "Unix time of the last import VictoriaMetrics accepted before this one.", MetricType::Gauge);
+        if (_self.importEnabled && _self.lastImportSuccessUnix > 0)
+            f.metrics.push_back(Metric::of(_self.lastImportSuccessUnix));
+        break;
+    case 10:
+        start("exporter_spool_bytes", "Bytes of undelivered cycles in the spool.", MetricType::Gauge);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolBytes)));
+        break;
+    case 11:
+        start("exporter_spool_oldest_timestamp_seconds",
+              "Unix time of the oldest undelivered cycle in the spool; 0 when the spool is empty.",
+              MetricType::Gauge);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(_self.spoolOldestUnix));
+        break;
+    case 12:
+        start("exporter_spool_dropped_samples_total",
+              "Samples of undelivered cycles dropped, oldest first, to keep the spool under its size cap.",
+              MetricType::Counter);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));
+        break;
+    default:
+        start("exporter_spool_replayed_samples_total",
+              "Samples of spooled cycles that VictoriaMetrics accepted on a later cycle.",
+              MetricType::Counter);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolReplayedSamples)));
         break;
     }
 }

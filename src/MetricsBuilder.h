@@ -41,6 +41,15 @@ struct SelfStats
         pushOutcomes{};             ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport
     double lastPushSuccessUnix = 0; ///< 0 until a push succeeded
     int configReloadSuccess = -1;   ///< -1 before the first SIGHUP, then 1 or 0
+
+    // The VictoriaMetrics sink; its families are written only when `importEnabled`.
+    bool importEnabled = false;
+    std::array<std::uint64_t, 4> importOutcomes{}; ///< import requests by result, as pushOutcomes (persisted)
+    double lastImportSuccessUnix = 0;              ///< 0 until an import succeeded (persisted)
+    std::uint64_t spoolDroppedSamples = 0;         ///< samples dropped by the spool cap (persisted)
+    std::uint64_t spoolReplayedSamples = 0;        ///< samples delivered from the spool (persisted)
+    std::uint64_t spoolBytes = 0;                  ///< the spool's size now
+    double spoolOldestUnix = 0;                    ///< the oldest spooled cycle's time; 0 when empty
 };
 
 struct PersistedState;

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <stdexcept>
 
@@ -64,6 +65,50 @@ struct HeaderList
         list = next;
     }
 };
+
+std::string percentEncode(const std::string& text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text)
+    {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+            out += static_cast<char>(c);
+        else
+        {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+/// Turns a finished transfer into an outcome: 2xx ok, else the status and the start of the answer.
+PushOutcome outcomeOf(CURL* c, CURLcode rc, const char* errorBuffer, std::string answer)
+{
+    PushOutcome outcome;
+    if (rc != CURLE_OK)
+    {
+        outcome.result = PushOutcome::Result::Transport;
+        outcome.message = errorBuffer[0] ? errorBuffer : curl_easy_strerror(rc);
+        return outcome;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &outcome.httpStatus);
+    if (outcome.httpStatus >= 200 && outcome.httpStatus < 300)
+        outcome.result = PushOutcome::Result::Ok;
+    else
+    {
+        outcome.result = outcome.httpStatus >= 500   ? PushOutcome::Result::Http5xx
+                         : outcome.httpStatus >= 400 ? PushOutcome::Result::Http4xx
+                                                     : PushOutcome::Result::Transport;
+        while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r'))
+            answer.pop_back();
+        outcome.message =
+            "HTTP " + std::to_string(outcome.httpStatus) + (answer.empty() ? "" : ": " + answer);
+    }
+    return outcome;
+}
 
 } // namespace
 
@@ -167,28 +212,72 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
         curl_easy_setopt(c, CURLOPT_PASSWORD, _target.password.c_str());
     }
 
-    PushOutcome outcome;
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK)
+    const CURLcode rc = curl_easy_perform(c);
+    return outcomeOf(c, rc, errorBuffer, std::move(answer));
+}
+
+VictoriaMetricsClient::VictoriaMetricsClient(ImportTarget target, std::chrono::milliseconds connectTimeout)
+    : _target(std::move(target)), _connectTimeout(connectTimeout)
+{
+}
+
+std::string VictoriaMetricsClient::urlFor(const Labels& extraLabels) const
+{
+    std::string url = _target.url + "/api/v1/import/prometheus";
+    char sep = '?';
+    for (const auto& [name, value] : extraLabels)
     {
-        outcome.result = PushOutcome::Result::Transport;
-        outcome.message = errorBuffer[0] ? errorBuffer : curl_easy_strerror(rc);
-        return outcome;
+        url += sep;
+        url += "extra_label=" + percentEncode(name + "=" + value);
+        sep = '&';
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &outcome.httpStatus);
-    if (outcome.httpStatus >= 200 && outcome.httpStatus < 300)
-        outcome.result = PushOutcome::Result::Ok;
-    else
+    return url;
+}
+
+PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Labels& extraLabels,
+                                          std::chrono::milliseconds timeout)
+{
+    CURL* c = _curl.get();
+    curl_easy_reset(c);
+    const std::string url = urlFor(extraLabels);
+    std::string answer;
+    HeaderList headers;
+    headers.add("Content-Type: text/plain; version=0.0.4; charset=utf-8");
+    headers.add("Content-Encoding: gzip");
+    headers.add("Expect:");
+    std::string bearer;
+    if (!_target.bearerToken.empty())
     {
-        outcome.result = outcome.httpStatus >= 500   ? PushOutcome::Result::Http5xx
-                         : outcome.httpStatus >= 400 ? PushOutcome::Result::Http4xx
-                                                     : PushOutcome::Result::Transport;
-        while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r'))
-            answer.pop_back();
-        outcome.message =
-            "HTTP " + std::to_string(outcome.httpStatus) + (answer.empty() ? "" : ": " + answer);
+        bearer = "Authorization: Bearer " + _target.bearerToken;
+        headers.add(bearer.c_str());
     }
-    return outcome;
+    char errorBuffer[CURL_ERROR_SIZE] = {0};
+    const long total = std::max<long>(1, static_cast<long>(timeout.count()));
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, gzipText.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(gzipText.size()));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     std::min<long>(total, static_cast<long>(_connectTimeout.count())));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collectAnswer);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errorBuffer);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, checkAbort);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &_abort);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    if (!_target.username.empty())
+    {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, _target.username.c_str());
+        curl_easy_setopt(c, CURLOPT_PASSWORD, _target.password.c_str());
+    }
+    const CURLcode rc = curl_easy_perform(c);
+    return outcomeOf(c, rc, errorBuffer, std::move(answer));
 }
 
 PushOutcome StreamSink::put(const std::string& groupPath, const Body& body, std::chrono::milliseconds)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "Config.h"
+#include "MetricFamily.h"
 
 #include <chrono>
 #include <functional>
@@ -115,6 +116,46 @@ public:
 private:
     std::function<bool()> _abort;
     PushTarget _target;
+    std::chrono::milliseconds _connectTimeout;
+    CurlHandle _curl;
+};
+
+/// Where a cycle's timestamped samples go: an import API that keeps history (VictoriaMetrics). One instance
+/// per config loop; not thread-safe.
+class ImportSink
+{
+public:
+    virtual ~ImportSink() = default;
+
+    /// Sends `gzipText` (gzip'd exposition text, every sample with its timestamp); the server adds
+    /// `extraLabels` to every sample. Returns within `timeout`.
+    virtual PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
+                               std::chrono::milliseconds timeout) = 0;
+};
+
+/// POSTs to VictoriaMetrics' `<base>/api/v1/import/prometheus?extra_label=...` with `Content-Encoding: gzip`
+/// (single-node, vmagent and a cluster's vminsert prefix alike). Basic auth or a bearer token. Connect and
+/// total timeouts are always set. One instance per thread.
+class VictoriaMetricsClient : public ImportSink
+{
+public:
+    /// Call curl_global_init once in the process before constructing any client.
+    explicit VictoriaMetricsClient(ImportTarget target,
+                                   std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+
+    PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
+                       std::chrono::milliseconds timeout) override;
+
+    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
+    /// error).
+    void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
+
+    /// The request URL for `extraLabels` (each `extra_label=name=value`, percent-encoded).
+    std::string urlFor(const Labels& extraLabels) const;
+
+private:
+    std::function<bool()> _abort;
+    ImportTarget _target;
     std::chrono::milliseconds _connectTimeout;
     CurlHandle _curl;
 };

@@ -179,6 +179,18 @@ std::string StateStore::encode(const PersistedState& state)
     for (auto n : s.pushOutcomes)
         put(out, n);
     out += '\n';
+    if (s.lastImportSuccessUnix > 0 || s.spoolDroppedSamples > 0 || s.spoolReplayedSamples > 0 ||
+        s.importOutcomes != decltype(s.importOutcomes){})
+    {
+        // Written only by a process with the VictoriaMetrics sink, so older versions still read other files.
+        out += "import";
+        for (auto n : s.importOutcomes)
+            put(out, n);
+        put(out, s.lastImportSuccessUnix);
+        put(out, s.spoolDroppedSamples);
+        put(out, s.spoolReplayedSamples);
+        out += '\n';
+    }
     for (const auto& [key, st] : state.series)
     {
         out += "s ";
@@ -254,6 +266,15 @@ PersistedState StateStore::decode(const std::string& text)
             s.lastPushSuccessUnix = f.f64();
             for (auto& n : s.pushOutcomes)
                 n = f.u64();
+        }
+        else if (kind == "import" && !v1)
+        {
+            SelfStats& s = state.self;
+            for (auto& n : s.importOutcomes)
+                n = f.u64();
+            s.lastImportSuccessUnix = f.f64();
+            s.spoolDroppedSamples = f.u64();
+            s.spoolReplayedSamples = f.u64();
         }
         else if (kind == "s")
         {

@@ -58,6 +58,9 @@ public:
     /// state.
     static PersistedState decode(const std::string& text);
 
+    /// The directory this store keeps its files in.
+    const std::string& directory() const { return _directory; }
+
     /// The default directory: /var/lib/fleetprobe.
     static const char* defaultDirectory();
 

@@ -173,13 +173,17 @@ void TextSerializer::serializeHeader(std::string& out, const MetricFamily& famil
     out += '\n';
 }
 
-void TextSerializer::serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first,
-                                      std::size_t last)
+std::size_t TextSerializer::serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first,
+                                             std::size_t last, std::int64_t timestampMs)
 {
     // The `le` texts of the family's buckets, formatted once (the bounds are usually the same in every
     // series).
     std::vector<std::string> les;
     std::vector<double> lesBounds;
+    std::string end = "\n";
+    if (timestampMs >= 0)
+        end = ' ' + std::to_string(timestampMs) + '\n';
+    std::size_t lines = 0;
     last = std::min(last, family.metrics.size());
     for (std::size_t i = first; i < last; ++i)
     {
@@ -188,7 +192,8 @@ void TextSerializer::serializeMetrics(std::string& out, const MetricFamily& fami
         {
             appendSeries(out, family.name, "", metric);
             appendValue(out, metric.value);
-            out += '\n';
+            out += end;
+            ++lines;
             continue;
         }
         for (std::size_t b = 0; b < metric.buckets.size(); ++b)
@@ -203,19 +208,21 @@ void TextSerializer::serializeMetrics(std::string& out, const MetricFamily& fami
             }
             appendSeries(out, family.name, "_bucket", metric, "le", &les[b]);
             appendUint(out, bucket.cumulativeCount);
-            out += '\n';
+            out += end;
         }
         static const std::string inf = "+Inf";
         appendSeries(out, family.name, "_bucket", metric, "le", &inf);
         appendUint(out, metric.sampleCount);
-        out += '\n';
+        out += end;
         appendSeries(out, family.name, "_sum", metric);
         appendValue(out, metric.sampleSum);
-        out += '\n';
+        out += end;
         appendSeries(out, family.name, "_count", metric);
         appendUint(out, metric.sampleCount);
-        out += '\n';
+        out += end;
+        lines += metric.buckets.size() + 3;
     }
+    return lines;
 }
 
 std::string TextSerializer::serialize(const std::vector<MetricFamily>& families)

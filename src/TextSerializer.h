@@ -23,9 +23,11 @@ public:
     /// Appends a family's HELP and TYPE lines; with serializeMetrics, a family can be written in pieces.
     static void serializeHeader(std::string& out, const MetricFamily& family);
 
-    /// Appends the samples of `family.metrics[first, last)`.
-    static void serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first,
-                                 std::size_t last);
+    /// Appends the samples of `family.metrics[first, last)` and returns how many sample lines it wrote. With
+    /// `timestampMs` >= 0 every line ends in that timestamp (milliseconds since the epoch), as an import API
+    /// wants it; the Pushgateway refuses timestamps, so pushes leave it at -1.
+    static std::size_t serializeMetrics(std::string& out, const MetricFamily& family, std::size_t first,
+                                        std::size_t last, std::int64_t timestampMs = -1);
 
     /// Formats a sample value: `NaN`, `+Inf`, `-Inf`, otherwise the shortest text that reads back to the same
     /// double (independent of the C and C++ locales).

@@ -66,6 +66,23 @@ BOOST_AUTO_TEST_CASE(pre_rendered_and_extra_labels)
                                                  "m_total{result=\"ok\"} 1\n");
 }
 
+BOOST_AUTO_TEST_CASE(timestamps_for_the_import_api)
+{
+    MetricFamily gauge{"up", "h", MetricType::Gauge, {Metric{{{"device", "m1"}}, 1, {}, 0, 0}}};
+    MetricFamily histogram{"rtt", "h", MetricType::Histogram, {Metric{{}, 0, {{0.5, 1}}, 0.25, 1}}};
+    std::string out;
+    BOOST_TEST(TextSerializer::serializeMetrics(out, gauge, 0, 1, 1795396318318) == 1u);
+    BOOST_TEST(TextSerializer::serializeMetrics(out, histogram, 0, 1, 0) == 4u);
+    BOOST_TEST(out == "up{device=\"m1\"} 1 1795396318318\n"
+                      "rtt_bucket{le=\"0.5\"} 1 0\n"
+                      "rtt_bucket{le=\"+Inf\"} 1 0\n"
+                      "rtt_sum 0.25 0\n"
+                      "rtt_count 1 0\n");
+    out.clear();
+    BOOST_TEST(TextSerializer::serializeMetrics(out, gauge, 0, 1) == 1u);
+    BOOST_TEST(out == "up{device=\"m1\"} 1\n"); // no timestamp for the Pushgateway
+}
+
 BOOST_AUTO_TEST_CASE(empty_list_gives_empty_text)
 {
     BOOST_TEST(TextSerializer::serialize({}).empty());
