@@ -7,6 +7,12 @@
 
 #include <oping.h>
 
+#include <linux/icmp.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -116,6 +122,53 @@ struct BudgetHold
     ~BudgetHold() { SocketBudget::instance().release(n); }
 };
 
+/// Every raw ICMP socket of the host gets a copy of every ICMP packet, and liboping gives each object its
+/// own: with several objects in flight every socket queues the replies of all of them (and, on loopback, the
+/// echo requests too). At a few thousand hosts the default receive buffer (net.core.rmem_default, 208 KiB)
+/// overflowed before liboping read it, and replies were lost (1-5 of 10,000 devices shown down). So, once an
+/// object's sockets exist: let only echo replies in (ICMP_FILTER, ICMP6_FILTER) and size the receive buffer
+/// for every packet of the cycle. liboping keeps its sockets below FD_SETSIZE (it uses select) and
+/// fleetprobe's other sockets live above it, so only that range is looked at; a descriptor is touched only
+/// when it is a raw ICMP socket.
+void tuneRawIcmpSockets(std::size_t packetsInFlight)
+{
+    // About 1 KiB of kernel memory per queued small packet (its truesize), twice for the loopback copies.
+    const int bytes = static_cast<int>(
+        std::min<std::size_t>(64u << 20, std::max<std::size_t>(256u << 10, packetsInFlight * 2048)));
+    for (int fd = 0; fd < FD_SETSIZE; ++fd)
+    {
+        int type = 0, protocol = 0;
+        socklen_t len = sizeof type;
+        if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_RAW)
+            continue;
+        len = sizeof protocol;
+        if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) != 0)
+            continue;
+        if (protocol == IPPROTO_ICMP)
+        {
+            icmp_filter filter{};
+            filter.data = ~(1u << ICMP_ECHOREPLY);
+            ::setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof filter);
+        }
+        else if (protocol == IPPROTO_ICMPV6)
+        {
+            icmp6_filter filter;
+            ICMP6_FILTER_SETBLOCKALL(&filter);
+            ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &filter);
+            ::setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
+        }
+        else
+            continue;
+        int current = 0;
+        len = sizeof current;
+        if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &current, &len) == 0 && current >= bytes)
+            continue;
+        // Beyond net.core.rmem_max only with CAP_NET_ADMIN (root); otherwise as much as rmem_max allows.
+        if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    }
+}
+
 /// Pings one chunk of numeric addresses; writes one result per address. A liboping object holds one raw
 /// socket per address family (Debian's 1.10 also opens and closes one per added host to check privileges),
 /// and it refuses descriptors >= FD_SETSIZE because it uses select(): other scrapers keep their sockets above
@@ -131,7 +184,8 @@ struct Round
 };
 
 void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds, const PingOptions& options,
-               std::chrono::steady_clock::time_point sendAt, std::vector<ProbeResult>& results)
+               std::chrono::steady_clock::time_point sendAt, std::size_t packetsInFlight,
+               std::vector<ProbeResult>& results)
 {
     results.assign(addresses.size(), ProbeResult::failure(FailureReason::Timeout, ""));
     constexpr std::size_t socketsPerObject = 2;
@@ -257,6 +311,7 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
     if (index.empty())
         return;
 
+    tuneRawIcmpSockets(packetsInFlight);
     std::this_thread::sleep_until(sendAt); // the rounds of a burst are spaced by interval_ms
     if (log().debug())
         log().debug("ping: sending to " + std::to_string(index.size()) + " hosts");
@@ -357,15 +412,19 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
                           g.options,
                           start + std::chrono::milliseconds(static_cast<long long>(r) * g.options.intervalMs),
                           {}});
+    std::size_t packets = 0;
+    for (const auto& round : rounds)
+        packets += round.addresses->size();
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < rounds.size(); ++i)
         threads.emplace_back(
-            [&round = rounds[i]] {
-                pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, round.results);
+            [&round = rounds[i], packets] {
+                pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, packets,
+                          round.results);
             });
     if (!rounds.empty())
         pingChunk(*rounds[0].addresses, rounds[0].timeoutSeconds, rounds[0].options, rounds[0].sendAt,
-                  rounds[0].results);
+                  packets, rounds[0].results);
     for (auto& t : threads)
         t.join();
 
