@@ -146,7 +146,7 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
             const std::string dir = _options.spoolRoot + "/" + GroupingKey::base64Url(_config.promId);
             try
             {
-                spool = std::make_unique<Spool>(dir, _options.spoolMaxBytes);
+                spool = std::make_unique<Spool>(dir, _options.spoolMaxBytes, _options.spoolFsync);
             }
             catch (const std::exception& e)
             {

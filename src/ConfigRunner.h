@@ -55,6 +55,7 @@ struct RunnerOptions
     bool deviceStatus = false;   ///< keep every series' status in snapshot() (the status page)
     std::string spoolRoot;       ///< where import spools live (`<state-dir>/spool`); empty: no spool
     std::uint64_t spoolMaxBytes = 256ull << 20; ///< cap of one config's spool
+    bool spoolFsync = true;                     ///< fsync every spooled cycle
 };
 
 /// What one cycle did.

@@ -173,6 +173,10 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                "oldest cycles are dropped and counted.")
             .argument("BYTES"));
     options.addOption(
+        Option("spool-no-fsync", "",
+               "Do not fsync each spooled cycle (less flash wear; a power cut may lose the last "
+               "cycles)."));
+    options.addOption(
         Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.")
             .argument("LEVEL"));
     options.addOption(Option("listen", "",
@@ -218,6 +222,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _vmPasswordFile = value;
     else if (name == "victoriametrics-bearer-token-file")
         _vmBearerTokenFile = value;
+    else if (name == "spool-no-fsync")
+        _spoolFsync = false;
     else if (name == "spool-max-bytes")
         _spoolMaxBytes = parseByteSize(value, "--spool-max-bytes");
     else if (name == "push-timeout")
@@ -541,6 +547,7 @@ RunnerOptions FleetprobeApp::runnerOptions(StopSignal* stop) const
     if (_state)
         options.spoolRoot = _state->directory() + "/spool";
     options.spoolMaxBytes = _spoolMaxBytes;
+    options.spoolFsync = _spoolFsync;
     return options;
 }
 

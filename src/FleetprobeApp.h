@@ -90,6 +90,7 @@ private:
     std::string _vmPasswordFile;
     std::string _vmBearerTokenFile;
     std::uint64_t _spoolMaxBytes = 256ull << 20;
+    bool _spoolFsync = true;
 
     // Set up by runMain for the run modes.
     PushTarget _target;
