@@ -110,6 +110,45 @@ PushOutcome outcomeOf(CURL* c, CURLcode rc, const char* errorBuffer, std::string
     return outcome;
 }
 
+/// What every transfer of the push client sets besides its method, URL and body.
+struct Transfer
+{
+    long totalMs;
+    std::chrono::milliseconds connectTimeout;
+    const std::function<bool()>* abort;
+    const std::string& username; ///< basic auth when not empty
+    const std::string& password;
+};
+
+/// Runs a prepared request: headers, timeouts (connect and total), no redirects, http(s) only, the abort
+/// check, basic auth; then turns the result into an outcome.
+PushOutcome perform(CURL* c, const HeaderList& headers, const Transfer& t)
+{
+    std::string answer;
+    char errorBuffer[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     std::min<long>(t.totalMs, static_cast<long>(t.connectTimeout.count())));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t.totalMs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collectAnswer);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errorBuffer);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, checkAbort);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, t.abort);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    if (!t.username.empty())
+    {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, t.username.c_str());
+        curl_easy_setopt(c, CURLOPT_PASSWORD, t.password.c_str());
+    }
+    const CURLcode rc = curl_easy_perform(c);
+    return outcomeOf(c, rc, errorBuffer, std::move(answer));
+}
+
 } // namespace
 
 Body::Body(std::string text) : _size(text.size())
@@ -175,11 +214,9 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
     CURL* c = _curl.get();
     curl_easy_reset(c);
     const std::string url = _target.url + groupPath;
-    std::string answer;
     HeaderList headers;
     headers.add("Content-Type: text/plain; version=0.0.4; charset=utf-8");
     headers.add("Expect:");
-    char errorBuffer[CURL_ERROR_SIZE] = {0};
 
     const long total = std::max<long>(1, static_cast<long>(timeout.count()));
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -192,28 +229,7 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
     curl_easy_setopt(c, CURLOPT_READDATA, &reader);
     if (body.knownSize())
         curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*body.knownSize()));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     std::min<long>(total, static_cast<long>(_connectTimeout.count())));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collectAnswer);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errorBuffer);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, checkAbort);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &_abort);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    if (!_target.username.empty())
-    {
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(c, CURLOPT_USERNAME, _target.username.c_str());
-        curl_easy_setopt(c, CURLOPT_PASSWORD, _target.password.c_str());
-    }
-
-    const CURLcode rc = curl_easy_perform(c);
-    return outcomeOf(c, rc, errorBuffer, std::move(answer));
+    return perform(c, headers, {total, _connectTimeout, &_abort, _target.username, _target.password});
 }
 
 VictoriaMetricsClient::VictoriaMetricsClient(ImportTarget target, std::chrono::milliseconds connectTimeout)
@@ -240,7 +256,6 @@ PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Lab
     CURL* c = _curl.get();
     curl_easy_reset(c);
     const std::string url = urlFor(extraLabels);
-    std::string answer;
     HeaderList headers;
     headers.add("Content-Type: text/plain; version=0.0.4; charset=utf-8");
     headers.add("Content-Encoding: gzip");
@@ -251,33 +266,12 @@ PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Lab
         bearer = "Authorization: Bearer " + _target.bearerToken;
         headers.add(bearer.c_str());
     }
-    char errorBuffer[CURL_ERROR_SIZE] = {0};
     const long total = std::max<long>(1, static_cast<long>(timeout.count()));
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, gzipText.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(gzipText.size()));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     std::min<long>(total, static_cast<long>(_connectTimeout.count())));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collectAnswer);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errorBuffer);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, checkAbort);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &_abort);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    if (!_target.username.empty())
-    {
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(c, CURLOPT_USERNAME, _target.username.c_str());
-        curl_easy_setopt(c, CURLOPT_PASSWORD, _target.password.c_str());
-    }
-    const CURLcode rc = curl_easy_perform(c);
-    return outcomeOf(c, rc, errorBuffer, std::move(answer));
+    return perform(c, headers, {total, _connectTimeout, &_abort, _target.username, _target.password});
 }
 
 PushOutcome StreamSink::put(const std::string& groupPath, const Body& body, std::chrono::milliseconds)
