@@ -760,6 +760,22 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
                             port.port = static_cast<int>(*n);
                         else
                             continue;
+                        // Two entries with the same labels would be the same series twice in a push, which
+                        // the Pushgateway refuses.
+                        const std::string where = port.path.empty() ? std::to_string(port.port) : port.path;
+                        const auto same = std::find_if(job.ports.begin(), job.ports.end(),
+                                                       [&](const PortConfig& p) {
+                                                           return p.protocol == port.protocol &&
+                                                                  (p.path.empty() ? std::to_string(p.port)
+                                                                                  : p.path) == where;
+                                                       });
+                        if (same != job.ports.end())
+                        {
+                            check.error(pp, "duplicate of " + jp + ".ports[" +
+                                                std::to_string(same - job.ports.begin()) + "] (" +
+                                                port.protocol + " " + where + ")");
+                            continue;
+                        }
                         job.ports.push_back(port);
                     }
                 }

@@ -205,7 +205,8 @@ void ConfigRunner::saveState()
         return;
     try
     {
-        _options.state->save(_config.promId, _metrics.exportState());
+        _options.state->save(_config.promId, _metrics.rttBuckets(), _metrics.self(),
+                             [this](const auto& visit) { _metrics.forEachSeries(visit); });
     }
     catch (const std::exception& e)
     {

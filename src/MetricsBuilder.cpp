@@ -140,6 +140,13 @@ PersistedState MetricsBuilder::exportState() const
     return state;
 }
 
+void MetricsBuilder::forEachSeries(
+    const std::function<void(const std::string& key, const SeriesStats& stats)>& visit) const
+{
+    for (const auto& s : _series)
+        visit(s.key, s.stats);
+}
+
 std::size_t MetricsBuilder::importState(const PersistedState& state)
 {
     const bool sameBuckets = state.rttBuckets == _buckets;

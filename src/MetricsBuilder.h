@@ -88,6 +88,14 @@ public:
     /// Copies the cumulative statistics of every series and the self counters.
     PersistedState exportState() const;
 
+    /// Hands every series' identity (seriesKey) and statistics to `visit`, in declaration order, without
+    /// copying.
+    void
+    forEachSeries(const std::function<void(const std::string& key, const SeriesStats& stats)>& visit) const;
+
+    /// The bounds of fleetprobe_rtt_seconds.
+    const std::vector<double>& rttBuckets() const { return _buckets; }
+
     /// Restores statistics saved by exportState: series are matched by key (series no longer configured are
     /// dropped); histogram counts are kept only when the bucket bounds are unchanged. Returns how many series
     /// were restored.

@@ -166,11 +166,22 @@ std::string StateStore::pathFor(const std::string& promId) const
 
 std::string StateStore::encode(const PersistedState& state)
 {
+    return encode(state.rttBuckets, state.self,
+                  [&state](const auto& visit)
+                  {
+                      for (const auto& [key, stats] : state.series)
+                          visit(key, stats);
+                  });
+}
+
+std::string StateStore::encode(const std::vector<double>& rttBuckets, const SelfStats& self,
+                               const SeriesSource& series)
+{
     std::string out = magic;
     out += "\nbuckets";
-    for (double b : state.rttBuckets)
+    for (double b : rttBuckets)
         put(out, b);
-    const SelfStats& s = state.self;
+    const SelfStats& s = self;
     out += "\nself";
     put(out, s.cycles);
     put(out, s.overruns);
@@ -191,31 +202,34 @@ std::string StateStore::encode(const PersistedState& state)
         put(out, s.spoolReplayedSamples);
         out += '\n';
     }
-    for (const auto& [key, st] : state.series)
-    {
-        out += "s ";
-        out += GroupingKey::base64Url(key);
-        put(out, st.probes);
-        for (std::size_t i = 1; i < st.failures.size(); ++i)
-            put(out, st.failures[i]);
-        put(out, st.rttSum);
-        put(out, st.rttCount);
-        put(out, st.lastSeenUnix);
-        put(out, static_cast<std::uint64_t>(st.lastUp + 1));
-        put(out, st.stateChanges);
-        put(out, st.lastRttSeconds);
-        put(out, static_cast<std::uint64_t>(st.bucketCounts.size()));
-        for (auto c : st.bucketCounts)
-            put(out, c);
-        out += '\n';
-        for (const auto& [measure, value] : st.counters)
+    std::size_t count = 0;
+    series(
+        [&out, &count](const std::string& key, const SeriesStats& st)
         {
-            out += "c " + GroupingKey::base64Url(key) + " " + GroupingKey::base64Url(measure);
-            put(out, value);
+            ++count;
+            out += "s ";
+            out += GroupingKey::base64Url(key);
+            put(out, st.probes);
+            for (std::size_t i = 1; i < st.failures.size(); ++i)
+                put(out, st.failures[i]);
+            put(out, st.rttSum);
+            put(out, st.rttCount);
+            put(out, st.lastSeenUnix);
+            put(out, static_cast<std::uint64_t>(st.lastUp + 1));
+            put(out, st.stateChanges);
+            put(out, st.lastRttSeconds);
+            put(out, static_cast<std::uint64_t>(st.bucketCounts.size()));
+            for (auto c : st.bucketCounts)
+                put(out, c);
             out += '\n';
-        }
-    }
-    out += "end " + std::to_string(state.series.size());
+            for (const auto& [measure, value] : st.counters)
+            {
+                out += "c " + GroupingKey::base64Url(key) + " " + GroupingKey::base64Url(measure);
+                put(out, value);
+                out += '\n';
+            }
+        });
+    out += "end " + std::to_string(count);
     const std::uint64_t sum = fnv1a(out.data(), out.size());
     out += ' ' + std::to_string(sum) + '\n';
     return out;
@@ -355,9 +369,20 @@ std::optional<PersistedState> StateStore::load(const std::string& promId, std::s
 
 void StateStore::save(const std::string& promId, const PersistedState& state) const
 {
+    save(promId, state.rttBuckets, state.self,
+         [&state](const auto& visit)
+         {
+             for (const auto& [key, stats] : state.series)
+                 visit(key, stats);
+         });
+}
+
+void StateStore::save(const std::string& promId, const std::vector<double>& rttBuckets, const SelfStats& self,
+                      const SeriesSource& series) const
+{
     const std::string path = pathFor(promId);
     const std::string tmp = path + ".tmp";
-    const std::string text = encode(state);
+    const std::string text = encode(rttBuckets, self, series);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(errno));

@@ -2,6 +2,7 @@
 
 #include "MetricsBuilder.h"
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -51,8 +52,21 @@ public:
     /// Writes a config's state atomically. Throws std::runtime_error on an I/O error.
     void save(const std::string& promId, const PersistedState& state) const;
 
+    /// Hands every series to persist, one at a time, to `visit` (key, statistics): a state is written without
+    /// a copy of the whole of it.
+    using SeriesSource = std::function<void(
+        const std::function<void(const std::string& key, const SeriesStats& stats)>& visit)>;
+
+    /// save() of a state given as its parts; `series` is called once.
+    void save(const std::string& promId, const std::vector<double>& rttBuckets, const SelfStats& self,
+              const SeriesSource& series) const;
+
     /// The text form of a state (exposed for tests and the fuzzer).
     static std::string encode(const PersistedState& state);
+
+    /// encode() of a state given as its parts; `series` is called once.
+    static std::string encode(const std::vector<double>& rttBuckets, const SelfStats& self,
+                              const SeriesSource& series);
 
     /// Parses the text form; throws std::runtime_error with the reason when it is not a complete, valid
     /// state.
