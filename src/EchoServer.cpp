@@ -1,5 +1,7 @@
 #include "EchoServer.h"
 
+#include "ListenAddress.h"
+
 #include "Log.h"
 
 #include <arpa/inet.h>
@@ -462,62 +464,10 @@ void EchoServer::run()
 bool EchoServer::parseAddress(const std::string& text, sockaddr_storage& address, socklen_t& length,
                               std::string& error)
 {
-    address = sockaddr_storage{};
-    std::string host;
-    std::string port;
-    if (!text.empty() && text.front() == '[')
-    {
-        const auto close = text.find(']');
-        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-        {
-            error = "\"" + text + "\" must be [IPv6]:PORT";
-            return false;
-        }
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-    }
-    else
-    {
-        const auto colon = text.rfind(':');
-        if (colon == std::string::npos || text.find(':') != colon)
-        {
-            error = "\"" + text + "\" must be ADDR:PORT (an IPv6 address needs brackets: [::1]:7007)";
-            return false;
-        }
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    }
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) > 65535)
-    {
-        error = "\"" + text + "\": the port must be a number from 0 to 65535";
+    const auto parsed = ListenAddress::parse(text, {false, 0}, error);
+    if (!parsed)
         return false;
-    }
-    const auto portNumber = htons(static_cast<std::uint16_t>(std::stoi(port)));
-    if (text.front() == '[')
-    {
-        auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);
-        if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1)
-        {
-            error = "\"" + text + "\": \"" + host + "\" is not an IPv6 address";
-            return false;
-        }
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = portNumber;
-        length = sizeof(sockaddr_in6);
-    }
-    else
-    {
-        auto* in = reinterpret_cast<sockaddr_in*>(&address);
-        if (::inet_pton(AF_INET, host.c_str(), &in->sin_addr) != 1)
-        {
-            error = "\"" + text + "\": \"" + host + "\" is not an IPv4 address (use 0.0.0.0 for all)";
-            return false;
-        }
-        in->sin_family = AF_INET;
-        in->sin_port = portNumber;
-        length = sizeof(sockaddr_in);
-    }
+    parsed->toSockaddr(address, length);
     return true;
 }
 

@@ -1,5 +1,7 @@
 #include "HttpEndpoint.h"
 
+#include "ListenAddress.h"
+
 #include "Config.h"
 #include "Log.h"
 #include "StatusPage.h"
@@ -334,41 +336,14 @@ private:
 
 Poco::Net::SocketAddress HttpEndpoint::parseAddress(const std::string& text, const std::string& origin)
 {
-    const ConfigError bad(origin +
+    std::string why;
+    const auto parsed = ListenAddress::parse(text, {true, 1}, why);
+    if (!parsed)
+        throw ConfigError(origin +
                           ": must be IPV4:PORT, [IPV6]:PORT or :PORT with a port from 1 to 65535 (e.g. "
                           "127.0.0.1:9293 or [::1]:9293), got \"" +
                           text + "\"");
-    std::string host, port;
-    const bool bracketed = !text.empty() && text[0] == '[';
-    if (bracketed)
-    {
-        const auto close = text.find(']');
-        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            throw bad;
-        host = text.substr(1, close - 1);
-        port = text.substr(close + 2);
-        if (host.empty())
-            throw bad;
-    }
-    else
-    {
-        const auto colon = text.rfind(':');
-        if (colon == std::string::npos)
-            throw bad;
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-        if (host.find(':') != std::string::npos)
-            throw bad; // an IPv6 address needs its brackets
-    }
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535)
-        throw bad;
-    Poco::Net::IPAddress ip; // the IPv4 wildcard for :PORT
-    if (!host.empty() && !Poco::Net::IPAddress::tryParse(host, ip))
-        throw bad;
-    if (bracketed != (ip.family() == Poco::Net::AddressFamily::IPv6))
-        throw bad;
-    return Poco::Net::SocketAddress(ip, static_cast<Poco::UInt16>(std::stoi(port)));
+    return Poco::Net::SocketAddress(parsed->host, parsed->port);
 }
 
 HttpEndpoint::HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
