@@ -105,6 +105,7 @@ struct PushTarget
     std::string url; ///< base URL, may carry a path prefix, no trailing slash
     std::string username;
     std::string password;
+    bool gzip = false; ///< send bodies with `Content-Encoding: gzip`
 };
 
 /// Where the VictoriaMetrics sink sends (`--victoriametrics` and its credentials).

@@ -2,6 +2,7 @@
 
 #include "CycleScheduler.h"
 #include "GroupingKey.h"
+#include "GzipWriter.h"
 #include "ImportShipper.h"
 #include "Log.h"
 #include "Spool.h"
@@ -169,6 +170,7 @@ std::string ConfigRunner::importBody(double nowUnix, std::uint64_t& samples) con
 {
     const auto ms = static_cast<std::int64_t>(std::llround(nowUnix * 1000.0));
     GzipWriter gzip;
+    std::string out;
     MetricFamily family;
     std::string piece;
     samples = 0;
@@ -183,13 +185,14 @@ std::string ConfigRunner::importBody(double nowUnix, std::uint64_t& samples) con
             samples += TextSerializer::serializeMetrics(piece, family, from, from + 256, ms);
             if (piece.size() >= Body::pieceBytes)
             {
-                gzip.write(piece);
+                gzip.write(piece, out);
                 piece.clear();
             }
         }
     }
-    gzip.write(piece);
-    return gzip.finish();
+    gzip.write(piece, out);
+    gzip.finish(out);
+    return out;
 }
 
 std::chrono::steady_clock::time_point ConfigRunner::stopDeadline() const

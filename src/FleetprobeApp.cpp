@@ -139,6 +139,9 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                              "PingExporter's push file (ip_pushgateway, port_pushgateway, "
                              "username_pushgateway, pass_pushgateway).")
                           .argument("FILE"));
+    options.addOption(Option("push-gzip", "",
+                             "Send pushes gzip-compressed (Content-Encoding: gzip): ~25x fewer bytes on the "
+                             "uplink."));
     options.addOption(
         Option("instance", "i", "The instance label of the grouping key (default: the host name).")
             .argument("NAME"));
@@ -222,6 +225,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _vmPasswordFile = value;
     else if (name == "victoriametrics-bearer-token-file")
         _vmBearerTokenFile = value;
+    else if (name == "push-gzip")
+        _pushGzip = true;
     else if (name == "spool-no-fsync")
         _spoolFsync = false;
     else if (name == "spool-max-bytes")
@@ -486,6 +491,7 @@ int FleetprobeApp::runMain()
         _target.url = ConfigLoader::normalizePushUrl(_pushgateway, "--pushgateway");
     else if (!_pushConfig.empty())
         _target = ConfigLoader::loadPushFile(_pushConfig);
+    _target.gzip = _pushGzip;
     setUpImportTarget();
     _instanceName = _instanceSet ? _instance : Poco::Environment::nodeName();
     if (_instanceName.empty())

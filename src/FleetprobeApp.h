@@ -91,6 +91,7 @@ private:
     std::string _vmBearerTokenFile;
     std::uint64_t _spoolMaxBytes = 256ull << 20;
     bool _spoolFsync = true;
+    bool _pushGzip = false;
 
     // Set up by runMain for the run modes.
     PushTarget _target;

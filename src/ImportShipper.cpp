@@ -3,34 +3,8 @@
 #include "Log.h"
 #include "Spool.h"
 
-#include <Poco/DeflatingStream.h>
-
-#include <sstream>
-
 namespace fleetprobe
 {
-
-struct GzipWriter::State
-{
-    std::ostringstream out;
-    // Level 1: text of repeated label sets compresses ~20:1 already; higher levels cost CPU on every cycle.
-    Poco::DeflatingOutputStream gzip{out, Poco::DeflatingStreamBuf::STREAM_GZIP, 1};
-};
-
-GzipWriter::GzipWriter() : _state(std::make_unique<State>()) {}
-
-GzipWriter::~GzipWriter() = default;
-
-void GzipWriter::write(const std::string& text)
-{
-    _state->gzip.write(text.data(), static_cast<std::streamsize>(text.size()));
-}
-
-std::string GzipWriter::finish()
-{
-    _state->gzip.close();
-    return std::move(_state->out).str();
-}
 
 ImportShipper::ImportShipper(std::unique_ptr<ImportSink> sink, std::unique_ptr<Spool> spool,
                              Labels extraLabels, std::string origin)

@@ -64,23 +64,4 @@ private:
     bool _lastDelivered = false;
 };
 
-/// Gzips text as it is produced (RFC 1952, one member), for import bodies. Not thread-safe.
-class GzipWriter
-{
-public:
-    GzipWriter();
-    ~GzipWriter();
-    GzipWriter(const GzipWriter&) = delete;
-    GzipWriter& operator=(const GzipWriter&) = delete;
-
-    /// Compresses `text` into the output.
-    void write(const std::string& text);
-    /// Ends the stream and returns the gzip bytes; the writer is then spent.
-    std::string finish();
-
-private:
-    struct State;
-    std::unique_ptr<State> _state;
-};
-
 } // namespace fleetprobe

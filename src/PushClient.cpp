@@ -1,5 +1,7 @@
 #include "PushClient.h"
 
+#include "GzipWriter.h"
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -167,6 +169,42 @@ Body::Body(std::string text) : _size(text.size())
     };
 }
 
+Body Body::gzipped() const
+{
+    auto open = _open;
+    return Body(
+        [open]
+        {
+            struct Pass
+            {
+                Producer plain;
+                GzipWriter gzip;
+                std::string text;
+                bool finished = false;
+            };
+            auto pass = std::make_shared<Pass>();
+            pass->plain = open();
+            return Producer(
+                [pass](std::string& piece)
+                {
+                    while (piece.empty())
+                    {
+                        if (pass->finished)
+                            return false;
+                        pass->text.clear();
+                        if (pass->plain(pass->text))
+                            pass->gzip.write(pass->text, piece);
+                        else
+                        {
+                            pass->gzip.finish(piece);
+                            pass->finished = true;
+                        }
+                    }
+                    return true;
+                });
+        });
+}
+
 std::string Body::joined() const
 {
     std::string out, piece;
@@ -217,18 +255,21 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
     HeaderList headers;
     headers.add("Content-Type: text/plain; version=0.0.4; charset=utf-8");
     headers.add("Expect:");
+    if (_target.gzip)
+        headers.add("Content-Encoding: gzip"); // lowercase: what the Pushgateway looks for
 
     const long total = std::max<long>(1, static_cast<long>(timeout.count()));
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     // PUT, the body read piece by piece as it is produced: chunked transfer encoding unless its size is
     // known.
+    const Body sent = _target.gzip ? body.gzipped() : body;
     BodyReader reader;
-    reader.next = body.open();
+    reader.next = sent.open();
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, BodyReader::read);
     curl_easy_setopt(c, CURLOPT_READDATA, &reader);
-    if (body.knownSize())
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*body.knownSize()));
+    if (sent.knownSize())
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*sent.knownSize()));
     return perform(c, headers, {total, _connectTimeout, &_abort, _target.username, _target.password});
 }
 

@@ -42,6 +42,9 @@ public:
     /// The whole text of one pass (tests, small bodies).
     std::string joined() const;
 
+    /// The same body gzip'd (one gzip member), produced piece by piece as well.
+    Body gzipped() const;
+
     /// The size a producer aims at for each piece.
     static constexpr std::size_t pieceBytes = 256 * 1024;
 

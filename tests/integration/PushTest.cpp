@@ -75,6 +75,26 @@ BOOST_FIXTURE_TEST_CASE(pushToClosedPortFails, FleetprobeFixture, *utf::precondi
                                                       << " s");
 }
 
+BOOST_FIXTURE_TEST_CASE(gzipPushArrivesWhole, FleetprobeFixture, *utf::precondition(NetNamespace::required))
+{
+    std::string jobs;
+    for (int i = 1; i <= 300; ++i)
+        jobs += std::string(i > 1 ? "," : "") + R"({"job": "meter-)" + std::to_string(i) +
+                R"(", "ip": "127.0.1.)" + std::to_string(i % 250 + 1) + R"(", "metrics": ["ping"]})";
+    const std::string config = writeConfig(
+        "meters.json",
+        R"({"conf": {"prom_id": "meters", "interval": 60, "timeout": 1}, "jobs": [)" + jobs + "]}");
+    auto args = pushArguments();
+    args.insert(args.end(), {"--once", "--config", config, "--push-gzip"});
+    const ProcessResult result = runFleetprobe(args);
+    BOOST_TEST_REQUIRE(result.exitCode == 0, result.describe());
+    auto group = findGroup("meters");
+    BOOST_TEST_REQUIRE(group.has_value());
+    for (int i : {1, 150, 300})
+        checkProbe(*group, series("meter-" + std::to_string(i), "ping"), true);
+    BOOST_TEST(group->find("fleetprobe_up").size() == 300u);
+}
+
 BOOST_FIXTURE_TEST_CASE(trailingSlashAndPathPrefix, FleetprobeFixture,
                         *utf::precondition(NetNamespace::required))
 {
