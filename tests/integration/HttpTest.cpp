@@ -10,6 +10,7 @@
 #include "NetNamespace.h"
 #include "Nftables.h"
 #include "TlsCertificate.h"
+#include "TlsFailureCases.h"
 
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
@@ -236,41 +237,16 @@ BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::require
     // In process: the scraper's own results, with the detail an operator reads in /probe: a CA that did not
     // sign the certificate, a certificate for another address, a CA file that does not exist.
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    TempDir dir("fleetprobe-http-detail");
-    const TlsCertificate certificate(dir.path(), "server");
-    const TlsCertificate otherCertificate(dir.path(), "other");
-    LocalHttpServer::Options options;
-    options.certificateFile = certificate.certificateFile();
-    options.keyFile = certificate.keyFile();
-    LocalHttpServer server(options);
-    options.address = "127.0.0.2";
-    LocalHttpServer otherName(options);
-
-    std::vector<fleetprobe::JobConfig> jobs(3);
-    jobs[0].http = fleetprobe::HttpConfig{};
-    jobs[0].http->url = server.url("https", "/status/200");
-    jobs[0].http->caFile = otherCertificate.certificateFile();
-    jobs[1].http = fleetprobe::HttpConfig{};
-    jobs[1].http->url = otherName.url("https", "/status/200");
-    jobs[1].http->caFile = certificate.certificateFile();
-    jobs[2].http = fleetprobe::HttpConfig{};
-    jobs[2].http->url = server.url("https", "/status/200");
-    jobs[2].http->caFile = dir.file("missing-ca.pem");
-    fleetprobe::HttpScraper scraper;
-    std::vector<fleetprobe::ProbeTarget> targets;
-    for (std::size_t j = 0; j < jobs.size(); ++j)
-        for (auto& t : scraper.targetsFor(j, jobs[j], std::chrono::milliseconds(2000)))
-            targets.push_back(t);
-    BOOST_TEST_REQUIRE(targets.size() == 3u);
-    const auto results = scraper.probe(targets);
-    BOOST_TEST_REQUIRE(results.size() == 3u);
-    for (const auto& r : results)
+    const TlsFailureCases tls("fleetprobe-http-detail");
+    std::vector<fleetprobe::JobConfig> jobs;
+    for (const auto& [url, caFile] : tls.cases("https", "/status/200"))
     {
-        BOOST_TEST_MESSAGE("detail: " << r.detail);
-        BOOST_TEST(!r.up);
-        BOOST_TEST(fleetprobe::failureReasonName(r.reason) == std::string("error"));
-        BOOST_TEST(r.detail.find("TLS: ") == 0u, r.detail);
+        jobs.emplace_back().http = fleetprobe::HttpConfig{};
+        jobs.back().http->url = url;
+        jobs.back().http->caFile = caFile;
     }
+    fleetprobe::HttpScraper scraper;
+    const auto results = TlsFailureCases::probeAll(scraper, jobs);
     BOOST_TEST(results[0].detail.find("self-signed certificate") != std::string::npos, results[0].detail);
     BOOST_TEST(results[1].detail.find("127.0.0.2") != std::string::npos, results[1].detail);
     BOOST_TEST(results[2].detail.find("missing-ca.pem") != std::string::npos, results[2].detail);

@@ -10,6 +10,7 @@
 #include "NetNamespace.h"
 #include "Nftables.h"
 #include "TlsCertificate.h"
+#include "TlsFailureCases.h"
 #include "WaitCondition.h"
 #include "WebSocketScraper.h"
 
@@ -219,45 +220,20 @@ BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::require
 {
     // In process: the scraper's own results, with the detail an operator reads in /probe: a CA that did not
     // sign the certificate, a certificate for another address, a CA file that does not exist.
-    TempDir dir("fleetprobe-ws-detail");
-    const TlsCertificate certificate(dir.path(), "server");
-    const TlsCertificate otherCertificate(dir.path(), "other");
-    LocalHttpServer::Options options;
-    options.certificateFile = certificate.certificateFile();
-    options.keyFile = certificate.keyFile();
-    LocalHttpServer server(options);
-    options.address = "127.0.0.2";
-    LocalHttpServer otherName(options);
-
-    std::vector<fleetprobe::JobConfig> jobs(3);
-    jobs[0].websocket = fleetprobe::WebSocketConfig{};
-    jobs[0].websocket->url = server.url("wss", "/ws");
-    jobs[0].websocket->caFile = otherCertificate.certificateFile();
-    jobs[1].websocket = fleetprobe::WebSocketConfig{};
-    jobs[1].websocket->url = otherName.url("wss", "/ws");
-    jobs[1].websocket->caFile = certificate.certificateFile();
-    jobs[2].websocket = fleetprobe::WebSocketConfig{};
-    jobs[2].websocket->url = server.url("wss", "/ws");
-    jobs[2].websocket->caFile = dir.file("missing-ca.pem");
-    fleetprobe::WebSocketScraper scraper;
-    std::vector<fleetprobe::ProbeTarget> targets;
-    for (std::size_t j = 0; j < jobs.size(); ++j)
-        for (auto& t : scraper.targetsFor(j, jobs[j], std::chrono::milliseconds(2000)))
-            targets.push_back(t);
-    BOOST_TEST_REQUIRE(targets.size() == 3u);
-    const auto results = scraper.probe(targets);
-    BOOST_TEST_REQUIRE(results.size() == 3u);
-    for (const auto& r : results)
+    const TlsFailureCases tls("fleetprobe-ws-detail");
+    std::vector<fleetprobe::JobConfig> jobs;
+    for (const auto& [url, caFile] : tls.cases("wss", "/ws"))
     {
-        BOOST_TEST_MESSAGE("detail: " << r.detail);
-        BOOST_TEST(!r.up);
-        BOOST_TEST(fleetprobe::failureReasonName(r.reason) == std::string("error"));
-        BOOST_TEST(r.detail.find("TLS: ") == 0u, r.detail);
+        jobs.emplace_back().websocket = fleetprobe::WebSocketConfig{};
+        jobs.back().websocket->url = url;
+        jobs.back().websocket->caFile = caFile;
     }
+    fleetprobe::WebSocketScraper scraper;
+    const auto results = TlsFailureCases::probeAll(scraper, jobs);
     BOOST_TEST(results[0].detail.find("self-signed certificate") != std::string::npos, results[0].detail);
     BOOST_TEST(results[1].detail.find("does not name 127.0.0.2") != std::string::npos, results[1].detail);
     BOOST_TEST(results[2].detail.find("missing-ca.pem") != std::string::npos, results[2].detail);
-    BOOST_TEST(otherName.requests() == 0, "no upgrade request after a failed name check");
+    BOOST_TEST(tls.otherName().requests() == 0, "no upgrade request after a failed name check");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
