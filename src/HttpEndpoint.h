@@ -52,11 +52,10 @@ private:
 };
 
 /// The `--listen` HTTP server (Poco::Net::HTTPServer): `/probe` (ProbeService), `/metrics` (the self-metrics
-/// of every running config and the process metrics), `/-/healthy`, `/-/ready`, `/` and `/status.json` (StatusPage);
-/// 404 for anything else.
-/// Requests are served by a bounded pool of `maxThreads` threads, at most `maxQueued` connections wait, and
-/// every socket has a receive/send timeout. Owns the server and its threads; start() and stop() are called
-/// by one thread; requests are handled concurrently.
+/// of every running config and the process metrics), `/-/healthy`, `/-/ready`, `/` and `/status.json`
+/// (StatusPage); 404 for anything else. Requests are served by a bounded pool of `maxThreads` threads, at
+/// most `maxQueued` connections wait, and every socket has a receive/send timeout. Owns the server and its
+/// threads; start() and stop() are called by one thread; requests are handled concurrently.
 class HttpEndpoint
 {
 public:

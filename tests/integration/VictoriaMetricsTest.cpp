@@ -363,7 +363,7 @@ BOOST_FIXTURE_TEST_CASE(threeGatewaysOneThroughVmagentWithCredentials, VictoriaM
     }
     // Wrong credentials are a failure that keeps the cycle (vmauth answers 400; spooled, not dropped).
     {
-        std::vector<std::string> bad = {"--config",          config,  "--instance", "gw-x",
+        std::vector<std::string> bad = {"--config",          config,     "--instance", "gw-x",
                                         "--victoriametrics", proxy.url()};
         auto x = stateFor("gx");
         bad.insert(bad.end(), x.begin(), x.end());
