@@ -27,36 +27,11 @@ namespace utf = boost::unit_test;
 namespace
 {
 
-/// A host name that fails in the resolver itself: a label longer than 63 bytes is never sent to a DNS server,
-/// so the lookup fails without any traffic.
-const std::string unresolvableHost = std::string(70, 'x') + ".example";
-
 /// One `http` job.
 std::string httpJob(const std::string& name, const std::string& ip, const std::string& httpSection)
 {
     return R"({"job": ")" + name + R"(", "ip": ")" + ip + R"(", "metrics": ["http"], "http": )" +
            httpSection + "}";
-}
-
-/// Runs fleetprobe once on `jobs` (a config with timeout 1 s) and returns what the Pushgateway holds.
-MetricGroup runOnce(FleetprobeFixture& f, const std::string& promId, const std::vector<std::string>& jobs)
-{
-    std::string list;
-    for (const auto& job : jobs)
-        list += (list.empty() ? "    " : ",\n    ") + job;
-    const std::string config = f.writeConfig(promId + ".json", R"({
-  "conf": {"prom_id": ")" + promId + R"(", "interval": 60, "timeout": 1},
-  "jobs": [
-)" + list + "\n  ]\n}\n");
-    std::vector<std::string> arguments = {"--once", "--config", config};
-    const auto push = f.pushArguments();
-    arguments.insert(arguments.end(), push.begin(), push.end());
-    const ProcessResult result = f.runFleetprobe(arguments);
-    BOOST_TEST(result.exitCode == 0, result.describe());
-    const auto group = f.findGroup(promId);
-    BOOST_TEST_REQUIRE(group.has_value());
-    BOOST_TEST_MESSAGE(group->describe());
-    return *group;
 }
 
 std::optional<double> phase(const MetricGroup& group, const std::string& device, const std::string& name)
@@ -109,8 +84,8 @@ BOOST_FIXTURE_TEST_CASE(plainHttpStatusesAndFailures, FleetprobeFixture,
     const Poco::Net::ServerSocket mute(Poco::Net::SocketAddress("127.0.0.1", 0), 64);
     const std::string muteAddress = "127.0.0.1:" + std::to_string(mute.address().port());
 
-    const MetricGroup group = runOnce(
-        *this, "web_http",
+    const MetricGroup group = runJobsOnce(
+        "web_http",
         {httpJob("web-ok", "127.0.0.20", R"({"url": ")" + server.url("http", "/status/200") + R"("})"),
          httpJob("web-v6", "::1", R"({"url": ")" + serverV6.url("http", "/status/200") + R"("})"),
          httpJob("web-head", "127.0.0.21",
@@ -125,7 +100,8 @@ BOOST_FIXTURE_TEST_CASE(plainHttpStatusesAndFailures, FleetprobeFixture,
          httpJob("web-mute", "127.0.0.27", R"({"url": "http://)" + muteAddress + R"(/"})"),
          httpJob("tls-mute", "127.0.0.28",
                  R"({"url": "https://)" + muteAddress + R"(/", "tls_verify": false})"),
-         httpJob("web-resolve", "127.0.0.26", R"({"url": "http://)" + unresolvableHost + R"(/"})")});
+         httpJob("web-resolve", "127.0.0.26",
+                 R"({"url": "http://)" + FleetprobeFixture::unresolvableHost + R"(/"})")});
 
     // 200: up, status, every phase (tls 0 for plain http); the address label is the job's ip, not the URL's.
     checkProbe(group, series("web-ok", "http"), true);
@@ -192,19 +168,19 @@ BOOST_FIXTURE_TEST_CASE(httpsVerificationAndCertificateExpiry, FleetprobeFixture
     LocalHttpServer otherName(options);
 
     const std::string url = server.url("https", "/status/200");
-    const MetricGroup group =
-        runOnce(*this, "web_https",
-                {httpJob("tls-ca", "127.0.0.1",
-                         R"({"url": ")" + url + R"(", "ca_file": )" +
-                             jsonString(certificate.certificateFile()) + "}"),
-                 httpJob("tls-system-ca", "127.0.0.1", R"({"url": ")" + url + R"("})"),
-                 httpJob("tls-no-verify", "127.0.0.1", R"({"url": ")" + url + R"(", "tls_verify": false})"),
-                 httpJob("tls-wrong-ca", "127.0.0.1",
-                         R"({"url": ")" + url + R"(", "ca_file": )" +
-                             jsonString(otherCertificate.certificateFile()) + "}"),
-                 httpJob("tls-wrong-name", "127.0.0.2",
-                         R"({"url": ")" + otherName.url("https", "/status/200") + R"(", "ca_file": )" +
-                             jsonString(certificate.certificateFile()) + "}")});
+    const MetricGroup group = runJobsOnce(
+        "web_https",
+        {httpJob("tls-ca", "127.0.0.1",
+                 R"({"url": ")" + url + R"(", "ca_file": )" + jsonString(certificate.certificateFile()) +
+                     "}"),
+         httpJob("tls-system-ca", "127.0.0.1", R"({"url": ")" + url + R"("})"),
+         httpJob("tls-no-verify", "127.0.0.1", R"({"url": ")" + url + R"(", "tls_verify": false})"),
+         httpJob("tls-wrong-ca", "127.0.0.1",
+                 R"({"url": ")" + url + R"(", "ca_file": )" + jsonString(otherCertificate.certificateFile()) +
+                     "}"),
+         httpJob("tls-wrong-name", "127.0.0.2",
+                 R"({"url": ")" + otherName.url("https", "/status/200") + R"(", "ca_file": )" +
+                     jsonString(certificate.certificateFile()) + "}")});
 
     // Verified with the CA file: up, the tls phase, the certificate's notAfter.
     checkProbe(group, series("tls-ca", "http"), true);

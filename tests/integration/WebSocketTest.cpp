@@ -28,35 +28,11 @@ namespace utf = boost::unit_test;
 namespace
 {
 
-/// A host name that fails in the resolver itself: a label longer than 63 bytes is never sent to a DNS server.
-const std::string unresolvableHost = std::string(70, 'x') + ".example";
-
 /// One `websocket` job.
 std::string webSocketJob(const std::string& name, const std::string& ip, const std::string& section)
 {
     return R"({"job": ")" + name + R"(", "ip": ")" + ip + R"(", "metrics": ["websocket"], "websocket": )" +
            section + "}";
-}
-
-/// Runs fleetprobe once on `jobs` (a config with timeout 1 s) and returns what the Pushgateway holds.
-MetricGroup runOnce(FleetprobeFixture& f, const std::string& promId, const std::vector<std::string>& jobs)
-{
-    std::string list;
-    for (const auto& job : jobs)
-        list += (list.empty() ? "    " : ",\n    ") + job;
-    const std::string config = f.writeConfig(promId + ".json", R"({
-  "conf": {"prom_id": ")" + promId + R"(", "interval": 60, "timeout": 1},
-  "jobs": [
-)" + list + "\n  ]\n}\n");
-    std::vector<std::string> arguments = {"--once", "--config", config};
-    const auto push = f.pushArguments();
-    arguments.insert(arguments.end(), push.begin(), push.end());
-    const ProcessResult result = f.runFleetprobe(arguments);
-    BOOST_TEST(result.exitCode == 0, result.describe());
-    const auto group = f.findGroup(promId);
-    BOOST_TEST_REQUIRE(group.has_value());
-    BOOST_TEST_MESSAGE(group->describe());
-    return *group;
 }
 
 std::optional<double> statusOf(const MetricGroup& group, const std::string& device)
@@ -113,8 +89,8 @@ BOOST_FIXTURE_TEST_CASE(plainWebSocket, FleetprobeFixture, *utf::precondition(Ne
     const Poco::Net::ServerSocket mute(Poco::Net::SocketAddress("127.0.0.1", 0), 64);
     const std::string muteAddress = "127.0.0.1:" + std::to_string(mute.address().port());
 
-    const MetricGroup group = runOnce(
-        *this, "web_ws",
+    const MetricGroup group = runJobsOnce(
+        "web_ws",
         {webSocketJob("ws-ok", "127.0.0.20",
                       R"({"url": ")" + server.url("ws", "/ws?client=fleetprobe") + R"("})"),
          webSocketJob("ws-v6", "::1", R"({"url": ")" + serverV6.url("ws", "/ws") + R"("})"),
@@ -127,7 +103,8 @@ BOOST_FIXTURE_TEST_CASE(plainWebSocket, FleetprobeFixture, *utf::precondition(Ne
          webSocketJob("ws-mute", "127.0.0.25", R"({"url": "ws://)" + muteAddress + R"(/ws"})"),
          webSocketJob("wss-mute", "127.0.0.26",
                       R"({"url": "wss://)" + muteAddress + R"(/ws", "tls_verify": false})"),
-         webSocketJob("ws-resolve", "127.0.0.24", R"({"url": "ws://)" + unresolvableHost + R"(/ws"})")});
+         webSocketJob("ws-resolve", "127.0.0.24",
+                      R"({"url": "ws://)" + FleetprobeFixture::unresolvableHost + R"(/ws"})")});
 
     checkUpgraded(group, "ws-ok");
     checkUpgraded(group, "ws-v6");
@@ -180,8 +157,8 @@ BOOST_FIXTURE_TEST_CASE(secureWebSocket, FleetprobeFixture, *utf::precondition(N
 
     const std::string url = server.url("wss", "/ws");
     const std::string caFile = jsonString(certificate.certificateFile());
-    const MetricGroup group = runOnce(
-        *this, "web_wss",
+    const MetricGroup group = runJobsOnce(
+        "web_wss",
         {webSocketJob("wss-ca", "127.0.0.1", R"({"url": ")" + url + R"(", "ca_file": )" + caFile + "}"),
          webSocketJob("wss-no-verify", "127.0.0.1", R"({"url": ")" + url + R"(", "tls_verify": false})"),
          webSocketJob("wss-wrong-ca", "127.0.0.1",

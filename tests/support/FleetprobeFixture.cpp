@@ -90,6 +90,29 @@ LabelMap FleetprobeFixture::series(const std::string& device, const std::string&
     return labels;
 }
 
+const std::string FleetprobeFixture::unresolvableHost = std::string(70, 'x') + ".example";
+
+MetricGroup FleetprobeFixture::runJobsOnce(const std::string& promId,
+                                           const std::vector<std::string>& jobs) const
+{
+    std::string list;
+    for (const auto& job : jobs)
+        list += (list.empty() ? "    " : ",\n    ") + job;
+    const std::string config = writeConfig(promId + ".json", R"({
+  "conf": {"prom_id": ")" + promId + R"(", "interval": 60, "timeout": 1},
+  "jobs": [
+)" + list + "\n  ]\n}\n");
+    std::vector<std::string> arguments = {"--once", "--config", config};
+    const auto push = pushArguments();
+    arguments.insert(arguments.end(), push.begin(), push.end());
+    const ProcessResult result = runFleetprobe(arguments);
+    BOOST_TEST(result.exitCode == 0, result.describe());
+    const auto group = findGroup(promId);
+    BOOST_TEST_REQUIRE(group.has_value());
+    BOOST_TEST_MESSAGE(group->describe());
+    return *group;
+}
+
 void FleetprobeFixture::checkProbe(const MetricGroup& group, const LabelMap& selector, bool up,
                                    const std::string& reason, double cycles)
 {

@@ -68,6 +68,14 @@ public:
     static void checkProbe(const MetricGroup& group, const LabelMap& selector, bool up,
                            const std::string& reason = "", double cycles = 1);
 
+    /// Runs fleetprobe --once on a config of `jobs` (JSON job objects; `conf.timeout` 1 s), pushing to the
+    /// fixture's Pushgateway; checks it exits 0 and returns the group the Pushgateway then holds.
+    MetricGroup runJobsOnce(const std::string& promId, const std::vector<std::string>& jobs) const;
+
+    /// A host name that fails in the resolver itself: a label longer than 63 bytes is never sent to a DNS
+    /// server, so the lookup fails without any traffic.
+    static const std::string unresolvableHost;
+
     /// `text` as a JSON string literal, quotes included.
     static std::string jsonString(const std::string& text);
 
