@@ -68,24 +68,6 @@ struct HeaderList
     }
 };
 
-std::string percentEncode(const std::string& text)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : text)
-    {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-            out += static_cast<char>(c);
-        else
-        {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
 /// Turns a finished transfer into an outcome: 2xx ok, else the status and the start of the answer.
 PushOutcome outcomeOf(CURL* c, CURLcode rc, const char* errorBuffer, std::string answer)
 {
@@ -152,6 +134,24 @@ PushOutcome perform(CURL* c, const HeaderList& headers, const Transfer& t)
 }
 
 } // namespace
+
+std::string percentEncode(const std::string& text)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text)
+    {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+            out += static_cast<char>(c);
+        else
+        {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
 
 Body::Body(std::string text) : _size(text.size())
 {

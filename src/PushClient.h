@@ -123,6 +123,9 @@ private:
     CurlHandle _curl;
 };
 
+/// Percent-encodes every byte but RFC 3986's unreserved characters (a query parameter's name or value). Pure.
+std::string percentEncode(const std::string& text);
+
 /// Where a cycle's timestamped samples go: an import API that keeps history (VictoriaMetrics). One instance
 /// per config loop; not thread-safe.
 class ImportSink

@@ -268,20 +268,23 @@ def build():
         "Seconds since the group's last push reached the Pushgateway (FleetprobeNotPushing past 3 intervals "
         "+ 60 s).", unit="s"))
     y += 7
-    panels.append(panel(
-        "timeseries", "Push outcomes", (0, y, 8, 7),
-        [target("sum by (job, instance, result) (increase(exporter_pushes_total{%s}[$__rate_interval]))" % SEL,
-                "{{job}} / {{instance}} {{result}}")],
+    def outcomes(title, counter, x, description):
+        """Stacked bars of a counter by its `result` label."""
+        return panel(
+            "timeseries", title, (x, y, 8, 7),
+            [target("sum by (job, instance, result) (increase(%s{%s}[$__rate_interval]))" % (counter, SEL),
+                    "{{job}} / {{instance}} {{result}}")],
+            description, decimals=0, interval="5m",
+            custom={"drawStyle": "bars", "stacking": {"mode": "normal"}, "fillOpacity": 60})
+
+    panels.append(outcomes(
+        "Push outcomes", "exporter_pushes_total", 0,
         "Pushes by final outcome (ok, transport, http_5xx, http_4xx), after retries. Failures show up with the "
-        "next push that gets through.", decimals=0, interval="5m",
-        custom={"drawStyle": "bars", "stacking": {"mode": "normal"}, "fillOpacity": 60}))
-    panels.append(panel(
-        "timeseries", "VictoriaMetrics imports", (8, y, 8, 7),
-        [target("sum by (job, instance, result) (increase(exporter_imports_total{%s}[$__rate_interval]))" % SEL,
-                "{{job}} / {{instance}} {{result}}")],
+        "next push that gets through."))
+    panels.append(outcomes(
+        "VictoriaMetrics imports", "exporter_imports_total", 8,
         "Imports of the VictoriaMetrics sink (--victoriametrics) by outcome, live cycles and spool replays alike; "
-        "failed cycles go to the spool.", decimals=0, interval="5m",
-        custom={"drawStyle": "bars", "stacking": {"mode": "normal"}, "fillOpacity": 60}))
+        "failed cycles go to the spool."))
     panels.append(panel(
         "timeseries", "Spool of the VictoriaMetrics sink", (16, y, 8, 7),
         [target("exporter_spool_bytes{%s}" % SEL, "{{job}} / {{instance}} bytes"),

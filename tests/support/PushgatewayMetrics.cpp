@@ -98,13 +98,8 @@ std::vector<MetricSample> MetricGroup::find(const std::string& name, const Label
 
 std::optional<double> MetricGroup::value(const std::string& name, const LabelMap& match) const
 {
-    const auto samples = find(name, match);
-    if (samples.empty())
-        return std::nullopt;
-    if (samples.size() > 1)
-        throw std::runtime_error("ambiguous lookup: " + std::to_string(samples.size()) + " series of " +
-                                 name + " match " + formatLabels(match));
-    return samples.front().value;
+    const auto sample = histogram(name, match);
+    return sample ? std::optional<double>(sample->value) : std::nullopt;
 }
 
 std::optional<MetricSample> MetricGroup::histogram(const std::string& name, const LabelMap& match) const

@@ -1,12 +1,12 @@
 #include "VictoriaMetricsProcess.h"
 
 #include "LoopbackPort.h"
+#include "PushClient.h"
 #include "WaitCondition.h"
 
 #include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
-#include <Poco/Net/HTMLForm.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -47,22 +47,6 @@ int httpRequest(int port, const std::string& method, const std::string& path, co
     answer.clear();
     Poco::StreamCopier::copyToString(in, answer);
     return static_cast<int>(response.getStatus());
-}
-
-std::string formEncode(const std::string& name, const std::string& value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out = name + "=";
-    for (unsigned char c : value)
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-            out += static_cast<char>(c);
-        else
-        {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    return out;
 }
 
 } // namespace
@@ -152,8 +136,9 @@ std::vector<ExportedSeries> VictoriaMetricsProcess::exportSeries(const std::stri
     {
         std::string answer;
         httpRequest(_port, "GET", "/internal/force_flush", "", answer, user, password);
-        const int status = httpRequest(_port, "POST", "/api/v1/export", formEncode("match[]", selector),
-                                       answer, user, password);
+        const int status =
+            httpRequest(_port, "POST", "/api/v1/export", "match[]=" + fleetprobe::percentEncode(selector),
+                        answer, user, password);
         if (status != 200)
             throw std::runtime_error("export " + selector + ": HTTP " + std::to_string(status) + ": " +
                                      answer);
