@@ -392,7 +392,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
     }
     if (_shipper)
     {
-        _shipper->replay(std::min(deadline, pushStart + budget / 2 + budget / 4), _metrics.self());
+        if (imported) // else the link is down: the spool waits for a cycle that gets through
+            _shipper->replay(std::min(deadline, pushStart + budget / 2 + budget / 4), _metrics.self());
         outcome.pushed = outcome.pushed && imported;
     }
     saveState();

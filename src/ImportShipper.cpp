@@ -89,15 +89,14 @@ bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, std::st
             }
         }
     }
-    _lastDelivered = delivered;
     updateStats(self);
     return delivered;
 }
 
 void ImportShipper::replay(std::chrono::steady_clock::time_point deadline, SelfStats& self)
 {
-    if (!_lastDelivered || !_spool)
-        return; // the link is down: the spool waits for a cycle that gets through
+    if (!_spool)
+        return;
     try
     {
         replayBatches(deadline, self);

@@ -43,8 +43,9 @@ public:
     bool deliver(double timestampUnix, std::uint64_t samples, std::string gzipText,
                  std::chrono::steady_clock::time_point liveDeadline, SelfStats& self);
 
-    /// After a delivered cycle: sends spooled cycles, oldest first, in batches until the spool is empty, a
-    /// batch fails or `deadline` passes; each accepted batch is deleted from the spool. Updates `self`.
+    /// After a delivered cycle (call it only then): sends spooled cycles, oldest first, in batches until the
+    /// spool is empty, a batch fails or `deadline` passes; each accepted batch is deleted from the spool.
+    /// Updates `self`.
     void replay(std::chrono::steady_clock::time_point deadline, SelfStats& self);
 
     /// Copies the spool's size and oldest time into `self` (for the first cycle's metrics).
@@ -61,7 +62,6 @@ private:
     std::unique_ptr<Spool> _spool;
     Labels _extraLabels;
     std::string _origin;
-    bool _lastDelivered = false;
 };
 
 } // namespace fleetprobe
