@@ -1,10 +1,10 @@
-#include "BuiltinScrapers.h"
+#include "scrapers/BuiltinScrapers.h"
 
-#include "HttpScraper.h"
-#include "PingScraper.h"
-#include "PortScraper.h"
-#include "TcpEchoScraper.h"
-#include "WebSocketScraper.h"
+#include "scrapers/http/HttpScraper.h"
+#include "scrapers/ping/PingScraper.h"
+#include "scrapers/port/PortScraper.h"
+#include "scrapers/tcp_echo/TcpEchoScraper.h"
+#include "scrapers/websocket/WebSocketScraper.h"
 
 namespace fleetprobe
 {

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "ScraperRegistry.h"
+#include "engine/ScraperRegistry.h"
 
 namespace fleetprobe
 {

@@ -1,8 +1,8 @@
 // libFuzzer target: the exposition writer and the grouping-key encoder. Any label value and HELP text must be
 // escaped so that the line structure holds and the value reads back exactly; any grouping-key value must give
 // a path segment of safe characters that decodes back to the value.
-#include "GroupingKey.h"
-#include "TextSerializer.h"
+#include "metrics/GroupingKey.h"
+#include "metrics/TextSerializer.h"
 
 #include <cstdint>
 #include <cstdlib>

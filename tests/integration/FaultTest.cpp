@@ -6,11 +6,11 @@
 #include "ChildProcess.h"
 #include "FakePushgateway.h"
 #include "FleetprobeFixture.h"
-#include "GroupingKey.h"
+#include "metrics/GroupingKey.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
-#include "StateStore.h"
+#include "store/StateStore.h"
 #include "TestPeerProcess.h"
 #include "WaitCondition.h"
 

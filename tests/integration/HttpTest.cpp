@@ -2,9 +2,9 @@
 // certificate made by the test (Poco's HTTPServer in this process), a closed port, a silent host (nftables
 // input drop) and a name that cannot resolve. Every failure reason of the scraper is seen here.
 
-#include "Config.h"
+#include "config/Config.h"
 #include "FleetprobeFixture.h"
-#include "HttpScraper.h"
+#include "scrapers/http/HttpScraper.h"
 #include "LocalHttpServer.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"

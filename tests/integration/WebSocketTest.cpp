@@ -3,7 +3,7 @@
 // port, a silent host (nftables input drop) and a name that cannot resolve. Every failure reason of the
 // scraper is seen here.
 
-#include "Config.h"
+#include "config/Config.h"
 #include "FleetprobeFixture.h"
 #include "LocalHttpServer.h"
 #include "LoopbackPort.h"
@@ -12,7 +12,7 @@
 #include "TlsCertificate.h"
 #include "TlsFailureCases.h"
 #include "WaitCondition.h"
-#include "WebSocketScraper.h"
+#include "scrapers/websocket/WebSocketScraper.h"
 
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>

@@ -4,8 +4,8 @@
 #include "TempDir.h"
 #include "TlsCertificate.h"
 
-#include "Config.h"
-#include "Scraper.h"
+#include "config/Config.h"
+#include "engine/Scraper.h"
 
 #include <memory>
 #include <string>

@@ -1,7 +1,7 @@
 #include "VictoriaMetricsProcess.h"
 
 #include "LoopbackPort.h"
-#include "PushClient.h"
+#include "sinks/PushClient.h"
 #include "WaitCondition.h"
 
 #include <Poco/Base64Encoder.h>

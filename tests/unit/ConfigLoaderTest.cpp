@@ -1,5 +1,5 @@
-#include "ConfigLoader.h"
-#include "BuiltinScrapers.h"
+#include "config/ConfigLoader.h"
+#include "scrapers/BuiltinScrapers.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "GroupingKey.h"
+#include "metrics/GroupingKey.h"
 
 #include <boost/test/unit_test.hpp>
 

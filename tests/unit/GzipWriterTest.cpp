@@ -1,5 +1,5 @@
-#include "GzipWriter.h"
-#include "PushClient.h"
+#include "sinks/GzipWriter.h"
+#include "sinks/PushClient.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,8 +1,8 @@
 // The pure parts of the http scraper: phase durations from libcurl's times, accepted statuses, and the expiry
 // of a certificate (also used by the websocket scraper).
 
-#include "HttpScraper.h"
-#include "CertificateExpiry.h"
+#include "scrapers/http/HttpScraper.h"
+#include "scrapers/common/CertificateExpiry.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,7 +1,7 @@
-#include "MetricsBuilder.h"
-#include "CycleScheduler.h"
-#include "StateStore.h"
-#include "TextSerializer.h"
+#include "metrics/MetricsBuilder.h"
+#include "engine/CycleScheduler.h"
+#include "store/StateStore.h"
+#include "metrics/TextSerializer.h"
 
 #include <boost/test/unit_test.hpp>
 

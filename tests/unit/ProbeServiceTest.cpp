@@ -1,8 +1,8 @@
 // ProbeService: /probe requests turned into one-job configs (400 messages naming the parameter), and real
 // probes of unix sockets made by the test (no IP traffic: the unit tests run outside the test namespace).
 
-#include "ProbeService.h"
-#include "BuiltinScrapers.h"
+#include "http/ProbeService.h"
+#include "scrapers/BuiltinScrapers.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "Spool.h"
+#include "store/Spool.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,5 +1,5 @@
-#include "StateStore.h"
-#include "GroupingKey.h"
+#include "store/StateStore.h"
+#include "metrics/GroupingKey.h"
 
 #include <boost/test/unit_test.hpp>
 

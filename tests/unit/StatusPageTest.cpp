@@ -2,7 +2,7 @@
 // never-seen devices, devices grouped from series, configs sorted by prom_id) and the page's
 // self-containment.
 
-#include "StatusPage.h"
+#include "http/StatusPage.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>

@@ -2,10 +2,10 @@
 // and its reassembly from a byte stream, listen addresses, targets from a job. No network here: the scraper
 // and the server meet real sockets in tests/integration/TcpEchoTest.cpp.
 
-#include "Config.h"
-#include "EchoServer.h"
-#include "RtoEstimator.h"
-#include "TcpEchoScraper.h"
+#include "config/Config.h"
+#include "echo/EchoServer.h"
+#include "scrapers/tcp_echo/RtoEstimator.h"
+#include "scrapers/tcp_echo/TcpEchoScraper.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,4 +1,4 @@
-#include "TextSerializer.h"
+#include "metrics/TextSerializer.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -1,0 +1,364 @@
+// The http scraper: every target's request of a cycle at once through libcurl's multi interface.
+
+#include "scrapers/http/HttpScraper.h"
+
+#include "scrapers/common/CertificateExpiry.h"
+#include "config/Config.h"
+#include "scrapers/common/CurlEasy.h"
+#include "scrapers/common/CurlMulti.h"
+#include "net/SocketBudget.h"
+
+#include <fcntl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <deque>
+#include <memory>
+
+namespace fleetprobe
+{
+
+namespace
+{
+
+using Clock = std::chrono::steady_clock;
+
+/// Sockets a transfer may hold at once: the connection, and the wake-up socket of libcurl's threaded name
+/// lookup while it runs.
+constexpr std::size_t socketsPerTransfer = 2;
+
+/// One request in flight. Lives at a stable address: libcurl keeps pointers to it (CURLOPT_PRIVATE, the error
+/// buffer).
+struct Transfer
+{
+    std::size_t target = 0;
+    bool https = false;
+    char error[CURL_ERROR_SIZE] = {};
+    CurlEasy easy;
+};
+
+/// Opens the sockets libcurl asks for, above FD_SETSIZE when possible, so that descriptors below it stay free
+/// for liboping (which uses select()) in the other scrapers of the process.
+curl_socket_t openSocket(void*, curlsocktype, curl_sockaddr* address)
+{
+    int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (fd < FD_SETSIZE)
+    {
+        const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
+        if (high >= 0)
+        {
+            ::close(fd);
+            fd = high;
+        }
+    }
+    return fd;
+}
+
+/// Drops the body of a GET: only its arrival is timed.
+size_t discardBody(char*, size_t size, size_t count, void*)
+{
+    return size * count;
+}
+
+double secondsOf(CURL* easy, CURLINFO info)
+{
+    curl_off_t microseconds = 0;
+    if (curl_easy_getinfo(easy, info, &microseconds) != CURLE_OK)
+        return 0;
+    return static_cast<double>(microseconds) / 1e6;
+}
+
+std::string acceptedText(const std::vector<int>& accepted)
+{
+    if (accepted.empty())
+        return "2xx";
+    std::string text;
+    for (int status : accepted)
+        text += (text.empty() ? "" : ", ") + std::to_string(status);
+    return text;
+}
+
+/// The failure of a transfer that libcurl ended with `code` (not CURLE_OK).
+ProbeResult failureOf(CURLcode code, long osErrno, const char* errorBuffer)
+{
+    const std::string message = errorBuffer[0] ? errorBuffer : curl_easy_strerror(code);
+    switch (code)
+    {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return ProbeResult::failure(FailureReason::Resolve, message);
+    case CURLE_OPERATION_TIMEDOUT:
+        return ProbeResult::failure(FailureReason::Timeout, message);
+    case CURLE_COULDNT_CONNECT:
+        switch (osErrno)
+        {
+        case ECONNREFUSED:
+            return ProbeResult::failure(FailureReason::Refused, message);
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+        case ENETDOWN:
+        case EADDRNOTAVAIL:
+            return ProbeResult::failure(FailureReason::Unreachable, message);
+        case ETIMEDOUT:
+            return ProbeResult::failure(FailureReason::Timeout, message);
+        default:
+            return ProbeResult::failure(FailureReason::Error, message);
+        }
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+        return ProbeResult::failure(FailureReason::Error, "TLS: " + message);
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: // an HTTP/0.9 answer, i.e. not HTTP at all
+        return ProbeResult::failure(FailureReason::Mismatch, "not an HTTP answer: " + message);
+    case CURLE_GOT_NOTHING:
+        return ProbeResult::failure(FailureReason::Error,
+                                    "the server closed the connection without answering");
+    default:
+        return ProbeResult::failure(FailureReason::Error, message);
+    }
+}
+
+/// Sets up the request of one target; returns an empty string or why it cannot be made.
+std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::milliseconds timeout)
+{
+    CURL* c = t.easy.get();
+    t.https = http.url.compare(0, 8, "https://") == 0;
+    const long ms = static_cast<long>(std::max<long long>(1, timeout.count()));
+    bool ok = curl_easy_setopt(c, CURLOPT_URL, http.url.c_str()) == CURLE_OK;
+    ok = ok && curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    if (!ok)
+        return "libcurl refuses the URL " + http.url;
+    curl_easy_setopt(c, CURLOPT_PRIVATE, reinterpret_cast<char*>(&t));
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t.error);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROXY, ""); // probe the device itself, whatever http_proxy says
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_DNS_CACHE_TIMEOUT, 0L); // every device's lookup is timed
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, openSocket);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "fleetprobe/" FLEETPROBE_VERSION);
+    if (http.method == "HEAD")
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discardBody);
+    if (t.https)
+    {
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, http.tlsVerify ? 1L : 0L);
+        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, http.tlsVerify ? 2L : 0L);
+        if (!http.caFile.empty())
+        {
+            // Exactly this bundle: neither the built-in CA file nor the CA directory.
+            curl_easy_setopt(c, CURLOPT_CAINFO, http.caFile.c_str());
+            curl_easy_setopt(c, CURLOPT_CAPATH, static_cast<char*>(nullptr));
+        }
+        curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
+    }
+    return {};
+}
+
+/// The result of a finished transfer: up/down, then every measurement it produced.
+ProbeResult finish(Transfer& t, CURLcode code, const HttpConfig& http)
+{
+    CURL* c = t.easy.get();
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    HttpScraper::Timings timings;
+    timings.nameLookup = secondsOf(c, CURLINFO_NAMELOOKUP_TIME_T);
+    timings.connect = secondsOf(c, CURLINFO_CONNECT_TIME_T);
+    timings.appConnect = secondsOf(c, CURLINFO_APPCONNECT_TIME_T);
+    timings.startTransfer = secondsOf(c, CURLINFO_STARTTRANSFER_TIME_T);
+    timings.total = secondsOf(c, CURLINFO_TOTAL_TIME_T);
+
+    ProbeResult result;
+    if (code != CURLE_OK)
+    {
+        long osErrno = 0;
+        curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &osErrno);
+        result = failureOf(code, osErrno, t.error);
+    }
+    else if (HttpScraper::statusAccepted(status, http.acceptStatus))
+        result = ProbeResult::success(timings.total);
+    else
+        result = ProbeResult::failure(FailureReason::Mismatch,
+                                      "HTTP status " + std::to_string(status) +
+                                          ", accepted: " + acceptedText(http.acceptStatus));
+
+    result.measurements = HttpScraper::phaseDurations(timings, t.https, status > 0);
+    if (status > 0)
+        result.measurements.push_back({"http_status_code", {}, static_cast<double>(status)});
+    if (t.https)
+    {
+        curl_certinfo* info = nullptr;
+        if (curl_easy_getinfo(c, CURLINFO_CERTINFO, &info) == CURLE_OK && info && info->num_of_certs > 0)
+        {
+            // The first certificate is the server's own (the leaf).
+            for (const curl_slist* field = info->certinfo[0]; field; field = field->next)
+            {
+                const std::string text = field->data;
+                if (text.compare(0, 5, "Cert:") != 0)
+                    continue;
+                if (auto expiry = CertificateExpiry::fromPem(text.substr(5)))
+                    result.measurements.push_back({"tls_cert_expiry_timestamp_seconds", {}, *expiry});
+                break;
+            }
+        }
+    }
+    return result;
+}
+
+} // namespace
+
+std::vector<ProbeTarget> HttpScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
+                                                 std::chrono::milliseconds defaultTimeout) const
+{
+    if (!job.http)
+        return {};
+    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout, job.http->timeoutSeconds)};
+}
+
+std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targets)
+{
+    std::vector<ProbeResult> results(targets.size());
+    if (targets.empty())
+        return results;
+
+    std::unique_ptr<CurlMulti> multi;
+    try
+    {
+        multi = std::make_unique<CurlMulti>();
+    }
+    catch (const std::exception& e)
+    {
+        results.assign(targets.size(), ProbeResult::failure(FailureReason::Error, e.what()));
+        return results;
+    }
+    // Declared after the multi handle: every easy handle goes before it.
+    std::vector<std::unique_ptr<Transfer>> transfers(targets.size());
+    std::deque<std::size_t> pending;
+    for (std::size_t i = 0; i < targets.size(); ++i)
+        pending.push_back(i);
+
+    SocketBudget& budget = SocketBudget::instance();
+    const std::size_t sockets = std::min(socketsPerTransfer, std::max<std::size_t>(1, budget.capacity()));
+    std::size_t active = 0;
+
+    while (!pending.empty() || active > 0)
+    {
+        // Start as many requests as the process's socket budget allows; with none free, wait for our own
+        // transfers to finish, or (holding none) for other scrapers to give sockets back.
+        while (!pending.empty())
+        {
+            if (!budget.tryAcquire(sockets))
+            {
+                if (active > 0)
+                    break;
+                if (!budget.acquire(sockets, Clock::now() + std::chrono::seconds(30)))
+                {
+                    results[pending.front()] = ProbeResult::failure(
+                        FailureReason::Error, "no socket free within 30 s (open-file limit)");
+                    pending.pop_front();
+                    continue;
+                }
+            }
+            const std::size_t i = pending.front();
+            pending.pop_front();
+            const ProbeTarget& target = targets[i];
+            std::string problem;
+            if (!target.job || !target.job->http)
+                problem = "the job has no http section";
+            else
+            {
+                try
+                {
+                    transfers[i] = std::make_unique<Transfer>();
+                    transfers[i]->target = i;
+                    problem = prepare(*transfers[i], *target.job->http, target.timeout);
+                    if (problem.empty() && !multi->add(transfers[i]->easy))
+                        problem = "libcurl refused the transfer";
+                }
+                catch (const std::exception& e)
+                {
+                    problem = e.what();
+                }
+            }
+            if (!problem.empty())
+            {
+                transfers[i].reset();
+                budget.release(sockets);
+                results[i] = ProbeResult::failure(FailureReason::Error, problem);
+                continue;
+            }
+            ++active;
+        }
+        if (active == 0)
+            continue;
+
+        multi->perform();
+        for (CurlMulti::Done done = multi->nextDone(); done.easy; done = multi->nextDone())
+        {
+            char* data = nullptr;
+            curl_easy_getinfo(done.easy, CURLINFO_PRIVATE, &data);
+            auto* transfer = reinterpret_cast<Transfer*>(data);
+            const std::size_t i = transfer->target;
+            results[i] = finish(*transfer, done.result, *targets[i].job->http);
+            multi->remove(transfer->easy);
+            transfers[i].reset();
+            budget.release(sockets);
+            --active;
+        }
+        if (active > 0)
+            multi->wait(std::chrono::milliseconds(1000));
+    }
+    return results;
+}
+
+std::vector<Measurement> HttpScraper::phaseDurations(const Timings& t, bool https, bool answered)
+{
+    std::vector<Measurement> out;
+    auto add = [&out](const char* phase, double seconds) {
+        out.push_back({"http_duration_seconds", {{"phase", phase}}, std::max(0.0, seconds)});
+    };
+    const bool connected = t.connect > 0;
+    if (t.nameLookup > 0 || connected)
+        add("resolve", t.nameLookup);
+    if (connected)
+    {
+        add("connect", t.connect - t.nameLookup);
+        if (!https)
+            add("tls", 0);
+        else if (t.appConnect > 0)
+            add("tls", t.appConnect - t.connect);
+    }
+    if (t.startTransfer > 0)
+        add("first_byte", t.startTransfer - std::max(t.appConnect, t.connect));
+    if (answered)
+        add("total", t.total);
+    return out;
+}
+
+bool HttpScraper::statusAccepted(long status, const std::vector<int>& accepted)
+{
+    if (accepted.empty())
+        return status >= 200 && status <= 299;
+    return std::find(accepted.begin(), accepted.end(), status) != accepted.end();
+}
+
+} // namespace fleetprobe

@@ -1,0 +1,46 @@
+#pragma once
+
+#include "engine/Scraper.h"
+
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// `http`: one HTTP(S) request per device and cycle through libcurl: status, phase timings, certificate
+/// expiry. All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy
+/// handle and one fresh connection per target, no redirects followed, no proxy). Up when the status is
+/// accepted (`jobs[].http.status`, default any 2xx); an answer with another status is `mismatch`.
+/// One instance per config; probe() is called by one thread at a time.
+class HttpScraper : public Scraper
+{
+public:
+    std::string name() const override { return "http"; }
+
+    /// One target per job with an `http` section; the target points at the job (its `http` settings).
+    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
+                                        std::chrono::milliseconds defaultTimeout) const override;
+
+    /// Sends every target's request at once; returns within about the largest target timeout.
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
+
+    /// libcurl's cumulative times of one transfer, in seconds from its start; 0 for a point not reached.
+    struct Timings
+    {
+        double nameLookup = 0;    ///< CURLINFO_NAMELOOKUP_TIME_T
+        double connect = 0;       ///< CURLINFO_CONNECT_TIME_T
+        double appConnect = 0;    ///< CURLINFO_APPCONNECT_TIME_T (TLS handshake done; 0 for http)
+        double startTransfer = 0; ///< CURLINFO_STARTTRANSFER_TIME_T (first byte of the answer)
+        double total = 0;         ///< CURLINFO_TOTAL_TIME_T
+    };
+
+    /// The `http_duration_seconds{phase}` measurements of a transfer, as blackbox_exporter splits them:
+    /// resolve, connect, tls (0 for plain http), first_byte (from the end of connect/TLS to the first byte)
+    /// and total. A phase that was not reached is left out; `total` only when an answer came (`answered`).
+    static std::vector<Measurement> phaseDurations(const Timings& timings, bool https, bool answered);
+
+    /// True when `status` is in `accepted`, or for an empty list when it is 2xx.
+    static bool statusAccepted(long status, const std::vector<int>& accepted);
+};
+
+} // namespace fleetprobe

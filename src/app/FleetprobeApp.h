@@ -1,0 +1,108 @@
+#pragma once
+
+#include "config/Config.h"
+#include "engine/ConfigRunner.h"
+#include "http/HttpEndpoint.h"
+#include "sinks/PushClient.h"
+#include "engine/ScraperRegistry.h"
+#include "store/StateStore.h"
+
+#include <Poco/Util/ServerApplication.h>
+
+#include <map>
+#include <memory>
+#include <signal.h>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// The exit codes of the fleetprobe command; when several apply, the highest wins.
+enum ExitCode
+{
+    ExitOk = 0,         ///< every push succeeded (devices being down is not an error)
+    ExitPushFailed = 1, ///< at least one push failed
+    ExitUsage = 2,      ///< bad usage or a bad config (in --once mode the good configs still ran)
+    ExitSystem = 4      ///< a system error, e.g. no permission for raw ICMP
+};
+
+/// The fleetprobe application: options, config loading, and the --check, --once and loop modes (with the
+/// --listen HTTP endpoint). Created once by main(); not thread-safe itself, it starts one thread per config
+/// in loop and --once modes.
+class FleetprobeApp : public Poco::Util::ServerApplication
+{
+public:
+    /// The registry must be filled (registerBuiltinScrapers) and outlive the application.
+    explicit FleetprobeApp(const ScraperRegistry& registry);
+
+    /// Parses the command line and runs; returns the process exit code (see ExitCode). Option errors give
+    /// ExitUsage. (ServerApplication::run(argc, argv) would turn them into its own codes.)
+    int execute(int argc, char** argv);
+
+protected:
+    void defineOptions(Poco::Util::OptionSet& options) override;
+    void handleOption(const std::string& name, const std::string& value) override;
+    int main(const std::vector<std::string>& args) override;
+
+private:
+    /// A config read from its file, with the text it was parsed from (to tell changes apart on reload).
+    struct LoadedConfig
+    {
+        DeviceClassConfig config;
+        std::string text;
+    };
+
+    int runMain();
+    int runOnce(std::vector<LoadedConfig>& configs, int code, const sigset_t& signals);
+    int runLoop(std::vector<LoadedConfig>& configs, const sigset_t& signals);
+    void printHelp();
+    std::vector<std::string> configFiles() const;
+    std::vector<LoadedConfig> loadConfigs(std::vector<std::string>& errors) const;
+    std::unique_ptr<MetricsSink> makeSink() const;
+    std::unique_ptr<ImportSink> makeImporter() const;
+    void setUpImportTarget();
+    static std::unique_ptr<StateStore> openDefaultState();
+    RunnerOptions runnerOptions(StopSignal* stop) const;
+    struct Running;
+    void start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded);
+    void reload(std::map<std::string, Running>& running);
+
+    const ScraperRegistry& _registry;
+    bool _help = false;
+    bool _version = false;
+    bool _once = false;
+    bool _check = false;
+    std::vector<std::string> _configFiles;
+    std::vector<std::string> _configDirs;
+    std::string _pushgateway;
+    std::string _pushConfig;
+    std::string _instance;
+    bool _instanceSet = false;
+    double _pushTimeoutSeconds = 10;
+    std::string _logLevel = "information";
+    std::string _stateDir;
+    bool _stateDirSet = false;
+    std::string _listen;
+    bool _listenSet = false;
+    std::string _victoriaMetrics;
+    std::string _vmUsername;
+    std::string _vmPasswordFile;
+    std::string _vmBearerTokenFile;
+    std::uint64_t _spoolMaxBytes = 256ull << 20;
+    bool _spoolFsync = true;
+    bool _pushGzip = false;
+
+    // Set up by runMain for the run modes.
+    PushTarget _target;
+    ImportTarget _importTarget;
+    std::string _instanceName;
+    std::unique_ptr<StateStore> _state;
+    Poco::Net::SocketAddress _listenAddress;
+
+    // Loop mode with --listen: the HTTP endpoint and the runners it reports on.
+    RunningConfigs _runningConfigs;
+    std::unique_ptr<HttpEndpoint> _endpoint;
+};
+
+} // namespace fleetprobe

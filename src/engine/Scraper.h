@@ -1,0 +1,128 @@
+#pragma once
+
+#include "metrics/MetricFamily.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+struct JobConfig;
+
+/// Why a probe failed. Written as the `reason` label of `fleetprobe_probe_failures_total`.
+enum class FailureReason
+{
+    None,
+    Timeout,
+    Refused,
+    Unreachable,
+    Resolve,
+    Permission,
+    Error,
+    Mismatch ///< the peer answered, but not what `expect` wants
+};
+
+/// The label value of a reason (`timeout`, `refused`, ...); `""` for None.
+const char* failureReasonName(FailureReason reason);
+
+/// All reasons but None, in the order the metrics list them.
+const std::vector<FailureReason>& allFailureReasons();
+
+/// One thing a scraper probes in a cycle: a job's host, and for socket scrapers one of its ports.
+/// Plain data; built by the scraper from a job (targetsFor), read by the same scraper (probe).
+struct ProbeTarget
+{
+    std::size_t jobIndex = 0;             ///< index of the job in its config
+    std::string host;                     ///< host name or address literal, without port
+    int port = 0;                         ///< 0 when the scraper has no port
+    std::string protocol;                 ///< e.g. "tcp", "udp", "unix"; empty for ping
+    std::string path;                     ///< unix socket path
+    std::chrono::milliseconds timeout{0}; ///< per-target timeout
+    Labels labels; ///< extra series labels that tell targets of one job apart (port, protocol)
+    const JobConfig* job = nullptr; ///< the job's config (its scraper sections); owned by the caller, valid
+                                    ///< while probe() runs
+    std::size_t index = 0;          ///< which entry of the job's section (the port scraper: index in ports)
+
+    /// The one target of a job, for scrapers that probe each job once per cycle: the job's host, and
+    /// `timeoutSeconds` (a section's own timeout) when given, else `defaultTimeout`.
+    static ProbeTarget forJob(std::size_t jobIndex, const JobConfig& job, const std::string& host,
+                              std::chrono::milliseconds defaultTimeout,
+                              std::optional<double> timeoutSeconds = std::nullopt)
+    {
+        ProbeTarget t;
+        t.jobIndex = jobIndex;
+        t.job = &job;
+        t.host = host;
+        t.timeout = timeoutSeconds
+                        ? std::chrono::milliseconds(static_cast<long long>(*timeoutSeconds * 1000.0 + 0.5))
+                        : defaultTimeout;
+        t.timeout = std::max(t.timeout, std::chrono::milliseconds(1));
+        return t;
+    }
+};
+
+/// One more value a probe measured besides up and RTT. `key` names a kind listed in MeasurementCatalog, which
+/// says whether the value is a gauge (it replaces the last one) or a counter increment (it is added).
+struct Measurement
+{
+    std::string key; ///< e.g. "ping_packets_sent_total", "http_status_code"
+    Labels labels;   ///< labels that tell values of one key apart (e.g. {"phase", "connect"})
+    double value = 0;
+};
+
+/// The outcome of probing one target. A failure is a result, never an exception.
+struct ProbeResult
+{
+    bool up = false;
+    double rttSeconds = 0;                      ///< valid when up; the mean when there are several samples
+    bool rttMeasured = true;                    ///< false: up without a round trip (silent UDP allowed)
+    FailureReason reason = FailureReason::None; ///< set when not up
+    std::string detail;                         ///< human-readable cause for logs, may be empty
+    std::vector<double> rttSamples;        ///< every RTT of the cycle (bursts, echoes); empty: rttSeconds
+    std::vector<Measurement> measurements; ///< values beyond up and RTT, for this cycle
+
+    /// An answered probe with its round-trip time.
+    static ProbeResult success(double rttSeconds)
+    {
+        ProbeResult r;
+        r.up = true;
+        r.rttSeconds = rttSeconds;
+        return r;
+    }
+
+    /// A failed probe.
+    static ProbeResult failure(FailureReason reason, std::string detail = {})
+    {
+        ProbeResult r;
+        r.reason = reason;
+        r.detail = std::move(detail);
+        return r;
+    }
+};
+
+/// A probe kind (`ping`, `port`, ...). One instance serves one config and is called by one thread at a time;
+/// it batches the network work of a whole cycle in one probe() call. Implementations live in scrapers/ and
+/// know nothing of metrics or HTTP.
+class Scraper
+{
+public:
+    virtual ~Scraper() = default;
+
+    /// The name used in a job's `metrics` list and in the `scraper` label.
+    virtual std::string name() const = 0;
+
+    /// The targets this scraper probes for one job. The job has passed config validation.
+    virtual std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
+                                                std::chrono::milliseconds defaultTimeout) const = 0;
+
+    /// Probes every target concurrently and returns one result per target, in the same order.
+    /// Returns within about the largest target timeout. Must not throw for a device failure.
+    virtual std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) = 0;
+};
+
+} // namespace fleetprobe

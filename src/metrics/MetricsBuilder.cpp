@@ -1,0 +1,484 @@
+#include "metrics/MetricsBuilder.h"
+
+#include "engine/MeasurementCatalog.h"
+#include "store/StateStore.h"
+#include "metrics/TextSerializer.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace fleetprobe
+{
+namespace
+{
+
+/// Length-prefixed parts (`3:abc5:de:fg`): unambiguous whatever bytes a device name holds.
+std::string joinParts(const std::vector<std::string>& parts)
+{
+    std::string out;
+    for (const auto& part : parts)
+    {
+        out += std::to_string(part.size());
+        out += ':';
+        out += part;
+    }
+    return out;
+}
+
+std::vector<std::string> splitParts(const std::string& text)
+{
+    std::vector<std::string> parts;
+    std::size_t pos = 0;
+    while (pos < text.size())
+    {
+        const std::size_t colon = text.find(':', pos);
+        if (colon == std::string::npos || colon == pos || colon - pos > 9)
+            throw std::runtime_error("malformed key");
+        std::size_t length = 0;
+        for (std::size_t i = pos; i < colon; ++i)
+        {
+            if (text[i] < '0' || text[i] > '9')
+                throw std::runtime_error("malformed key");
+            length = length * 10 + static_cast<std::size_t>(text[i] - '0');
+        }
+        if (colon + 1 + length > text.size())
+            throw std::runtime_error("malformed key");
+        parts.push_back(text.substr(colon + 1, length));
+        pos = colon + 1 + length;
+    }
+    return parts;
+}
+
+/// Adds or replaces a label; later sources (job labels) override earlier ones (conf labels).
+void setLabel(Labels& labels, const std::string& name, const std::string& value)
+{
+    for (auto& l : labels)
+        if (l.first == name)
+        {
+            l.second = value;
+            return;
+        }
+    labels.emplace_back(name, value);
+}
+
+} // namespace
+
+MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config)
+    : _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown), _confLabels(config.labels)
+{
+    for (const auto& job : config.jobs)
+    {
+        _jobNames.push_back(job.name);
+        _jobLabels.push_back(job.labels);
+        _jobAddresses.push_back(job.address);
+    }
+}
+
+std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& scraper,
+                                      const Labels& targetLabels)
+{
+    Series s;
+    s.jobIndex = jobIndex;
+    s.scraper = scraper;
+    s.key = seriesKey(_jobNames.at(jobIndex), scraper, targetLabels);
+    Labels labels = {
+        {"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
+    for (const auto& l : targetLabels)
+        labels.push_back(l);
+    Labels extra = _confLabels;
+    for (const auto& l : _jobLabels.at(jobIndex))
+        setLabel(extra, l.first, l.second);
+    for (const auto& l : extra)
+        labels.push_back(l);
+    s.labelText = std::make_shared<const std::string>(TextSerializer::renderLabels(labels));
+    s.stats.bucketCounts.assign(_buckets.size(), 0);
+    _series.push_back(std::move(s));
+    return _series.size() - 1;
+}
+
+std::string MetricsBuilder::seriesKey(const std::string& device, const std::string& scraper,
+                                      const Labels& targetLabels)
+{
+    std::vector<std::string> parts = {device, scraper};
+    for (const auto& l : targetLabels)
+    {
+        parts.push_back(l.first);
+        parts.push_back(l.second);
+    }
+    return joinParts(parts);
+}
+
+std::string MetricsBuilder::measurementKey(const std::string& key, const Labels& labels)
+{
+    std::vector<std::string> parts = {key};
+    for (const auto& l : labels)
+    {
+        parts.push_back(l.first);
+        parts.push_back(l.second);
+    }
+    return joinParts(parts);
+}
+
+std::pair<std::string, Labels> MetricsBuilder::splitMeasurementKey(const std::string& encoded)
+{
+    std::vector<std::string> parts = splitParts(encoded);
+    if (parts.empty() || parts.size() % 2 != 1)
+        throw std::runtime_error("malformed measurement key");
+    Labels labels;
+    for (std::size_t i = 1; i + 1 < parts.size(); i += 2)
+        labels.emplace_back(parts[i], parts[i + 1]);
+    return {parts[0], labels};
+}
+
+PersistedState MetricsBuilder::exportState() const
+{
+    PersistedState state;
+    state.rttBuckets = _buckets;
+    state.self = _self;
+    for (const auto& s : _series)
+        state.series[s.key] = s.stats;
+    return state;
+}
+
+void MetricsBuilder::forEachSeries(
+    const std::function<void(const std::string& key, const SeriesStats& stats)>& visit) const
+{
+    for (const auto& s : _series)
+        visit(s.key, s.stats);
+}
+
+std::size_t MetricsBuilder::importState(const PersistedState& state)
+{
+    const bool sameBuckets = state.rttBuckets == _buckets;
+    std::size_t restored = 0;
+    for (auto& s : _series)
+    {
+        auto it = state.series.find(s.key);
+        if (it == state.series.end())
+            continue;
+        SeriesStats st = it->second;
+        if (!sameBuckets || st.bucketCounts.size() != _buckets.size())
+        {
+            st.bucketCounts.assign(_buckets.size(), 0);
+            st.rttSum = 0;
+            st.rttCount = 0;
+        }
+        s.stats = std::move(st);
+        s.upNow = s.stats.lastUp == 1;
+        s.rttNow = s.upNow;
+        ++restored;
+    }
+    const SelfStats now = _self;
+    _self = state.self;
+    // What describes this process, not the history, stays as it is.
+    _self.configReloadSuccess = now.configReloadSuccess;
+    _self.importEnabled = now.importEnabled;
+    _self.spoolBytes = now.spoolBytes;
+    _self.spoolOldestUnix = now.spoolOldestUnix;
+    return restored;
+}
+
+void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double nowUnix)
+{
+    Series& s = _series.at(index);
+    SeriesStats& st = s.stats;
+    ++st.probes;
+    const int up = result.up ? 1 : 0;
+    if (st.lastUp >= 0 && st.lastUp != up)
+        ++st.stateChanges;
+    st.lastUp = up;
+    s.upNow = result.up;
+    s.rttNow = result.up && result.rttMeasured;
+    if (result.up)
+        st.lastSeenUnix = nowUnix;
+    if (s.rttNow)
+    {
+        st.lastRttSeconds = result.rttSeconds;
+        auto observe = [&](double rtt)
+        {
+            st.rttSum += rtt;
+            ++st.rttCount;
+            auto it = std::lower_bound(_buckets.begin(), _buckets.end(), rtt);
+            if (it != _buckets.end())
+                ++st.bucketCounts[static_cast<std::size_t>(it - _buckets.begin())];
+        };
+        if (result.rttSamples.empty())
+            observe(result.rttSeconds);
+        for (double rtt : result.rttSamples)
+            observe(rtt);
+    }
+    if (!result.up)
+    {
+        auto reason = result.reason == FailureReason::None ? FailureReason::Error : result.reason;
+        ++st.failures[static_cast<std::size_t>(reason)];
+    }
+    // Gauges describe this cycle only; counters add up.
+    s.gauges.clear();
+    for (const auto& m : result.measurements)
+    {
+        const MeasurementKind* kind = MeasurementCatalog::find(m.key);
+        if (!kind)
+            throw std::logic_error("scraper " + s.scraper + " reported an unknown measurement \"" + m.key +
+                                   "\"");
+        const std::string key = measurementKey(m.key, m.labels);
+        if (kind->type == MetricType::Counter)
+            st.counters[key] += m.value;
+        else
+            s.gauges[key] = m.value;
+    }
+}
+
+Metric MetricsBuilder::sample(const Series& s, double value)
+{
+    Metric m;
+    m.value = value;
+    m.labelText = s.labelText;
+    return m;
+}
+
+std::vector<MetricFamily> MetricsBuilder::collect() const
+{
+    std::vector<MetricFamily> out;
+    collect([&out](const MetricFamily& f) { out.push_back(f); });
+    return out;
+}
+
+void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& visit) const
+{
+    // One family is built at a time and handed over, so a large fleet never holds all families at once.
+    MetricFamily family;
+    for (std::size_t i = 0; i < familyCount(); ++i)
+    {
+        buildFamily(i, family);
+        if (!family.metrics.empty()) // a family without samples is not written
+            visit(family);
+    }
+}
+
+namespace
+{
+constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
+constexpr std::size_t selfFamilies = 14;
+} // namespace
+
+std::size_t MetricsBuilder::familyCount() const
+{
+    return deviceFamilies + MeasurementCatalog::kinds().size() + selfFamilies;
+}
+
+void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
+{
+    f.metrics.clear();
+    auto start = [&f](const char* name, const char* help, MetricType type)
+    {
+        f.name = name;
+        f.help = help;
+        f.type = type;
+    };
+    if (index < deviceFamilies)
+    {
+        f.metrics.reserve(_series.size());
+        switch (index)
+        {
+        case 0:
+            start("fleetprobe_up", "1 when the device answered the probe in the last cycle, else 0.",
+                  MetricType::Gauge);
+            for (const auto& s : _series)
+                if (s.stats.lastUp >= 0)
+                    f.metrics.push_back(sample(s, s.upNow ? 1.0 : 0.0));
+            break;
+        case 1:
+            start("fleetprobe_last_rtt_seconds",
+                  "Round-trip time of the last successful probe in the last cycle; absent while down.",
+                  MetricType::Gauge);
+            for (const auto& s : _series)
+                if (s.rttNow)
+                    f.metrics.push_back(sample(s, s.stats.lastRttSeconds));
+            break;
+        case 2:
+            start("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
+            if (_buckets.empty())
+                break; // rtt_buckets [] turns the histogram off
+            for (const auto& s : _series)
+            {
+                Metric m = sample(s, 0);
+                m.sampleSum = s.stats.rttSum;
+                m.sampleCount = s.stats.rttCount;
+                std::uint64_t cumulative = 0;
+                for (std::size_t b = 0; b < _buckets.size(); ++b)
+                {
+                    cumulative += s.stats.bucketCounts[b];
+                    m.buckets.push_back(HistogramBucket{_buckets[b], cumulative});
+                }
+                f.metrics.push_back(std::move(m));
+            }
+            break;
+        case 3:
+            start("fleetprobe_probes_total", "Probes made.", MetricType::Counter);
+            for (const auto& s : _series)
+                f.metrics.push_back(sample(s, static_cast<double>(s.stats.probes)));
+            break;
+        case 4:
+            start("fleetprobe_probe_failures_total", "Probes that failed, by reason.", MetricType::Counter);
+            for (const auto& s : _series)
+                for (auto reason : allFailureReasons())
+                    if (auto n = s.stats.failures[static_cast<std::size_t>(reason)]; n > 0)
+                    {
+                        Metric m = sample(s, static_cast<double>(n));
+                        m.extraLabels = {{"reason", failureReasonName(reason)}};
+                        f.metrics.push_back(std::move(m));
+                    }
+            break;
+        case 5:
+            start("fleetprobe_last_seen_timestamp_seconds",
+                  "Unix time of the last successful probe; absent until the first success.",
+                  MetricType::Gauge);
+            for (const auto& s : _series)
+                if (s.stats.lastSeenUnix > 0)
+                    f.metrics.push_back(sample(s, s.stats.lastSeenUnix));
+            break;
+        default:
+            start("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
+            for (const auto& s : _series)
+                f.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
+            break;
+        }
+        return;
+    }
+    index -= deviceFamilies;
+    const auto& kinds = MeasurementCatalog::kinds();
+    if (index < kinds.size())
+    {
+        const MeasurementKind& kind = kinds[index];
+        start(kind.name, kind.help, kind.type);
+        for (const auto& s : _series)
+        {
+            const auto& values = kind.type == MetricType::Counter ? s.stats.counters : s.gauges;
+            for (const auto& [encoded, value] : values)
+            {
+                auto [key, labels] = splitMeasurementKey(encoded);
+                if (key != kind.key)
+                    continue;
+                Metric m = sample(s, value);
+                m.extraLabels = std::move(labels);
+                f.metrics.push_back(std::move(m));
+            }
+        }
+        return;
+    }
+    index -= kinds.size();
+    switch (index)
+    {
+    case 0:
+        start("exporter_duration_seconds", "Duration of the probe phase of the last cycle.",
+              MetricType::Gauge);
+        f.metrics.push_back(Metric::of(_self.lastDurationSeconds));
+        break;
+    case 1:
+        start("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge);
+        f.metrics.push_back(Metric::of(static_cast<double>(_jobNames.size())));
+        break;
+    case 2:
+        start("exporter_cycles_total", "Cycles run.", MetricType::Counter);
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.cycles)));
+        break;
+    case 3:
+        start("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter);
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
+        break;
+    case 4:
+        start("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter);
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
+        break;
+    case 5:
+    {
+        start("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
+              MetricType::Counter);
+        static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+        for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
+            f.metrics.push_back(
+                Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
+        break;
+    }
+    case 6:
+        start("exporter_last_push_success_timestamp_seconds",
+              "Unix time of the last push the sink accepted before this one.", MetricType::Gauge);
+        if (_self.lastPushSuccessUnix > 0)
+            f.metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
+        break;
+    case 7:
+        start("exporter_config_reload_success",
+              "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge);
+        if (_self.configReloadSuccess >= 0)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
+        break;
+    case 8:
+    {
+        start("exporter_imports_total",
+              "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays "
+              "included.",
+              MetricType::Counter);
+        static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+        if (_self.importEnabled)
+            for (std::size_t i = 0; i < _self.importOutcomes.size(); ++i)
+                f.metrics.push_back(
+                    Metric::of(static_cast<double>(_self.importOutcomes[i]), {{"result", results[i]}}));
+        break;
+    }
+    case 9:
+        start("exporter_last_import_success_timestamp_seconds",
+              "Unix time of the last import VictoriaMetrics accepted before this one.", MetricType::Gauge);
+        if (_self.importEnabled && _self.lastImportSuccessUnix > 0)
+            f.metrics.push_back(Metric::of(_self.lastImportSuccessUnix));
+        break;
+    case 10:
+        start("exporter_spool_bytes", "Bytes of undelivered cycles in the spool.", MetricType::Gauge);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolBytes)));
+        break;
+    case 11:
+        start("exporter_spool_oldest_timestamp_seconds",
+              "Unix time of the oldest undelivered cycle in the spool; 0 when the spool is empty.",
+              MetricType::Gauge);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(_self.spoolOldestUnix));
+        break;
+    case 12:
+        start("exporter_spool_dropped_samples_total",
+              "Samples of undelivered cycles dropped, oldest first, to keep the spool under its size cap.",
+              MetricType::Counter);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));
+        break;
+    default:
+        start("exporter_spool_replayed_samples_total",
+              "Samples of spooled cycles that VictoriaMetrics accepted on a later cycle.",
+              MetricType::Counter);
+        if (_self.importEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolReplayedSamples)));
+        break;
+    }
+}
+
+std::vector<std::pair<std::string, double>> MetricsBuilder::devPing() const
+{
+    std::vector<std::pair<std::string, double>> out;
+    for (std::size_t j = 0; j < _jobNames.size(); ++j)
+    {
+        double sum = 0;
+        int n = 0;
+        bool any = false;
+        for (const auto& s : _series)
+            if (s.jobIndex == j && s.scraper == "ping" && s.stats.lastUp >= 0)
+            {
+                any = true;
+                if (s.upNow)
+                    sum += s.stats.lastRttSeconds * 1000.0, ++n;
+            }
+        if (any)
+            out.emplace_back(_jobNames[j], n > 0 ? sum / n : _valueDevDown);
+    }
+    return out;
+}
+
+} // namespace fleetprobe

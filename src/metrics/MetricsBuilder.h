@@ -1,0 +1,147 @@
+#pragma once
+
+#include "config/Config.h"
+#include "metrics/MetricFamily.h"
+#include "engine/Scraper.h"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// Cumulative statistics of one probed series (one job x scraper x target). Plain data.
+struct SeriesStats
+{
+    std::uint64_t probes = 0;
+    std::array<std::uint64_t, 8> failures{}; ///< indexed by FailureReason
+    std::vector<std::uint64_t> bucketCounts; ///< non-cumulative, one per finite bucket bound
+    double rttSum = 0;
+    std::uint64_t rttCount = 0;
+    double lastSeenUnix = 0; ///< 0 until the first success
+    int lastUp = -1;         ///< -1 before the first probe
+    std::uint64_t stateChanges = 0;
+    double lastRttSeconds = 0;
+    std::map<std::string, double> counters; ///< measurement counters by measurementKey()
+};
+
+/// The prober's own counters for one config. Plain data.
+struct SelfStats
+{
+    double lastDurationSeconds = 0;
+    std::uint64_t cycles = 0;
+    std::uint64_t overruns = 0;
+    std::uint64_t pushFailures = 0;
+    std::array<std::uint64_t, 4>
+        pushOutcomes{};             ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport
+    double lastPushSuccessUnix = 0; ///< 0 until a push succeeded
+    int configReloadSuccess = -1;   ///< -1 before the first SIGHUP, then 1 or 0
+
+    // The VictoriaMetrics sink; its families are written only when `importEnabled`.
+    bool importEnabled = false;
+    std::array<std::uint64_t, 4> importOutcomes{}; ///< import requests by result, as pushOutcomes (persisted)
+    double lastImportSuccessUnix = 0;              ///< 0 until an import succeeded (persisted)
+    std::uint64_t spoolDroppedSamples = 0;         ///< samples dropped by the spool cap (persisted)
+    std::uint64_t spoolReplayedSamples = 0;        ///< samples delivered from the spool (persisted)
+    std::uint64_t spoolBytes = 0;                  ///< the spool's size now
+    double spoolOldestUnix = 0;                    ///< the oldest spooled cycle's time; 0 when empty
+};
+
+struct PersistedState;
+
+/// Turns probe results into metric families for one config: owns the cumulative per-series statistics and
+/// the self statistics. Used by one thread at a time (the config's loop); not synchronized.
+class MetricsBuilder
+{
+public:
+    /// Copies what it needs of the config (labels, buckets, jobs).
+    explicit MetricsBuilder(const DeviceClassConfig& config);
+
+    /// Declares a series and returns its index. `targetLabels` are the scraper's labels (port, protocol).
+    std::size_t addSeries(std::size_t jobIndex, const std::string& scraper, const Labels& targetLabels);
+
+    /// Records one probe result of a series, made at `nowUnix` (seconds since the epoch).
+    void record(std::size_t series, const ProbeResult& result, double nowUnix);
+
+    /// The self statistics, to be updated by the engine.
+    SelfStats& self() { return _self; }
+    const SelfStats& self() const { return _self; }
+
+    /// The statistics of a series (for tests and compat output).
+    const SeriesStats& stats(std::size_t series) const { return _series.at(series).stats; }
+
+    /// The identity of a series across restarts and reloads: device, scraper and target labels.
+    static std::string seriesKey(const std::string& device, const std::string& scraper,
+                                 const Labels& targetLabels);
+
+    /// The identity of a measurement within a series: its key and labels, length-prefixed.
+    static std::string measurementKey(const std::string& key, const Labels& labels);
+
+    /// Splits a measurementKey() back into key and labels; throws std::runtime_error when malformed.
+    static std::pair<std::string, Labels> splitMeasurementKey(const std::string& encoded);
+
+    /// Copies the cumulative statistics of every series and the self counters.
+    PersistedState exportState() const;
+
+    /// Hands every series' identity (seriesKey) and statistics to `visit`, in declaration order, without
+    /// copying.
+    void
+    forEachSeries(const std::function<void(const std::string& key, const SeriesStats& stats)>& visit) const;
+
+    /// The bounds of fleetprobe_rtt_seconds.
+    const std::vector<double>& rttBuckets() const { return _buckets; }
+
+    /// Restores statistics saved by exportState: series are matched by key (series no longer configured are
+    /// dropped); histogram counts are kept only when the bucket bounds are unchanged. Returns how many series
+    /// were restored.
+    std::size_t importState(const PersistedState& state);
+
+    /// Every family of the push body: device families first, then self-metrics, each contiguous; families
+    /// without samples are left out.
+    std::vector<MetricFamily> collect() const;
+
+    /// The same families, handed to `visit` one at a time (only one is held in memory).
+    void collect(const std::function<void(const MetricFamily&)>& visit) const;
+
+    /// How many families buildFamily() knows (some may be empty in a given cycle).
+    std::size_t familyCount() const;
+
+    /// Fills `family` with family number `index` (0 to familyCount() - 1), in output order; its metrics are
+    /// empty when it has no sample now. With this a body can be produced on demand, piece by piece.
+    void buildFamily(std::size_t index, MetricFamily& family) const;
+
+    /// PingExporter's per-device `dev_ping` values of the last cycle: (job name, average RTT in ms, or
+    /// value_dev_down when down) for every job with a ping series.
+    std::vector<std::pair<std::string, double>> devPing() const;
+
+private:
+    struct Series
+    {
+        std::size_t jobIndex;
+        std::string scraper;
+        std::string key;
+        std::shared_ptr<const std::string> labelText; ///< the full label set, rendered once
+        SeriesStats stats;
+        bool upNow = false;
+        bool rttNow = false;                  ///< the last result had a round trip
+        std::map<std::string, double> gauges; ///< measurement gauges of the last cycle, by measurementKey()
+    };
+
+    static Metric sample(const Series& s, double value);
+
+    std::vector<std::string> _jobNames;
+    std::vector<double> _buckets;
+    double _valueDevDown;
+    Labels _confLabels;
+    std::vector<Labels> _jobLabels;
+    std::vector<std::string> _jobAddresses;
+    std::vector<Series> _series;
+    SelfStats _self;
+};
+
+} // namespace fleetprobe

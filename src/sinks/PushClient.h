@@ -1,0 +1,185 @@
+#pragma once
+
+#include "config/Config.h"
+#include "metrics/MetricFamily.h"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+typedef void CURL;
+
+namespace fleetprobe
+{
+
+/// A request body produced piece by piece on demand, so that a large fleet's text is never held whole: each
+/// pass (push attempt) calls the opener again and pulls pieces of about `pieceBytes` until the producer says
+/// it is done. Fixed text is the one-piece case. Copyable; a pass is used by one thread.
+class Body
+{
+public:
+    /// Appends the next piece to `piece` (which the caller has cleared) and returns true, or returns false
+    /// when the body is complete.
+    using Producer = std::function<bool(std::string& piece)>;
+
+    /// A fixed text.
+    explicit Body(std::string text);
+
+    /// A body made on demand; `open` starts a new pass (a fresh producer) each time it is called.
+    explicit Body(std::function<Producer()> open) : _open(std::move(open)) {}
+
+    /// Starts a pass over the pieces.
+    Producer open() const { return _open(); }
+
+    /// The size when known in advance (fixed text); a produced body is sent with chunked transfer encoding.
+    std::optional<std::size_t> knownSize() const { return _size; }
+
+    /// The whole text of one pass (tests, small bodies).
+    std::string joined() const;
+
+    /// The same body gzip'd (one gzip member), produced piece by piece as well.
+    Body gzipped() const;
+
+    /// The size a producer aims at for each piece.
+    static constexpr std::size_t pieceBytes = 256 * 1024;
+
+private:
+    std::function<Producer()> _open;
+    std::optional<std::size_t> _size;
+};
+
+/// How one push ended.
+struct PushOutcome
+{
+    enum class Result
+    {
+        Ok,
+        Http4xx,
+        Http5xx,
+        Transport
+    };
+    Result result = Result::Transport;
+    long httpStatus = 0; ///< 0 when no HTTP answer came
+    std::string message; ///< curl's error text or the start of the server's answer
+
+    bool ok() const { return result == Result::Ok; }
+    /// `ok`, `http_4xx`, `http_5xx` or `transport`.
+    const char* resultName() const;
+};
+
+/// Where a cycle's exposition text goes. One instance per config loop; not thread-safe.
+class MetricsSink
+{
+public:
+    virtual ~MetricsSink() = default;
+
+    /// Replaces the group at `groupPath` (`/metrics/job/...`) with `body`. Returns within `timeout`.
+    virtual PushOutcome put(const std::string& groupPath, const Body& body,
+                            std::chrono::milliseconds timeout) = 0;
+
+    /// False for sinks that only show the main group (stdout): compat groups are then skipped.
+    virtual bool wantsCompatGroups() const { return true; }
+};
+
+/// Owns one libcurl easy handle (RAII); reused across pushes so the connection is kept alive.
+class CurlHandle
+{
+public:
+    CurlHandle();
+    ~CurlHandle();
+    CurlHandle(const CurlHandle&) = delete;
+    CurlHandle& operator=(const CurlHandle&) = delete;
+    CURL* get() const { return _curl; }
+
+private:
+    CURL* _curl;
+};
+
+/// Pushes to a Prometheus Pushgateway with HTTP PUT: the only part of fleetprobe that knows HTTP.
+/// Connect and total timeouts are always set. One instance per thread.
+class PushgatewayClient : public MetricsSink
+{
+public:
+    /// Call curl_global_init once in the process before constructing any client.
+    explicit PushgatewayClient(PushTarget target,
+                               std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+
+    PushOutcome put(const std::string& groupPath, const Body& body,
+                    std::chrono::milliseconds timeout) override;
+
+    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
+    /// error).
+    void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
+
+private:
+    std::function<bool()> _abort;
+    PushTarget _target;
+    std::chrono::milliseconds _connectTimeout;
+    CurlHandle _curl;
+};
+
+/// Percent-encodes every byte but RFC 3986's unreserved characters (a query parameter's name or value). Pure.
+std::string percentEncode(const std::string& text);
+
+/// Where a cycle's timestamped samples go: an import API that keeps history (VictoriaMetrics). One instance
+/// per config loop; not thread-safe.
+class ImportSink
+{
+public:
+    virtual ~ImportSink() = default;
+
+    /// Sends `gzipText` (gzip'd exposition text, every sample with its timestamp); the server adds
+    /// `extraLabels` to every sample. Returns within `timeout`.
+    virtual PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
+                               std::chrono::milliseconds timeout) = 0;
+};
+
+/// POSTs to VictoriaMetrics' `<base>/api/v1/import/prometheus?extra_label=...` with `Content-Encoding: gzip`
+/// (single-node, vmagent and a cluster's vminsert prefix alike). Basic auth or a bearer token. Connect and
+/// total timeouts are always set. One instance per thread.
+class VictoriaMetricsClient : public ImportSink
+{
+public:
+    /// Call curl_global_init once in the process before constructing any client.
+    explicit VictoriaMetricsClient(ImportTarget target,
+                                   std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+
+    PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
+                       std::chrono::milliseconds timeout) override;
+
+    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
+    /// error).
+    void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
+
+    /// The request URL for `extraLabels` (each `extra_label=name=value`, percent-encoded).
+    std::string urlFor(const Labels& extraLabels) const;
+
+private:
+    std::function<bool()> _abort;
+    ImportTarget _target;
+    std::chrono::milliseconds _connectTimeout;
+    CurlHandle _curl;
+};
+
+/// Writes each group to a stream (stdout) preceded by `# fleetprobe group: <path>`. Writes of all instances
+/// that share the stream are serialized by a process-wide mutex.
+class StreamSink : public MetricsSink
+{
+public:
+    /// The stream must outlive the sink.
+    explicit StreamSink(std::ostream& out) : _out(out) {}
+
+    PushOutcome put(const std::string& groupPath, const Body& body,
+                    std::chrono::milliseconds timeout) override;
+    bool wantsCompatGroups() const override { return false; }
+
+private:
+    std::ostream& _out;
+};
+
+} // namespace fleetprobe

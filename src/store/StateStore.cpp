@@ -1,0 +1,420 @@
+#include "store/StateStore.h"
+
+#include "metrics/GroupingKey.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fleetprobe
+{
+namespace
+{
+
+const char* const magic = "fleetprobe-state 2";
+const char* const magicV1 = "fleetprobe-state 1"; // before the `mismatch` reason and measurement counters
+
+std::uint64_t fnv1a(const char* data, std::size_t size)
+{
+    std::uint64_t h = 1469598103934665603ull;
+    for (std::size_t i = 0; i < size; ++i)
+    {
+        h ^= static_cast<unsigned char>(data[i]);
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+void put(std::string& out, double v)
+{
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out += ' ';
+    out.append(buf, r.ptr);
+}
+
+void put(std::string& out, std::uint64_t v)
+{
+    out += ' ';
+    out += std::to_string(v);
+}
+
+/// Reads whitespace-separated fields of one line.
+class Fields
+{
+public:
+    Fields(const std::string& line, std::size_t lineNo) : _line(line), _lineNo(lineNo) {}
+
+    std::string word()
+    {
+        while (_pos < _line.size() && _line[_pos] == ' ')
+            ++_pos;
+        std::size_t start = _pos;
+        while (_pos < _line.size() && _line[_pos] != ' ')
+            ++_pos;
+        if (start == _pos)
+            fail("a field is missing");
+        return _line.substr(start, _pos - start);
+    }
+
+    std::uint64_t u64()
+    {
+        std::string w = word();
+        std::uint64_t v = 0;
+        auto r = std::from_chars(w.data(), w.data() + w.size(), v);
+        if (r.ec != std::errc() || r.ptr != w.data() + w.size())
+            fail("not a count: " + w);
+        return v;
+    }
+
+    double f64()
+    {
+        std::string w = word();
+        double v = 0;
+        auto r = std::from_chars(w.data(), w.data() + w.size(), v);
+        if (r.ec != std::errc() || r.ptr != w.data() + w.size() || !std::isfinite(v))
+            fail("not a number: " + w);
+        return v;
+    }
+
+    bool more()
+    {
+        while (_pos < _line.size() && _line[_pos] == ' ')
+            ++_pos;
+        return _pos < _line.size();
+    }
+
+    [[noreturn]] void fail(const std::string& why) const
+    {
+        throw std::runtime_error("line " + std::to_string(_lineNo) + ": " + why);
+    }
+
+private:
+    const std::string& _line;
+    std::size_t _lineNo;
+    std::size_t _pos = 0;
+};
+
+std::string base64UrlDecode(const std::string& in)
+{
+    try
+    {
+        return GroupingKey::base64UrlDecode(in);
+    }
+    catch (const std::invalid_argument&)
+    {
+        throw std::runtime_error("bad series key encoding");
+    }
+}
+
+} // namespace
+
+const char* StateStore::defaultDirectory()
+{
+    return "/var/lib/fleetprobe";
+}
+
+StateStore::StateStore(std::string directory) : _directory(std::move(directory))
+{
+    std::error_code ec;
+    std::filesystem::create_directories(_directory, ec);
+    if (ec)
+        throw std::runtime_error(_directory + ": cannot create the state directory: " + ec.message());
+    const std::string lockPath = _directory + "/fleetprobe.lock";
+    _lockFd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (_lockFd < 0)
+        throw std::runtime_error(lockPath + ": cannot open the state lock: " + std::strerror(errno));
+    if (::flock(_lockFd, LOCK_EX | LOCK_NB) != 0)
+    {
+        const int err = errno;
+        char pid[32] = {0};
+        ssize_t n = ::pread(_lockFd, pid, sizeof pid - 1, 0);
+        ::close(_lockFd);
+        _lockFd = -1;
+        if (err == EWOULDBLOCK)
+            throw StateLockedError(
+                _directory + ": the state directory is in use by another fleetprobe process" +
+                (n > 0 ? std::string(" (pid ") + std::string(pid, std::strcspn(pid, "\n")) + ")"
+                       : std::string()));
+        throw std::runtime_error(lockPath + ": cannot lock: " + std::strerror(err));
+    }
+    const std::string self = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(_lockFd, 0) == 0)
+        (void)!::pwrite(_lockFd, self.data(), self.size(), 0);
+}
+
+StateStore::~StateStore()
+{
+    if (_lockFd >= 0)
+        ::close(_lockFd); // releases the flock
+}
+
+std::string StateStore::pathFor(const std::string& promId) const
+{
+    return _directory + "/" + GroupingKey::base64Url(promId) + ".state";
+}
+
+std::string StateStore::encode(const PersistedState& state)
+{
+    return encode(state.rttBuckets, state.self,
+                  [&state](const auto& visit)
+                  {
+                      for (const auto& [key, stats] : state.series)
+                          visit(key, stats);
+                  });
+}
+
+std::string StateStore::encode(const std::vector<double>& rttBuckets, const SelfStats& self,
+                               const SeriesSource& series)
+{
+    std::string out = magic;
+    out += "\nbuckets";
+    for (double b : rttBuckets)
+        put(out, b);
+    const SelfStats& s = self;
+    out += "\nself";
+    put(out, s.cycles);
+    put(out, s.overruns);
+    put(out, s.pushFailures);
+    put(out, s.lastPushSuccessUnix);
+    for (auto n : s.pushOutcomes)
+        put(out, n);
+    out += '\n';
+    if (s.lastImportSuccessUnix > 0 || s.spoolDroppedSamples > 0 || s.spoolReplayedSamples > 0 ||
+        s.importOutcomes != decltype(s.importOutcomes){})
+    {
+        // Written only by a process with the VictoriaMetrics sink, so older versions still read other files.
+        out += "import";
+        for (auto n : s.importOutcomes)
+            put(out, n);
+        put(out, s.lastImportSuccessUnix);
+        put(out, s.spoolDroppedSamples);
+        put(out, s.spoolReplayedSamples);
+        out += '\n';
+    }
+    std::size_t count = 0;
+    series(
+        [&out, &count](const std::string& key, const SeriesStats& st)
+        {
+            ++count;
+            out += "s ";
+            out += GroupingKey::base64Url(key);
+            put(out, st.probes);
+            for (std::size_t i = 1; i < st.failures.size(); ++i)
+                put(out, st.failures[i]);
+            put(out, st.rttSum);
+            put(out, st.rttCount);
+            put(out, st.lastSeenUnix);
+            put(out, static_cast<std::uint64_t>(st.lastUp + 1));
+            put(out, st.stateChanges);
+            put(out, st.lastRttSeconds);
+            put(out, static_cast<std::uint64_t>(st.bucketCounts.size()));
+            for (auto c : st.bucketCounts)
+                put(out, c);
+            out += '\n';
+            for (const auto& [measure, value] : st.counters)
+            {
+                out += "c " + GroupingKey::base64Url(key) + " " + GroupingKey::base64Url(measure);
+                put(out, value);
+                out += '\n';
+            }
+        });
+    out += "end " + std::to_string(count);
+    const std::uint64_t sum = fnv1a(out.data(), out.size());
+    out += ' ' + std::to_string(sum) + '\n';
+    return out;
+}
+
+PersistedState StateStore::decode(const std::string& text)
+{
+    const std::size_t endPos = text.rfind("\nend ");
+    const bool v1 = text.compare(0, std::strlen(magicV1) + 1, std::string(magicV1) + "\n") == 0;
+    if (!v1 && text.compare(0, std::strlen(magic) + 1, std::string(magic) + "\n") != 0)
+        throw std::runtime_error("not a fleetprobe state file (bad header)");
+    const std::size_t failureFields = v1 ? 6 : 7;
+    if (endPos == std::string::npos || text.empty() || text.back() != '\n')
+        throw std::runtime_error("truncated (no end line)");
+    {
+        const std::string endLine = text.substr(endPos + 1, text.size() - endPos - 2);
+        Fields f(endLine, 0);
+        f.word();
+        f.u64();
+        const std::uint64_t sum = f.u64();
+        const std::size_t bodyLen = endPos + 1 + endLine.rfind(' ');
+        if (fnv1a(text.data(), bodyLen) != sum)
+            throw std::runtime_error("checksum mismatch");
+    }
+    PersistedState state;
+    std::istringstream in(text.substr(0, endPos + 1));
+    std::string line;
+    std::size_t lineNo = 0;
+    std::size_t count = 0;
+    while (std::getline(in, line))
+    {
+        ++lineNo;
+        if (lineNo == 1)
+            continue;
+        Fields f(line, lineNo);
+        const std::string kind = f.word();
+        if (kind == "buckets")
+        {
+            while (f.more())
+                state.rttBuckets.push_back(f.f64());
+        }
+        else if (kind == "self")
+        {
+            SelfStats& s = state.self;
+            s.cycles = f.u64();
+            s.overruns = f.u64();
+            s.pushFailures = f.u64();
+            s.lastPushSuccessUnix = f.f64();
+            for (auto& n : s.pushOutcomes)
+                n = f.u64();
+        }
+        else if (kind == "import" && !v1)
+        {
+            SelfStats& s = state.self;
+            for (auto& n : s.importOutcomes)
+                n = f.u64();
+            s.lastImportSuccessUnix = f.f64();
+            s.spoolDroppedSamples = f.u64();
+            s.spoolReplayedSamples = f.u64();
+        }
+        else if (kind == "s")
+        {
+            const std::string key = base64UrlDecode(f.word());
+            SeriesStats st;
+            st.probes = f.u64();
+            for (std::size_t i = 1; i <= failureFields; ++i)
+                st.failures[i] = f.u64();
+            st.rttSum = f.f64();
+            st.rttCount = f.u64();
+            st.lastSeenUnix = f.f64();
+            const auto up = f.u64();
+            if (up > 2)
+                f.fail("bad last state");
+            st.lastUp = static_cast<int>(up) - 1;
+            st.stateChanges = f.u64();
+            st.lastRttSeconds = f.f64();
+            const auto nb = f.u64();
+            if (nb > 1024)
+                f.fail("too many buckets");
+            for (std::uint64_t b = 0; b < nb; ++b)
+                st.bucketCounts.push_back(f.u64());
+            state.series[key] = std::move(st);
+            ++count;
+        }
+        else if (kind == "c" && !v1)
+        {
+            auto it = state.series.find(base64UrlDecode(f.word()));
+            if (it == state.series.end())
+                f.fail("counter of an unknown series");
+            const std::string measure = base64UrlDecode(f.word());
+            it->second.counters[measure] = f.f64();
+        }
+        else
+            f.fail("unknown record \"" + kind + "\"");
+        if (f.more())
+            f.fail("extra fields");
+    }
+    if (count != state.series.size())
+        throw std::runtime_error("duplicate series");
+    return state;
+}
+
+std::optional<PersistedState> StateStore::load(const std::string& promId, std::string& problem) const
+{
+    const std::string path = pathFor(promId);
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+    {
+        if (errno == ENOENT)
+            return std::nullopt;
+        problem = path + ": cannot read the state file: " + std::strerror(errno);
+    }
+    else
+    {
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        try
+        {
+            return decode(ss.str());
+        }
+        catch (const std::exception& e)
+        {
+            problem = path + ": corrupt state file (" + e.what() + ")";
+        }
+    }
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    const std::string aside = path + ".corrupt-" + std::to_string(now);
+    if (::rename(path.c_str(), aside.c_str()) == 0)
+        problem += "; moved aside to " + aside + ", counters start from zero";
+    else
+        problem +=
+            "; could not move it aside (" + std::string(std::strerror(errno)) + "), counters start from zero";
+    return std::nullopt;
+}
+
+void StateStore::save(const std::string& promId, const PersistedState& state) const
+{
+    save(promId, state.rttBuckets, state.self,
+         [&state](const auto& visit)
+         {
+             for (const auto& [key, stats] : state.series)
+                 visit(key, stats);
+         });
+}
+
+void StateStore::save(const std::string& promId, const std::vector<double>& rttBuckets, const SelfStats& self,
+                      const SeriesSource& series) const
+{
+    const std::string path = pathFor(promId);
+    const std::string tmp = path + ".tmp";
+    const std::string text = encode(rttBuckets, self, series);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(errno));
+    std::size_t done = 0;
+    while (done < text.size())
+    {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+        {
+            const int err = errno;
+            ::close(fd);
+            throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(err));
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0)
+    {
+        const int err = errno;
+        ::close(fd);
+        throw std::runtime_error(tmp + ": fsync failed: " + std::strerror(err));
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        throw std::runtime_error(path + ": cannot replace the state file: " + std::strerror(errno));
+    int dfd = ::open(_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+    {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+} // namespace fleetprobe

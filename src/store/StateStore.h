@@ -1,0 +1,86 @@
+#pragma once
+
+#include "metrics/MetricsBuilder.h"
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+/// What survives a restart for one config: the self counters and every series' cumulative statistics,
+/// keyed by series key (MetricsBuilder::seriesKey). Plain data.
+struct PersistedState
+{
+    std::vector<double> rttBuckets; ///< the bounds the histogram counts were made with
+    SelfStats self;
+    std::map<std::string, SeriesStats> series;
+};
+
+/// Thrown when another process holds the state directory's lock.
+class StateLockedError : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Keeps one state file per config in a directory, written atomically (temp file, fsync, rename, fsync of the
+/// directory) so that a kill at any instant leaves the old or the new file, never a torn one; each file ends
+/// with a checksum. The directory is locked (flock on `fleetprobe.lock`) for the life of the store.
+/// load and save of different configs may run concurrently; the same config from one thread at a time.
+class StateStore
+{
+public:
+    /// Creates the directory if needed and takes its lock. Throws StateLockedError when another process holds
+    /// it, std::runtime_error when the directory cannot be used.
+    explicit StateStore(std::string directory);
+    ~StateStore();
+    StateStore(const StateStore&) = delete;
+    StateStore& operator=(const StateStore&) = delete;
+
+    /// The file that holds a config's state.
+    std::string pathFor(const std::string& promId) const;
+
+    /// Reads a config's state. No file: nothing. A corrupt or unreadable file is renamed to
+    /// `<file>.corrupt-<unix time>`, `problem` says so, and nothing is returned.
+    std::optional<PersistedState> load(const std::string& promId, std::string& problem) const;
+
+    /// Writes a config's state atomically. Throws std::runtime_error on an I/O error.
+    void save(const std::string& promId, const PersistedState& state) const;
+
+    /// Hands every series to persist, one at a time, to `visit` (key, statistics): a state is written without
+    /// a copy of the whole of it.
+    using SeriesSource = std::function<void(
+        const std::function<void(const std::string& key, const SeriesStats& stats)>& visit)>;
+
+    /// save() of a state given as its parts; `series` is called once.
+    void save(const std::string& promId, const std::vector<double>& rttBuckets, const SelfStats& self,
+              const SeriesSource& series) const;
+
+    /// The text form of a state (exposed for tests and the fuzzer).
+    static std::string encode(const PersistedState& state);
+
+    /// encode() of a state given as its parts; `series` is called once.
+    static std::string encode(const std::vector<double>& rttBuckets, const SelfStats& self,
+                              const SeriesSource& series);
+
+    /// Parses the text form; throws std::runtime_error with the reason when it is not a complete, valid
+    /// state.
+    static PersistedState decode(const std::string& text);
+
+    /// The directory this store keeps its files in.
+    const std::string& directory() const { return _directory; }
+
+    /// The default directory: /var/lib/fleetprobe.
+    static const char* defaultDirectory();
+
+private:
+    std::string _directory;
+    int _lockFd = -1;
+};
+
+} // namespace fleetprobe
