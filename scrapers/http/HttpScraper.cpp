@@ -2,11 +2,11 @@
 
 #include "scrapers/http/HttpScraper.h"
 
-#include "scrapers/common/CertificateExpiry.h"
 #include "config/Config.h"
+#include "net/SocketBudget.h"
+#include "scrapers/common/CertificateExpiry.h"
 #include "scrapers/common/CurlEasy.h"
 #include "scrapers/common/CurlMulti.h"
-#include "net/SocketBudget.h"
 
 #include <fcntl.h>
 #include <sys/select.h>
@@ -234,7 +234,7 @@ std::vector<ProbeTarget> HttpScraper::targetsFor(std::size_t jobIndex, const Job
     return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout, job.http->timeoutSeconds)};
 }
 
-std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targets)
+std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
     if (targets.empty())

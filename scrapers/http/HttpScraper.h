@@ -22,7 +22,7 @@ public:
                                         std::chrono::milliseconds defaultTimeout) const override;
 
     /// Sends every target's request at once; returns within about the largest target timeout.
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 
     /// libcurl's cumulative times of one transfer, in seconds from its start; 0 for a point not reached.
     struct Timings

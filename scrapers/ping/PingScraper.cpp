@@ -1,9 +1,9 @@
 #include "scrapers/ping/PingScraper.h"
 
 #include "config/Config.h"
-#include "util/Log.h"
 #include "net/Resolver.h"
 #include "net/SocketBudget.h"
+#include "util/Log.h"
 
 #include <oping.h>
 
@@ -348,7 +348,7 @@ std::vector<ProbeTarget> PingScraper::targetsFor(std::size_t jobIndex, const Job
     return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout)};
 }
 
-std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targets)
+std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
     if (targets.empty())

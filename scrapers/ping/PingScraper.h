@@ -18,7 +18,7 @@ public:
     std::string name() const override { return "ping"; }
     std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
                                         std::chrono::milliseconds defaultTimeout) const override;
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 };
 
 } // namespace fleetprobe

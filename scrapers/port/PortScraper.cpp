@@ -147,7 +147,7 @@ std::vector<ProbeTarget> PortScraper::targetsFor(std::size_t jobIndex, const Job
     return out;
 }
 
-std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targets)
+std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
     if (targets.empty())

@@ -18,7 +18,7 @@ public:
     std::string name() const override { return "port"; }
     std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
                                         std::chrono::milliseconds defaultTimeout) const override;
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 };
 
 } // namespace fleetprobe
@@ -37,7 +37,7 @@ public:
     {
         return {};
     }
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>&) override { return {}; }
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>&, const StopSignal&) override { return {}; }
 };
 
 } // namespace fleetprobe

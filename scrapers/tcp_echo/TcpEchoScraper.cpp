@@ -3,8 +3,8 @@
 #include "config/Config.h"
 #include "echo/EchoServer.h"
 #include "net/Resolver.h"
-#include "scrapers/tcp_echo/RtoEstimator.h"
 #include "net/SocketBudget.h"
+#include "scrapers/tcp_echo/RtoEstimator.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -610,7 +610,8 @@ std::vector<ProbeTarget> TcpEchoScraper::targetsFor(std::size_t jobIndex, const 
     return {t};
 }
 
-std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& targets)
+std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& targets,
+                                               const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
     const auto start = Clock::now();

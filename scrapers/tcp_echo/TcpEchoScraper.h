@@ -39,7 +39,7 @@ public:
 
     /// Runs one cycle on every target (see the class comment). Connections of devices no longer in `targets`
     /// are closed.
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 
 private:
     struct Peer;

@@ -3,10 +3,10 @@
 
 #include "scrapers/websocket/WebSocketScraper.h"
 
-#include "scrapers/common/CertificateExpiry.h"
 #include "config/Config.h"
 #include "net/Resolver.h"
 #include "net/SocketBudget.h"
+#include "scrapers/common/CertificateExpiry.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -447,7 +447,8 @@ Poco::Net::Context::Ptr WebSocketScraper::context(bool verify, const std::string
     return context;
 }
 
-std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>& targets)
+std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>& targets,
+                                                 const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
     std::vector<Handshake> handshakes(targets.size());

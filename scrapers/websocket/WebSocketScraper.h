@@ -35,7 +35,7 @@ public:
 
     /// Runs every target's handshake; returns within about the name lookup time plus the largest target
     /// timeout, plus the time connected targets wait for a handshake thread.
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
+    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 
 private:
     /// The TLS client context for (tls_verify, ca_file), made on first use and kept for later cycles.

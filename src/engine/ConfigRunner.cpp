@@ -2,12 +2,12 @@
 
 #include "engine/CycleScheduler.h"
 #include "metrics/GroupingKey.h"
+#include "metrics/TextSerializer.h"
 #include "sinks/GzipWriter.h"
 #include "sinks/ImportShipper.h"
-#include "util/Log.h"
 #include "store/Spool.h"
 #include "store/StateStore.h"
-#include "metrics/TextSerializer.h"
+#include "util/Log.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Runnable.h>
@@ -19,36 +19,6 @@
 namespace fleetprobe
 {
 
-void StopSignal::request()
-{
-    {
-        std::lock_guard<std::mutex> lock(_mutex);
-        if (!_stop)
-            _at = std::chrono::steady_clock::now();
-        _stop = true;
-    }
-    _cv.notify_all();
-}
-
-bool StopSignal::requested() const
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    return _stop;
-}
-
-std::chrono::steady_clock::time_point StopSignal::requestedAt() const
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    return _at;
-}
-
-bool StopSignal::waitUntil(std::chrono::steady_clock::time_point deadline)
-{
-    std::unique_lock<std::mutex> lock(_mutex);
-    _cv.wait_until(lock, deadline, [this] { return _stop; });
-    return _stop;
-}
-
 /// One scraper of the config with its targets for the cycle; runs on a pool thread.
 struct ConfigRunner::Plan : public Poco::Runnable
 {
@@ -56,12 +26,13 @@ struct ConfigRunner::Plan : public Poco::Runnable
     std::vector<ProbeTarget> targets;
     std::vector<std::size_t> series;
     std::vector<ProbeResult> results;
+    const StopSignal* stop = nullptr;
 
     void run() override
     {
         try
         {
-            results = scraper->probe(targets);
+            results = scraper->probe(targets, *stop);
         }
         catch (const std::exception& e)
         {
@@ -110,6 +81,7 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
             {
                 auto plan = std::make_unique<Plan>();
                 plan->scraper = registry.create(name);
+                plan->stop = _options.stop ? _options.stop : &_neverStop;
                 _plans.push_back(std::move(plan));
                 it = _plans.end() - 1;
             }

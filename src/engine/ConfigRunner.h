@@ -1,9 +1,10 @@
 #pragma once
 
 #include "config/Config.h"
+#include "engine/ScraperRegistry.h"
+#include "engine/StopSignal.h"
 #include "metrics/MetricsBuilder.h"
 #include "sinks/PushClient.h"
-#include "engine/ScraperRegistry.h"
 
 #include <Poco/ThreadPool.h>
 
@@ -17,26 +18,6 @@
 
 namespace fleetprobe
 {
-
-/// A stop request shared by the loops of a process. Thread-safe.
-class StopSignal
-{
-public:
-    /// Asks every waiter to stop; wakes them at once.
-    void request();
-    /// True once stop was requested.
-    bool requested() const;
-    /// Waits until `deadline` or a stop request; returns true when stop was requested.
-    bool waitUntil(std::chrono::steady_clock::time_point deadline);
-    /// When stop was requested (the epoch of steady_clock when it was not).
-    std::chrono::steady_clock::time_point requestedAt() const;
-
-private:
-    mutable std::mutex _mutex;
-    std::condition_variable _cv;
-    bool _stop = false;
-    std::chrono::steady_clock::time_point _at{};
-};
 
 class StateStore;
 class ImportShipper;
@@ -143,6 +124,7 @@ private:
     RunnerOptions _options;
     std::string _groupPath;
     std::vector<std::unique_ptr<Plan>> _plans;
+    StopSignal _neverStop; ///< handed to the scrapers when RunnerOptions::stop is null
     Poco::ThreadPool _pool;
     std::atomic<int> _reloadSuccess{-1};
     mutable std::mutex _snapshotMutex;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "engine/StopSignal.h"
 #include "metrics/MetricFamily.h"
 
 #include <algorithm>
@@ -121,8 +122,11 @@ public:
                                                 std::chrono::milliseconds defaultTimeout) const = 0;
 
     /// Probes every target concurrently and returns one result per target, in the same order.
-    /// Returns within about the largest target timeout. Must not throw for a device failure.
-    virtual std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) = 0;
+    /// Returns within about the largest target timeout, and within about a second of a `stop` request (then
+    /// with what was measured so far; unfinished targets fail with reason timeout). Must not throw for a
+    /// device failure.
+    virtual std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets,
+                                           const StopSignal& stop) = 0;
 };
 
 } // namespace fleetprobe

@@ -1,9 +1,9 @@
 #include "http/ProbeService.h"
 
 #include "config/ConfigLoader.h"
-#include "util/Log.h"
 #include "metrics/MetricsBuilder.h"
 #include "metrics/TextSerializer.h"
+#include "util/Log.h"
 
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
@@ -337,6 +337,7 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
     const auto timeout =
         std::chrono::milliseconds(std::max(1LL, std::llround(config.timeoutSeconds * 1000.0)));
     MetricsBuilder metrics(config);
+    const StopSignal stop;
     bool success = true;
     std::size_t probed = 0;
     for (const auto& name : job.metrics)
@@ -352,7 +353,7 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
         std::vector<ProbeResult> results;
         try
         {
-            results = scraper->probe(targets);
+            results = scraper->probe(targets, stop);
         }
         catch (const std::exception& e)
         {

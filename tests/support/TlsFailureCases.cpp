@@ -33,7 +33,7 @@ std::vector<ProbeResult> TlsFailureCases::probeAll(Scraper& scraper, const std::
         for (auto& t : scraper.targetsFor(j, jobs[j], std::chrono::milliseconds(2000)))
             targets.push_back(t);
     BOOST_TEST_REQUIRE(targets.size() == jobs.size());
-    const auto results = scraper.probe(targets);
+    const auto results = scraper.probe(targets, StopSignal());
     BOOST_TEST_REQUIRE(results.size() == jobs.size());
     for (const auto& r : results)
     {

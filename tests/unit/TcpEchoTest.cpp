@@ -208,11 +208,12 @@ BOOST_AUTO_TEST_CASE(a_job_without_section_fails_as_a_result)
     JobConfig job;
     job.host = "192.0.2.7"; // never contacted: there is no port
     TcpEchoScraper scraper;
-    const auto results = scraper.probe(scraper.targetsFor(0, job, std::chrono::milliseconds(100)));
+    const auto results =
+        scraper.probe(scraper.targetsFor(0, job, std::chrono::milliseconds(100)), StopSignal());
     BOOST_TEST_REQUIRE(results.size() == 1u);
     BOOST_TEST(!results[0].up);
     BOOST_TEST(std::string(failureReasonName(results[0].reason)) == "error");
-    BOOST_TEST(scraper.probe({}).empty());
+    BOOST_TEST(scraper.probe({}, StopSignal()).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
