@@ -38,4 +38,10 @@ std::optional<double> CertificateExpiry::fromPem(const std::string& pem)
     return of(certificate.get());
 }
 
+MeasurementKind certificateExpiryKind()
+{
+    return {"tls_cert_expiry_timestamp_seconds", "fleetprobe_tls_cert_expiry_timestamp_seconds",
+            "Unix time at which the peer's TLS certificate expires.", MetricType::Gauge};
+}
+
 } // namespace fleetprobe

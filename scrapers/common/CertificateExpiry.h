@@ -1,5 +1,7 @@
 #pragma once
 
+#include "engine/ScraperDescriptor.h"
+
 #include <openssl/x509.h>
 
 #include <optional>
@@ -21,5 +23,8 @@ public:
     /// nullopt when the text holds no readable certificate.
     static std::optional<double> fromPem(const std::string& pem);
 };
+
+/// The `tls_cert_expiry_timestamp_seconds` measurement kind that every TLS scraper reports.
+MeasurementKind certificateExpiryKind();
 
 } // namespace fleetprobe

@@ -2,7 +2,6 @@
 
 #include "scrapers/http/HttpScraper.h"
 
-#include "config/Config.h"
 #include "net/SocketBudget.h"
 #include "scrapers/common/CertificateExpiry.h"
 #include "scrapers/common/CurlEasy.h"
@@ -226,14 +225,6 @@ ProbeResult finish(Transfer& t, CURLcode code, const HttpConfig& http)
 
 } // namespace
 
-std::vector<ProbeTarget> HttpScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                                 std::chrono::milliseconds defaultTimeout) const
-{
-    if (!job.http)
-        return {};
-    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout, job.http->timeoutSeconds)};
-}
-
 std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
@@ -282,7 +273,7 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
             pending.pop_front();
             const ProbeTarget& target = targets[i];
             std::string problem;
-            if (!target.job || !target.job->http)
+            if (!target.settingsAs<HttpConfig>())
                 problem = "the job has no http section";
             else
             {
@@ -290,7 +281,7 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
                 {
                     transfers[i] = std::make_unique<Transfer>();
                     transfers[i]->target = i;
-                    problem = prepare(*transfers[i], *target.job->http, target.timeout);
+                    problem = prepare(*transfers[i], *target.settingsAs<HttpConfig>(), target.timeout);
                     if (problem.empty() && !multi->add(transfers[i]->easy))
                         problem = "libcurl refused the transfer";
                 }
@@ -318,7 +309,7 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
             curl_easy_getinfo(done.easy, CURLINFO_PRIVATE, &data);
             auto* transfer = reinterpret_cast<Transfer*>(data);
             const std::size_t i = transfer->target;
-            results[i] = finish(*transfer, done.result, *targets[i].job->http);
+            results[i] = finish(*transfer, done.result, *targets[i].settingsAs<HttpConfig>());
             multi->remove(transfer->easy);
             transfers[i].reset();
             budget.release(sockets);

@@ -1,11 +1,27 @@
 #pragma once
 
-#include "engine/Scraper.h"
+#include "engine/ScraperDescriptor.h"
 
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace fleetprobe
 {
+
+/// `jobs[].http`: one HTTP(S) request per cycle.
+struct HttpConfig : ScraperSettings
+{
+    std::string url;
+    std::string method = "GET";           ///< GET or HEAD
+    std::vector<int> acceptStatus;        ///< accepted status codes; empty: any 2xx
+    bool tlsVerify = true;                ///< verify the server certificate and name
+    std::string caFile;                   ///< extra CA bundle (PEM); empty: the system's
+    std::optional<double> timeoutSeconds; ///< overrides conf.timeout
+};
+
+/// The `http` scraper's registration: `jobs[].http`, one target per job, its `/probe` module.
+ScraperDescriptor httpScraperDescriptor();
 
 /// `http`: one HTTP(S) request per device and cycle through libcurl: status, phase timings, certificate
 /// expiry. All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy
@@ -15,12 +31,6 @@ namespace fleetprobe
 class HttpScraper : public Scraper
 {
 public:
-    std::string name() const override { return "http"; }
-
-    /// One target per job with an `http` section; the target points at the job (its `http` settings).
-    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                        std::chrono::milliseconds defaultTimeout) const override;
-
     /// Sends every target's request at once; returns within about the largest target timeout.
     std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 

@@ -29,6 +29,13 @@ namespace fleetprobe
 namespace
 {
 
+/// The target's burst settings (the defaults for a target made without any).
+PingOptions optionsOf(const ProbeTarget& t)
+{
+    const PingOptions* o = t.settingsAs<PingOptions>();
+    return o ? *o : PingOptions{};
+}
+
 /// RAII owner of a liboping object.
 class PingObject
 {
@@ -342,12 +349,6 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
 
 } // namespace
 
-std::vector<ProbeTarget> PingScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                                 std::chrono::milliseconds defaultTimeout) const
-{
-    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout)};
-}
-
 std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
@@ -379,7 +380,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
         const ResolvedAddress& r = resolved[hostIndex[t.host]];
         if (!r.ok)
             continue;
-        const PingOptions options = t.job ? t.job->ping : PingOptions{};
+        const PingOptions options = optionsOf(t);
         Group& g = groups[key(options)];
         g.options = options;
         if (g.index.emplace(r.numeric(), g.addresses.size()).second)
@@ -454,7 +455,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
             continue;
         }
-        const PingOptions options = targets[i].job ? targets[i].job->ping : PingOptions{};
+        const PingOptions options = optionsOf(targets[i]);
         ProbeResult agg = byAddress[{key(options), r.numeric()}];
         const auto received = agg.rttSamples.size();
         if (received > 0)

@@ -1,9 +1,21 @@
 #pragma once
 
-#include "engine/Scraper.h"
+#include "engine/ScraperDescriptor.h"
 
 namespace fleetprobe
 {
+
+/// ICMP echo bursts of one job (`conf.ping`, overridden field by field by `jobs[].ping`).
+struct PingOptions : ScraperSettings
+{
+    int count = 1;         ///< echo requests per host and cycle
+    int intervalMs = 1000; ///< gap between the requests of a burst
+    int size = 56;         ///< ICMP payload bytes
+    int ttl = 64;
+};
+
+/// The `ping` scraper's registration: its `ping` keys (conf and job), targets, measurements, `/probe` module.
+ScraperDescriptor pingScraperDescriptor();
 
 /// `ping`: one ICMP echo per host and cycle through liboping. All hosts of a cycle are sent at once and their
 /// replies awaited together for the timeout (hosts are split over liboping objects of at most
@@ -15,9 +27,6 @@ class PingScraper : public Scraper
 public:
     static constexpr std::size_t maxHostsPerObject = 2500;
 
-    std::string name() const override { return "ping"; }
-    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                        std::chrono::milliseconds defaultTimeout) const override;
     std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 };
 

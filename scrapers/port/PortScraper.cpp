@@ -8,7 +8,6 @@
 // free the loop waits for its own sockets to finish.
 #include "scrapers/port/PortScraper.h"
 
-#include "config/Config.h"
 #include "net/Resolver.h"
 #include "net/SocketBudget.h"
 
@@ -106,6 +105,14 @@ struct InFlight
     std::string answer;   ///< bytes read so far (at most maxAnswerBytes)
 };
 
+/// The socket a target probes (a plain tcp socket for a target made without settings).
+const PortConfig& portOf(const ProbeTarget& t)
+{
+    static const PortConfig plain;
+    const PortConfig* port = t.settingsAs<PortConfig>();
+    return port ? *port : plain;
+}
+
 /// The kernel's view of a connected TCP socket, as tcp_info measurements.
 void addTcpInfo(int fd, ProbeResult& r)
 {
@@ -121,32 +128,6 @@ void addTcpInfo(int fd, ProbeResult& r)
 
 } // namespace
 
-std::vector<ProbeTarget> PortScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                                 std::chrono::milliseconds defaultTimeout) const
-{
-    std::vector<ProbeTarget> out;
-    for (std::size_t i = 0; i < job.ports.size(); ++i)
-    {
-        const PortConfig& port = job.ports[i];
-        ProbeTarget t;
-        t.jobIndex = jobIndex;
-        t.job = &job;
-        t.index = i;
-        t.host = job.host;
-        t.port = port.port;
-        t.protocol = port.protocol;
-        t.path = port.path;
-        t.timeout =
-            port.timeoutSeconds
-                ? std::chrono::milliseconds(static_cast<long long>(*port.timeoutSeconds * 1000.0 + 0.5))
-                : defaultTimeout;
-        t.labels = {{"port", isUnix(port.protocol) ? port.path : std::to_string(port.port)},
-                    {"protocol", port.protocol}};
-        out.push_back(std::move(t));
-    }
-    return out;
-}
-
 std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
 {
     std::vector<ProbeResult> results(targets.size());
@@ -159,23 +140,14 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     for (const auto& t : targets)
     {
         longest = std::max(longest, t.timeout);
-        if (isUnix(t.protocol))
+        if (isUnix(portOf(t).protocol))
             continue;
-        auto key = std::make_pair(t.host, familyOf(t.protocol));
+        auto key = std::make_pair(t.host, familyOf(portOf(t).protocol));
         if (requestIndex.emplace(key, requests.size()).second)
             requests.push_back(ResolveRequest{t.host, key.second});
     }
     const auto resolved = Resolver::resolveAll(requests, longest);
 
-    // The per-target settings of the job's port entry (send, expect, silence_ok) and the tcp_info switch.
-    static const PortConfig plain;
-    auto portOf = [&](const ProbeTarget& t) -> const PortConfig&
-    { return t.job && t.index < t.job->ports.size() ? t.job->ports[t.index] : plain; };
-    auto wantsTcpInfo = [](const ProbeTarget& t)
-    {
-        return t.job &&
-               std::find(t.job->metrics.begin(), t.job->metrics.end(), "tcp_info") != t.job->metrics.end();
-    };
     std::vector<std::optional<std::regex>> expects(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i)
         if (const auto& e = portOf(targets[i]).expect)
@@ -191,8 +163,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     {
         if (r.up && r.rttMeasured)
             r.rttSeconds = std::chrono::duration<double>(Clock::now() - f.start).count();
-        if (r.up && f.type == SOCK_STREAM && !isUnix(targets[f.target].protocol) &&
-            wantsTcpInfo(targets[f.target]))
+        if (r.up && f.type == SOCK_STREAM && !isUnix(portOf(targets[f.target]).protocol) &&
+            portOf(targets[f.target]).tcpInfo)
             addTcpInfo(f.fd, r);
         results[f.target] = std::move(r);
         ::close(f.fd);
@@ -223,7 +195,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                     return;
             }
             const bool needAnswer =
-                (targets[f.target].protocol.compare(0, 3, "udp") == 0) || cfg.expect.has_value();
+                (portOf(targets[f.target]).protocol.compare(0, 3, "udp") == 0) || cfg.expect.has_value();
             if (!needAnswer)
             {
                 finish(f, ProbeResult::success(0));
@@ -303,16 +275,16 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             const ProbeTarget& t = targets[i];
             sockaddr_storage addr{};
             socklen_t addrLen = 0;
-            if (isUnix(t.protocol))
+            if (isUnix(portOf(t).protocol))
             {
                 auto* un = reinterpret_cast<sockaddr_un*>(&addr);
                 un->sun_family = AF_UNIX;
-                std::strncpy(un->sun_path, t.path.c_str(), sizeof un->sun_path - 1);
+                std::strncpy(un->sun_path, portOf(t).path.c_str(), sizeof un->sun_path - 1);
                 addrLen = sizeof(sockaddr_un);
             }
             else
             {
-                const ResolvedAddress& r = resolved[requestIndex[{t.host, familyOf(t.protocol)}]];
+                const ResolvedAddress& r = resolved[requestIndex[{t.host, familyOf(portOf(t).protocol)}]];
                 if (!r.ok)
                 {
                     budget.release(1);
@@ -322,11 +294,13 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 addr = r.address;
                 addrLen = r.length;
                 if (addr.ss_family == AF_INET)
-                    reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(t.port));
+                    reinterpret_cast<sockaddr_in*>(&addr)->sin_port =
+                        htons(static_cast<uint16_t>(portOf(t).port));
                 else
-                    reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(t.port));
+                    reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port =
+                        htons(static_cast<uint16_t>(portOf(t).port));
             }
-            const int type = socketType(t.protocol);
+            const int type = socketType(portOf(t).protocol);
             int fd = ::socket(addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (fd < 0)
             {

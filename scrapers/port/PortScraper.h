@@ -1,9 +1,35 @@
 #pragma once
 
-#include "engine/Scraper.h"
+#include "engine/ScraperDescriptor.h"
+
+#include <optional>
+#include <string>
 
 namespace fleetprobe
 {
+
+/// One socket a `port` job probes (an entry of `jobs[].ports`): the settings of one port target.
+struct PortConfig : ScraperSettings
+{
+    int port = 0;                         ///< 0 for unix sockets
+    std::string protocol = "tcp";         ///< tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram, unixpacket
+    std::string path;                     ///< unix socket path
+    std::optional<double> timeoutSeconds; ///< overrides conf.timeout for this socket
+    std::string send;                  ///< bytes sent after connecting (the UDP datagram; empty by default)
+    std::optional<std::string> expect; ///< ECMAScript regex the first answer must match
+    bool silenceOk = false;            ///< udp: no answer within the timeout counts as up
+    bool tcpInfo = false;              ///< tcp: report the kernel's TCP_INFO of the connection
+};
+
+/// The `port` scraper's settings of one job: its sockets, in config order.
+struct PortSettings : ScraperSettings
+{
+    std::vector<std::shared_ptr<const PortConfig>> ports;
+};
+
+/// The `port` scraper's registration: `jobs[].ports` (and the older `tcp_info` name in `metrics`, now the
+/// `tcp_info` option of a port), one target per socket, its `/probe` module.
+ScraperDescriptor portScraperDescriptor();
 
 /// `port`: opens every configured socket of every job at once, like `nc -z`, with non-blocking connects
 /// in one poll loop. tcp/tcp4/tcp6: up when the connect completes. udp/udp4/udp6: the `send` datagram (empty
@@ -15,29 +41,7 @@ namespace fleetprobe
 class PortScraper : public Scraper
 {
 public:
-    std::string name() const override { return "port"; }
-    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                        std::chrono::milliseconds defaultTimeout) const override;
     std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
-};
-
-} // namespace fleetprobe
-
-namespace fleetprobe
-{
-
-/// `tcp_info`: no probe of its own. Named in a job's metrics, it makes the `port` scraper read the kernel's
-/// TCP_INFO after each successful TCP connect of that job and report it with the port's result.
-class TcpInfoSwitch : public Scraper
-{
-public:
-    std::string name() const override { return "tcp_info"; }
-    std::vector<ProbeTarget> targetsFor(std::size_t, const JobConfig&,
-                                        std::chrono::milliseconds) const override
-    {
-        return {};
-    }
-    std::vector<ProbeResult> probe(const std::vector<ProbeTarget>&, const StopSignal&) override { return {}; }
 };
 
 } // namespace fleetprobe

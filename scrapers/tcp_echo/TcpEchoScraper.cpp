@@ -1,6 +1,5 @@
 #include "scrapers/tcp_echo/TcpEchoScraper.h"
 
-#include "config/Config.h"
 #include "echo/EchoServer.h"
 #include "net/Resolver.h"
 #include "net/SocketBudget.h"
@@ -26,6 +25,14 @@ namespace fleetprobe
 {
 namespace
 {
+
+/// The target's echo settings (defaults for a target made without any).
+const TcpEchoConfig& echoOf(const ProbeTarget& t)
+{
+    static const TcpEchoConfig plain;
+    const TcpEchoConfig* echo = t.settingsAs<TcpEchoConfig>();
+    return echo ? *echo : plain;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -600,16 +607,6 @@ TcpEchoScraper::TcpEchoScraper() = default;
 
 TcpEchoScraper::~TcpEchoScraper() = default;
 
-std::vector<ProbeTarget> TcpEchoScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                                    std::chrono::milliseconds defaultTimeout) const
-{
-    ProbeTarget t = ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout);
-    t.protocol = "tcp";
-    if (job.tcpEcho)
-        t.port = job.tcpEcho->port;
-    return {t};
-}
-
 std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& targets,
                                                const StopSignal& stop)
 {
@@ -623,7 +620,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
     for (std::size_t i = 0; i < targets.size(); ++i)
     {
         const ProbeTarget& t = targets[i];
-        PeerKey key{t.jobIndex, t.host, t.port};
+        PeerKey key{t.jobIndex, t.host, echoOf(t).port};
         auto it = _peers.find(key);
         if (it != _peers.end())
             peers[key] = std::move(it->second);
@@ -633,8 +630,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
         c.peer = peers[key].get();
         longest = std::max(longest, t.timeout);
         // The job's own section: the interval between frames (the default when the job has none).
-        const int interval =
-            t.job && t.job->tcpEcho ? t.job->tcpEcho->intervalMs : TcpEchoConfig{}.intervalMs;
+        const int interval = echoOf(t).intervalMs;
         c.interval = std::chrono::milliseconds(std::max(interval, 1));
     }
     _peers = std::move(peers); // the rest are closed here
@@ -664,7 +660,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
             loop.watch(i, p.output.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
             loop.read(i, start);
         }
-        if (targets[i].port <= 0)
+        if (echoOf(targets[i]).port <= 0)
         {
             loop.fail(c, FailureReason::Error, "the job has no tcp_echo section");
             c.done = true;
@@ -699,7 +695,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
         }
         p.address = r.address;
         p.addressLength = r.length;
-        const auto port = htons(static_cast<std::uint16_t>(targets[i].port));
+        const auto port = htons(static_cast<std::uint16_t>(echoOf(targets[i]).port));
         if (p.address.ss_family == AF_INET)
             reinterpret_cast<sockaddr_in*>(&p.address)->sin_port = port;
         else

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "engine/Scraper.h"
+#include "engine/ScraperDescriptor.h"
 
 #include <cstddef>
 #include <map>
@@ -10,6 +10,16 @@
 
 namespace fleetprobe
 {
+
+/// `jobs[].tcp_echo`: the echo server's port and the gap between frames (tcp_ping_prometheus's protocol).
+struct TcpEchoConfig : ScraperSettings
+{
+    int port = 0;
+    int intervalMs = 1000; ///< gap between frames
+};
+
+/// The `tcp_echo` scraper's registration: `jobs[].tcp_echo`, one target per job, its `/probe` module.
+ScraperDescriptor tcpEchoScraperDescriptor();
 
 /// `tcp_echo`: a persistent TCP connection per device timing 24-byte echo frames (tcp_ping_prometheus's
 /// protocol, served by `fleetprobe echo-server`). Each probe() call sends a frame every `interval_ms` for
@@ -28,14 +38,6 @@ public:
 
     TcpEchoScraper(const TcpEchoScraper&) = delete;
     TcpEchoScraper& operator=(const TcpEchoScraper&) = delete;
-
-    /// `tcp_echo`.
-    std::string name() const override { return "tcp_echo"; }
-
-    /// One target per job: the job's host and `tcp_echo.port`; probe() reads `tcp_echo.interval_ms` through
-    /// the target's job.
-    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                        std::chrono::milliseconds defaultTimeout) const override;
 
     /// Runs one cycle on every target (see the class comment). Connections of devices no longer in `targets`
     /// are closed.

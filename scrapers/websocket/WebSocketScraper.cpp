@@ -3,7 +3,6 @@
 
 #include "scrapers/websocket/WebSocketScraper.h"
 
-#include "config/Config.h"
 #include "net/Resolver.h"
 #include "net/SocketBudget.h"
 #include "scrapers/common/CertificateExpiry.h"
@@ -417,14 +416,6 @@ ProbeResult runHandshake(const Handshake& h, const Connection& connection)
 
 } // namespace
 
-std::vector<ProbeTarget> WebSocketScraper::targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                                      std::chrono::milliseconds defaultTimeout) const
-{
-    if (!job.websocket)
-        return {};
-    return {ProbeTarget::forJob(jobIndex, job, job.host, defaultTimeout, job.websocket->timeoutSeconds)};
-}
-
 Poco::Net::Context::Ptr WebSocketScraper::context(bool verify, const std::string& caFile)
 {
     const auto key = std::make_pair(verify, verify ? caFile : std::string());
@@ -461,13 +452,13 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
     for (std::size_t i = 0; i < targets.size(); ++i)
     {
         const ProbeTarget& t = targets[i];
-        if (!t.job || !t.job->websocket)
+        if (!t.settingsAs<WebSocketConfig>())
         {
             results[i] = ProbeResult::failure(FailureReason::Error, "the job has no websocket section");
             continue;
         }
         std::string problem;
-        endpoints[i] = parseEndpoint(t.job->websocket->url, problem);
+        endpoints[i] = parseEndpoint(t.settingsAs<WebSocketConfig>()->url, problem);
         if (!endpoints[i])
         {
             results[i] = ProbeResult::failure(FailureReason::Error, problem);
@@ -494,7 +485,7 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
         }
         Handshake& h = handshakes[i];
         h.target = &targets[i];
-        h.config = &*targets[i].job->websocket;
+        h.config = targets[i].settingsAs<WebSocketConfig>();
         h.endpoint = *endpoints[i];
         try
         {

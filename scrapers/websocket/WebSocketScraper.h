@@ -1,15 +1,28 @@
 #pragma once
 
-#include "engine/Scraper.h"
+#include "engine/ScraperDescriptor.h"
 
 #include <Poco/Net/Context.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
 namespace fleetprobe
 {
+
+/// `jobs[].websocket`: one WebSocket opening handshake per cycle.
+struct WebSocketConfig : ScraperSettings
+{
+    std::string url; ///< ws:// or wss://
+    bool tlsVerify = true;
+    std::string caFile;
+    std::optional<double> timeoutSeconds;
+};
+
+/// The `websocket` scraper's registration: `jobs[].websocket`, one target per job, its `/probe` module.
+ScraperDescriptor webSocketScraperDescriptor();
 
 /// `websocket`: one WebSocket opening handshake per device and cycle with Poco's WebSocket client (Net and
 /// NetSSL), then a clean close: handshake time, HTTP status of the upgrade answer, certificate expiry for
@@ -26,12 +39,6 @@ public:
     /// Handshakes run at once at most; more connected targets wait for a free thread (that wait does not
     /// count against their timeout).
     static constexpr std::size_t maxThreads = 128;
-
-    std::string name() const override { return "websocket"; }
-
-    /// One target per job with a `websocket` section; the target points at the job (its settings).
-    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                        std::chrono::milliseconds defaultTimeout) const override;
 
     /// Runs every target's handshake; returns within about the name lookup time plus the largest target
     /// timeout, plus the time connected targets wait for a handshake thread.

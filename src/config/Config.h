@@ -1,7 +1,10 @@
 #pragma once
 
+#include "engine/Scraper.h"
 #include "metrics/MetricFamily.h"
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -18,55 +21,6 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// One socket a `port` job probes.
-struct PortConfig
-{
-    int port = 0;                         ///< 0 for unix sockets
-    std::string protocol = "tcp";         ///< tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram, unixpacket
-    std::string path;                     ///< unix socket path
-    std::optional<double> timeoutSeconds; ///< overrides conf.timeout for this socket
-    std::string send;                  ///< bytes sent after connecting (the UDP datagram; empty by default)
-    std::optional<std::string> expect; ///< ECMAScript regex the first answer must match
-    bool silenceOk = false;            ///< udp: no answer within the timeout counts as up
-};
-
-/// ICMP echo bursts (`conf.ping`, overridden field by field by `jobs[].ping`).
-struct PingOptions
-{
-    int count = 1;         ///< echo requests per host and cycle
-    int intervalMs = 1000; ///< gap between the requests of a burst
-    int size = 56;         ///< ICMP payload bytes
-    int ttl = 64;
-};
-
-/// `jobs[].tcp_echo`: a persistent TCP connection timing 24-byte echo frames (tcp_ping_prometheus's
-/// protocol).
-struct TcpEchoConfig
-{
-    int port = 0;
-    int intervalMs = 1000; ///< gap between frames
-};
-
-/// `jobs[].http`: one HTTP(S) request per cycle.
-struct HttpConfig
-{
-    std::string url;
-    std::string method = "GET";           ///< GET or HEAD
-    std::vector<int> acceptStatus;        ///< accepted status codes; empty: any 2xx
-    bool tlsVerify = true;                ///< verify the server certificate and name
-    std::string caFile;                   ///< extra CA bundle (PEM); empty: the system's
-    std::optional<double> timeoutSeconds; ///< overrides conf.timeout
-};
-
-/// `jobs[].websocket`: one WebSocket opening handshake per cycle.
-struct WebSocketConfig
-{
-    std::string url; ///< ws:// or wss://
-    bool tlsVerify = true;
-    std::string caFile;
-    std::optional<double> timeoutSeconds;
-};
-
 /// One device ("job") of a device-class config.
 struct JobConfig
 {
@@ -74,13 +28,18 @@ struct JobConfig
     std::string address;              ///< `ip` as written in the config: the `address` label
     std::string host;                 ///< host part of `ip` (brackets removed)
     std::optional<int> hostPort;      ///< port of PingExporter's `host:port` form
-    std::vector<std::string> metrics; ///< scraper names, in config order
-    std::vector<PortConfig> ports;
-    PingOptions ping; ///< conf.ping with the job's own `ping` fields applied
-    std::optional<TcpEchoConfig> tcpEcho;
-    std::optional<HttpConfig> http;
-    std::optional<WebSocketConfig> websocket;
-    Labels labels; ///< the job's own labels
+    std::vector<std::string> metrics; ///< the scrapers to run (registered names, aliases resolved), in order
+    std::vector<std::string> named;   ///< `metrics` as written (aliases kept)
+    Labels labels;                    ///< the job's own labels
+    /// Each scraper's own settings for this job (what its descriptor's parseJob made), by scraper name.
+    std::map<std::string, std::shared_ptr<const ScraperSettings>> settings;
+
+    /// The settings of `scraper` as its own type, or null.
+    template <class T> const T* settingsOf(const std::string& scraper) const
+    {
+        auto it = settings.find(scraper);
+        return it == settings.end() ? nullptr : dynamic_cast<const T*>(it->second.get());
+    }
 };
 
 /// One device-class config file, validated. Plain data, copied freely.
@@ -95,7 +54,8 @@ struct DeviceClassConfig
     Labels labels;                  ///< `conf.labels`, on every device series
     std::vector<double> rttBuckets; ///< upper bounds of fleetprobe_rtt_seconds; empty disables the histogram
     bool compatPingExporter = false;
-    PingOptions ping; ///< `conf.ping`: the default bursts of the config's jobs
+    /// What each scraper's parseConf made of its conf keys (e.g. `conf.ping`), by scraper name.
+    std::map<std::string, std::shared_ptr<const ScraperSettings>> confSettings;
     std::vector<JobConfig> jobs;
 };
 

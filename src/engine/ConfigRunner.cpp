@@ -22,6 +22,7 @@ namespace fleetprobe
 /// One scraper of the config with its targets for the cycle; runs on a pool thread.
 struct ConfigRunner::Plan : public Poco::Runnable
 {
+    std::string name; ///< the scraper's registered name
     std::unique_ptr<Scraper> scraper;
     std::vector<ProbeTarget> targets;
     std::vector<std::size_t> series;
@@ -37,7 +38,7 @@ struct ConfigRunner::Plan : public Poco::Runnable
         catch (const std::exception& e)
         {
             results.clear();
-            log().error("scraper %s failed: %s", scraper->name(), std::string(e.what()));
+            log().error("scraper %s failed: %s", name, std::string(e.what()));
         }
         if (results.size() != targets.size())
         {
@@ -64,8 +65,8 @@ std::chrono::milliseconds seconds(double s)
 ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
                            std::unique_ptr<MetricsSink> sink, RunnerOptions options,
                            std::unique_ptr<ImportSink> importer)
-    : _config(std::move(config)), _metrics(_config), _sink(std::move(sink)), _options(std::move(options)),
-      _pool(1, std::max(1, _config.threads))
+    : _config(std::move(config)), _metrics(_config, registry.measurements()), _sink(std::move(sink)),
+      _options(std::move(options)), _pool(1, std::max(1, _config.threads))
 {
     _groupPath = GroupingKey::path(_config.promId, {{"instance", _options.instance}});
     const auto defaultTimeout = seconds(_config.timeoutSeconds);
@@ -74,18 +75,21 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
         const JobConfig& job = _config.jobs[j];
         for (const auto& name : job.metrics)
         {
-            auto it =
-                std::find_if(_plans.begin(), _plans.end(),
-                             [&](const std::unique_ptr<Plan>& p) { return p->scraper->name() == name; });
+            auto it = std::find_if(_plans.begin(), _plans.end(),
+                                   [&](const std::unique_ptr<Plan>& p) { return p->name == name; });
+            const ScraperDescriptor& descriptor = *registry.find(name);
             if (it == _plans.end())
             {
                 auto plan = std::make_unique<Plan>();
-                plan->scraper = registry.create(name);
+                plan->name = name;
+                plan->scraper = descriptor.create();
                 plan->stop = _options.stop ? _options.stop : &_neverStop;
                 _plans.push_back(std::move(plan));
                 it = _plans.end() - 1;
             }
-            for (auto& target : (*it)->scraper->targetsFor(j, job, defaultTimeout))
+            const auto settings = job.settings.find(name);
+            for (auto& target : descriptor.targets(
+                     j, job, settings == job.settings.end() ? nullptr : settings->second, defaultTimeout))
             {
                 (*it)->series.push_back(_metrics.addSeries(j, name, target.labels));
                 (*it)->targets.push_back(std::move(target));
@@ -275,7 +279,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
             const ProbeResult& r = plan->results[t];
             _metrics.record(plan->series[t], r, now);
             if (!r.up && log().debug())
-                log().debug(_config.file + ": " + plan->scraper->name() + " " +
+                log().debug(_config.file + ": " + plan->name + " " +
                             _config.jobs[plan->targets[t].jobIndex].name + ": " +
                             failureReasonName(r.reason) + (r.detail.empty() ? "" : " (" + r.detail + ")"));
             if (r.up)
@@ -410,7 +414,7 @@ std::shared_ptr<const std::vector<ConfigRunner::DeviceStatus>> ConfigRunner::dev
         DeviceStatus d;
         d.device = job.name;
         d.address = job.address;
-        d.scraper = plan->scraper->name();
+        d.scraper = plan->name;
         d.target = plan->targets[t].labels;
         d.labels = _config.labels;
         for (const auto& label : job.labels)

@@ -13,8 +13,6 @@
 namespace fleetprobe
 {
 
-struct JobConfig;
-
 /// Why a probe failed. Written as the `reason` label of `fleetprobe_probe_failures_total`.
 enum class FailureReason
 {
@@ -34,35 +32,43 @@ const char* failureReasonName(FailureReason reason);
 /// All reasons but None, in the order the metrics list them.
 const std::vector<FailureReason>& allFailureReasons();
 
-/// One thing a scraper probes in a cycle: a job's host, and for socket scrapers one of its ports.
-/// Plain data; built by the scraper from a job (targetsFor), read by the same scraper (probe).
+/// A scraper's own settings for one job (its parsed config section), made by its descriptor's parseJob and
+/// handed back to it with every target. Each scraper derives its own type. Immutable once made; shared.
+struct ScraperSettings
+{
+    virtual ~ScraperSettings() = default;
+};
+
+/// One thing a scraper probes in a cycle: a job's host with a timeout, plus the scraper's own settings (for a
+/// socket scraper, one of the job's ports). Plain data; made by the scraper's descriptor (`targets`), read by
+/// the same scraper (probe).
 struct ProbeTarget
 {
     std::size_t jobIndex = 0;             ///< index of the job in its config
     std::string host;                     ///< host name or address literal, without port
-    int port = 0;                         ///< 0 when the scraper has no port
-    std::string protocol;                 ///< e.g. "tcp", "udp", "unix"; empty for ping
-    std::string path;                     ///< unix socket path
     std::chrono::milliseconds timeout{0}; ///< per-target timeout
     Labels labels; ///< extra series labels that tell targets of one job apart (port, protocol)
-    const JobConfig* job = nullptr; ///< the job's config (its scraper sections); owned by the caller, valid
-                                    ///< while probe() runs
-    std::size_t index = 0;          ///< which entry of the job's section (the port scraper: index in ports)
+    std::shared_ptr<const ScraperSettings>
+        settings; ///< the scraper's own settings for this target; may be null
+
+    /// The settings as the scraper's own type, or null when there are none or they are of another type.
+    template <class T> const T* settingsAs() const { return dynamic_cast<const T*>(settings.get()); }
 
     /// The one target of a job, for scrapers that probe each job once per cycle: the job's host, and
     /// `timeoutSeconds` (a section's own timeout) when given, else `defaultTimeout`.
-    static ProbeTarget forJob(std::size_t jobIndex, const JobConfig& job, const std::string& host,
+    static ProbeTarget forJob(std::size_t jobIndex, const std::string& host,
                               std::chrono::milliseconds defaultTimeout,
-                              std::optional<double> timeoutSeconds = std::nullopt)
+                              std::optional<double> timeoutSeconds = std::nullopt,
+                              std::shared_ptr<const ScraperSettings> settings = nullptr)
     {
         ProbeTarget t;
         t.jobIndex = jobIndex;
-        t.job = &job;
         t.host = host;
         t.timeout = timeoutSeconds
                         ? std::chrono::milliseconds(static_cast<long long>(*timeoutSeconds * 1000.0 + 0.5))
                         : defaultTimeout;
         t.timeout = std::max(t.timeout, std::chrono::milliseconds(1));
+        t.settings = std::move(settings);
         return t;
     }
 };
@@ -106,20 +112,14 @@ struct ProbeResult
     }
 };
 
-/// A probe kind (`ping`, `port`, ...). One instance serves one config and is called by one thread at a time;
-/// it batches the network work of a whole cycle in one probe() call. Implementations live in scrapers/ and
-/// know nothing of metrics or HTTP.
+/// A probe kind (`ping`, `port`, ...): the part that does the network work. Its name, config section and
+/// targets are in its ScraperDescriptor. One instance serves one config and is called by one thread at a
+/// time; it batches the network work of a whole cycle in one probe() call. Implementations live in scrapers/
+/// and know nothing of metrics or HTTP.
 class Scraper
 {
 public:
     virtual ~Scraper() = default;
-
-    /// The name used in a job's `metrics` list and in the `scraper` label.
-    virtual std::string name() const = 0;
-
-    /// The targets this scraper probes for one job. The job has passed config validation.
-    virtual std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                                std::chrono::milliseconds defaultTimeout) const = 0;
 
     /// Probes every target concurrently and returns one result per target, in the same order.
     /// Returns within about the largest target timeout, and within about a second of a `stop` request (then

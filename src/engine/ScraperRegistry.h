@@ -1,37 +1,55 @@
 #pragma once
 
-#include "engine/Scraper.h"
+#include "engine/ScraperDescriptor.h"
 
-#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 namespace fleetprobe
 {
 
-/// Maps scraper names to factories. Filled once at start (registerBuiltinScrapers), then only read:
-/// reads are thread-safe, registration is not.
+/// The scrapers a process knows, by descriptor. Filled once at start (registerBuiltinScrapers, or a test's
+/// own registrations), then only read: reads are thread-safe, registration is not.
 class ScraperRegistry
 {
 public:
-    using Factory = std::function<std::unique_ptr<Scraper>()>;
+    /// The labels the core sets itself on device series; no config may set them.
+    static const std::set<std::string>& coreLabels();
 
-    /// Adds a scraper kind. Throws std::logic_error when the name is taken.
-    void add(const std::string& name, Factory factory);
+    /// Adds a scraper. Throws std::logic_error when its name or an alias is taken, a key is claimed by
+    /// another scraper, or it has no factory or target maker.
+    void add(ScraperDescriptor descriptor);
 
-    /// True when a scraper of that name is registered.
-    bool contains(const std::string& name) const;
+    /// The descriptor of a name or alias, or null.
+    const ScraperDescriptor* find(const std::string& name) const;
 
-    /// A new scraper instance owned by the caller. Throws std::out_of_range for an unknown name.
+    /// True when a scraper of that name or alias is registered.
+    bool contains(const std::string& name) const { return find(name) != nullptr; }
+
+    /// A new instance of the scraper `name` (or alias), owned by the caller. Throws std::out_of_range.
     std::unique_ptr<Scraper> create(const std::string& name) const;
 
-    /// The registered names, sorted.
+    /// The registered names and aliases, sorted.
     std::vector<std::string> names() const;
 
+    /// Every descriptor, in registration order.
+    const std::vector<std::unique_ptr<ScraperDescriptor>>& descriptors() const { return _descriptors; }
+
+    /// Every scraper's measurement kinds.
+    const MeasurementCatalog& measurements() const { return _measurements; }
+
+    /// The core's labels and every scraper's: label names a config may not set.
+    const std::set<std::string>& reservedLabels() const { return _reserved; }
+
 private:
-    std::map<std::string, Factory> _factories;
+    std::vector<std::unique_ptr<ScraperDescriptor>> _descriptors;
+    std::map<std::string, const ScraperDescriptor*> _byName;
+    std::map<std::string, std::string> _keyOwner;
+    MeasurementCatalog _measurements;
+    std::set<std::string> _reserved = coreLabels();
 };
 
 } // namespace fleetprobe

@@ -5,11 +5,7 @@
 #include "metrics/TextSerializer.h"
 #include "util/Log.h"
 
-#include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
-#include <Poco/JSON/Array.h>
-#include <Poco/JSON/Object.h>
-#include <Poco/URI.h>
 
 #include <algorithm>
 #include <charconv>
@@ -24,103 +20,13 @@ namespace fleetprobe
 namespace
 {
 
-/// The name ConfigLoader puts before its messages; stripped again when they are rephrased.
+/// The name problems of a `/probe` config carry.
 const std::string probeFile = "/probe";
-
-const std::vector<std::string> parameterOrder = {"target", "module", "port", "protocol", "url", "timeout"};
-
-/// The modules a parameter applies to (empty: every module).
-const std::map<std::string, std::set<std::string>> parameterModules = {
-    {"port", {"port", "tcp_info", "tcp_echo"}},
-    {"protocol", {"port", "tcp_info"}},
-    {"url", {"http", "websocket"}},
-};
-
-/// The JSON path of a config field and the query parameter it came from.
-const std::vector<std::pair<std::string, std::string>> parameterOfPath = {
-    {"conf.timeout", "timeout"},
-    {"jobs[0].job", "target"},
-    {"jobs[0].ip", "target"},
-    {"jobs[0].metrics[0]", "module"},
-    {"jobs[0].metrics", "module"},
-    {"jobs[0].ports[0].port", "port"},
-    {"jobs[0].ports[0].protocol", "protocol"},
-    {"jobs[0].ports[0].path", "target"},
-    {"jobs[0].ports[0]", "port"},
-    {"jobs[0].ports", "port"},
-    {"jobs[0].tcp_echo.port", "port"},
-    {"jobs[0].tcp_echo", "port"},
-    {"jobs[0].http.url", "url"},
-    {"jobs[0].http", "url"},
-    {"jobs[0].websocket.url", "url"},
-    {"jobs[0].websocket", "url"},
-};
 
 std::string quoted(const std::string& text)
 {
     std::string s = text.size() > 80 ? text.substr(0, 77) + "..." : text;
     return "\"" + s + "\"";
-}
-
-void replaceAll(std::string& text, const std::string& from, const std::string& to)
-{
-    for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
-        text.replace(pos, from.size(), to);
-}
-
-/// A ConfigLoader message (`/probe: jobs[0].ip: ...`) as the caller of /probe understands it (`target: ...`).
-std::string rephrase(const std::string& error)
-{
-    std::string text = error;
-    if (text.compare(0, probeFile.size() + 2, probeFile + ": ") == 0)
-        text.erase(0, probeFile.size() + 2);
-    for (const auto& [path, parameter] : parameterOfPath)
-        if (text.compare(0, path.size() + 2, path + ": ") == 0)
-        {
-            text = parameter + text.substr(path.size());
-            break;
-        }
-    replaceAll(text, "unknown scraper", "unknown module");
-    replaceAll(text, "\n", " ");
-    return text;
-}
-
-/// A query value as a JSON integer when it is one (1 to 9 digits), else as a string: ConfigLoader then names
-/// the bad value in its own words.
-Poco::Dynamic::Var integerOrString(const std::string& text)
-{
-    if (!text.empty() && text.size() <= 9 && text.find_first_not_of("0123456789") == std::string::npos)
-        return static_cast<Poco::Int64>(std::stoll(text));
-    return text;
-}
-
-/// A strictly parsed finite number (the whole text, no sign but `-`, no hex, no inf/nan).
-std::optional<double> parseNumber(const std::string& text)
-{
-    if (text.empty() || text.find_first_not_of("0123456789.eE+-") != std::string::npos || text[0] == '+')
-        return std::nullopt;
-    double value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value))
-        return std::nullopt;
-    return value;
-}
-
-Poco::Dynamic::Var numberOrString(const std::string& text)
-{
-    if (auto d = parseNumber(text))
-        return *d;
-    return text;
-}
-
-bool isUnix(const std::string& protocol)
-{
-    return protocol.compare(0, 4, "unix") == 0;
-}
-
-double unixNow()
-{
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string joinErrors(const std::vector<std::string>& errors)
@@ -131,9 +37,70 @@ std::string joinErrors(const std::vector<std::string>& errors)
     return out;
 }
 
+double unixNow()
+{
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool underPath(const std::string& path, const std::string& prefix)
+{
+    return path == prefix || (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+                              (path[prefix.size()] == '.' || path[prefix.size()] == '['));
+}
+
+/// A problem of the one-job config as the caller of /probe understands it: named by the query parameter its
+/// value came from.
+std::string rephrase(const ConfigProblem& problem, const ScraperDescriptor* module)
+{
+    std::string parameter;
+    if (underPath(problem.path, "conf.timeout"))
+        parameter = "timeout";
+    else if (underPath(problem.path, "jobs[0].job") || underPath(problem.path, "jobs[0].ip"))
+        parameter = "target";
+    else if (underPath(problem.path, "jobs[0].metrics"))
+        parameter = "module";
+    else if (module)
+        for (const auto& p : module->probeParameters)
+            if (underPath(problem.path, "jobs[0]." + p.configPath))
+            {
+                parameter = p.name;
+                break;
+            }
+    std::string text = (parameter.empty() ? problem.path : parameter) + ": " + problem.message;
+    for (auto pos = text.find('\n'); pos != std::string::npos; pos = text.find('\n', pos))
+        text[pos] = ' ';
+    return text;
+}
+
 } // namespace
 
-ProbeService::ProbeService(const ScraperRegistry& registry) : _registry(registry) {}
+ProbeService::ProbeService(const ScraperRegistry& registry) : _registry(registry)
+{
+    std::set<std::string> own;
+    for (const auto& d : _registry.descriptors())
+        for (const auto& p : d->probeParameters)
+            if (p.name != "target")
+                own.insert(p.name);
+    _parameters = {"target", "module"};
+    _parameters.insert(_parameters.end(), own.begin(), own.end());
+    _parameters.push_back("timeout");
+}
+
+std::vector<std::string> ProbeService::modulesTaking(const std::string& parameter) const
+{
+    std::vector<std::string> out;
+    for (const auto& name : _registry.names())
+    {
+        const ScraperDescriptor* d = _registry.find(name);
+        for (const auto& p : d->probeParameters)
+            if (p.name == parameter)
+            {
+                out.push_back(name);
+                break;
+            }
+    }
+    return out;
+}
 
 DeviceClassConfig ProbeService::buildConfig(const QueryParameters& parameters,
                                             const std::optional<std::string>& scrapeTimeoutHeader) const
@@ -142,11 +109,11 @@ DeviceClassConfig ProbeService::buildConfig(const QueryParameters& parameters,
     std::map<std::string, std::string> given;
     std::vector<std::string> errors;
     std::string known;
-    for (const auto& name : parameterOrder)
+    for (const auto& name : _parameters)
         known += (known.empty() ? "" : ", ") + name;
     for (const auto& [name, value] : parameters)
     {
-        if (std::find(parameterOrder.begin(), parameterOrder.end(), name) == parameterOrder.end())
+        if (std::find(_parameters.begin(), _parameters.end(), name) == _parameters.end())
             errors.push_back("unknown parameter " + quoted(name) + " (known: " + known + ")");
         else if (!given.emplace(name, value).second)
             errors.push_back(name + ": given more than once");
@@ -163,112 +130,69 @@ DeviceClassConfig ProbeService::buildConfig(const QueryParameters& parameters,
     if (!errors.empty())
         throw ProbeRequestError(joinErrors(errors));
 
-    const std::string target = given.at("target");
-    const std::string module = given.at("module");
-    auto has = [&given](const char* name) { return given.count(name) > 0; };
-    const bool knownModule = _registry.contains(module);
-    if (knownModule)
-        for (const auto& [parameter, applies] : parameterModules)
-            if (has(parameter.c_str()) && !applies.count(module))
-            {
-                std::string list;
-                for (const auto& m : applies)
-                    list += (list.empty() ? "" : ", ") + m;
-                errors.push_back(parameter + ": does not apply to module=" + module + " (only to " + list +
-                                 ")");
-            }
+    ProbeRequest request;
+    request.target = given.at("target");
+    request.module = given.at("module");
+    const ScraperDescriptor* module = _registry.find(request.module);
+    if (!module)
+        throw ProbeRequestError("module: unknown module " + quoted(request.module) + " (known: " + modules +
+                                ")");
+    for (const auto& [name, value] : given)
+    {
+        if (name == "target" || name == "module" || name == "timeout")
+            continue;
+        const auto takers = modulesTaking(name);
+        if (std::find(takers.begin(), takers.end(), request.module) == takers.end())
+        {
+            std::string list;
+            for (const auto& m : takers)
+                list += (list.empty() ? "" : ", ") + m;
+            errors.push_back(name + ": does not apply to module=" + request.module + " (only to " + list +
+                             ")");
+        }
+        else
+            request.given[name] = value;
+    }
     if (!errors.empty())
         throw ProbeRequestError(joinErrors(errors));
 
-    // The one-job config, written as a config file would be.
-    using Poco::JSON::Array;
-    using Poco::JSON::Object;
-    Object::Ptr conf = new Object;
-    conf->set("prom_id", "probe");
-    conf->set("interval", 86400);
-    conf->set("timeout", has("timeout") ? numberOrString(given.at("timeout"))
-                                        : Poco::Dynamic::Var(defaultTimeoutSeconds));
-
-    Object::Ptr job = new Object;
-    Array::Ptr metrics = new Array;
-    std::string ip = target;
-    const std::string protocol = has("protocol") ? given.at("protocol") : "tcp";
-    if (knownModule && (module == "port" || module == "tcp_info"))
+    // The one-job config, as a config file would say it.
+    ConfigValue conf = ConfigValue::object();
+    conf.set("prom_id", ConfigValue::string("probe"));
+    conf.set("interval", ConfigValue::integer(86400));
+    conf.set("timeout", given.count("timeout") ? ProbeRequest::numberOrString(given.at("timeout"))
+                                               : ConfigValue::number(defaultTimeoutSeconds));
+    ConfigValue job = ConfigValue::object();
+    job.set("job", ConfigValue::string(request.target));
+    job.set("ip", ConfigValue::string(request.target));
+    ConfigValue metrics = ConfigValue::array();
+    metrics.add(ConfigValue::string(module->name));
+    if (request.module != module->name)
+        metrics.add(ConfigValue::string(request.module));
+    job.set("metrics", std::move(metrics));
+    if (module->probeJob)
     {
-        if (module == "tcp_info" && protocol.compare(0, 3, "tcp") != 0)
-            throw ProbeRequestError(
-                "protocol: module=tcp_info needs a tcp protocol (tcp, tcp4 or tcp6), got " +
-                quoted(protocol));
-        metrics->add("port");
-        Object::Ptr port = new Object;
-        port->set("protocol", protocol);
-        if (isUnix(protocol))
+        try
         {
-            // A unix socket: the target is its path; the address label says where it is.
-            port->set("path", target);
-            ip = "localhost";
-            if (has("port"))
-                port->set("port", integerOrString(given.at("port")));
+            module->probeJob(request, job);
         }
-        else // without `port` the target's host:port gives it (filled in below)
-            port->set("port", has("port") ? integerOrString(given.at("port")) : Poco::Dynamic::Var(1));
-        Array::Ptr ports = new Array;
-        ports->add(port);
-        job->set("ports", ports);
-    }
-    if (module != "port")
-        metrics->add(module);
-    if (knownModule && module == "tcp_echo")
-    {
-        Object::Ptr echo = new Object;
-        echo->set("port", has("port") ? integerOrString(given.at("port")) : Poco::Dynamic::Var(1));
-        job->set("tcp_echo", echo);
-    }
-    if (knownModule && (module == "http" || module == "websocket"))
-    {
-        // blackbox_exporter style: the target may be the URL itself; its host is then the device address.
-        std::string url;
-        if (has("url"))
-            url = given.at("url");
-        else if (target.find("://") != std::string::npos)
+        catch (const ProbeParameterError& e)
         {
-            url = target;
-            try
-            {
-                const std::string host = Poco::URI(target).getHost();
-                if (!host.empty())
-                    ip = host;
-            }
-            catch (const Poco::Exception&)
-            {
-                // the url check below names the problem
-            }
+            throw ProbeRequestError(e.what());
         }
-        else
-            throw ProbeRequestError("url: missing: module=" + module +
-                                    " needs url=" + (module == "http" ? "http(s)://..." : "ws(s)://...") +
-                                    ", or a target that is such a URL");
-        Object::Ptr section = new Object;
-        section->set("url", url);
-        job->set(module, section);
     }
-    job->set("job", target);
-    job->set("ip", ip);
-    job->set("metrics", metrics);
-    Array::Ptr jobs = new Array;
-    jobs->add(job);
-    Object root;
-    root.set("conf", conf);
-    root.set("jobs", jobs);
-    std::ostringstream text;
-    root.stringify(text);
+    ConfigValue jobs = ConfigValue::array();
+    jobs.add(std::move(job));
+    ConfigValue root = ConfigValue::object();
+    root.set("conf", std::move(conf));
+    root.set("jobs", std::move(jobs));
 
-    std::vector<std::string> configErrors;
-    auto config = ConfigLoader(_registry).parse(text.str(), probeFile, configErrors);
-    for (const auto& e : configErrors)
+    ConfigProblems problems;
+    auto config = ConfigLoader(_registry).parse(root, probeFile, problems);
+    for (const auto& problem : problems)
     {
         // `job` and `ip` both come from the target: say it once.
-        std::string message = rephrase(e);
+        std::string message = rephrase(problem, module);
         if (std::find(errors.begin(), errors.end(), message) == errors.end())
             errors.push_back(std::move(message));
     }
@@ -279,30 +203,13 @@ DeviceClassConfig ProbeService::buildConfig(const QueryParameters& parameters,
         throw ProbeRequestError(joinErrors(errors));
     }
 
-    // What the config format cannot say: the port from the target's host:port, the timeout bounds.
-    JobConfig& j = config->jobs.front();
-    if (!has("port") && !j.ports.empty() && !isUnix(j.ports.front().protocol))
-    {
-        if (!j.hostPort)
-            throw ProbeRequestError("port: missing: module=" + module +
-                                    " needs port=<1-65535> or a target of the form host:port");
-        j.ports.front().port = *j.hostPort;
-    }
-    if (!has("port") && j.tcpEcho)
-    {
-        if (!j.hostPort)
-            throw ProbeRequestError(
-                "port: missing: module=tcp_echo needs port=<1-65535> or a target of the form "
-                "host:port");
-        j.tcpEcho->port = *j.hostPort;
-    }
     double timeout = config->timeoutSeconds;
     if (timeout > maxTimeoutSeconds)
         throw ProbeRequestError("timeout: must not exceed " + TextSerializer::formatValue(maxTimeoutSeconds) +
                                 " seconds, got " + quoted(given.at("timeout")));
     if (scrapeTimeoutHeader)
     {
-        const auto scrape = parseNumber(*scrapeTimeoutHeader);
+        const auto scrape = ProbeRequest::parseNumber(*scrapeTimeoutHeader);
         if (!scrape || *scrape <= 0)
             throw ProbeRequestError(
                 "X-Prometheus-Scrape-Timeout-Seconds: must be a number of seconds > 0, got " +
@@ -336,15 +243,18 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
     const JobConfig& job = config.jobs.front();
     const auto timeout =
         std::chrono::milliseconds(std::max(1LL, std::llround(config.timeoutSeconds * 1000.0)));
-    MetricsBuilder metrics(config);
+    MetricsBuilder metrics(config, _registry.measurements());
     const StopSignal stop;
     bool success = true;
     std::size_t probed = 0;
     for (const auto& name : job.metrics)
     {
         // A scraper of its own for this request: nothing is shared with other requests or the configs.
-        std::unique_ptr<Scraper> scraper = _registry.create(name);
-        const std::vector<ProbeTarget> targets = scraper->targetsFor(0, job, timeout);
+        const ScraperDescriptor& descriptor = *_registry.find(name);
+        std::unique_ptr<Scraper> scraper = descriptor.create();
+        const auto settings = job.settings.find(name);
+        const std::vector<ProbeTarget> targets =
+            descriptor.targets(0, job, settings == job.settings.end() ? nullptr : settings->second, timeout);
         if (targets.empty())
             continue;
         std::vector<std::size_t> series;

@@ -33,11 +33,11 @@ struct ProbeResponse
 };
 
 /// Runs one ad-hoc probe the way blackbox_exporter's `/probe` does: `target` and `module` (a scraper name),
-/// with `port`, `protocol`, `url` and `timeout` as optional parameters. The request becomes a one-job
-/// device-class config written as JSON and validated by ConfigLoader::parse, so every validation rule of a
-/// config file applies and its messages are reused (rephrased to name the query parameter). Every call
-/// creates its own scraper instances and its own MetricsBuilder: concurrent calls share no result.
-/// Holds only a reference to the registry; thread-safe.
+/// `timeout`, and the parameters each module's descriptor declares (`port`, `protocol`, `url`). The request
+/// becomes a one-job device-class config tree (the module's ScraperDescriptor::probeJob fills its part)
+/// validated by ConfigLoader, so every validation rule of a config file applies; each ConfigProblem is named
+/// by the parameter its path came from. Every call creates its own scraper instances and its own
+/// MetricsBuilder: concurrent calls share no result. Holds only a reference to the registry; thread-safe.
 class ProbeService
 {
 public:
@@ -64,7 +64,11 @@ public:
                         const std::optional<std::string>& scrapeTimeoutHeader = std::nullopt) const;
 
 private:
+    /// The modules (names and aliases) whose descriptors take `parameter`, sorted.
+    std::vector<std::string> modulesTaking(const std::string& parameter) const;
+
     const ScraperRegistry& _registry;
+    std::vector<std::string> _parameters; ///< every parameter name, in the order messages list them
 };
 
 } // namespace fleetprobe

@@ -1,8 +1,7 @@
 #include "metrics/MetricsBuilder.h"
 
-#include "engine/MeasurementCatalog.h"
-#include "store/StateStore.h"
 #include "metrics/TextSerializer.h"
+#include "store/StateStore.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -63,8 +62,9 @@ void setLabel(Labels& labels, const std::string& name, const std::string& value)
 
 } // namespace
 
-MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config)
-    : _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown), _confLabels(config.labels)
+MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const MeasurementCatalog& measurements)
+    : _measurements(measurements), _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown),
+      _confLabels(config.labels)
 {
     for (const auto& job : config.jobs)
     {
@@ -216,7 +216,7 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     s.gauges.clear();
     for (const auto& m : result.measurements)
     {
-        const MeasurementKind* kind = MeasurementCatalog::find(m.key);
+        const MeasurementKind* kind = _measurements.find(m.key);
         if (!kind)
             throw std::logic_error("scraper " + s.scraper + " reported an unknown measurement \"" + m.key +
                                    "\"");
@@ -263,7 +263,7 @@ constexpr std::size_t selfFamilies = 14;
 
 std::size_t MetricsBuilder::familyCount() const
 {
-    return deviceFamilies + MeasurementCatalog::kinds().size() + selfFamilies;
+    return deviceFamilies + _measurements.kinds().size() + selfFamilies;
 }
 
 void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
@@ -346,11 +346,11 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         return;
     }
     index -= deviceFamilies;
-    const auto& kinds = MeasurementCatalog::kinds();
+    const auto& kinds = _measurements.kinds();
     if (index < kinds.size())
     {
         const MeasurementKind& kind = kinds[index];
-        start(kind.name, kind.help, kind.type);
+        start(kind.name.c_str(), kind.help.c_str(), kind.type);
         for (const auto& s : _series)
         {
             const auto& values = kind.type == MetricType::Counter ? s.stats.counters : s.gauges;

@@ -1,8 +1,8 @@
 #pragma once
 
 #include "config/Config.h"
+#include "engine/ScraperDescriptor.h"
 #include "metrics/MetricFamily.h"
-#include "engine/Scraper.h"
 
 #include <array>
 #include <cstdint>
@@ -59,8 +59,10 @@ struct PersistedState;
 class MetricsBuilder
 {
 public:
-    /// Copies what it needs of the config (labels, buckets, jobs).
-    explicit MetricsBuilder(const DeviceClassConfig& config);
+    /// Copies what it needs of the config (labels, buckets, jobs). `measurements` (the registry's: the kinds
+    /// scrapers may report) must outlive the builder.
+    explicit MetricsBuilder(const DeviceClassConfig& config,
+                            const MeasurementCatalog& measurements = MeasurementCatalog::empty());
 
     /// Declares a series and returns its index. `targetLabels` are the scraper's labels (port, protocol).
     std::size_t addSeries(std::size_t jobIndex, const std::string& scraper, const Labels& targetLabels);
@@ -134,6 +136,7 @@ private:
 
     static Metric sample(const Series& s, double value);
 
+    const MeasurementCatalog& _measurements;
     std::vector<std::string> _jobNames;
     std::vector<double> _buckets;
     double _valueDevDown;

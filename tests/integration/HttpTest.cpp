@@ -2,15 +2,15 @@
 // certificate made by the test (Poco's HTTPServer in this process), a closed port, a silent host (nftables
 // input drop) and a name that cannot resolve. Every failure reason of the scraper is seen here.
 
-#include "config/Config.h"
 #include "FleetprobeFixture.h"
-#include "scrapers/http/HttpScraper.h"
 #include "LocalHttpServer.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
 #include "TlsCertificate.h"
 #include "TlsFailureCases.h"
+#include "config/Config.h"
+#include "scrapers/http/HttpScraper.h"
 
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
@@ -214,12 +214,13 @@ BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::require
     // sign the certificate, a certificate for another address, a CA file that does not exist.
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const TlsFailureCases tls("fleetprobe-http-detail");
-    std::vector<fleetprobe::JobConfig> jobs;
+    std::vector<std::shared_ptr<const fleetprobe::ScraperSettings>> jobs;
     for (const auto& [url, caFile] : tls.cases("https", "/status/200"))
     {
-        jobs.emplace_back().http = fleetprobe::HttpConfig{};
-        jobs.back().http->url = url;
-        jobs.back().http->caFile = caFile;
+        auto settings = std::make_shared<fleetprobe::HttpConfig>();
+        settings->url = url;
+        settings->caFile = caFile;
+        jobs.push_back(std::move(settings));
     }
     fleetprobe::HttpScraper scraper;
     const auto results = TlsFailureCases::probeAll(scraper, jobs);

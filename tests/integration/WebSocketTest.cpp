@@ -3,7 +3,6 @@
 // port, a silent host (nftables input drop) and a name that cannot resolve. Every failure reason of the
 // scraper is seen here.
 
-#include "config/Config.h"
 #include "FleetprobeFixture.h"
 #include "LocalHttpServer.h"
 #include "LoopbackPort.h"
@@ -12,6 +11,7 @@
 #include "TlsCertificate.h"
 #include "TlsFailureCases.h"
 #include "WaitCondition.h"
+#include "config/Config.h"
 #include "scrapers/websocket/WebSocketScraper.h"
 
 #include <Poco/Net/ServerSocket.h>
@@ -198,12 +198,13 @@ BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::require
     // In process: the scraper's own results, with the detail an operator reads in /probe: a CA that did not
     // sign the certificate, a certificate for another address, a CA file that does not exist.
     const TlsFailureCases tls("fleetprobe-ws-detail");
-    std::vector<fleetprobe::JobConfig> jobs;
+    std::vector<std::shared_ptr<const fleetprobe::ScraperSettings>> jobs;
     for (const auto& [url, caFile] : tls.cases("wss", "/ws"))
     {
-        jobs.emplace_back().websocket = fleetprobe::WebSocketConfig{};
-        jobs.back().websocket->url = url;
-        jobs.back().websocket->caFile = caFile;
+        auto settings = std::make_shared<fleetprobe::WebSocketConfig>();
+        settings->url = url;
+        settings->caFile = caFile;
+        jobs.push_back(std::move(settings));
     }
     fleetprobe::WebSocketScraper scraper;
     const auto results = TlsFailureCases::probeAll(scraper, jobs);

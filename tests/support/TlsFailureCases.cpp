@@ -26,15 +26,16 @@ std::vector<std::pair<std::string, std::string>> TlsFailureCases::cases(const st
             {_server->url(scheme, path), _dir.file("missing-ca.pem")}};
 }
 
-std::vector<ProbeResult> TlsFailureCases::probeAll(Scraper& scraper, const std::vector<JobConfig>& jobs)
+std::vector<ProbeResult>
+TlsFailureCases::probeAll(Scraper& scraper,
+                          const std::vector<std::shared_ptr<const ScraperSettings>>& settings)
 {
     std::vector<ProbeTarget> targets;
-    for (std::size_t j = 0; j < jobs.size(); ++j)
-        for (auto& t : scraper.targetsFor(j, jobs[j], std::chrono::milliseconds(2000)))
-            targets.push_back(t);
-    BOOST_TEST_REQUIRE(targets.size() == jobs.size());
+    for (std::size_t j = 0; j < settings.size(); ++j)
+        targets.push_back(
+            ProbeTarget::forJob(j, "", std::chrono::milliseconds(2000), std::nullopt, settings[j]));
     const auto results = scraper.probe(targets, StopSignal());
-    BOOST_TEST_REQUIRE(results.size() == jobs.size());
+    BOOST_TEST_REQUIRE(results.size() == settings.size());
     for (const auto& r : results)
     {
         BOOST_TEST_MESSAGE("detail: " << r.detail);

@@ -31,7 +31,8 @@ public:
 
     /// Probes `jobs` (one target each, 2 s timeout) with `scraper` and checks what every case shares: down,
     /// reason `error`, a detail that starts with "TLS: ". Returns the results in job order.
-    static std::vector<ProbeResult> probeAll(Scraper& scraper, const std::vector<JobConfig>& jobs);
+    static std::vector<ProbeResult>
+    probeAll(Scraper& scraper, const std::vector<std::shared_ptr<const ScraperSettings>>& settings);
 
     /// The server on 127.0.0.2, whose certificate does not name it.
     const LocalHttpServer& otherName() const { return *_otherName; }

@@ -1,4 +1,5 @@
 #include "config/ConfigLoader.h"
+#include "ScraperSettingsAccess.h"
 #include "scrapers/BuiltinScrapers.h"
 
 #include <boost/test/unit_test.hpp>
@@ -71,11 +72,11 @@ BOOST_AUTO_TEST_CASE(reads_the_issue_example)
     const auto& j = c->jobs[0];
     BOOST_TEST(j.name == "meter-0001");
     BOOST_TEST(j.host == "127.0.0.2");
-    BOOST_TEST_REQUIRE(j.ports.size() == 2u);
-    BOOST_TEST(j.ports[0].port == 502);
-    BOOST_TEST(j.ports[0].protocol == "tcp");
-    BOOST_TEST(j.ports[1].port == 8080);
-    BOOST_TEST(*j.ports[1].timeoutSeconds == 1.0);
+    BOOST_TEST_REQUIRE(portsOf(j).size() == 2u);
+    BOOST_TEST(portsOf(j)[0].port == 502);
+    BOOST_TEST(portsOf(j)[0].protocol == "tcp");
+    BOOST_TEST(portsOf(j)[1].port == 8080);
+    BOOST_TEST(*portsOf(j)[1].timeoutSeconds == 1.0);
     BOOST_TEST(c->rttBuckets == defaultRttBuckets());
 }
 
@@ -100,8 +101,8 @@ BOOST_AUTO_TEST_CASE(address_forms)
     BOOST_TEST(c->jobs[0].host == "::1");
     BOOST_TEST(!c->jobs[0].hostPort.has_value());
     BOOST_TEST(c->jobs[1].host == "::1");
-    BOOST_TEST_REQUIRE(c->jobs[1].ports.size() == 1u); // the host:port port, for the port scraper
-    BOOST_TEST(c->jobs[1].ports[0].port == 502);
+    BOOST_TEST_REQUIRE(portsOf(c->jobs[1]).size() == 1u); // the host:port port, for the port scraper
+    BOOST_TEST(portsOf(c->jobs[1])[0].port == 502);
     BOOST_TEST(c->jobs[2].host == "meter-7.example");
 }
 
@@ -284,10 +285,6 @@ BOOST_AUTO_TEST_CASE(hostile_but_valid_names_are_kept_verbatim)
 
 BOOST_AUTO_TEST_CASE(scraper_sections)
 {
-    // Names of scrapers that may not be built in yet: the sections are the loader's.
-    for (const char* name : {"tcp_echo", "http", "websocket", "tcp_info"})
-        if (!registry.contains(name))
-            registry.add(name, [] { return std::unique_ptr<Scraper>(); });
     auto c = parse(
         R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 5, "interval_ms": 200}},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping", "port", "tcp_info", "tcp_echo", "http", "websocket"],
@@ -301,22 +298,22 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
                 "websocket": {"url": "wss://127.0.0.2/ws", "ca_file": "/etc/ca.pem"}}]})");
     BOOST_TEST_REQUIRE(c.has_value(), all());
     const JobConfig& j = c->jobs[0];
-    BOOST_TEST(j.ping.count == 5);
-    BOOST_TEST(j.ping.intervalMs == 200);
-    BOOST_TEST(j.ping.size == 120);
-    BOOST_TEST(j.ping.ttl == 32);
-    BOOST_TEST(j.ports[0].send == "HELLO\r\n");
-    BOOST_TEST(*j.ports[0].expect == "^OK");
-    BOOST_TEST(j.ports[1].silenceOk);
-    BOOST_TEST(j.ports[2].protocol == "unixgram");
-    BOOST_TEST(j.tcpEcho->port == 7007);
-    BOOST_TEST(j.tcpEcho->intervalMs == 250);
-    BOOST_TEST(j.http->method == "HEAD");
-    BOOST_TEST((j.http->acceptStatus == std::vector<int>{200, 204}));
-    BOOST_TEST(!j.http->tlsVerify);
-    BOOST_TEST(*j.http->timeoutSeconds == 1.5);
-    BOOST_TEST(j.websocket->tlsVerify);
-    BOOST_TEST(j.websocket->caFile == "/etc/ca.pem");
+    BOOST_TEST(pingOf(j).count == 5);
+    BOOST_TEST(pingOf(j).intervalMs == 200);
+    BOOST_TEST(pingOf(j).size == 120);
+    BOOST_TEST(pingOf(j).ttl == 32);
+    BOOST_TEST(portsOf(j)[0].send == "HELLO\r\n");
+    BOOST_TEST(*portsOf(j)[0].expect == "^OK");
+    BOOST_TEST(portsOf(j)[1].silenceOk);
+    BOOST_TEST(portsOf(j)[2].protocol == "unixgram");
+    BOOST_TEST(tcpEchoOf(j)->port == 7007);
+    BOOST_TEST(tcpEchoOf(j)->intervalMs == 250);
+    BOOST_TEST(httpOf(j)->method == "HEAD");
+    BOOST_TEST((httpOf(j)->acceptStatus == std::vector<int>{200, 204}));
+    BOOST_TEST(!httpOf(j)->tlsVerify);
+    BOOST_TEST(*httpOf(j)->timeoutSeconds == 1.5);
+    BOOST_TEST(webSocketOf(j)->tlsVerify);
+    BOOST_TEST(webSocketOf(j)->caFile == "/etc/ca.pem");
 
     BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 0}},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["http", "port", "websocket", "tcp_info"],
@@ -445,6 +442,71 @@ BOOST_AUTO_TEST_CASE(push_url)
             return std::string(e.what()) ==
                    "--pushgateway: must start with http:// or https://, got \"127.0.0.1:9091\"";
         });
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(PingBursts)
+
+BOOST_FIXTURE_TEST_CASE(a_burst_must_fit_the_interval, LoaderFixture)
+{
+    // (count - 1) * interval_ms + timeout <= interval, at conf level and for a job's own burst.
+    BOOST_TEST(!parse(
+        R"({"conf": {"prom_id": "p", "interval": 60, "timeout": 3, "ping": {"count": 100, "interval_ms": 60000}},
+        "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(
+        hasError(
+            "configs/meters.json: conf.ping: a burst of 100 echoes 60000 ms apart plus conf.timeout (3 s) "
+            "takes 5943 s, longer than conf.interval (60 s): lower count or interval_ms, or raise "
+            "conf.interval"),
+        all());
+    BOOST_TEST(errors.size() == 1u, all());
+
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1},
+        "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"], "ping": {"count": 3, "interval_ms": 5000}}]})"));
+    BOOST_TEST(
+        hasError(
+            "configs/meters.json: jobs[0].ping: a burst of 3 echoes 5000 ms apart plus conf.timeout (1 s) "
+            "takes 11 s, longer than conf.interval (10 s): lower count or interval_ms, or raise "
+            "conf.interval"),
+        all());
+
+    // Exactly filling the interval is allowed.
+    BOOST_TEST(parse(R"({"conf": {"prom_id": "p", "interval": 11, "timeout": 1},
+        "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"], "ping": {"count": 3, "interval_ms": 5000}}]})")
+                   .has_value(),
+               all());
+}
+
+BOOST_FIXTURE_TEST_CASE(tcp_info_is_a_port_option_and_the_old_name_still_loads, LoaderFixture)
+{
+    auto old = parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port", "tcp_info"],
+                                 "ports": [502, {"port": 5683, "protocol": "udp"}]})"));
+    BOOST_TEST_REQUIRE(old.has_value(), all());
+    BOOST_TEST((old->jobs[0].metrics == std::vector<std::string>{"port"}));
+    BOOST_TEST(portsOf(old->jobs[0])[0].tcpInfo);
+    BOOST_TEST(!portsOf(old->jobs[0])[1].tcpInfo);
+    auto option = parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"],
+                                    "ports": [{"port": 502, "tcp_info": true}, 503]})"));
+    BOOST_TEST_REQUIRE(option.has_value(), all());
+    BOOST_TEST(portsOf(option->jobs[0])[0].tcpInfo);
+    BOOST_TEST(!portsOf(option->jobs[0])[1].tcpInfo);
+    BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"],
+                                  "ports": [{"port": 5683, "protocol": "udp", "tcp_info": true}]})")));
+    BOOST_TEST(hasError("configs/meters.json: jobs[0].ports[0].tcp_info: only a tcp socket has TCP_INFO"),
+               all());
+}
+
+BOOST_FIXTURE_TEST_CASE(problems_are_data, LoaderFixture)
+{
+    ConfigProblems problems;
+    BOOST_TEST(!loader.parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["port"], "ports": [0]})"),
+                             "f.json", problems));
+    BOOST_TEST_REQUIRE(problems.size() == 1u);
+    BOOST_TEST(problems[0].file == "f.json");
+    BOOST_TEST(problems[0].path == "jobs[0].ports[0]");
+    BOOST_TEST(problems[0].message == "must be an integer from 1 to 65535, got 0");
+    BOOST_TEST(problems[0].text() == "f.json: jobs[0].ports[0]: must be an integer from 1 to 65535, got 0");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

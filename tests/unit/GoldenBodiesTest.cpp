@@ -144,26 +144,24 @@ private:
     std::set<std::string> _unscripted;
 };
 
-/// A built-in scraper with its real name and targetsFor, whose probe() answers from the script.
+/// What a scripted target carries instead of the real scraper's settings: the device it belongs to.
+struct ScriptedSettings : ScraperSettings
+{
+    std::string device;
+};
+
+/// A built-in scraper's probe part replaced: probe() answers from the script.
 class ScriptedScraper : public Scraper
 {
 public:
-    ScriptedScraper(std::unique_ptr<Scraper> real, ScriptBook& book) : _real(std::move(real)), _book(book) {}
-
-    std::string name() const override { return _real->name(); }
-
-    std::vector<ProbeTarget> targetsFor(std::size_t jobIndex, const JobConfig& job,
-                                        std::chrono::milliseconds defaultTimeout) const override
-    {
-        return _real->targetsFor(jobIndex, job, defaultTimeout);
-    }
+    ScriptedScraper(std::string name, ScriptBook& book) : _name(std::move(name)), _book(book) {}
 
     std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal&) override
     {
         std::vector<ProbeResult> out;
         for (const auto& t : targets)
         {
-            std::string key = name() + " " + t.job->name;
+            std::string key = _name + " " + t.settingsAs<ScriptedSettings>()->device;
             for (const auto& [label, value] : t.labels)
                 key += " " + label + "=" + value;
             out.push_back(_book.result(key, _cycle));
@@ -173,25 +171,35 @@ public:
     }
 
 private:
-    std::unique_ptr<Scraper> _real;
+    std::string _name;
     ScriptBook& _book;
     std::size_t _cycle = 0;
 };
 
-/// Every built-in scraper name, each made a ScriptedScraper reading `book`.
+/// Every built-in scraper with its real descriptor (name, config section, targets, measurements), but a
+/// ScriptedScraper reading `book` in place of the real one.
 ScraperRegistry scriptedRegistry(ScriptBook& book)
 {
     ScraperRegistry builtin;
     registerBuiltinScrapers(builtin);
     ScraperRegistry out;
-    for (const auto& name : builtin.names())
-        out.add(name,
-                [name, &book]
-                {
-                    ScraperRegistry real;
-                    registerBuiltinScrapers(real);
-                    return std::make_unique<ScriptedScraper>(real.create(name), book);
-                });
+    for (const auto& real : builtin.descriptors())
+    {
+        ScraperDescriptor d = *real;
+        d.create = [name = d.name, &book] { return std::make_unique<ScriptedScraper>(name, book); };
+        d.targets = [targets = d.targets](std::size_t jobIndex, const JobConfig& job,
+                                          const std::shared_ptr<const ScraperSettings>& settings,
+                                          std::chrono::milliseconds defaultTimeout)
+        {
+            auto made = targets(jobIndex, job, settings, defaultTimeout);
+            auto device = std::make_shared<ScriptedSettings>();
+            device->device = job.name;
+            for (auto& t : made)
+                t.settings = device;
+            return made;
+        };
+        out.add(std::move(d));
+    }
     return out;
 }
 

@@ -1,7 +1,8 @@
 #include "metrics/MetricsBuilder.h"
 #include "engine/CycleScheduler.h"
-#include "store/StateStore.h"
 #include "metrics/TextSerializer.h"
+#include "scrapers/BuiltinScrapers.h"
+#include "store/StateStore.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -156,7 +157,9 @@ BOOST_AUTO_TEST_CASE(state_survives_export_and_import)
 
 BOOST_AUTO_TEST_CASE(measurements_gauges_reset_counters_add_and_persist)
 {
-    MetricsBuilder b(oneJob({0.1, 1}));
+    ScraperRegistry registry;
+    registerBuiltinScrapers(registry);
+    MetricsBuilder b(oneJob({0.1, 1}), registry.measurements());
     auto s = b.addSeries(0, "ping", {});
     ProbeResult r = ProbeResult::success(0.02);
     r.rttSamples = {0.01, 0.02, 0.03};
@@ -179,7 +182,7 @@ BOOST_AUTO_TEST_CASE(measurements_gauges_reset_counters_add_and_persist)
     BOOST_TEST(text.find("# TYPE fleetprobe_ping_packets_sent_total counter\n") != std::string::npos);
 
     const auto state = StateStore::decode(StateStore::encode(b.exportState()));
-    MetricsBuilder after(oneJob({0.1, 1}));
+    MetricsBuilder after(oneJob({0.1, 1}), registry.measurements());
     auto t = after.addSeries(0, "ping", {});
     after.importState(state);
     ProbeResult again = ProbeResult::success(0.01);

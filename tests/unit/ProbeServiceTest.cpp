@@ -2,6 +2,7 @@
 // probes of unix sockets made by the test (no IP traffic: the unit tests run outside the test namespace).
 
 #include "http/ProbeService.h"
+#include "ScraperSettingsAccess.h"
 #include "scrapers/BuiltinScrapers.h"
 
 #include <boost/test/unit_test.hpp>
@@ -205,29 +206,31 @@ BOOST_AUTO_TEST_CASE(config_of_a_request)
     BOOST_TEST_REQUIRE(c.jobs.size() == 1u);
     BOOST_TEST(c.jobs[0].name == "127.0.0.2:502");
     BOOST_TEST(c.jobs[0].host == "127.0.0.2");
-    BOOST_TEST_REQUIRE(c.jobs[0].ports.size() == 1u);
-    BOOST_TEST(c.jobs[0].ports[0].port == 502);
-    BOOST_TEST(c.jobs[0].ports[0].protocol == "tcp");
+    BOOST_TEST_REQUIRE(portsOf(c.jobs[0]).size() == 1u);
+    BOOST_TEST(portsOf(c.jobs[0])[0].port == 502);
+    BOOST_TEST(portsOf(c.jobs[0])[0].protocol == "tcp");
     c = service.buildConfig(
         {{"target", "127.0.0.2:502"}, {"module", "port"}, {"port", "503"}, {"protocol", "udp"}});
-    BOOST_TEST(c.jobs[0].ports[0].port == 503);
-    BOOST_TEST(c.jobs[0].ports[0].protocol == "udp");
+    BOOST_TEST(portsOf(c.jobs[0])[0].port == 503);
+    BOOST_TEST(portsOf(c.jobs[0])[0].protocol == "udp");
     // tcp_info probes through port.
     c = service.buildConfig({{"target", "[::1]:8502"}, {"module", "tcp_info"}});
-    BOOST_TEST((c.jobs[0].metrics == std::vector<std::string>{"port", "tcp_info"}));
-    BOOST_TEST(c.jobs[0].ports[0].port == 8502);
+    BOOST_TEST((c.jobs[0].metrics == std::vector<std::string>{"port"}));
+    BOOST_TEST((c.jobs[0].named == std::vector<std::string>{"port", "tcp_info"}));
+    BOOST_TEST(portsOf(c.jobs[0])[0].tcpInfo);
+    BOOST_TEST(portsOf(c.jobs[0])[0].port == 8502);
     // A URL target is the URL; its host is the address.
     c = service.buildConfig({{"target", "https://[::1]:8443/health"}, {"module", "http"}});
-    BOOST_TEST_REQUIRE(c.jobs[0].http.has_value());
-    BOOST_TEST(c.jobs[0].http->url == "https://[::1]:8443/health");
+    BOOST_TEST_REQUIRE((httpOf(c.jobs[0]) != nullptr));
+    BOOST_TEST(httpOf(c.jobs[0])->url == "https://[::1]:8443/health");
     BOOST_TEST(c.jobs[0].host == "::1");
     c = service.buildConfig(
         {{"target", "meter-7"}, {"module", "websocket"}, {"url", "ws://127.0.0.7:8080/ws"}});
-    BOOST_TEST_REQUIRE(c.jobs[0].websocket.has_value());
-    BOOST_TEST(c.jobs[0].websocket->url == "ws://127.0.0.7:8080/ws");
+    BOOST_TEST_REQUIRE((webSocketOf(c.jobs[0]) != nullptr));
+    BOOST_TEST(webSocketOf(c.jobs[0])->url == "ws://127.0.0.7:8080/ws");
     c = service.buildConfig({{"target", "127.0.0.9"}, {"module", "tcp_echo"}, {"port", "7007"}});
-    BOOST_TEST_REQUIRE(c.jobs[0].tcpEcho.has_value());
-    BOOST_TEST(c.jobs[0].tcpEcho->port == 7007);
+    BOOST_TEST_REQUIRE((tcpEchoOf(c.jobs[0]) != nullptr));
+    BOOST_TEST(tcpEchoOf(c.jobs[0])->port == 7007);
 }
 
 BOOST_AUTO_TEST_CASE(port_probe_of_a_listener_and_of_a_closed_socket)

@@ -189,16 +189,18 @@ BOOST_AUTO_TEST_CASE(one_target_per_job_with_port_and_interval)
     JobConfig job;
     job.name = "meter-1";
     job.host = "192.0.2.7";
-    job.tcpEcho = TcpEchoConfig{7007, 250};
-    TcpEchoScraper scraper;
-    BOOST_TEST(scraper.name() == "tcp_echo");
-    const auto targets = scraper.targetsFor(3, job, std::chrono::milliseconds(1500));
+    auto echo = std::make_shared<TcpEchoConfig>();
+    echo->port = 7007;
+    echo->intervalMs = 250;
+    const ScraperDescriptor d = tcpEchoScraperDescriptor();
+    BOOST_TEST(d.name == "tcp_echo");
+    const auto targets = d.targets(3, job, echo, std::chrono::milliseconds(1500));
     BOOST_TEST_REQUIRE(targets.size() == 1u);
     BOOST_TEST(targets[0].jobIndex == 3u);
     BOOST_TEST(targets[0].host == "192.0.2.7");
-    BOOST_TEST(targets[0].port == 7007);
-    BOOST_TEST_REQUIRE(targets[0].job == &job);
-    BOOST_TEST(targets[0].job->tcpEcho->intervalMs == 250);
+    BOOST_TEST_REQUIRE(targets[0].settingsAs<TcpEchoConfig>() != nullptr);
+    BOOST_TEST(targets[0].settingsAs<TcpEchoConfig>()->port == 7007);
+    BOOST_TEST(targets[0].settingsAs<TcpEchoConfig>()->intervalMs == 250);
     BOOST_TEST(targets[0].timeout.count() == 1500);
     BOOST_TEST(targets[0].labels.empty());
 }
@@ -208,8 +210,8 @@ BOOST_AUTO_TEST_CASE(a_job_without_section_fails_as_a_result)
     JobConfig job;
     job.host = "192.0.2.7"; // never contacted: there is no port
     TcpEchoScraper scraper;
-    const auto results =
-        scraper.probe(scraper.targetsFor(0, job, std::chrono::milliseconds(100)), StopSignal());
+    const auto results = scraper.probe(
+        tcpEchoScraperDescriptor().targets(0, job, nullptr, std::chrono::milliseconds(100)), StopSignal());
     BOOST_TEST_REQUIRE(results.size() == 1u);
     BOOST_TEST(!results[0].up);
     BOOST_TEST(std::string(failureReasonName(results[0].reason)) == "error");
