@@ -3,7 +3,6 @@
 // port, a silent host (nftables input drop) and a name that cannot resolve. Every failure reason of the
 // scraper is seen here.
 
-#include "config/Config.h"
 #include "FleetprobeFixture.h"
 #include "LocalHttpServer.h"
 #include "LoopbackPort.h"
@@ -12,6 +11,7 @@
 #include "TlsCertificate.h"
 #include "TlsFailureCases.h"
 #include "WaitCondition.h"
+#include "config/Config.h"
 #include "scrapers/websocket/WebSocketScraper.h"
 
 #include <Poco/Net/ServerSocket.h>
@@ -19,6 +19,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -211,6 +212,33 @@ BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::require
     BOOST_TEST(results[1].detail.find("does not name 127.0.0.2") != std::string::npos, results[1].detail);
     BOOST_TEST(results[2].detail.find("missing-ca.pem") != std::string::npos, results[2].detail);
     BOOST_TEST(tls.otherName().requests() == 0, "no upgrade request after a failed name check");
+}
+
+BOOST_AUTO_TEST_CASE(anExceptionInTheVerifyCallbackFailsOnlyThatHandshake,
+                     *utf::precondition(NetNamespace::required))
+{
+    // OpenSSL is C: an exception must never unwind through its verify callback. One thrown there (through the
+    // test hook: nothing in the callback throws for real but out of memory) fails that handshake with reason
+    // error and says so; the scraper goes on.
+    const TlsFailureCases tls("fleetprobe-ws-throw");
+    std::vector<fleetprobe::JobConfig> jobs;
+    const auto [url, caFile] = tls.cases("wss", "/ws")[0];
+    jobs.emplace_back().websocket = fleetprobe::WebSocketConfig{};
+    jobs.back().websocket->url = url;
+    jobs.back().websocket->caFile = caFile;
+    fleetprobe::WebSocketScraper scraper;
+    struct Hook
+    {
+        Hook()
+        {
+            fleetprobe::WebSocketScraper::setVerifyHookForTesting([]
+                                                                  { throw std::runtime_error("injected"); });
+        }
+        ~Hook() { fleetprobe::WebSocketScraper::setVerifyHookForTesting(nullptr); }
+    } hook;
+    const auto results = TlsFailureCases::probeAll(scraper, jobs);
+    BOOST_TEST(results[0].detail.find("exception in the verify callback: injected") != std::string::npos,
+               results[0].detail);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
