@@ -2,19 +2,18 @@
 
 #include "scrapers/http/HttpScraper.h"
 
-#include "net/SocketBudget.h"
+#include "net/CurlEasy.h"
+#include "net/CurlMulti.h"
+#include "net/PollSet.h"
+#include "net/Socket.h"
 #include "scrapers/common/CertificateExpiry.h"
-#include "scrapers/common/CurlEasy.h"
-#include "scrapers/common/CurlMulti.h"
 
-#include <fcntl.h>
-#include <sys/select.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <memory>
 
@@ -31,36 +30,58 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t socketsPerTransfer = 2;
 
 /// One request in flight. Lives at a stable address: libcurl keeps pointers to it (CURLOPT_PRIVATE, the error
-/// buffer).
+/// buffer, the callbacks' user pointer).
 struct Transfer
 {
     std::size_t target = 0;
     bool https = false;
     char error[CURL_ERROR_SIZE] = {};
+    char callbackError[CURL_ERROR_SIZE] =
+        {};            ///< set when a callback caught an exception: the transfer aborts
+    SocketShare share; ///< the budget of the sockets libcurl opens for it
     CurlEasy easy;
+
+    /// Notes an exception a callback caught (what it said), without anything that could throw again.
+    void noteCallbackError(const char* what) noexcept
+    {
+        if (!callbackError[0])
+            std::strncpy(callbackError, what, sizeof callbackError - 1);
+    }
 };
+
+/// Runs `body` for a libcurl callback of `transfer`: an exception never goes back into libcurl (C code); it
+/// is noted on the transfer and the callback returns `abort`, which makes libcurl end the transfer.
+template <typename Result, typename Body> Result guarded(void* transfer, Result abort, Body&& body) noexcept
+{
+    try
+    {
+        return body();
+    }
+    catch (const std::exception& e)
+    {
+        static_cast<Transfer*>(transfer)->noteCallbackError(e.what());
+    }
+    catch (...)
+    {
+        static_cast<Transfer*>(transfer)->noteCallbackError("unknown exception");
+    }
+    return abort;
+}
 
 /// Opens the sockets libcurl asks for, above FD_SETSIZE when possible, so that descriptors below it stay free
 /// for liboping (which uses select()) in the other scrapers of the process.
-curl_socket_t openSocket(void*, curlsocktype, curl_sockaddr* address)
+curl_socket_t openSocket(void* transfer, curlsocktype, curl_sockaddr* address) noexcept
 {
-    int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
-    if (fd < 0)
-        return CURL_SOCKET_BAD;
-    if (fd < FD_SETSIZE)
-    {
-        const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
-        if (high >= 0)
-        {
-            ::close(fd);
-            fd = high;
-        }
-    }
-    return fd;
+    return guarded(transfer, CURL_SOCKET_BAD,
+                   [&]
+                   {
+                       const int fd = createSocket(address->family, address->socktype, address->protocol);
+                       return fd < 0 ? CURL_SOCKET_BAD : fd;
+                   });
 }
 
 /// Drops the body of a GET: only its arrival is timed.
-size_t discardBody(char*, size_t size, size_t count, void*)
+size_t discardBody(char*, size_t size, size_t count, void*) noexcept
 {
     return size * count;
 }
@@ -153,6 +174,7 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(c, CURLOPT_DNS_CACHE_TIMEOUT, 0L); // every device's lookup is timed
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, openSocket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &t);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "fleetprobe/" FLEETPROBE_VERSION);
     if (http.method == "HEAD")
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -187,7 +209,11 @@ ProbeResult finish(Transfer& t, CURLcode code, const HttpConfig& http)
     timings.total = secondsOf(c, CURLINFO_TOTAL_TIME_T);
 
     ProbeResult result;
-    if (code != CURLE_OK)
+    if (t.callbackError[0])
+        result = ProbeResult::failure(FailureReason::Error,
+                                      std::string("transfer aborted: exception in a libcurl callback: ") +
+                                          t.callbackError);
+    else if (code != CURLE_OK)
     {
         long osErrno = 0;
         curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &osErrno);
@@ -247,30 +273,39 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
     for (std::size_t i = 0; i < targets.size(); ++i)
         pending.push_back(i);
 
-    SocketBudget& budget = SocketBudget::instance();
-    const std::size_t sockets = std::min(socketsPerTransfer, std::max<std::size_t>(1, budget.capacity()));
+    const std::size_t sockets =
+        std::min(socketsPerTransfer, std::max<std::size_t>(1, SocketBudget::instance().capacity()));
     std::size_t active = 0;
 
     while (!pending.empty() || active > 0)
     {
+        if (stop.requested())
+        {
+            for (std::size_t i = 0; i < targets.size(); ++i)
+                if (transfers[i])
+                {
+                    multi->remove(transfers[i]->easy);
+                    transfers[i].reset();
+                    results[i] = probeStopped();
+                }
+            for (std::size_t i : pending)
+                results[i] = probeStopped();
+            break;
+        }
         // Start as many requests as the process's socket budget allows; with none free, wait for our own
         // transfers to finish, or (holding none) for other scrapers to give sockets back.
         while (!pending.empty())
         {
-            if (!budget.tryAcquire(sockets))
-            {
-                if (active > 0)
-                    break;
-                if (!budget.acquire(sockets, Clock::now() + std::chrono::seconds(30)))
-                {
-                    results[pending.front()] = ProbeResult::failure(
-                        FailureReason::Error, "no socket free within 30 s (open-file limit)");
-                    pending.pop_front();
-                    continue;
-                }
-            }
+            SocketShare share = SocketShare::takeForBatch(sockets, active > 0, stop);
+            if (!share && active > 0)
+                break;
             const std::size_t i = pending.front();
             pending.pop_front();
+            if (!share)
+            {
+                results[i] = SocketShare::unavailable(stop);
+                continue;
+            }
             const ProbeTarget& target = targets[i];
             std::string problem;
             if (!target.settingsAs<HttpConfig>())
@@ -281,6 +316,7 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
                 {
                     transfers[i] = std::make_unique<Transfer>();
                     transfers[i]->target = i;
+                    transfers[i]->share = std::move(share);
                     problem = prepare(*transfers[i], *target.settingsAs<HttpConfig>(), target.timeout);
                     if (problem.empty() && !multi->add(transfers[i]->easy))
                         problem = "libcurl refused the transfer";
@@ -293,7 +329,6 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
             if (!problem.empty())
             {
                 transfers[i].reset();
-                budget.release(sockets);
                 results[i] = ProbeResult::failure(FailureReason::Error, problem);
                 continue;
             }
@@ -312,11 +347,10 @@ std::vector<ProbeResult> HttpScraper::probe(const std::vector<ProbeTarget>& targ
             results[i] = finish(*transfer, done.result, *targets[i].settingsAs<HttpConfig>());
             multi->remove(transfer->easy);
             transfers[i].reset();
-            budget.release(sockets);
             --active;
         }
         if (active > 0)
-            multi->wait(std::chrono::milliseconds(1000));
+            multi->wait(stopCheckInterval);
     }
     return results;
 }

@@ -8,14 +8,13 @@
 // free the loop waits for its own sockets to finish.
 #include "scrapers/port/PortScraper.h"
 
+#include "net/PollSet.h"
 #include "net/Resolver.h"
-#include "net/SocketBudget.h"
+#include "net/SendBuffer.h"
+#include "net/Socket.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -62,27 +61,7 @@ int socketType(const std::string& protocol)
 
 ProbeResult failure(int err)
 {
-    FailureReason reason = FailureReason::Error;
-    switch (err)
-    {
-    case ECONNREFUSED:
-    case ENOENT: // unix socket path missing
-        reason = FailureReason::Refused;
-        break;
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case EHOSTDOWN:
-    case ENETDOWN:
-    case EADDRNOTAVAIL:
-        reason = FailureReason::Unreachable;
-        break;
-    case ETIMEDOUT:
-        reason = FailureReason::Timeout;
-        break;
-    default:
-        break;
-    }
-    return ProbeResult::failure(reason, std::strerror(err));
+    return ProbeResult::failure(reasonFromErrno(err), std::strerror(err));
 }
 
 /// A socket being probed.
@@ -96,13 +75,13 @@ struct InFlight
     };
 
     std::size_t target = 0;
-    int fd = -1;
+    Socket socket;
     int type = SOCK_STREAM; ///< SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET
     Phase phase = Phase::Connecting;
     Clock::time_point start;
     Clock::time_point deadline;
-    std::size_t sent = 0; ///< bytes of `send` written so far
-    std::string answer;   ///< bytes read so far (at most maxAnswerBytes)
+    SendBuffer output;  ///< the stream's `send` bytes not yet written
+    std::string answer; ///< bytes read so far (at most maxAnswerBytes)
 };
 
 /// The socket a target probes (a plain tcp socket for a target made without settings).
@@ -157,7 +136,6 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     for (std::size_t i = 0; i < targets.size(); ++i)
         pending.push_back(i);
     std::vector<InFlight> active;
-    SocketBudget& budget = SocketBudget::instance();
 
     auto finish = [&](InFlight& f, ProbeResult r)
     {
@@ -165,35 +143,37 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             r.rttSeconds = std::chrono::duration<double>(Clock::now() - f.start).count();
         if (r.up && f.type == SOCK_STREAM && !isUnix(portOf(targets[f.target]).protocol) &&
             portOf(targets[f.target]).tcpInfo)
-            addTcpInfo(f.fd, r);
+            addTcpInfo(f.socket.fd(), r);
         results[f.target] = std::move(r);
-        ::close(f.fd);
-        f.fd = -1;
-        budget.release(1);
+        f.socket.reset();
     };
     // What to do once the socket is connected (or, for datagrams, at once).
     auto advance = [&](InFlight& f)
     {
         const PortConfig& cfg = portOf(targets[f.target]);
         if (f.phase == InFlight::Phase::Connecting)
-            f.phase = InFlight::Phase::Sending;
-        if (f.phase == InFlight::Phase::Sending)
         {
             // A datagram is sent even when empty (the UDP probe); a stream only sends what is configured.
-            if (f.type == SOCK_DGRAM || f.sent < cfg.send.size())
+            if (f.type == SOCK_DGRAM &&
+                ::send(f.socket.fd(), cfg.send.data(), cfg.send.size(), MSG_NOSIGNAL) < 0)
             {
-                ssize_t n = ::send(f.fd, cfg.send.data() + f.sent, cfg.send.size() - f.sent, MSG_NOSIGNAL);
-                if (n < 0)
-                {
-                    if (errno == EAGAIN || errno == EWOULDBLOCK)
-                        return; // wait until writable again
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
                     finish(f, failure(errno));
-                    return;
-                }
-                f.sent += static_cast<std::size_t>(n);
-                if (f.type != SOCK_DGRAM && f.sent < cfg.send.size())
-                    return;
+                return; // EAGAIN: sent again once writable
             }
+            if (f.type != SOCK_DGRAM)
+                f.output.append(cfg.send);
+            f.phase = InFlight::Phase::Sending;
+        }
+        if (f.phase == InFlight::Phase::Sending)
+        {
+            if (const int err = f.output.flush(f.socket.fd()))
+            {
+                finish(f, failure(err));
+                return;
+            }
+            if (!f.output.empty())
+                return; // wait until writable again
             const bool needAnswer =
                 (portOf(targets[f.target]).protocol.compare(0, 3, "udp") == 0) || cfg.expect.has_value();
             if (!needAnswer)
@@ -207,7 +187,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     auto read = [&](InFlight& f)
     {
         char buf[2048];
-        ssize_t n = ::recv(f.fd, buf, sizeof buf, 0);
+        ssize_t n = ::recv(f.socket.fd(), buf, sizeof buf, 0);
         if (n < 0)
         {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -252,130 +232,116 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             finish(f, ProbeResult::failure(FailureReason::Timeout, "no answer within the timeout"));
     };
 
+    auto open = [&](std::size_t i, SocketShare share)
+    {
+        const ProbeTarget& t = targets[i];
+        sockaddr_storage addr{};
+        socklen_t addrLen = 0;
+        if (isUnix(portOf(t).protocol))
+        {
+            auto* un = reinterpret_cast<sockaddr_un*>(&addr);
+            un->sun_family = AF_UNIX;
+            std::strncpy(un->sun_path, portOf(t).path.c_str(), sizeof un->sun_path - 1);
+            addrLen = sizeof(sockaddr_un);
+        }
+        else
+        {
+            const ResolvedAddress& r = resolved[requestIndex[{t.host, familyOf(portOf(t).protocol)}]];
+            if (!r.ok)
+            {
+                results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
+                return true;
+            }
+            addr = r.address;
+            addrLen = r.length;
+            if (addr.ss_family == AF_INET)
+                reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(portOf(t).port));
+            else
+                reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(portOf(t).port));
+        }
+        InFlight started;
+        started.target = i;
+        started.type = socketType(portOf(t).protocol);
+        started.socket = Socket::open(addr.ss_family, started.type, std::move(share));
+        if (!started.socket.isOpen())
+        {
+            const int err = errno;
+            if ((err == EMFILE || err == ENFILE) && !active.empty())
+                return false; // wait for sockets in flight to close
+            results[i] = failure(err);
+            return true;
+        }
+        const int fd = started.socket.fd();
+        if (started.type == SOCK_DGRAM && addr.ss_family != AF_UNIX)
+        {
+            // Report ICMP host/net unreachable too (Linux keeps them silent on UDP sockets by default).
+            int on = 1;
+            if (addr.ss_family == AF_INET)
+                ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+            else
+                ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+        }
+        if (started.type == SOCK_DGRAM && addr.ss_family == AF_UNIX)
+        {
+            // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind address.
+            sa_family_t family = AF_UNIX;
+            ::bind(fd, reinterpret_cast<sockaddr*>(&family), sizeof family);
+        }
+        started.start = Clock::now();
+        started.deadline = started.start + t.timeout;
+        active.push_back(std::move(started));
+        InFlight& f = active.back();
+        const ConnectState c = ConnectState::start(fd, reinterpret_cast<sockaddr*>(&addr), addrLen);
+        if (c.value == ConnectState::Failed)
+            finish(f, failure(c.error));
+        else if (c.value == ConnectState::Connected)
+            advance(f);
+        return true;
+    };
+    auto closed = [](const InFlight& f) { return !f.socket.isOpen(); };
+
+    PollSet poll;
     while (!pending.empty() || !active.empty())
     {
+        if (stop.requested())
+        {
+            for (auto& f : active)
+                finish(f, probeStopped());
+            active.clear();
+            for (std::size_t i : pending)
+                results[i] = probeStopped();
+            break;
+        }
         // Start as many probes as the process's socket budget allows; with none free, wait for our own
         // sockets to finish, or (holding none) for other scrapers to give some back.
         while (!pending.empty())
         {
-            if (!budget.tryAcquire(1) &&
-                (!active.empty() || !budget.acquire(1, Clock::now() + std::chrono::seconds(30))))
-            {
-                if (active.empty())
-                {
-                    results[pending.front()] = ProbeResult::failure(
-                        FailureReason::Error, "no socket free within 30 s (open-file limit)");
-                    pending.pop_front();
-                    continue;
-                }
+            SocketShare share = SocketShare::takeForBatch(1, !active.empty(), stop);
+            if (!share && !active.empty())
                 break;
-            }
             const std::size_t i = pending.front();
             pending.pop_front();
-            const ProbeTarget& t = targets[i];
-            sockaddr_storage addr{};
-            socklen_t addrLen = 0;
-            if (isUnix(portOf(t).protocol))
+            if (!share)
+                results[i] = SocketShare::unavailable(stop);
+            else if (!open(i, std::move(share)))
             {
-                auto* un = reinterpret_cast<sockaddr_un*>(&addr);
-                un->sun_family = AF_UNIX;
-                std::strncpy(un->sun_path, portOf(t).path.c_str(), sizeof un->sun_path - 1);
-                addrLen = sizeof(sockaddr_un);
+                pending.push_front(i);
+                break;
             }
-            else
-            {
-                const ResolvedAddress& r = resolved[requestIndex[{t.host, familyOf(portOf(t).protocol)}]];
-                if (!r.ok)
-                {
-                    budget.release(1);
-                    results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
-                    continue;
-                }
-                addr = r.address;
-                addrLen = r.length;
-                if (addr.ss_family == AF_INET)
-                    reinterpret_cast<sockaddr_in*>(&addr)->sin_port =
-                        htons(static_cast<uint16_t>(portOf(t).port));
-                else
-                    reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port =
-                        htons(static_cast<uint16_t>(portOf(t).port));
-            }
-            const int type = socketType(portOf(t).protocol);
-            int fd = ::socket(addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd < 0)
-            {
-                const int err = errno;
-                budget.release(1);
-                if ((err == EMFILE || err == ENFILE) && !active.empty())
-                {
-                    pending.push_front(i);
-                    break; // wait for sockets in flight to close
-                }
-                results[i] = failure(err);
-                continue;
-            }
-            // Keep descriptors below FD_SETSIZE free for liboping, which uses select().
-            if (fd < FD_SETSIZE)
-            {
-                int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
-                if (high >= 0)
-                {
-                    ::close(fd);
-                    fd = high;
-                }
-            }
-            if (type == SOCK_DGRAM && addr.ss_family != AF_UNIX)
-            {
-                // Report ICMP host/net unreachable too (Linux keeps them silent on UDP sockets by default).
-                int on = 1;
-                if (addr.ss_family == AF_INET)
-                    ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
-                else
-                    ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
-            }
-            if (type == SOCK_DGRAM && addr.ss_family == AF_UNIX)
-            {
-                // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind
-                // address.
-                sa_family_t family = AF_UNIX;
-                ::bind(fd, reinterpret_cast<sockaddr*>(&family), sizeof family);
-            }
-            InFlight started;
-            started.target = i;
-            started.fd = fd;
-            started.type = type;
-            started.phase = InFlight::Phase::Connecting;
-            started.start = Clock::now();
-            started.deadline = started.start + t.timeout;
-            active.push_back(std::move(started));
-            InFlight& f = active.back();
-            int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), addrLen);
-            if (rc != 0 && errno != EINPROGRESS && errno != EAGAIN)
-                finish(f, failure(errno));
-            else if (rc == 0)
-                advance(f);
         }
-        active.erase(std::remove_if(active.begin(), active.end(), [](const InFlight& f) { return f.fd < 0; }),
-                     active.end());
+        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
         if (active.empty())
             continue;
 
-        // Wait for the next event or the nearest deadline.
-        auto nearest = active.front().deadline;
-        std::vector<pollfd> fds(active.size());
-        for (std::size_t k = 0; k < active.size(); ++k)
+        // Wait for the next event, the nearest deadline or a stop.
+        poll.clear();
+        for (const InFlight& f : active)
+            poll.add(f.socket.fd(), f.phase == InFlight::Phase::Reading ? POLLIN : POLLOUT, f.deadline);
+        if (!poll.wait(stop))
         {
-            const InFlight& f = active[k];
-            fds[k].fd = f.fd;
-            fds[k].events = f.phase == InFlight::Phase::Reading ? POLLIN : POLLOUT;
-            nearest = std::min(nearest, f.deadline);
-        }
-        auto waitMs = std::chrono::duration_cast<std::chrono::milliseconds>(nearest - Clock::now()).count();
-        int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, waitMs + 1)));
-        if (n < 0 && errno != EINTR)
-        {
+            const int err = errno;
             for (auto& f : active)
-                finish(f, failure(errno));
+                finish(f, failure(err));
             active.clear();
             continue;
         }
@@ -383,15 +349,13 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         for (std::size_t k = 0; k < active.size(); ++k)
         {
             InFlight& f = active[k];
-            if (fds[k].revents != 0)
+            if (poll.events(k) != 0)
             {
                 if (f.phase == InFlight::Phase::Connecting)
                 {
-                    int err = 0;
-                    socklen_t len = sizeof err;
-                    ::getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                    if (err != 0)
-                        finish(f, failure(err));
+                    const ConnectState c = ConnectState::finish(f.socket.fd());
+                    if (c.value == ConnectState::Failed)
+                        finish(f, failure(c.error));
                     else
                         advance(f);
                 }
@@ -400,11 +364,10 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 else
                     read(f);
             }
-            if (f.fd >= 0 && now >= f.deadline)
+            if (f.socket.isOpen() && now >= f.deadline)
                 expire(f);
         }
-        active.erase(std::remove_if(active.begin(), active.end(), [](const InFlight& f) { return f.fd < 0; }),
-                     active.end());
+        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
     }
     return results;
 }

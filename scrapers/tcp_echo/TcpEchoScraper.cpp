@@ -1,17 +1,16 @@
 #include "scrapers/tcp_echo/TcpEchoScraper.h"
 
 #include "echo/EchoServer.h"
+#include "net/PollSet.h"
 #include "net/Resolver.h"
-#include "net/SocketBudget.h"
+#include "net/SendBuffer.h"
+#include "net/Socket.h"
 #include "scrapers/tcp_echo/RtoEstimator.h"
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
-#include <sys/select.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,107 +38,10 @@ using Clock = std::chrono::steady_clock;
 /// How long a cycle may run past the largest target timeout at most: frames still waiting for their RTO.
 constexpr auto overtime = std::chrono::milliseconds(static_cast<int>(RtoEstimator::maxSeconds * 1000) + 500);
 
-/// The reason of a failed connect() or of a broken connection.
-FailureReason reasonFor(int err)
-{
-    switch (err)
-    {
-    case ECONNREFUSED:
-        return FailureReason::Refused;
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case EHOSTDOWN:
-    case ENETDOWN:
-    case EADDRNOTAVAIL:
-        return FailureReason::Unreachable;
-    case ETIMEDOUT:
-        return FailureReason::Timeout;
-    default:
-        return FailureReason::Error;
-    }
-}
-
 double seconds(Clock::duration d)
 {
     return std::chrono::duration<double>(d).count();
 }
-
-/// A TCP socket counted in the process's SocketBudget: closed, and its budget unit given back, on
-/// destruction or reset().
-class BudgetedSocket
-{
-public:
-    BudgetedSocket() = default;
-    ~BudgetedSocket() { reset(); }
-    BudgetedSocket(const BudgetedSocket&) = delete;
-    BudgetedSocket& operator=(const BudgetedSocket&) = delete;
-
-    /// Takes a budget unit and opens a non-blocking socket of `family`; false with errno set (ENFILE when the
-    /// budget has no socket free).
-    bool open(int family)
-    {
-        reset();
-        if (!SocketBudget::instance().tryAcquire(1))
-        {
-            errno = ENFILE;
-            return false;
-        }
-        int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-        {
-            const int err = errno;
-            SocketBudget::instance().release(1);
-            errno = err;
-            return false;
-        }
-        // Keep descriptors below FD_SETSIZE free for liboping, which uses select().
-        if (fd < FD_SETSIZE)
-        {
-            int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
-            if (high >= 0)
-            {
-                ::close(fd);
-                fd = high;
-            }
-        }
-        _fd = fd;
-        return true;
-    }
-
-    int fd() const { return _fd; }
-    bool isOpen() const { return _fd >= 0; }
-
-    void reset()
-    {
-        if (_fd < 0)
-            return;
-        ::close(_fd);
-        _fd = -1;
-        SocketBudget::instance().release(1);
-    }
-
-private:
-    int _fd = -1;
-};
-
-/// An epoll instance, closed on destruction.
-class Epoll
-{
-public:
-    Epoll() : _fd(::epoll_create1(EPOLL_CLOEXEC)) {}
-    ~Epoll()
-    {
-        if (_fd >= 0)
-            ::close(_fd);
-    }
-    Epoll(const Epoll&) = delete;
-    Epoll& operator=(const Epoll&) = delete;
-
-    int fd() const { return _fd; }
-
-private:
-    int _fd;
-};
 
 } // namespace
 
@@ -154,15 +56,14 @@ struct TcpEchoScraper::Peer
         Clock::time_point deadline; ///< at + the RTO when it was sent
     };
 
-    BudgetedSocket socket; ///< open while connecting or connected
+    Socket socket; ///< open while connecting or connected
     bool connected = false;
     bool everConnected = false; ///< a connection was opened before: the next one is a reconnect
     RtoEstimator rto;
     EchoFrameReader reader;
     std::uint64_t nextSequence = 1; ///< continues across connections: an old echo never matches a new frame
     std::deque<Sent> outstanding;
-    std::string output; ///< frames not yet written
-    std::size_t outputOffset = 0;
+    SendBuffer output;          ///< frames not yet written
     sockaddr_storage address{}; ///< where the last connection went (reconnects within a cycle reuse it)
     socklen_t addressLength = 0;
     std::uint32_t events = 0; ///< what epoll watches for in the current cycle
@@ -173,7 +74,6 @@ struct TcpEchoScraper::Peer
         connected = false;
         reader.clear();
         output.clear();
-        outputOffset = 0;
         events = 0;
     }
 };
@@ -202,7 +102,7 @@ class TcpEchoScraper::Loop
 public:
     explicit Loop(std::vector<Cycle>& cycles) : _cycles(cycles) {}
 
-    bool ok() const { return _epoll.fd() >= 0; }
+    bool ok() const { return static_cast<bool>(_epoll); }
 
     /// Watches an open socket of cycle `i` for `events`.
     void watch(std::size_t i, std::uint32_t events)
@@ -214,7 +114,7 @@ public:
         ev.events = events;
         ev.data.u64 = i;
         const int op = p.events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-        if (::epoll_ctl(_epoll.fd(), op, p.socket.fd(), &ev) == 0)
+        if (::epoll_ctl(_epoll.get(), op, p.socket.fd(), &ev) == 0)
             p.events = events;
     }
 
@@ -223,7 +123,7 @@ public:
     {
         Peer& p = *_cycles[i].peer;
         if (p.socket.isOpen() && p.events != 0)
-            ::epoll_ctl(_epoll.fd(), EPOLL_CTL_DEL, p.socket.fd(), nullptr);
+            ::epoll_ctl(_epoll.get(), EPOLL_CTL_DEL, p.socket.fd(), nullptr);
         p.events = 0;
     }
 
@@ -259,7 +159,8 @@ public:
         Peer& p = *c.peer;
         c.reconnectAt.reset();
         c.lastConnect = now;
-        if (!p.socket.open(p.address.ss_family))
+        p.socket = Socket::open(p.address.ss_family, SOCK_STREAM);
+        if (!p.socket.isOpen())
         {
             const int err = errno;
             fail(c, FailureReason::Error,
@@ -268,20 +169,17 @@ public:
         }
         const int one = 1;
         ::setsockopt(p.socket.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        const int rc =
-            ::connect(p.socket.fd(), reinterpret_cast<const sockaddr*>(&p.address), p.addressLength);
-        if (rc == 0)
+        const ConnectState state = ConnectState::start(
+            p.socket.fd(), reinterpret_cast<const sockaddr*>(&p.address), p.addressLength);
+        if (state.value == ConnectState::Connected)
             connected(i, now);
-        else if (errno == EINPROGRESS)
+        else if (state.value == ConnectState::InProgress)
         {
             c.connecting = true;
             watch(i, EPOLLOUT);
         }
         else
-        {
-            const int err = errno;
-            lose(i, reasonFor(err), std::strerror(err), now);
-        }
+            lose(i, reasonFromErrno(state.error), std::strerror(state.error), now);
     }
 
     void connected(std::size_t i, Clock::time_point now)
@@ -303,26 +201,10 @@ public:
     bool flush(std::size_t i, Clock::time_point now)
     {
         Peer& p = *_cycles[i].peer;
-        while (p.outputOffset < p.output.size())
+        if (const int err = p.output.flush(p.socket.fd()))
         {
-            const ssize_t n = ::send(p.socket.fd(), p.output.data() + p.outputOffset,
-                                     p.output.size() - p.outputOffset, MSG_NOSIGNAL);
-            if (n < 0)
-            {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    break;
-                const int err = errno;
-                lose(i, reasonFor(err), std::string("send: ") + std::strerror(err), now);
-                return false;
-            }
-            p.outputOffset += static_cast<std::size_t>(n);
-        }
-        if (p.outputOffset == p.output.size())
-        {
-            p.output.clear();
-            p.outputOffset = 0;
+            lose(i, reasonFromErrno(err), std::string("send: ") + std::strerror(err), now);
+            return false;
         }
         watch(i, p.output.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
         return true;
@@ -349,7 +231,7 @@ public:
                 if (errno != EAGAIN && errno != EWOULDBLOCK)
                 {
                     const int err = errno;
-                    lose(i, reasonFor(err), std::string("recv: ") + std::strerror(err), now);
+                    lose(i, reasonFromErrno(err), std::string("recv: ") + std::strerror(err), now);
                 }
                 return;
             }
@@ -507,8 +389,10 @@ public:
         }
     }
 
-    /// Runs until every cycle is done or `hardEnd` passes.
-    void run(Clock::time_point hardEnd)
+    /// Runs until every cycle is done, `hardEnd` passes or `stop` is requested (seen within
+    /// stopCheckInterval). After a stop, a cycle not done fails as stopped unless it already has echoes;
+    /// frames still waiting for theirs are not counted as lost.
+    void run(Clock::time_point hardEnd, const StopSignal& stop)
     {
         _scheduled.assign(_cycles.size(), std::nullopt);
         _remaining = 0;
@@ -522,15 +406,11 @@ public:
         while (_remaining > 0)
         {
             now = Clock::now();
-            if (now >= hardEnd)
+            if (now >= hardEnd || stop.requested())
                 break;
             const auto until = _timers.empty() ? hardEnd : std::min(_timers.top().first, hardEnd);
-            int waitMs = 0;
-            if (until > now)
-                waitMs = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              until - now + std::chrono::microseconds(999))
-                                              .count());
-            const int n = ::epoll_wait(_epoll.fd(), events.data(), static_cast<int>(events.size()), waitMs);
+            const int n = ::epoll_wait(_epoll.get(), events.data(), static_cast<int>(events.size()),
+                                       waitSliceMs(until, now));
             if (n < 0 && errno != EINTR)
                 break;
             now = Clock::now();
@@ -544,18 +424,16 @@ public:
                 const std::uint32_t e = events[k].events;
                 if (c.connecting)
                 {
-                    int err = 0;
-                    socklen_t len = sizeof err;
-                    ::getsockopt(p.socket.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
-                    if (err == 0 && (e & EPOLLOUT))
+                    const ConnectState state = ConnectState::finish(p.socket.fd());
+                    if (state.value == ConnectState::Connected && (e & EPOLLOUT))
                     {
                         connected(i, now);
                         if (!p.output.empty())
                             flush(i, now);
                     }
-                    else if (err != 0)
+                    else if (state.value == ConnectState::Failed)
                     {
-                        lose(i, reasonFor(err), std::strerror(err), now);
+                        lose(i, reasonFromErrno(state.error), std::strerror(state.error), now);
                         c.reconnectAt.reset();
                     }
                 }
@@ -578,7 +456,8 @@ public:
                 step(i, now);
             }
         }
-        // Past the hard end: whatever still waits fails now.
+        // Past the hard end (or stopped): whatever still waits fails now.
+        const bool stopped = stop.requested();
         now = Clock::now();
         for (std::size_t i = 0; i < _cycles.size(); ++i)
         {
@@ -587,7 +466,13 @@ public:
                 continue;
             if (c.connecting)
                 lose(i, FailureReason::Timeout, "connection not established within the timeout", now);
-            c.timeouts += c.peer->outstanding.size();
+            if (stopped)
+            {
+                if (c.received == 0)
+                    fail(c, FailureReason::Timeout, probeStopped().detail);
+            }
+            else
+                c.timeouts += c.peer->outstanding.size();
             c.peer->outstanding.clear();
             c.done = true;
         }
@@ -597,7 +482,7 @@ private:
     using Timer = std::pair<Clock::time_point, std::size_t>;
 
     std::vector<Cycle>& _cycles;
-    Epoll _epoll;
+    FileDescriptor _epoll{::epoll_create1(EPOLL_CLOEXEC)};
     std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> _timers; ///< may hold stale entries
     std::vector<std::optional<Clock::time_point>> _scheduled; ///< the live timer of each cycle
     std::size_t _remaining = 0;                               ///< cycles not done
@@ -705,7 +590,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
             c.done = true; // the connect failed at once
     }
 
-    loop.run(now + longest + overtime);
+    loop.run(now + longest + overtime, stop);
 
     for (std::size_t i = 0; i < cycles.size(); ++i)
     {
@@ -713,7 +598,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
         Peer& p = *c.peer;
         // A connection that echoed nothing for a whole cycle is likely dead (a NAT that forgot it, a server
         // that does not echo): open a new one next cycle instead of waiting for TCP to give up.
-        if (p.connected && c.sent > 0 && c.received == 0)
+        if (p.connected && c.sent > 0 && c.received == 0 && !stop.requested())
             p.close();
         ProbeResult& r = results[i];
         if (c.received > 0)

@@ -3,8 +3,9 @@
 
 #include "scrapers/websocket/WebSocketScraper.h"
 
+#include "net/PollSet.h"
 #include "net/Resolver.h"
-#include "net/SocketBudget.h"
+#include "net/Socket.h"
 #include "scrapers/common/CertificateExpiry.h"
 
 #include <Poco/Exception.h>
@@ -27,13 +28,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <condition_variable>
@@ -54,8 +53,9 @@ namespace
 
 using Clock = std::chrono::steady_clock;
 
-/// Sockets a target may hold at once: the connection, and the descriptor Poco opens to wait on it.
-constexpr std::size_t socketsPerTarget = 2;
+/// Sockets a target may hold at once: the connection, the duplicate Poco owns during the handshake, and the
+/// descriptor Poco opens to wait on it.
+constexpr std::size_t socketsPerTarget = 3;
 
 /// Poco's NetSSL (and OpenSSL under it) is initialized once, on first use, and stays for the process.
 void initializeSsl()
@@ -71,13 +71,35 @@ void initializeSsl()
 /// The first certificate verification error of the handshake running on this thread (for the detail).
 thread_local std::string verifyError;
 
+/// Set when the verify callback caught an exception on this thread: what it said (a fixed buffer, so that
+/// noting it cannot throw again).
+thread_local char verifyException[256];
+
+std::atomic<void (*)()> verifyHook{nullptr};
+
 /// OpenSSL's verify callback when verifying: keeps OpenSSL's verdict (a failure stops the handshake) and
 /// notes why. Replaces Poco's callback, so no process-wide certificate handler can accept a bad certificate.
-int noteVerifyError(int ok, X509_STORE_CTX* store)
+/// No exception leaves it (OpenSSL is C): one fails the verification, so the handshake stops, and is noted.
+int noteVerifyError(int ok, X509_STORE_CTX* store) noexcept
 {
-    if (!ok && verifyError.empty())
-        verifyError = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
-    return ok;
+    try
+    {
+        if (auto hook = verifyHook.load())
+            hook();
+        if (!ok && verifyError.empty())
+            verifyError = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+        return ok;
+    }
+    catch (const std::exception& e)
+    {
+        std::strncpy(verifyException, e.what(), sizeof verifyException - 1);
+    }
+    catch (...)
+    {
+        std::strncpy(verifyException, "unknown exception", sizeof verifyException - 1);
+    }
+    X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
 }
 
 /// Where a `ws://` or `wss://` URL points.
@@ -202,7 +224,10 @@ ProbeResult failureOf(const Poco::Exception& e, Clock::time_point deadline)
         if (late)
             return ProbeResult::failure(FailureReason::Timeout, "TLS handshake not done within the timeout");
         std::string detail = "TLS: " + e.displayText();
-        if (!verifyError.empty())
+        if (verifyException[0])
+            detail += " (certificate verification failed: exception in the verify callback: " +
+                      std::string(verifyException) + ")";
+        else if (!verifyError.empty())
             detail += " (" + verifyError + ")";
         return ProbeResult::failure(FailureReason::Error, detail);
     }
@@ -234,41 +259,33 @@ ProbeResult failureOf(const Poco::Exception& e, Clock::time_point deadline)
 /// The failure a connect error (errno) means.
 ProbeResult connectFailure(int error)
 {
-    switch (error)
-    {
-    case ECONNREFUSED:
-        return ProbeResult::failure(FailureReason::Refused, "connection refused");
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case EHOSTDOWN:
-    case ENETDOWN:
-    case EADDRNOTAVAIL:
-        return ProbeResult::failure(FailureReason::Unreachable, std::strerror(error));
-    case ETIMEDOUT:
-        return ProbeResult::failure(FailureReason::Timeout, std::strerror(error));
-    default:
-        return ProbeResult::failure(FailureReason::Error, std::string("connect: ") + std::strerror(error));
-    }
+    const FailureReason reason = reasonFromErrno(error);
+    if (error == ECONNREFUSED)
+        return ProbeResult::failure(reason, "connection refused");
+    return ProbeResult::failure(reason, reason == FailureReason::Error
+                                            ? std::string("connect: ") + std::strerror(error)
+                                            : std::strerror(error));
 }
 
-/// A connection made by the connect loop, waiting for a handshake thread. The descriptor is owned until
-/// runHandshake() takes it.
+/// A connection made by the connect loop, waiting for a handshake thread, with its budget share.
 struct Connection
 {
     std::size_t index = 0;     ///< the target
-    int fd = -1;               ///< connected, non-blocking
+    Socket socket;             ///< connected, non-blocking
     double connectSeconds = 0; ///< how long the TCP connect took
 };
 
-/// Connections handed from the connect loop to the handshake threads. Thread-safe.
+/// Connections handed from the connect loop to the handshake threads, and how many are not done yet.
+/// Thread-safe.
 class ConnectionQueue
 {
 public:
-    void push(const Connection& c)
+    void push(Connection c)
     {
         {
             std::lock_guard<std::mutex> lock(_mutex);
-            _queue.push_back(c);
+            _queue.push_back(std::move(c));
+            ++_unfinished;
         }
         _ready.notify_one();
     }
@@ -290,8 +307,31 @@ public:
         _ready.wait(lock, [this] { return _closed || !_queue.empty(); });
         if (_queue.empty())
             return false;
-        c = _queue.front();
+        c = std::move(_queue.front());
         _queue.pop_front();
+        return true;
+    }
+
+    /// A popped connection's handshake is over.
+    void finished()
+    {
+        {
+            std::lock_guard<std::mutex> lock(_mutex);
+            --_unfinished;
+        }
+        _ready.notify_all();
+    }
+
+    /// Waits until every pushed connection is finished (true) or `stop` is requested (false).
+    bool waitFinished(const StopSignal& stop)
+    {
+        std::unique_lock<std::mutex> lock(_mutex);
+        while (_unfinished > 0)
+        {
+            if (stop.requested())
+                return false;
+            _ready.wait_for(lock, stopCheckInterval);
+        }
         return true;
     }
 
@@ -299,31 +339,71 @@ private:
     std::mutex _mutex;
     std::condition_variable _ready;
     std::deque<Connection> _queue;
+    std::size_t _unfinished = 0;
     bool _closed = false;
 };
 
-/// On a connection made by the connect loop: TLS for wss, the upgrade request and its answer; closes cleanly
-/// when upgraded. Takes the descriptor. The target's timeout minus the connect time bounds it, counted from
-/// now (time spent waiting for a free thread is fleetprobe's, not the device's). Never throws.
-ProbeResult runHandshake(const Handshake& h, const Connection& connection)
+/// The sockets whose handshakes run on the handshake threads, owned here while Poco works on a duplicate, so
+/// that a stop can cut them short: shutdown() wakes Poco's blocking calls. Thread-safe.
+class RunningHandshakes
+{
+public:
+    /// Keeps `socket` for target `index`; it is shut down at once when interrupt() came first.
+    void add(std::size_t index, Socket socket)
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        if (_interrupted)
+            ::shutdown(socket.fd(), SHUT_RDWR);
+        _sockets[index] = std::move(socket);
+    }
+
+    /// Closes the socket of target `index`; true when interrupt() cut its handshake short.
+    bool remove(std::size_t index)
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        _sockets.erase(index);
+        return _interrupted;
+    }
+
+    /// Shuts every socket down, now and when added later.
+    void interrupt()
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        _interrupted = true;
+        for (auto& [index, socket] : _sockets)
+            ::shutdown(socket.fd(), SHUT_RDWR);
+    }
+
+private:
+    std::mutex _mutex;
+    std::map<std::size_t, Socket> _sockets;
+    bool _interrupted = false;
+};
+
+/// On a connected descriptor `fd` (its TCP connect took `connectSeconds`): TLS for wss, the upgrade request
+/// and its answer; closes cleanly when upgraded. Takes the descriptor. The target's timeout minus the connect
+/// time bounds it, counted from now (time spent waiting for a free thread is fleetprobe's, not the device's).
+/// Never throws.
+ProbeResult runHandshake(const Handshake& h, int fd, double connectSeconds)
 {
     const auto start = Clock::now();
     const auto deadline =
         start + h.target->timeout -
-        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(connection.connectSeconds));
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(connectSeconds));
     const Endpoint& e = h.endpoint;
     std::vector<Measurement> measurements;
     int status = 0;
     ProbeResult result;
     verifyError.clear();
+    verifyException[0] = '\0';
     Poco::Net::StreamSocketImpl* impl = nullptr;
     try
     {
-        impl = new Poco::Net::StreamSocketImpl(connection.fd);
+        impl = new Poco::Net::StreamSocketImpl(fd);
     }
     catch (...)
     {
-        ::close(connection.fd);
+        ::close(fd);
         return ProbeResult::failure(FailureReason::Error, "out of memory");
     }
     try
@@ -371,7 +451,7 @@ ProbeResult runHandshake(const Handshake& h, const Connection& connection)
         {
             Poco::Net::WebSocket ws(*session, request, response);
             const double seconds =
-                connection.connectSeconds + std::chrono::duration<double>(Clock::now() - start).count();
+                connectSeconds + std::chrono::duration<double>(Clock::now() - start).count();
             status = response.getStatus();
             result = ProbeResult::success(seconds);
             measurements.push_back({"websocket_handshake_seconds", {}, seconds});
@@ -415,6 +495,11 @@ ProbeResult runHandshake(const Handshake& h, const Connection& connection)
 }
 
 } // namespace
+
+void WebSocketScraper::setVerifyHookForTesting(void (*hook)())
+{
+    verifyHook.store(hook);
+}
 
 Poco::Net::Context::Ptr WebSocketScraper::context(bool verify, const std::string& caFile)
 {
@@ -504,18 +589,29 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
     }
 
     // The handshake threads wait for connections...
-    SocketBudget& budget = SocketBudget::instance();
-    const std::size_t sockets = std::min(socketsPerTarget, std::max<std::size_t>(1, budget.capacity()));
     ConnectionQueue queue;
-    auto handshake = [&](const Connection& c)
+    RunningHandshakes running;
+    auto handshake = [&](Connection c)
     {
-        results[c.index] = runHandshake(handshakes[c.index], c);
-        budget.release(sockets);
+        const int fd = stop.requested() ? -1 : duplicateDescriptor(c.socket.fd());
+        if (fd < 0)
+        {
+            results[c.index] =
+                stop.requested()
+                    ? probeStopped()
+                    : ProbeResult::failure(FailureReason::Error, std::string("dup: ") + std::strerror(errno));
+            return;
+        }
+        running.add(c.index, std::move(c.socket));
+        ProbeResult r = runHandshake(handshakes[c.index], fd, c.connectSeconds);
+        if (running.remove(c.index) && !r.up)
+            r = probeStopped();
+        results[c.index] = std::move(r);
     };
     auto work = [&]
     {
-        for (Connection c; queue.pop(c);)
-            handshake(c);
+        for (Connection c; queue.pop(c); queue.finished())
+            handshake(std::move(c));
     };
     std::vector<std::thread> threads;
     const std::size_t wanted = std::min(runnable.size(), maxThreads);
@@ -544,12 +640,12 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
         }
         ~Joiner() { join(); }
     } joiner{queue, threads};
-    auto deliver = [&](const Connection& c)
+    auto deliver = [&](Connection c)
     {
         if (threads.empty())
-            handshake(c); // no thread could be made: one handshake after the other, here
+            handshake(std::move(c)); // no thread could be made: one handshake after the other, here
         else
-            queue.push(c);
+            queue.push(std::move(c));
     };
 
     // ... while this thread makes every connection at once in one poll loop, so that devices that do not
@@ -557,111 +653,95 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
     struct InFlight
     {
         std::size_t index;
-        int fd;
+        Socket socket;
         Clock::time_point start;
         Clock::time_point deadline;
     };
     std::deque<std::size_t> pending(runnable.begin(), runnable.end());
     std::vector<InFlight> active;
-    auto fail = [&](std::size_t index, int fd, ProbeResult r)
-    {
-        if (fd >= 0)
-            ::close(fd);
-        results[index] = std::move(r);
-        budget.release(sockets);
-    };
+    PollSet poll;
     while (!pending.empty() || !active.empty())
     {
+        if (stop.requested())
+        {
+            for (const auto& f : active)
+                results[f.index] = probeStopped();
+            for (std::size_t i : pending)
+                results[i] = probeStopped();
+            active.clear();
+            break;
+        }
         while (!pending.empty())
         {
-            if (!budget.tryAcquire(sockets) &&
-                (!active.empty() || !budget.acquire(sockets, Clock::now() + std::chrono::seconds(30))))
-            {
-                if (!active.empty())
-                    break;
-                results[pending.front()] = ProbeResult::failure(
-                    FailureReason::Error, "no socket free within 30 s (open-file limit)");
-                pending.pop_front();
-                continue;
-            }
+            SocketShare share = SocketShare::takeForBatch(socketsPerTarget, !active.empty(), stop);
+            if (!share && !active.empty())
+                break;
             const std::size_t i = pending.front();
             pending.pop_front();
-            const Poco::Net::SocketAddress& address = handshakes[i].address;
-            int fd = ::socket(address.af(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (fd < 0)
+            if (!share)
             {
-                fail(i, -1,
-                     ProbeResult::failure(FailureReason::Error,
-                                          std::string("socket: ") + std::strerror(errno)));
+                results[i] = SocketShare::unavailable(stop);
                 continue;
             }
-            // Keep descriptors below FD_SETSIZE free for liboping, which uses select().
-            if (fd < FD_SETSIZE)
+            const Poco::Net::SocketAddress& address = handshakes[i].address;
+            Socket socket = Socket::open(address.af(), SOCK_STREAM, std::move(share));
+            if (!socket.isOpen())
             {
-                const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, FD_SETSIZE);
-                if (high >= 0)
-                {
-                    ::close(fd);
-                    fd = high;
-                }
+                results[i] = ProbeResult::failure(FailureReason::Error,
+                                                  std::string("socket: ") + std::strerror(errno));
+                continue;
             }
             const auto start = Clock::now();
-            if (::connect(fd, address.addr(), address.length()) == 0)
-                deliver(Connection{i, fd, 0});
-            else if (errno == EINPROGRESS)
-                active.push_back(InFlight{i, fd, start, start + targets[i].timeout});
+            const ConnectState state = ConnectState::start(socket.fd(), address.addr(), address.length());
+            if (state.value == ConnectState::Connected)
+                deliver(Connection{i, std::move(socket), 0});
+            else if (state.value == ConnectState::InProgress)
+                active.push_back(InFlight{i, std::move(socket), start, start + targets[i].timeout});
             else
-                fail(i, fd, connectFailure(errno));
+                results[i] = connectFailure(state.error);
         }
         if (active.empty())
             continue;
 
-        auto nearest = active.front().deadline;
-        std::vector<pollfd> fds(active.size());
-        for (std::size_t k = 0; k < active.size(); ++k)
-        {
-            fds[k].fd = active[k].fd;
-            fds[k].events = POLLOUT;
-            nearest = std::min(nearest, active[k].deadline);
-        }
-        const auto waitMs =
-            std::chrono::duration_cast<std::chrono::milliseconds>(nearest - Clock::now()).count();
-        if (::poll(fds.data(), fds.size(), static_cast<int>(std::max<long long>(0, waitMs + 1))) < 0 &&
-            errno != EINTR)
+        poll.clear();
+        for (const auto& f : active)
+            poll.add(f.socket.fd(), POLLOUT, f.deadline);
+        if (!poll.wait(stop))
         {
             const int error = errno;
             for (auto& f : active)
-                fail(
-                    f.index, f.fd,
-                    ProbeResult::failure(FailureReason::Error, std::string("poll: ") + std::strerror(error)));
+                results[f.index] =
+                    ProbeResult::failure(FailureReason::Error, std::string("poll: ") + std::strerror(error));
             active.clear();
             continue;
         }
         const auto now = Clock::now();
-        for (auto& f : active)
+        for (std::size_t k = 0; k < active.size(); ++k)
         {
-            std::size_t k = static_cast<std::size_t>(&f - active.data());
-            if (fds[k].revents != 0)
+            InFlight& f = active[k];
+            if (poll.events(k) != 0)
             {
-                int error = 0;
-                socklen_t length = sizeof error;
-                ::getsockopt(f.fd, SOL_SOCKET, SO_ERROR, &error, &length);
-                if (error == 0)
-                    deliver(Connection{f.index, f.fd, std::chrono::duration<double>(now - f.start).count()});
+                const ConnectState state = ConnectState::finish(f.socket.fd());
+                if (state.value == ConnectState::Connected)
+                    deliver(Connection{f.index, std::move(f.socket),
+                                       std::chrono::duration<double>(now - f.start).count()});
                 else
-                    fail(f.index, f.fd, connectFailure(error));
-                f.fd = -1;
+                    results[f.index] = connectFailure(state.error);
+                f.socket.reset();
             }
             else if (now >= f.deadline)
             {
-                fail(f.index, f.fd,
-                     ProbeResult::failure(FailureReason::Timeout, "no answer within the timeout"));
-                f.fd = -1;
+                results[f.index] =
+                    ProbeResult::failure(FailureReason::Timeout, "no answer within the timeout");
+                f.socket.reset();
             }
         }
-        active.erase(std::remove_if(active.begin(), active.end(), [](const InFlight& f) { return f.fd < 0; }),
+        active.erase(std::remove_if(active.begin(), active.end(),
+                                    [](const InFlight& f) { return !f.socket.isOpen(); }),
                      active.end());
     }
+    if (!queue.waitFinished(stop))
+        running.interrupt();
     joiner.join();
     return results;
 }

@@ -44,6 +44,11 @@ public:
     /// timeout, plus the time connected targets wait for a handshake thread.
     std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 
+    /// Test hook: `hook` runs at the start of every certificate verification callback (on a handshake
+    /// thread) and may throw, to show that no exception leaves OpenSSL's callback. nullptr: none.
+    /// Thread-safe.
+    static void setVerifyHookForTesting(void (*hook)());
+
 private:
     /// The TLS client context for (tls_verify, ca_file), made on first use and kept for later cycles.
     /// Throws Poco::Exception when the CA file cannot be loaded (then nothing is kept).

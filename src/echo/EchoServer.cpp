@@ -1,7 +1,9 @@
 #include "echo/EchoServer.h"
 
+#include "net/FileDescriptor.h"
 #include "net/ListenAddress.h"
-
+#include "net/SendBuffer.h"
+#include "net/Socket.h"
 #include "util/Log.h"
 
 #include <arpa/inet.h>
@@ -107,38 +109,6 @@ namespace
 
 using Clock = std::chrono::steady_clock;
 
-/// An owned file descriptor, closed on destruction.
-class FileDescriptor
-{
-public:
-    explicit FileDescriptor(int fd = -1) : _fd(fd) {}
-    ~FileDescriptor() { reset(); }
-    FileDescriptor(FileDescriptor&& other) noexcept : _fd(other._fd) { other._fd = -1; }
-    FileDescriptor& operator=(FileDescriptor&& other) noexcept
-    {
-        if (this != &other)
-        {
-            reset();
-            _fd = other._fd;
-            other._fd = -1;
-        }
-        return *this;
-    }
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-
-    int get() const { return _fd; }
-    void reset()
-    {
-        if (_fd >= 0)
-            ::close(_fd);
-        _fd = -1;
-    }
-
-private:
-    int _fd;
-};
-
 std::string formatAddress(const sockaddr_storage& address)
 {
     char host[INET6_ADDRSTRLEN] = {};
@@ -172,8 +142,7 @@ struct EchoServer::Impl
     {
         FileDescriptor fd;
         EchoFrameReader reader;
-        std::string output; ///< echoes not yet written
-        std::size_t outputOffset = 0;
+        SendBuffer output; ///< echoes not yet written
         bool reading = true;
         std::uint32_t events = EPOLLIN; ///< what epoll watches for
         Clock::time_point lastActivity;
@@ -252,26 +221,9 @@ struct EchoServer::Impl
     /// Writes pending echoes; returns false when the connection failed (then it is closed).
     bool flush(Connection& c)
     {
-        while (c.outputOffset < c.output.size())
-        {
-            ssize_t n = ::send(c.fd.get(), c.output.data() + c.outputOffset, c.output.size() - c.outputOffset,
-                               MSG_NOSIGNAL);
-            if (n < 0)
-            {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    break;
-                return false;
-            }
-            c.outputOffset += static_cast<std::size_t>(n);
-        }
-        if (c.outputOffset == c.output.size())
-        {
-            c.output.clear();
-            c.outputOffset = 0;
-        }
-        const std::size_t pending = c.output.size() - c.outputOffset;
+        if (c.output.flush(c.fd.get()) != 0)
+            return false;
+        const std::size_t pending = c.output.pending();
         // Stop reading a client that does not read its echoes, until they are written.
         c.reading = pending < maxPendingOutput;
         const std::uint32_t events =
@@ -311,7 +263,7 @@ struct EchoServer::Impl
                     return false; // garbage: never reflect arbitrary bytes
                 c.output.append(frame.data(), frame.size());
             }
-            if (c.output.size() - c.outputOffset >= maxPendingOutput)
+            if (c.output.pending() >= maxPendingOutput)
                 break;
         }
         return flush(c);
@@ -370,7 +322,7 @@ EchoServer::EchoServer(const Options& options) : _impl(std::make_unique<Impl>())
         std::string error;
         if (!parseAddress(text, address, length, error))
             throw std::invalid_argument(error);
-        FileDescriptor fd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        FileDescriptor fd(createSocket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK));
         auto fail = [&text](const char* what)
         { return EchoServerError("cannot listen on " + text + ": " + what + ": " + std::strerror(errno)); };
         if (fd.get() < 0)

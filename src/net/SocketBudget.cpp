@@ -40,6 +40,23 @@ bool SocketBudget::acquire(std::size_t n, std::chrono::steady_clock::time_point 
     return true;
 }
 
+bool SocketBudget::acquire(std::size_t n, std::chrono::steady_clock::time_point deadline,
+                           const StopSignal& stop)
+{
+    // StopSignal has no hook into this condition variable: look at it between short waits.
+    constexpr std::chrono::milliseconds slice{100};
+    std::unique_lock<std::mutex> lock(_mutex);
+    while (_free < n)
+    {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline || stop.requested())
+            return false;
+        _cv.wait_until(lock, std::min(deadline, now + slice));
+    }
+    _free -= n;
+    return true;
+}
+
 void SocketBudget::release(std::size_t n)
 {
     {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "engine/StopSignal.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -26,6 +28,9 @@ public:
     /// Takes `n` sockets at once, waiting until they are free or `deadline` passes (then returns false).
     /// `n` larger than the capacity can never succeed: use capacity() to size requests.
     bool acquire(std::size_t n, std::chrono::steady_clock::time_point deadline);
+
+    /// The same, also ending (false) within about 100 ms of a request of `stop`.
+    bool acquire(std::size_t n, std::chrono::steady_clock::time_point deadline, const StopSignal& stop);
 
     /// Gives back `n` sockets.
     void release(std::size_t n);

@@ -1,5 +1,6 @@
 #include "sinks/PushClient.h"
 
+#include "net/CurlEasy.h"
 #include "sinks/GzipWriter.h"
 
 #include <curl/curl.h>
@@ -230,26 +231,17 @@ const char* PushOutcome::resultName() const
     return "transport";
 }
 
-CurlHandle::CurlHandle() : _curl(curl_easy_init())
-{
-    if (!_curl)
-        throw std::runtime_error("curl_easy_init failed");
-}
-
-CurlHandle::~CurlHandle()
-{
-    curl_easy_cleanup(_curl);
-}
-
 PushgatewayClient::PushgatewayClient(PushTarget target, std::chrono::milliseconds connectTimeout)
-    : _target(std::move(target)), _connectTimeout(connectTimeout)
+    : _target(std::move(target)), _connectTimeout(connectTimeout), _curl(std::make_unique<CurlEasy>())
 {
 }
+
+PushgatewayClient::~PushgatewayClient() = default;
 
 PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& body,
                                    std::chrono::milliseconds timeout)
 {
-    CURL* c = _curl.get();
+    CURL* c = _curl->get();
     curl_easy_reset(c);
     const std::string url = _target.url + groupPath;
     HeaderList headers;
@@ -274,9 +266,11 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
 }
 
 VictoriaMetricsClient::VictoriaMetricsClient(ImportTarget target, std::chrono::milliseconds connectTimeout)
-    : _target(std::move(target)), _connectTimeout(connectTimeout)
+    : _target(std::move(target)), _connectTimeout(connectTimeout), _curl(std::make_unique<CurlEasy>())
 {
 }
+
+VictoriaMetricsClient::~VictoriaMetricsClient() = default;
 
 std::string VictoriaMetricsClient::urlFor(const Labels& extraLabels) const
 {
@@ -294,7 +288,7 @@ std::string VictoriaMetricsClient::urlFor(const Labels& extraLabels) const
 PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Labels& extraLabels,
                                           std::chrono::milliseconds timeout)
 {
-    CURL* c = _curl.get();
+    CURL* c = _curl->get();
     curl_easy_reset(c);
     const std::string url = urlFor(extraLabels);
     HeaderList headers;

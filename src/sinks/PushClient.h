@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-typedef void CURL;
-
 namespace fleetprobe
 {
+
+class CurlEasy;
 
 /// A request body produced piece by piece on demand, so that a large fleet's text is never held whole: each
 /// pass (push attempt) calls the opener again and pulls pieces of about `pieceBytes` until the producer says
@@ -86,20 +86,6 @@ public:
     virtual bool wantsCompatGroups() const { return true; }
 };
 
-/// Owns one libcurl easy handle (RAII); reused across pushes so the connection is kept alive.
-class CurlHandle
-{
-public:
-    CurlHandle();
-    ~CurlHandle();
-    CurlHandle(const CurlHandle&) = delete;
-    CurlHandle& operator=(const CurlHandle&) = delete;
-    CURL* get() const { return _curl; }
-
-private:
-    CURL* _curl;
-};
-
 /// Pushes to a Prometheus Pushgateway with HTTP PUT: the only part of fleetprobe that knows HTTP.
 /// Connect and total timeouts are always set. One instance per thread.
 class PushgatewayClient : public MetricsSink
@@ -108,6 +94,7 @@ public:
     /// Call curl_global_init once in the process before constructing any client.
     explicit PushgatewayClient(PushTarget target,
                                std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+    ~PushgatewayClient() override;
 
     PushOutcome put(const std::string& groupPath, const Body& body,
                     std::chrono::milliseconds timeout) override;
@@ -120,7 +107,7 @@ private:
     std::function<bool()> _abort;
     PushTarget _target;
     std::chrono::milliseconds _connectTimeout;
-    CurlHandle _curl;
+    std::unique_ptr<CurlEasy> _curl; ///< reused across transfers, so the connection is kept alive
 };
 
 /// Percent-encodes every byte but RFC 3986's unreserved characters (a query parameter's name or value). Pure.
@@ -148,6 +135,7 @@ public:
     /// Call curl_global_init once in the process before constructing any client.
     explicit VictoriaMetricsClient(ImportTarget target,
                                    std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+    ~VictoriaMetricsClient() override;
 
     PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
                        std::chrono::milliseconds timeout) override;
@@ -163,7 +151,7 @@ private:
     std::function<bool()> _abort;
     ImportTarget _target;
     std::chrono::milliseconds _connectTimeout;
-    CurlHandle _curl;
+    std::unique_ptr<CurlEasy> _curl; ///< reused across transfers, so the connection is kept alive
 };
 
 /// Writes each group to a stream (stdout) preceded by `# fleetprobe group: <path>`. Writes of all instances

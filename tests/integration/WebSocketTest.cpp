@@ -19,6 +19,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -212,6 +213,33 @@ BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::require
     BOOST_TEST(results[1].detail.find("does not name 127.0.0.2") != std::string::npos, results[1].detail);
     BOOST_TEST(results[2].detail.find("missing-ca.pem") != std::string::npos, results[2].detail);
     BOOST_TEST(tls.otherName().requests() == 0, "no upgrade request after a failed name check");
+}
+
+BOOST_AUTO_TEST_CASE(anExceptionInTheVerifyCallbackFailsOnlyThatHandshake,
+                     *utf::precondition(NetNamespace::required))
+{
+    // OpenSSL is C: an exception must never unwind through its verify callback. One thrown there (through the
+    // test hook: nothing in the callback throws for real but out of memory) fails that handshake with reason
+    // error and says so; the scraper goes on.
+    const TlsFailureCases tls("fleetprobe-ws-throw");
+    const auto [url, caFile] = tls.cases("wss", "/ws")[0];
+    auto settings = std::make_shared<fleetprobe::WebSocketConfig>();
+    settings->url = url;
+    settings->caFile = caFile;
+    const std::vector<std::shared_ptr<const fleetprobe::ScraperSettings>> jobs = {settings};
+    fleetprobe::WebSocketScraper scraper;
+    struct Hook
+    {
+        Hook()
+        {
+            fleetprobe::WebSocketScraper::setVerifyHookForTesting([]
+                                                                  { throw std::runtime_error("injected"); });
+        }
+        ~Hook() { fleetprobe::WebSocketScraper::setVerifyHookForTesting(nullptr); }
+    } hook;
+    const auto results = TlsFailureCases::probeAll(scraper, jobs);
+    BOOST_TEST(results[0].detail.find("exception in the verify callback: injected") != std::string::npos,
+               results[0].detail);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

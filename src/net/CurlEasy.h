@@ -5,9 +5,12 @@
 namespace fleetprobe
 {
 
-/// Owns one libcurl easy handle (RAII). When a CurlMulti holds it, the destructor first removes it from that
-/// multi handle, so a CurlEasy must be destroyed before the CurlMulti it was added to. Not thread-safe: one
-/// thread uses it at a time (libcurl's rule for easy handles).
+/// Owns one libcurl easy handle (RAII): the one curl wrapper of fleetprobe, used by the http scraper (with
+/// CurlMulti) and by the push clients (one handle reused across pushes, curl_easy_reset between them, so the
+/// connection is kept alive). The only public header besides CurlMulti.h that names a curl type: others hold
+/// a CurlEasy through a forward declaration. When a CurlMulti holds it, the destructor first removes it from
+/// that multi handle, so a CurlEasy must be destroyed before the CurlMulti it was added to. Not thread-safe:
+/// one thread uses it at a time (libcurl's rule for easy handles).
 class CurlEasy
 {
 public:

@@ -1,4 +1,4 @@
-#include "scrapers/common/CurlEasy.h"
+#include "net/CurlEasy.h"
 
 #include <stdexcept>
 

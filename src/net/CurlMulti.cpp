@@ -1,4 +1,4 @@
-#include "scrapers/common/CurlMulti.h"
+#include "net/CurlMulti.h"
 
 #include <stdexcept>
 

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "scrapers/common/CurlEasy.h"
+#include "net/CurlEasy.h"
 
 #include <chrono>
 
