@@ -165,7 +165,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         if (requestIndex.emplace(key, requests.size()).second)
             requests.push_back(ResolveRequest{t.host, key.second});
     }
-    const auto resolved = Resolver::resolveAll(requests, longest);
+    const auto resolved = Resolver::resolveAll(requests, longest, &stop);
 
     // The per-target settings of the job's port entry (send, expect, silence_ok) and the tcp_info switch.
     static const PortConfig plain;
