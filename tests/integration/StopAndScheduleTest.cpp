@@ -213,7 +213,7 @@ BOOST_FIXTURE_TEST_CASE(sigstopLongerThanTheIntervalSkipsTheMissedTicks, Fleetpr
   "conf": {"prom_id": "stopped_loop", "interval": 2, "timeout": 1},
   "jobs": [{"job": "meter-1", "ip": "127.0.0.2", "metrics": ["ping"]}]
 })");
-    std::vector<std::string> argv = {binary(), "--config", config};
+    std::vector<std::string> argv = {binary(), "--config", config, "--log-level", "debug"};
     for (const auto& more : {stateArguments(), pushArguments()})
         argv.insert(argv.end(), more.begin(), more.end());
     ChildProcess fleetprobe(argv);
@@ -242,6 +242,11 @@ BOOST_FIXTURE_TEST_CASE(sigstopLongerThanTheIntervalSkipsTheMissedTicks, Fleetpr
             milliseconds(20000), milliseconds(20));
     };
     BOOST_TEST_REQUIRE((cyclesReach(2) && fleetprobe.running()), "only " << cycles << " cycles");
+    // Stop it while it waits for its next tick: after the last line of cycle 2 (logged once its state is
+    // saved).
+    BOOST_TEST_REQUIRE(WaitCondition::until(
+        [&] { return FleetprobeFixture::hasLineWith(fleetprobe.stderrText(), {"stopped.json: cycle 2: "}); },
+        milliseconds(5000), milliseconds(5)));
 
     fleetprobe.signal(SIGSTOP);
     const auto stoppedAt = steady_clock::now();
