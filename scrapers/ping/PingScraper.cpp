@@ -1,3 +1,12 @@
+// Stopping a burst. A burst of `count` echoes is `count` rounds, each a liboping object on its own thread
+// that waits for its send time (start + round * interval_ms) and then blocks in ping_send() for up to the
+// timeout. liboping has no way to cancel ping_send(), but it returns -1 (EINTR) when a signal interrupts its
+// select(). So on a stop request probe() wakes each round still running with SIGURG, aimed at its thread
+// (pthread_kill) and repeated every 50 ms until the round is over, since one can land just before select().
+// The SIGURG handler does nothing and is installed without SA_RESTART; SIGURG's default action is to be
+// ignored, so a stray one elsewhere is harmless. A round not sent yet is not sent; a round interrupted while
+// it waits keeps the replies it got; echoes are counted as sent only for rounds that were sent.
+
 #include "scrapers/ping/PingScraper.h"
 
 #include "config/Config.h"
@@ -10,12 +19,15 @@
 #include <linux/icmp.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -55,6 +67,31 @@ private:
 };
 
 std::atomic<bool> permissionReported{false};
+
+/// The signal that interrupts a round's ping_send() on a stop request.
+constexpr int wakeSignal = SIGURG;
+
+void ignoreWakeSignal(int) {}
+
+/// Installs the do-nothing handler of wakeSignal once per process, without SA_RESTART, and unblocks the
+/// signal in the calling thread.
+void acceptWakeSignal()
+{
+    static std::once_flag installed;
+    std::call_once(installed,
+                   []
+                   {
+                       struct sigaction action;
+                       std::memset(&action, 0, sizeof action);
+                       action.sa_handler = ignoreWakeSignal;
+                       sigemptyset(&action.sa_mask);
+                       ::sigaction(wakeSignal, &action, nullptr);
+                   });
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, wakeSignal);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
 
 /// ICMP echo identifiers in use by this process. liboping matches a reply to a host by identifier and
 /// sequence number only, and every raw socket sees every reply: two hosts with the same random identifier, in
@@ -188,11 +225,12 @@ struct Round
     PingOptions options;
     std::chrono::steady_clock::time_point sendAt;
     std::vector<ProbeResult> results; ///< one per address: up with the RTT, or the failure
+    bool stopped = false;             ///< a stop request came before the send time: nothing was sent
 };
 
 void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds, const PingOptions& options,
                std::chrono::steady_clock::time_point sendAt, std::size_t packetsInFlight,
-               std::vector<ProbeResult>& results)
+               const StopSignal& stop, std::vector<ProbeResult>& results, bool& stopped)
 {
     results.assign(addresses.size(), ProbeResult::failure(FailureReason::Timeout, ""));
     constexpr std::size_t socketsPerObject = 2;
@@ -319,12 +357,17 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
         return;
 
     tuneRawIcmpSockets(packetsInFlight);
-    std::this_thread::sleep_until(sendAt); // the rounds of a burst are spaced by interval_ms
+    if (stop.waitUntil(sendAt)) // the rounds of a burst are spaced by interval_ms
+    {
+        stopped = true;
+        return;
+    }
     if (log().debug())
         log().debug("ping: sending to " + std::to_string(index.size()) + " hosts");
-    if (ping_send(obj.get()) < 0)
-        log().debug(std::string("ping: ping_send reported an error for some hosts: ") +
-                    ping_get_error(obj.get()));
+    if (ping_send(obj.get()) < 0 && log().debug())
+        log().debug(stop.requested() ? std::string("ping: round cut short by the stop request")
+                                     : std::string("ping: ping_send reported an error for some hosts: ") +
+                                           ping_get_error(obj.get()));
     for (pingobj_iter_t* it = ping_iterator_get(obj.get()); it; it = ping_iterator_next(it))
     {
         char user[1025] = {0};
@@ -364,7 +407,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
     for (const auto& t : targets)
         if (hostIndex.emplace(t.host, requests.size()).second)
             requests.push_back(ResolveRequest{t.host, AF_UNSPEC});
-    const auto resolved = Resolver::resolveAll(requests, timeout);
+    const auto resolved = Resolver::resolveAll(requests, timeout, &stop);
 
     // Targets with the same burst settings are pinged together, each distinct address once per round.
     auto key = [](const PingOptions& o) { return std::make_tuple(o.count, o.intervalMs, o.size, o.ttl); };
@@ -416,28 +459,56 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
     std::size_t packets = 0;
     for (const auto& round : rounds)
         packets += round.addresses->size();
+    // Every round on its own thread; this one watches for a stop request and wakes the rounds still running.
+    std::mutex doneMutex;
+    std::condition_variable doneCv;
+    std::size_t running = rounds.size();
+    std::vector<std::atomic<bool>> finished(rounds.size());
     std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < rounds.size(); ++i)
+    for (std::size_t i = 0; i < rounds.size(); ++i)
         threads.emplace_back(
-            [&round = rounds[i], packets] {
-                pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, packets,
-                          round.results);
+            [&, i, packets]
+            {
+                acceptWakeSignal();
+                Round& round = rounds[i];
+                pingChunk(*round.addresses, round.timeoutSeconds, round.options, round.sendAt, packets, stop,
+                          round.results, round.stopped);
+                finished[i] = true;
+                std::lock_guard<std::mutex> lock(doneMutex);
+                --running;
+                doneCv.notify_all();
             });
-    if (!rounds.empty())
-        pingChunk(*rounds[0].addresses, rounds[0].timeoutSeconds, rounds[0].options, rounds[0].sendAt,
-                  packets, rounds[0].results);
+    {
+        std::unique_lock<std::mutex> lock(doneMutex);
+        while (running > 0)
+        {
+            const auto slice =
+                stop.requested() ? std::chrono::milliseconds(50) : std::chrono::milliseconds(100);
+            if (doneCv.wait_for(lock, slice, [&] { return running == 0; }))
+                break;
+            if (!stop.requested())
+                continue;
+            for (std::size_t i = 0; i < threads.size(); ++i)
+                if (!finished[i])
+                    pthread_kill(threads[i].native_handle(), wakeSignal);
+        }
+    }
     for (auto& t : threads)
         t.join();
 
     // Per address: every reply of every round.
     std::map<std::pair<std::tuple<int, int, int, int>, std::string>, ProbeResult> byAddress;
+    std::map<std::pair<std::tuple<int, int, int, int>, std::string>, int> sentTo; // rounds not stopped
     for (const auto& round : rounds)
     {
         const auto k = key(round.options);
         for (std::size_t a = 0; a < round.addresses->size(); ++a)
         {
             ProbeResult& agg = byAddress[{k, (*round.addresses)[a]}];
+            if (round.stopped)
+                continue;
             const ProbeResult& one = round.results[a];
+            ++sentTo[{k, (*round.addresses)[a]}];
             if (one.up)
                 agg.rttSamples.push_back(one.rttSeconds);
             else if (agg.reason == FailureReason::None || agg.reason == FailureReason::Timeout)
@@ -457,7 +528,13 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
         }
         const PingOptions options = optionsOf(targets[i]);
         ProbeResult agg = byAddress[{key(options), r.numeric()}];
+        const int sent = sentTo[{key(options), r.numeric()}];
         const auto received = agg.rttSamples.size();
+        if (sent == 0 && agg.reason == FailureReason::None)
+        {
+            agg.reason = FailureReason::Timeout;
+            agg.detail = "stopped before the first echo";
+        }
         if (received > 0)
         {
             double sum = 0;
@@ -472,7 +549,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
         // all.
         if (options.count > 1)
         {
-            agg.measurements.push_back({"ping_packets_sent_total", {}, static_cast<double>(options.count)});
+            agg.measurements.push_back({"ping_packets_sent_total", {}, static_cast<double>(sent)});
             agg.measurements.push_back({"ping_packets_received_total", {}, static_cast<double>(received)});
         }
         results[i] = std::move(agg);

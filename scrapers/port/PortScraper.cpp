@@ -125,7 +125,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         if (requestIndex.emplace(key, requests.size()).second)
             requests.push_back(ResolveRequest{t.host, key.second});
     }
-    const auto resolved = Resolver::resolveAll(requests, longest);
+    const auto resolved = Resolver::resolveAll(requests, longest, &stop);
 
     std::vector<std::optional<std::regex>> expects(targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i)

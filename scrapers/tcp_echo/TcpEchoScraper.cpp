@@ -561,7 +561,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
 
     // Devices without a connection: resolve all names at once, then connect.
     // The frames of the cycle go out for a timeout from here (name lookups do not shorten it).
-    const auto resolved = Resolver::resolveAll(requests, longest);
+    const auto resolved = Resolver::resolveAll(requests, longest, &stop);
     const auto now = Clock::now();
     for (std::size_t i = 0; i < cycles.size(); ++i)
     {

@@ -554,7 +554,7 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
             requests.push_back(ResolveRequest{endpoints[i]->host, AF_UNSPEC});
     }
     const auto resolved =
-        requests.empty() ? std::vector<ResolvedAddress>{} : Resolver::resolveAll(requests, longest);
+        requests.empty() ? std::vector<ResolvedAddress>{} : Resolver::resolveAll(requests, longest, &stop);
 
     std::vector<std::size_t> runnable;
     for (std::size_t i = 0; i < targets.size(); ++i)

@@ -449,29 +449,44 @@ ConfigRunner::Snapshot ConfigRunner::snapshot() const
 
 void ConfigRunner::runLoop(StopSignal& stop)
 {
-    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(_config.intervalSeconds));
-    CycleScheduler schedule(std::chrono::steady_clock::now(), interval);
+    using Clock = std::chrono::steady_clock;
+    const auto interval =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(_config.intervalSeconds));
+    CycleScheduler schedule(Clock::now(), interval);
+    // Missed ticks (an overrun, or a late wake-up after SIGSTOP or a frozen host) are counted and skipped.
+    const auto countMissed = [this](const std::string& why, std::uint64_t skipped)
+    {
+        ++_metrics.self().overruns;
+        {
+            std::lock_guard<std::mutex> lock(_snapshotMutex);
+            _snapshot.self.overruns = _metrics.self().overruns;
+        }
+        log().warning(_config.file + ": " + why + "; " + std::to_string(skipped) + " tick(s) skipped");
+        saveState();
+    };
     while (!stop.requested())
     {
+        const auto now = Clock::now();
+        const double late = std::chrono::duration<double>(now - schedule.tickStart()).count();
+        const auto woke = schedule.wake(now);
+        if (woke.overrun)
+        {
+            countMissed("woke up " + TextSerializer::formatValue(std::round(late * 10) / 10) +
+                            " s after its tick (was the process stopped?)",
+                        woke.skipped);
+            if (stop.waitUntil(woke.start))
+                break;
+            continue;
+        }
         const auto nextTick = schedule.tickStart() + interval;
-        auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(nextTick -
-                                                                            std::chrono::steady_clock::now());
+        auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(nextTick - Clock::now());
         budget = std::clamp(budget, std::chrono::milliseconds(1000), _options.pushTimeout);
         runCycle(budget);
-        auto next = schedule.advance(std::chrono::steady_clock::now());
+        const auto next = schedule.advance(Clock::now());
         if (next.overrun)
-        {
-            ++_metrics.self().overruns;
-            {
-                std::lock_guard<std::mutex> lock(_snapshotMutex);
-                _snapshot.self.overruns = _metrics.self().overruns;
-            }
-            log().warning(_config.file + ": cycle overran the interval of " +
-                          TextSerializer::formatValue(_config.intervalSeconds) + " s; " +
-                          std::to_string(next.skipped) + " tick(s) skipped");
-            saveState();
-        }
+            countMissed("cycle overran the interval of " +
+                            TextSerializer::formatValue(_config.intervalSeconds) + " s",
+                        next.skipped);
         if (stop.waitUntil(next.start))
             break;
     }

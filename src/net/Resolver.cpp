@@ -1,4 +1,22 @@
+// Ownership of abandoned lookups. getaddrinfo_a hands each gaicb (and the host name and hints it points to)
+// to a glibc thread, which writes the result into it when the lookup ends, however long that takes (the
+// resolver's own timeouts and retries: 10 s with glibc's defaults, more with `options timeout:`). A lookup
+// still running at resolveAll's deadline is cancelled with gai_cancel; when glibc cannot cancel it (its
+// thread is already on it), its memory must stay valid until glibc is done with it.
+//
+// Such lookups are moved into one process-wide owner allocated on first use and deliberately never
+// destroyed: no static destructor frees them at exit while a lookup thread may still write into them, and no
+// resolveAll running during exit can meet a destroyed list or mutex. Each later resolveAll frees the
+// lookups glibc reports finished (gai_error no longer EAI_INPROGRESS: glibc has written its result and is
+// done with the gaicb). What is still pending at exit is left to the end of the process; LeakSanitizer sees
+// it as reachable from the owner, not as a leak. The owner holds at most the lookups of names that did not
+// answer within a timeout, each freed on the first call after it ends.
+//
+// The wait itself is gai_suspend in slices of at most 100 ms, so that a stop request ends it soon.
+
 #include "net/Resolver.h"
+
+#include "engine/StopSignal.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -21,25 +39,48 @@ struct AsyncLookup
     gaicb cb{};
 };
 
-/// Lookups that could not be cancelled at their deadline: freed once glibc reports them done.
-std::mutex abandonedMutex;
-std::list<std::unique_ptr<AsyncLookup>> abandoned;
-
-void reapAbandoned()
+/// Lookups that could not be cancelled at their deadline, until glibc reports them done. Never destroyed.
+class AbandonedLookups
 {
-    std::lock_guard<std::mutex> lock(abandonedMutex);
-    for (auto it = abandoned.begin(); it != abandoned.end();)
+public:
+    /// The process's owner: allocated on first use, intentionally never freed (see the top of the file).
+    static AbandonedLookups& instance()
     {
-        if (gai_error(&(*it)->cb) != EAI_INPROGRESS)
+        static AbandonedLookups* const owner = new AbandonedLookups;
+        return *owner;
+    }
+
+    /// Keeps `lookup` alive until glibc is done with it.
+    void adopt(std::unique_ptr<AsyncLookup> lookup)
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        _lookups.push_back(std::move(lookup));
+    }
+
+    /// Frees the lookups glibc has finished.
+    void reap()
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        for (auto it = _lookups.begin(); it != _lookups.end();)
         {
+            if (gai_error(&(*it)->cb) == EAI_INPROGRESS)
+            {
+                ++it;
+                continue;
+            }
             if ((*it)->cb.ar_result)
                 freeaddrinfo((*it)->cb.ar_result);
-            it = abandoned.erase(it);
+            it = _lookups.erase(it);
         }
-        else
-            ++it;
     }
-}
+
+private:
+    AbandonedLookups() = default;
+    ~AbandonedLookups() = delete;
+
+    std::mutex _mutex;
+    std::list<std::unique_ptr<AsyncLookup>> _lookups;
+};
 
 void take(ResolvedAddress& out, const addrinfo* ai)
 {
@@ -62,9 +103,9 @@ std::string ResolvedAddress::numeric() const
 }
 
 std::vector<ResolvedAddress> Resolver::resolveAll(const std::vector<ResolveRequest>& requests,
-                                                  std::chrono::milliseconds timeout)
+                                                  std::chrono::milliseconds timeout, const StopSignal* stop)
 {
-    reapAbandoned();
+    AbandonedLookups::instance().reap();
     std::vector<ResolvedAddress> results(requests.size());
     std::vector<std::unique_ptr<AsyncLookup>> lookups;
     std::vector<std::size_t> lookupIndex;
@@ -108,11 +149,20 @@ std::vector<ResolvedAddress> Resolver::resolveAll(const std::vector<ResolveReque
         list.push_back(&l->cb);
     if (getaddrinfo_a(GAI_NOWAIT, list.data(), static_cast<int>(list.size()), nullptr) != 0)
     {
+        // Some of them may have been queued all the same: those stay glibc's until it is done with them.
         for (std::size_t k = 0; k < lookups.size(); ++k)
+        {
             results[lookupIndex[k]].error = "cannot start name lookups";
+            if (gai_error(&lookups[k]->cb) == EAI_INPROGRESS &&
+                gai_cancel(&lookups[k]->cb) == EAI_NOTCANCELED)
+                AbandonedLookups::instance().adopt(std::move(lookups[k]));
+            else if (lookups[k]->cb.ar_result)
+                freeaddrinfo(lookups[k]->cb.ar_result);
+        }
         return results;
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool stopped = false;
     for (;;)
     {
         bool pending = false;
@@ -121,9 +171,16 @@ std::vector<ResolvedAddress> Resolver::resolveAll(const std::vector<ResolveReque
                 pending = true;
         if (!pending)
             break;
-        auto left = deadline - std::chrono::steady_clock::now();
-        if (left <= std::chrono::nanoseconds(0))
+        if (stop && stop->requested())
+        {
+            stopped = true;
             break;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (deadline <= now)
+            break;
+        const auto left =
+            std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(100));
         auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
         timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
         gai_suspend(list.data(), static_cast<int>(list.size()), &ts);
@@ -135,13 +192,10 @@ std::vector<ResolvedAddress> Resolver::resolveAll(const std::vector<ResolveReque
         int rc = gai_error(&l->cb);
         if (rc == EAI_INPROGRESS)
         {
-            out.error = "name lookup timed out";
+            out.error = stopped ? "name lookup stopped" : "name lookup timed out";
             int cancel = gai_cancel(&l->cb);
             if (cancel == EAI_NOTCANCELED)
-            {
-                std::lock_guard<std::mutex> lock(abandonedMutex);
-                abandoned.push_back(std::move(l));
-            }
+                AbandonedLookups::instance().adopt(std::move(l));
             else if (cancel == EAI_ALLDONE && l->cb.ar_result)
                 freeaddrinfo(l->cb.ar_result);
             continue;

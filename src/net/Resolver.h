@@ -9,6 +9,8 @@
 namespace fleetprobe
 {
 
+class StopSignal;
+
 /// One name to resolve: a host and the address family wanted (AF_UNSPEC, AF_INET or AF_INET6).
 struct ResolveRequest
 {
@@ -28,14 +30,17 @@ struct ResolvedAddress
 };
 
 /// Resolves many host names at once with a deadline (glibc getaddrinfo_a): address literals are converted
-/// without a lookup, names are looked up concurrently. Stateless; thread-safe.
+/// without a lookup, names are looked up concurrently. A lookup still running at the deadline that glibc
+/// cannot cancel is handed to a process-wide owner that is never destroyed (see Resolver.cpp). Thread-safe.
 class Resolver
 {
 public:
-    /// One result per request, in order. Returns within about `timeout`; a name not resolved by then fails
-    /// with "timed out".
+    /// One result per request, in order. Returns within about `timeout`, or within about 100 ms of a request
+    /// on `stop` (may be null); a name not resolved by then fails with "name lookup timed out" (or "name
+    /// lookup stopped"). `stop` is only read.
     static std::vector<ResolvedAddress> resolveAll(const std::vector<ResolveRequest>& requests,
-                                                   std::chrono::milliseconds timeout);
+                                                   std::chrono::milliseconds timeout,
+                                                   const StopSignal* stop = nullptr);
 };
 
 } // namespace fleetprobe

@@ -1,5 +1,26 @@
+// State file format, one record per line, fields separated by one space, numbers in their shortest
+// round-trip text:
+//
+//   fleetprobe-state 3
+//   buckets <bound>...
+//   self <cycles> <overruns> <push failures> <last push success> <push outcomes>...
+//   import <import outcomes>... <last import success> <spool dropped> <spool replayed>    (optional)
+//   s <series key> <probes> <rtt sum> <rtt count> <last seen> <last up + 1> <state changes> <last rtt>
+//     <bucket count> <bucket>... [<reason>=<failures>]...
+//   c <series key> <measurement key> <value>
+//   end <series count> <fnv1a of everything before the checksum>
+//
+// Keys are base64url. Failure counters are stored by reason name (`timeout=3`), only the non-zero ones, so
+// the order of the FailureReason enum is not part of the format. A reason this version does not know (a file
+// written by a newer one) is ignored: it cannot be exported, and the rest of the series still loads.
+//
+// Versions 1 (0.1.0 before `mismatch`) and 2 (0.1.0) wrote the failure counters as fixed positions after
+// `probes`, in the enum order of 0.1.0: timeout refused unreachable resolve permission error [mismatch].
+// They are read by that order's names, never by today's enum positions.
+
 #include "store/StateStore.h"
 
+#include "engine/Scraper.h"
 #include "metrics/GroupingKey.h"
 
 #include <fcntl.h>
@@ -14,6 +35,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace fleetprobe
@@ -21,8 +43,28 @@ namespace fleetprobe
 namespace
 {
 
-const char* const magic = "fleetprobe-state 2";
+const char* const magic = "fleetprobe-state 3";
+const char* const magicV2 = "fleetprobe-state 2"; // 0.1.0: failure counters by position
 const char* const magicV1 = "fleetprobe-state 1"; // before the `mismatch` reason and measurement counters
+
+/// The failure counters of versions 1 and 2, in their order on the line (version 1 has the first six).
+const char* const legacyReasonOrder[] = {"timeout",    "refused", "unreachable", "resolve",
+                                         "permission", "error",   "mismatch"};
+
+/// The reason called `name`, or None for a name this version does not know.
+FailureReason reasonNamed(const std::string& name)
+{
+    for (FailureReason r : allFailureReasons())
+        if (name == failureReasonName(r))
+            return r;
+    return FailureReason::None;
+}
+
+bool startsWithLine(const std::string& text, const char* line)
+{
+    const std::size_t n = std::strlen(line);
+    return text.size() > n && text.compare(0, n, line) == 0 && text[n] == '\n';
+}
 
 std::uint64_t fnv1a(const char* data, std::size_t size)
 {
@@ -85,6 +127,20 @@ public:
         if (r.ec != std::errc() || r.ptr != w.data() + w.size() || !std::isfinite(v))
             fail("not a number: " + w);
         return v;
+    }
+
+    /// A `name=count` field.
+    std::pair<std::string, std::uint64_t> namedCount()
+    {
+        const std::string w = word();
+        const std::size_t eq = w.find('=');
+        if (eq == std::string::npos || eq == 0)
+            fail("not a name=count field: " + w);
+        std::uint64_t v = 0;
+        auto r = std::from_chars(w.data() + eq + 1, w.data() + w.size(), v);
+        if (eq + 1 == w.size() || r.ec != std::errc() || r.ptr != w.data() + w.size())
+            fail("not a count: " + w);
+        return {w.substr(0, eq), v};
     }
 
     bool more()
@@ -210,8 +266,6 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
             out += "s ";
             out += GroupingKey::base64Url(key);
             put(out, st.probes);
-            for (std::size_t i = 1; i < st.failures.size(); ++i)
-                put(out, st.failures[i]);
             put(out, st.rttSum);
             put(out, st.rttCount);
             put(out, st.lastSeenUnix);
@@ -221,6 +275,14 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
             put(out, static_cast<std::uint64_t>(st.bucketCounts.size()));
             for (auto c : st.bucketCounts)
                 put(out, c);
+            for (FailureReason r : allFailureReasons())
+                if (const auto n = st.failures[static_cast<std::size_t>(r)])
+                {
+                    out += ' ';
+                    out += failureReasonName(r);
+                    out += '=';
+                    out += std::to_string(n);
+                }
             out += '\n';
             for (const auto& [measure, value] : st.counters)
             {
@@ -238,10 +300,11 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
 PersistedState StateStore::decode(const std::string& text)
 {
     const std::size_t endPos = text.rfind("\nend ");
-    const bool v1 = text.compare(0, std::strlen(magicV1) + 1, std::string(magicV1) + "\n") == 0;
-    if (!v1 && text.compare(0, std::strlen(magic) + 1, std::string(magic) + "\n") != 0)
+    const bool v1 = startsWithLine(text, magicV1);
+    const bool v2 = startsWithLine(text, magicV2);
+    if (!v1 && !v2 && !startsWithLine(text, magic))
         throw std::runtime_error("not a fleetprobe state file (bad header)");
-    const std::size_t failureFields = v1 ? 6 : 7;
+    const std::size_t legacyFailureFields = v1 ? 6 : v2 ? 7 : 0;
     if (endPos == std::string::npos || text.empty() || text.back() != '\n')
         throw std::runtime_error("truncated (no end line)");
     {
@@ -295,8 +358,8 @@ PersistedState StateStore::decode(const std::string& text)
             const std::string key = base64UrlDecode(f.word());
             SeriesStats st;
             st.probes = f.u64();
-            for (std::size_t i = 1; i <= failureFields; ++i)
-                st.failures[i] = f.u64();
+            for (std::size_t i = 0; i < legacyFailureFields; ++i)
+                st.failures[static_cast<std::size_t>(reasonNamed(legacyReasonOrder[i]))] = f.u64();
             st.rttSum = f.f64();
             st.rttCount = f.u64();
             st.lastSeenUnix = f.f64();
@@ -311,6 +374,16 @@ PersistedState StateStore::decode(const std::string& text)
                 f.fail("too many buckets");
             for (std::uint64_t b = 0; b < nb; ++b)
                 st.bucketCounts.push_back(f.u64());
+            std::set<std::string> named;
+            while (legacyFailureFields == 0 && f.more())
+            {
+                const auto [name, n] = f.namedCount();
+                if (!named.insert(name).second)
+                    f.fail("reason " + name + " twice");
+                const FailureReason r = reasonNamed(name);
+                if (r != FailureReason::None) // else a newer version's reason: ignored
+                    st.failures[static_cast<std::size_t>(r)] = n;
+            }
             state.series[key] = std::move(st);
             ++count;
         }
