@@ -2,8 +2,8 @@
 
 #include "config/ConfigLoader.h"
 #include "engine/ConfigRunner.h"
-#include "util/Log.h"
 #include "sinks/PushClient.h"
+#include "util/Log.h"
 
 #include <Poco/Environment.h>
 #include <Poco/Exception.h>
@@ -291,7 +291,7 @@ std::vector<std::string> FleetprobeApp::configFiles() const
     return files;
 }
 
-std::vector<FleetprobeApp::LoadedConfig> FleetprobeApp::loadConfigs(std::vector<std::string>& errors) const
+std::vector<FleetprobeApp::LoadedConfig> FleetprobeApp::loadConfigs(ConfigProblems& errors) const
 {
     ConfigLoader loader(_registry);
     std::vector<LoadedConfig> configs;
@@ -307,8 +307,9 @@ std::vector<FleetprobeApp::LoadedConfig> FleetprobeApp::loadConfigs(std::vector<
         auto [it, fresh] = promIds.emplace(config->promId, file);
         if (!fresh)
         {
-            errors.push_back(file + ": conf.prom_id: \"" + config->promId + "\" is already used by " +
-                             it->second + " (the two would overwrite each other's push group)");
+            errors.push_back(ConfigProblem{file, "conf.prom_id",
+                                           "\"" + config->promId + "\" is already used by " + it->second +
+                                               " (the two would overwrite each other's push group)"});
             continue;
         }
         configs.push_back(LoadedConfig{std::move(*config), std::move(*text)});
@@ -470,10 +471,10 @@ int FleetprobeApp::runMain()
     if (_stateDirSet && _stateDir.empty())
         throw ConfigError("--state-dir: must not be empty");
 
-    std::vector<std::string> errors;
+    ConfigProblems errors;
     std::vector<LoadedConfig> configs = loadConfigs(errors);
     for (const auto& e : errors)
-        std::cerr << e << "\n";
+        std::cerr << e.text() << "\n";
     if (_check)
     {
         std::cerr << "fleetprobe: " << configs.size() << " config(s) valid, " << errors.size()
@@ -630,7 +631,7 @@ void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig 
 
 void FleetprobeApp::reload(std::map<std::string, Running>& running)
 {
-    std::vector<std::string> errors;
+    ConfigProblems errors;
     std::vector<LoadedConfig> configs;
     try
     {
@@ -645,16 +646,14 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
         return;
     }
     for (const auto& e : errors)
-        log().error("reload: " + e);
+        log().error("reload: " + e.text());
     std::map<std::string, LoadedConfig*> fresh;
     for (auto& c : configs)
         fresh[c.config.file] = &c;
     // Which files have an error now: they keep their running version.
     std::map<std::string, bool> bad;
     for (const auto& e : errors)
-        for (const auto& [file, r] : running)
-            if (e.compare(0, file.size() + 1, file + ":") == 0)
-                bad[file] = true;
+        bad[e.file] = true;
 
     for (auto it = running.begin(); it != running.end();)
     {

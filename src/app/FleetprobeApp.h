@@ -1,10 +1,11 @@
 #pragma once
 
 #include "config/Config.h"
+#include "config/ConfigProblem.h"
 #include "engine/ConfigRunner.h"
+#include "engine/ScraperRegistry.h"
 #include "http/HttpEndpoint.h"
 #include "sinks/PushClient.h"
-#include "engine/ScraperRegistry.h"
 #include "store/StateStore.h"
 
 #include <Poco/Util/ServerApplication.h>
@@ -58,7 +59,7 @@ private:
     int runLoop(std::vector<LoadedConfig>& configs, const sigset_t& signals);
     void printHelp();
     std::vector<std::string> configFiles() const;
-    std::vector<LoadedConfig> loadConfigs(std::vector<std::string>& errors) const;
+    std::vector<LoadedConfig> loadConfigs(ConfigProblems& errors) const;
     std::unique_ptr<MetricsSink> makeSink() const;
     std::unique_ptr<ImportSink> makeImporter() const;
     void setUpImportTarget();
