@@ -23,7 +23,9 @@ enum class FailureReason
     Resolve,
     Permission,
     Error,
-    Mismatch ///< the peer answered, but not what `expect` wants
+    Mismatch,  ///< the peer answered, but not what `expect` wants
+    Exception, ///< the device's application answered with an error of its protocol (a Modbus exception)
+    Count      ///< the number of reasons, None included (not a reason)
 };
 
 /// The label value of a reason (`timeout`, `refused`, ...); `""` for None.

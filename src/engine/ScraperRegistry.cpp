@@ -28,7 +28,10 @@ const char* failureReasonName(FailureReason reason)
         return "permission";
     case FailureReason::Mismatch:
         return "mismatch";
+    case FailureReason::Exception:
+        return "exception";
     case FailureReason::Error:
+    case FailureReason::Count:
         break;
     }
     return "error";
@@ -39,7 +42,7 @@ const std::vector<FailureReason>& allFailureReasons()
     static const std::vector<FailureReason> reasons = {FailureReason::Timeout,     FailureReason::Refused,
                                                        FailureReason::Unreachable, FailureReason::Resolve,
                                                        FailureReason::Permission,  FailureReason::Mismatch,
-                                                       FailureReason::Error};
+                                                       FailureReason::Exception,   FailureReason::Error};
     return reasons;
 }
 

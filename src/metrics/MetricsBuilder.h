@@ -19,7 +19,8 @@ namespace fleetprobe
 struct SeriesStats
 {
     std::uint64_t probes = 0;
-    std::array<std::uint64_t, 8> failures{}; ///< indexed by FailureReason
+    std::array<std::uint64_t, static_cast<std::size_t>(FailureReason::Count)>
+        failures{};                          ///< by FailureReason
     std::vector<std::uint64_t> bucketCounts; ///< non-cumulative, one per finite bucket bound
     double rttSum = 0;
     std::uint64_t rttCount = 0;
