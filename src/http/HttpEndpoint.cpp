@@ -3,9 +3,9 @@
 #include "net/ListenAddress.h"
 
 #include "config/Config.h"
-#include "util/Log.h"
 #include "http/StatusPage.h"
 #include "metrics/TextSerializer.h"
+#include "util/Log.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -21,42 +21,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace fleetprobe
 {
-
-void RunningConfigs::add(const ConfigRunner& runner)
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    _runners.push_back(&runner);
-}
-
-void RunningConfigs::remove(const ConfigRunner& runner)
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    _runners.erase(std::remove(_runners.begin(), _runners.end(), &runner), _runners.end());
-}
-
-void RunningConfigs::clear()
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    _runners.clear();
-}
-
-std::vector<RunningConfigs::Entry> RunningConfigs::entries() const
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    std::vector<Entry> out;
-    out.reserve(_runners.size());
-    for (const ConfigRunner* runner : _runners)
-        out.push_back(Entry{runner->config().promId, runner->config().jobs.size(), runner->snapshot()});
-    return out;
-}
 
 namespace
 {

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "http/HttpEndpoint.h"
+#include "engine/RunningConfigs.h"
 
 #include <string>
 #include <vector>
