@@ -6,6 +6,7 @@
 #include "http/StatusPage.h"
 #include "metrics/SelfMetrics.h"
 #include "metrics/TextSerializer.h"
+#include "util/Clock.h"
 #include "util/Log.h"
 
 #include <Poco/Exception.h>
@@ -83,11 +84,6 @@ ProcessStats readProcessStats()
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0)
         p.maxFds = lim.rlim_cur == RLIM_INFINITY ? -1 : static_cast<double>(lim.rlim_cur);
     return p;
-}
-
-double unixNow()
-{
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 void send(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,

@@ -1,6 +1,7 @@
 #include "http/StatusPage.h"
 
 #include "http/StatusAssets.h"
+#include "util/Text.h"
 
 #include <Poco/Base64Encoder.h>
 #include <Poco/DigestEngine.h>
@@ -51,38 +52,6 @@ std::string number(double value)
     return std::string(buffer, r.ptr);
 }
 
-/// The length of the valid UTF-8 sequence at `s[i]` (1-4), or 0 when it is not one (overlong forms,
-/// surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8Length(const std::string& s, std::size_t i)
-{
-    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    const unsigned char c = byte(i);
-    std::size_t n;
-    unsigned min;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, min = 0x80, cp = c & 0x1Fu;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, min = 0x800, cp = c & 0x0Fu;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, min = 0x10000, cp = c & 0x07u;
-    else
-        return 0;
-    if (i + n > s.size())
-        return 0;
-    for (std::size_t k = 1; k < n; ++k)
-    {
-        if ((byte(i + k) & 0xC0u) != 0x80u)
-            return 0;
-        cp = (cp << 6) | (byte(i + k) & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 void appendString(std::string& out, const std::string& text)
 {
     static const char hex[] = "0123456789abcdef";
@@ -90,7 +59,7 @@ void appendString(std::string& out, const std::string& text)
     for (std::size_t i = 0; i < text.size();)
     {
         const unsigned char c = static_cast<unsigned char>(text[i]);
-        const std::size_t n = utf8Length(text, i);
+        const std::size_t n = utf8SequenceLength(text, i);
         if (n == 0)
         {
             out += "\\ufffd"; // one replacement per invalid byte
