@@ -3,6 +3,7 @@
 #include "config/Config.h"
 #include "config/ConfigProblem.h"
 #include "engine/ConfigRunner.h"
+#include "engine/RunningConfigs.h"
 #include "engine/ScraperRegistry.h"
 #include "http/HttpEndpoint.h"
 #include "sinks/PushClient.h"

@@ -1,6 +1,7 @@
 #include "config/ConfigLoader.h"
 
 #include "config/ConfigReader.h"
+#include "util/Text.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -130,44 +131,6 @@ bool ConfigLoader::isValidLabelName(const std::string& name)
             (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
         if (!ok)
             return false;
-    }
-    return true;
-}
-
-bool ConfigLoader::isValidUtf8(const std::string& text)
-{
-    const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-    std::size_t n = text.size(), i = 0;
-    while (i < n)
-    {
-        unsigned char c = s[i];
-        std::size_t len;
-        unsigned cp;
-        if (c < 0x80)
-        {
-            ++i;
-            continue;
-        }
-        else if ((c & 0xE0) == 0xC0)
-            len = 2, cp = c & 0x1F;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3, cp = c & 0x0F;
-        else if ((c & 0xF8) == 0xF0)
-            len = 4, cp = c & 0x07;
-        else
-            return false;
-        if (i + len > n)
-            return false;
-        for (std::size_t k = 1; k < len; ++k)
-        {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
     }
     return true;
 }

@@ -60,9 +60,6 @@ public:
     /// True for a label name Prometheus accepts (`[a-zA-Z_][a-zA-Z0-9_]*`, no `__` prefix).
     static bool isValidLabelName(const std::string& name);
 
-    /// True when the bytes are valid UTF-8.
-    static bool isValidUtf8(const std::string& text);
-
     /// The largest config file read, in bytes.
     static constexpr std::size_t maxFileBytes = 64 * 1024 * 1024;
 

@@ -1,6 +1,7 @@
 #include "config/ConfigReader.h"
 
 #include "config/ConfigLoader.h"
+#include "util/Text.h"
 
 #include <cmath>
 
@@ -40,7 +41,7 @@ std::optional<std::string> ConfigReader::string(const ConfigValue& v, const std:
         return std::nullopt;
     }
     const std::string& s = v.asString();
-    if (!ConfigLoader::isValidUtf8(s))
+    if (!isValidUtf8(s))
     {
         error(path, "is not valid UTF-8");
         return std::nullopt;

@@ -7,6 +7,7 @@
 #include "sinks/ImportShipper.h"
 #include "store/Spool.h"
 #include "store/StateStore.h"
+#include "util/Clock.h"
 #include "util/Log.h"
 
 #include <Poco/Exception.h>
@@ -49,11 +50,6 @@ struct ConfigRunner::Plan : public Poco::Runnable
 
 namespace
 {
-
-double unixNow()
-{
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 std::chrono::milliseconds seconds(double s)
 {
@@ -219,7 +215,7 @@ bool ConfigRunner::push(const std::string& path, const Body& body,
         if (outcome.ok())
         {
             ++self.pushOutcomes[static_cast<std::size_t>(PushOutcome::Result::Ok)];
-            self.lastPushSuccessUnix = duration<double>(system_clock::now().time_since_epoch()).count();
+            self.lastPushSuccessUnix = unixNow();
             return true;
         }
         if (outcome.result == PushOutcome::Result::Http4xx)

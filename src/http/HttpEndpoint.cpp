@@ -3,9 +3,11 @@
 #include "net/ListenAddress.h"
 
 #include "config/Config.h"
-#include "util/Log.h"
 #include "http/StatusPage.h"
+#include "metrics/SelfMetrics.h"
 #include "metrics/TextSerializer.h"
+#include "util/Clock.h"
+#include "util/Log.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -21,42 +23,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace fleetprobe
 {
-
-void RunningConfigs::add(const ConfigRunner& runner)
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    _runners.push_back(&runner);
-}
-
-void RunningConfigs::remove(const ConfigRunner& runner)
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    _runners.erase(std::remove(_runners.begin(), _runners.end(), &runner), _runners.end());
-}
-
-void RunningConfigs::clear()
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    _runners.clear();
-}
-
-std::vector<RunningConfigs::Entry> RunningConfigs::entries() const
-{
-    std::lock_guard<std::mutex> lock(_mutex);
-    std::vector<Entry> out;
-    out.reserve(_runners.size());
-    for (const ConfigRunner* runner : _runners)
-        out.push_back(Entry{runner->config().promId, runner->config().jobs.size(), runner->snapshot()});
-    return out;
-}
 
 namespace
 {
@@ -112,11 +86,6 @@ ProcessStats readProcessStats()
     return p;
 }
 
-double unixNow()
-{
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 void send(Poco::Net::HTTPServerResponse& response, Poco::Net::HTTPResponse::HTTPStatus status,
           const std::string& contentType, const std::string& body)
 {
@@ -132,9 +101,9 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
 {
     const auto configs = running.entries();
     std::string out;
-    auto perConfig = [&](const char* name, const char* help, MetricType type, auto value)
+    auto perConfig = [&](const char* name, auto value)
     {
-        MetricFamily f{name, help, type, {}};
+        MetricFamily f = SelfMetrics::family(name);
         for (const auto& c : configs)
             if (auto v = value(c))
                 f.metrics.push_back(Metric::of(*v, {{"prom_id", c.promId}}));
@@ -143,22 +112,18 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
     };
     using Entry = RunningConfigs::Entry;
     using Value = std::optional<double>;
-    perConfig("exporter_duration_seconds", "Duration of the probe phase of the last cycle.",
-              MetricType::Gauge, [](const Entry& c) -> Value { return c.snapshot.self.lastDurationSeconds; });
-    perConfig("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge,
-              [](const Entry& c) -> Value { return static_cast<double>(c.jobs); });
-    perConfig("exporter_cycles_total", "Cycles run.", MetricType::Counter,
+    perConfig("exporter_duration_seconds",
+              [](const Entry& c) -> Value { return c.snapshot.self.lastDurationSeconds; });
+    perConfig("exporter_jobs", [](const Entry& c) -> Value { return static_cast<double>(c.jobs); });
+    perConfig("exporter_cycles_total",
               [](const Entry& c) -> Value { return static_cast<double>(c.snapshot.self.cycles); });
-    perConfig("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter,
+    perConfig("exporter_overruns_total",
               [](const Entry& c) -> Value { return static_cast<double>(c.snapshot.self.overruns); });
-    perConfig("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter,
+    perConfig("exporter_push_failures_total",
               [](const Entry& c) -> Value { return static_cast<double>(c.snapshot.self.pushFailures); });
     {
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
-        MetricFamily f{"exporter_pushes_total",
-                       "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
-                       MetricType::Counter,
-                       {}};
+        MetricFamily f = SelfMetrics::family("exporter_pushes_total");
         for (const auto& c : configs)
             for (std::size_t i = 0; i < c.snapshot.self.pushOutcomes.size(); ++i)
                 f.metrics.push_back(Metric::of(static_cast<double>(c.snapshot.self.pushOutcomes[i]),
@@ -166,8 +131,7 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
         if (!f.metrics.empty())
             TextSerializer::serialize(out, f);
     }
-    perConfig("exporter_last_push_success_timestamp_seconds", "Unix time of the last push the sink accepted.",
-              MetricType::Gauge,
+    perConfig("exporter_last_push_success_timestamp_seconds",
               [](const Entry& c) -> Value
               {
                   if (c.snapshot.self.lastPushSuccessUnix > 0)
@@ -175,7 +139,6 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
                   return std::nullopt;
               });
     perConfig("exporter_config_reload_success",
-              "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge,
               [](const Entry& c) -> Value
               {
                   if (c.snapshot.self.configReloadSuccess >= 0)
@@ -184,22 +147,19 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
               });
 
     const ProcessStats p = readProcessStats();
-    auto one = [&out](const char* name, const char* help, MetricType type, double value, Labels labels = {}) {
-        TextSerializer::serialize(out,
-                                  MetricFamily{name, help, type, {Metric::of(value, std::move(labels))}});
+    auto one = [&out](const char* name, double value, Labels labels = {})
+    {
+        MetricFamily f = SelfMetrics::family(name);
+        f.metrics.push_back(Metric::of(value, std::move(labels)));
+        TextSerializer::serialize(out, f);
     };
-    one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", MetricType::Counter,
-        p.cpuSeconds);
-    one("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
-        p.residentBytes);
-    one("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge, p.virtualBytes);
-    one("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, p.openFds);
-    one("process_max_fds", "Maximum number of open file descriptors (-1: unlimited).", MetricType::Gauge,
-        p.maxFds);
-    one("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.",
-        MetricType::Gauge, p.startTimeUnix);
-    one("fleetprobe_build_info", "Always 1; the version of the running fleetprobe in the label.",
-        MetricType::Gauge, 1, {{"version", FLEETPROBE_VERSION}});
+    one("process_cpu_seconds_total", p.cpuSeconds);
+    one("process_resident_memory_bytes", p.residentBytes);
+    one("process_virtual_memory_bytes", p.virtualBytes);
+    one("process_open_fds", p.openFds);
+    one("process_max_fds", p.maxFds);
+    one("process_start_time_seconds", p.startTimeUnix);
+    one("fleetprobe_build_info", 1, {{"version", FLEETPROBE_VERSION}});
     return out;
 }
 

@@ -1,16 +1,14 @@
 #pragma once
 
-#include "engine/ConfigRunner.h"
-#include "http/ProbeService.h"
+#include "engine/RunningConfigs.h"
 #include "engine/ScraperRegistry.h"
+#include "http/ProbeService.h"
 
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/ThreadPool.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
-#include <vector>
 
 namespace Poco::Net
 {
@@ -19,37 +17,6 @@ class HTTPServer;
 
 namespace fleetprobe
 {
-
-/// The configs running in loop mode, as the HTTP endpoint sees them. The application adds a runner when it
-/// starts it and removes it before destroying it (reload, shutdown); readers copy what they need under the
-/// same lock, so a runner is never read after its removal. Thread-safe.
-class RunningConfigs
-{
-public:
-    /// What a reader sees of one running config.
-    struct Entry
-    {
-        std::string promId;
-        std::size_t jobs = 0;
-        ConfigRunner::Snapshot snapshot;
-    };
-
-    /// Adds a runner; the caller keeps it alive until remove() or clear().
-    void add(const ConfigRunner& runner);
-
-    /// Removes a runner; once it returns no reader uses it any more.
-    void remove(const ConfigRunner& runner);
-
-    /// Removes every runner.
-    void clear();
-
-    /// A copy of every running config's state (ConfigRunner::snapshot()), in the order they were added.
-    std::vector<Entry> entries() const;
-
-private:
-    mutable std::mutex _mutex;
-    std::vector<const ConfigRunner*> _runners;
-};
 
 /// The `--listen` HTTP server (Poco::Net::HTTPServer): `/probe` (ProbeService), `/metrics` (the self-metrics
 /// of every running config and the process metrics), `/-/healthy`, `/-/ready`, `/` and `/status.json`

@@ -3,7 +3,9 @@
 #include "config/ConfigLoader.h"
 #include "metrics/MetricsBuilder.h"
 #include "metrics/TextSerializer.h"
+#include "util/Clock.h"
 #include "util/Log.h"
+#include "util/Text.h"
 
 #include <Poco/Exception.h>
 
@@ -35,11 +37,6 @@ std::string joinErrors(const std::vector<std::string>& errors)
     for (const auto& e : errors)
         out += (out.empty() ? "" : "; ") + e;
     return out;
-}
-
-double unixNow()
-{
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 bool underPath(const std::string& path, const std::string& prefix)
@@ -117,7 +114,7 @@ DeviceClassConfig ProbeService::buildConfig(const QueryParameters& parameters,
             errors.push_back("unknown parameter " + quoted(name) + " (known: " + known + ")");
         else if (!given.emplace(name, value).second)
             errors.push_back(name + ": given more than once");
-        else if (!ConfigLoader::isValidUtf8(value))
+        else if (!isValidUtf8(value))
             errors.push_back(name + ": is not valid UTF-8");
     }
     std::string modules;

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "http/HttpEndpoint.h"
+#include "engine/RunningConfigs.h"
 
 #include <string>
 #include <vector>
@@ -9,9 +9,9 @@ namespace fleetprobe
 {
 
 /// The technician's status page of `--listen`: `/` (a self-contained HTML page with its CSS and JavaScript
-/// inline, no external asset) and `/status.json` (the last cycle of every running config, which the page
-/// polls). The format of the JSON is documented in docs/status-page.md. Stateless; every function is
-/// thread-safe.
+/// inline, no external asset; its source files are src/http/assets/, see StatusAssets) and `/status.json`
+/// (the last cycle of every running config, which the page polls). The format of the JSON is documented in
+/// docs/status-page.md. Stateless; every function is thread-safe.
 class StatusPage
 {
 public:

@@ -1,5 +1,6 @@
 #include "metrics/MetricsBuilder.h"
 
+#include "metrics/SelfMetrics.h"
 #include "metrics/TextSerializer.h"
 #include "store/StateStore.h"
 
@@ -367,33 +368,36 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         return;
     }
     index -= kinds.size();
+    auto selfFamily = [&start](std::string_view name)
+    {
+        const SelfMetric& m = SelfMetrics::get(name);
+        start(m.name, m.help, m.type);
+    };
     switch (index)
     {
     case 0:
-        start("exporter_duration_seconds", "Duration of the probe phase of the last cycle.",
-              MetricType::Gauge);
+        selfFamily("exporter_duration_seconds");
         f.metrics.push_back(Metric::of(_self.lastDurationSeconds));
         break;
     case 1:
-        start("exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge);
+        selfFamily("exporter_jobs");
         f.metrics.push_back(Metric::of(static_cast<double>(_jobNames.size())));
         break;
     case 2:
-        start("exporter_cycles_total", "Cycles run.", MetricType::Counter);
+        selfFamily("exporter_cycles_total");
         f.metrics.push_back(Metric::of(static_cast<double>(_self.cycles)));
         break;
     case 3:
-        start("exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter);
+        selfFamily("exporter_overruns_total");
         f.metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
         break;
     case 4:
-        start("exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter);
+        selfFamily("exporter_push_failures_total");
         f.metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
         break;
     case 5:
     {
-        start("exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
-              MetricType::Counter);
+        selfFamily("exporter_pushes_total");
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
         for (std::size_t i = 0; i < _self.pushOutcomes.size(); ++i)
             f.metrics.push_back(
@@ -401,23 +405,18 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         break;
     }
     case 6:
-        start("exporter_last_push_success_timestamp_seconds",
-              "Unix time of the last push the sink accepted before this one.", MetricType::Gauge);
+        selfFamily("exporter_last_push_success_timestamp_seconds");
         if (_self.lastPushSuccessUnix > 0)
             f.metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
         break;
     case 7:
-        start("exporter_config_reload_success",
-              "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge);
+        selfFamily("exporter_config_reload_success");
         if (_self.configReloadSuccess >= 0)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
         break;
     case 8:
     {
-        start("exporter_imports_total",
-              "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays "
-              "included.",
-              MetricType::Counter);
+        selfFamily("exporter_imports_total");
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
         if (_self.importEnabled)
             for (std::size_t i = 0; i < _self.importOutcomes.size(); ++i)
@@ -426,34 +425,27 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         break;
     }
     case 9:
-        start("exporter_last_import_success_timestamp_seconds",
-              "Unix time of the last import VictoriaMetrics accepted before this one.", MetricType::Gauge);
+        selfFamily("exporter_last_import_success_timestamp_seconds");
         if (_self.importEnabled && _self.lastImportSuccessUnix > 0)
             f.metrics.push_back(Metric::of(_self.lastImportSuccessUnix));
         break;
     case 10:
-        start("exporter_spool_bytes", "Bytes of undelivered cycles in the spool.", MetricType::Gauge);
+        selfFamily("exporter_spool_bytes");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolBytes)));
         break;
     case 11:
-        start("exporter_spool_oldest_timestamp_seconds",
-              "Unix time of the oldest undelivered cycle in the spool; 0 when the spool is empty.",
-              MetricType::Gauge);
+        selfFamily("exporter_spool_oldest_timestamp_seconds");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(_self.spoolOldestUnix));
         break;
     case 12:
-        start("exporter_spool_dropped_samples_total",
-              "Samples of undelivered cycles dropped, oldest first, to keep the spool under its size cap.",
-              MetricType::Counter);
+        selfFamily("exporter_spool_dropped_samples_total");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));
         break;
     default:
-        start("exporter_spool_replayed_samples_total",
-              "Samples of spooled cycles that VictoriaMetrics accepted on a later cycle.",
-              MetricType::Counter);
+        selfFamily("exporter_spool_replayed_samples_total");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolReplayedSamples)));
         break;

@@ -1,7 +1,8 @@
 #include "sinks/ImportShipper.h"
 
-#include "util/Log.h"
 #include "store/Spool.h"
+#include "util/Clock.h"
+#include "util/Log.h"
 
 namespace fleetprobe
 {
@@ -29,8 +30,7 @@ void ImportShipper::count(const PushOutcome& outcome, SelfStats& self) const
 {
     ++self.importOutcomes[static_cast<std::size_t>(outcome.result)];
     if (outcome.ok())
-        self.lastImportSuccessUnix =
-            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        self.lastImportSuccessUnix = unixNow();
 }
 
 namespace

@@ -10,6 +10,9 @@
 #include "TestPeerProcess.h"
 #include "WaitCondition.h"
 
+#include "metrics/SelfMetrics.h"
+#include "metrics/TextSerializer.h"
+
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -553,6 +556,22 @@ BOOST_FIXTURE_TEST_CASE(readyAfterTheFirstCycleThenSelfMetrics, FleetprobeFixtur
     BOOST_TEST(valueOf(samples, "process_cpu_seconds_total").value_or(-1) >= 0);
     const auto started = valueOf(samples, "process_start_time_seconds");
     BOOST_TEST((started && *started > now - 600 && *started <= now + 1));
+    // Names, types and HELP texts come from the table the push body uses too.
+    BOOST_TEST(
+        metrics.body.find("# HELP exporter_last_push_success_timestamp_seconds Unix time of the last push "
+                          "the sink accepted before this one.\n") != std::string::npos);
+    std::istringstream lines(metrics.body);
+    std::size_t families = 0;
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind("# HELP ", 0) == 0)
+        {
+            std::string header;
+            fleetprobe::TextSerializer::serializeHeader(
+                header, fleetprobe::SelfMetrics::family(line.substr(7, line.find(' ', 7) - 7)));
+            BOOST_TEST(metrics.body.find(header) != std::string::npos, header);
+            ++families;
+        }
+    BOOST_TEST(families == 14u, "7 exporter_* families (no reload yet), 6 process_*, fleetprobe_build_info");
     // The device series stay in the push; /metrics is the prober's own.
     BOOST_TEST(!valueOf(samples, "fleetprobe_up").has_value());
 

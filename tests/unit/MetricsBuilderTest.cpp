@@ -6,6 +6,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <sstream>
+
 using namespace fleetprobe;
 
 namespace
@@ -127,6 +129,58 @@ BOOST_AUTO_TEST_CASE(self_metrics_are_written)
     BOOST_TEST(text.find("exporter_overruns_total 1\n") != std::string::npos);
     BOOST_TEST(text.find("exporter_push_failures_total 2\n") != std::string::npos);
     BOOST_TEST(text.find("exporter_jobs 1\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
+{
+    // The HELP and TYPE lines of every self-metric family of the push body, every family present.
+    MetricsBuilder b(oneJob({}));
+    b.self().lastPushSuccessUnix = 1000;
+    b.self().configReloadSuccess = 1;
+    b.self().importEnabled = true;
+    b.self().lastImportSuccessUnix = 1000;
+    const std::string golden =
+        "# HELP exporter_duration_seconds Duration of the probe phase of the last cycle.\n"
+        "# TYPE exporter_duration_seconds gauge\n"
+        "# HELP exporter_jobs Jobs (devices) in the config.\n"
+        "# TYPE exporter_jobs gauge\n"
+        "# HELP exporter_cycles_total Cycles run.\n"
+        "# TYPE exporter_cycles_total counter\n"
+        "# HELP exporter_overruns_total Cycles that took longer than the interval.\n"
+        "# TYPE exporter_overruns_total counter\n"
+        "# HELP exporter_push_failures_total Pushes that failed after their retries.\n"
+        "# TYPE exporter_push_failures_total counter\n"
+        "# HELP exporter_pushes_total Pushes by final outcome (ok, http_4xx, http_5xx, transport).\n"
+        "# TYPE exporter_pushes_total counter\n"
+        "# HELP exporter_last_push_success_timestamp_seconds Unix time of the last push the sink accepted "
+        "before this one.\n"
+        "# TYPE exporter_last_push_success_timestamp_seconds gauge\n"
+        "# HELP exporter_config_reload_success 1 when the last reload (SIGHUP) of this config succeeded, "
+        "else 0.\n"
+        "# TYPE exporter_config_reload_success gauge\n"
+        "# HELP exporter_imports_total VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, "
+        "transport), replays included.\n"
+        "# TYPE exporter_imports_total counter\n"
+        "# HELP exporter_last_import_success_timestamp_seconds Unix time of the last import VictoriaMetrics "
+        "accepted before this one.\n"
+        "# TYPE exporter_last_import_success_timestamp_seconds gauge\n"
+        "# HELP exporter_spool_bytes Bytes of undelivered cycles in the spool.\n"
+        "# TYPE exporter_spool_bytes gauge\n"
+        "# HELP exporter_spool_oldest_timestamp_seconds Unix time of the oldest undelivered cycle in the "
+        "spool; 0 when the spool is empty.\n"
+        "# TYPE exporter_spool_oldest_timestamp_seconds gauge\n"
+        "# HELP exporter_spool_dropped_samples_total Samples of undelivered cycles dropped, oldest first, to "
+        "keep the spool under its size cap.\n"
+        "# TYPE exporter_spool_dropped_samples_total counter\n"
+        "# HELP exporter_spool_replayed_samples_total Samples of spooled cycles that VictoriaMetrics "
+        "accepted on a later cycle.\n"
+        "# TYPE exporter_spool_replayed_samples_total counter\n";
+    std::string meta;
+    std::istringstream text(TextSerializer::serialize(b.collect()));
+    for (std::string line; std::getline(text, line);)
+        if (line.rfind("# HELP exporter_", 0) == 0 || line.rfind("# TYPE exporter_", 0) == 0)
+            meta += line + "\n";
+    BOOST_TEST(meta == golden);
 }
 
 BOOST_AUTO_TEST_CASE(state_survives_export_and_import)

@@ -3,6 +3,7 @@
 // self-containment.
 
 #include "http/StatusPage.h"
+#include "http/StatusAssets.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
@@ -268,6 +269,21 @@ BOOST_AUTO_TEST_CASE(pageIsSelfContainedWithOneHashedScript)
     BOOST_TEST(csp.find("default-src 'none'") != std::string::npos);
     BOOST_TEST(csp.find("script-src 'sha256-") != std::string::npos);
     BOOST_TEST(csp.find("connect-src 'self'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(pageIsTheAssetFilesPutTogether)
+{
+    // status.html with its stylesheet link and script tag replaced by status.css and status.js, inline.
+    std::string expected(StatusAssets::html);
+    const std::string link = "<link rel=\"stylesheet\" href=\"status.css\">";
+    const std::string tag = "<script src=\"status.js\"></script>";
+    BOOST_TEST_REQUIRE(expected.find(link) != std::string::npos);
+    expected.replace(expected.find(link), link.size(),
+                     "<style>\n" + std::string(StatusAssets::css) + "</style>");
+    BOOST_TEST_REQUIRE(expected.find(tag) != std::string::npos);
+    expected.replace(expected.find(tag), tag.size(),
+                     "<script>\n" + std::string(StatusAssets::script) + "</script>");
+    BOOST_TEST(StatusPage::html() == expected);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,68 @@
+#include "metrics/SelfMetrics.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace fleetprobe
+{
+
+const std::vector<SelfMetric>& SelfMetrics::all()
+{
+    static const std::vector<SelfMetric> table = {
+        // Pushed with every cycle, and on /metrics with a prom_id label.
+        {"exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge},
+        {"exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge},
+        {"exporter_cycles_total", "Cycles run.", MetricType::Counter},
+        {"exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter},
+        {"exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter},
+        {"exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
+         MetricType::Counter},
+        {"exporter_last_push_success_timestamp_seconds",
+         "Unix time of the last push the sink accepted before this one.", MetricType::Gauge},
+        {"exporter_config_reload_success",
+         "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge},
+        // Pushed only with the VictoriaMetrics sink.
+        {"exporter_imports_total",
+         "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays included.",
+         MetricType::Counter},
+        {"exporter_last_import_success_timestamp_seconds",
+         "Unix time of the last import VictoriaMetrics accepted before this one.", MetricType::Gauge},
+        {"exporter_spool_bytes", "Bytes of undelivered cycles in the spool.", MetricType::Gauge},
+        {"exporter_spool_oldest_timestamp_seconds",
+         "Unix time of the oldest undelivered cycle in the spool; 0 when the spool is empty.",
+         MetricType::Gauge},
+        {"exporter_spool_dropped_samples_total",
+         "Samples of undelivered cycles dropped, oldest first, to keep the spool under its size cap.",
+         MetricType::Counter},
+        {"exporter_spool_replayed_samples_total",
+         "Samples of spooled cycles that VictoriaMetrics accepted on a later cycle.", MetricType::Counter},
+        // Only on /metrics.
+        {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+         MetricType::Counter},
+        {"process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge},
+        {"process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge},
+        {"process_open_fds", "Number of open file descriptors.", MetricType::Gauge},
+        {"process_max_fds", "Maximum number of open file descriptors (-1: unlimited).", MetricType::Gauge},
+        {"process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.",
+         MetricType::Gauge},
+        {"fleetprobe_build_info", "Always 1; the version of the running fleetprobe in the label.",
+         MetricType::Gauge},
+    };
+    return table;
+}
+
+const SelfMetric& SelfMetrics::get(std::string_view name)
+{
+    for (const SelfMetric& m : all())
+        if (name == m.name)
+            return m;
+    throw std::logic_error("no self-metric family \"" + std::string(name) + "\" in SelfMetrics");
+}
+
+MetricFamily SelfMetrics::family(std::string_view name)
+{
+    const SelfMetric& m = get(name);
+    return MetricFamily{m.name, m.help, m.type, {}};
+}
+
+} // namespace fleetprobe
