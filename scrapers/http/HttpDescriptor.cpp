@@ -16,13 +16,7 @@ ScraperDescriptor httpScraperDescriptor()
     d.jobKeys = {"http"};
     d.parseJob = [](const JobParseContext& context) -> std::shared_ptr<const ScraperSettings>
     {
-        const ConfigSection& jo = context.job;
-        if (!jo.has("http"))
-        {
-            jo.error("http", "missing: \"http\" is in " + jo.path() + ".metrics");
-            return nullptr;
-        }
-        auto o = jo.section("http");
+        auto o = context.requiredSection("http", "http");
         if (!o)
             return nullptr;
         o->unknownKeys({"url", "method", "status", "tls_verify", "ca_file", "timeout"});
@@ -53,16 +47,12 @@ ScraperDescriptor httpScraperDescriptor()
             http->timeoutSeconds = o->timeout("timeout", context.config.intervalSeconds);
         return http;
     };
-    d.targets = [](std::size_t jobIndex, const JobConfig& job,
-                   const std::shared_ptr<const ScraperSettings>& settings,
-                   std::chrono::milliseconds defaultTimeout)
-    {
-        const auto* http = dynamic_cast<const HttpConfig*>(settings.get());
-        if (!http)
-            return std::vector<ProbeTarget>{};
-        return std::vector<ProbeTarget>{
-            ProbeTarget::forJob(jobIndex, job.host, defaultTimeout, http->timeoutSeconds, settings)};
-    };
+    d.targets = ScraperDescriptor::oneTargetPerJob(
+        [](const ScraperSettings* s)
+        {
+            const auto* own = dynamic_cast<const HttpConfig*>(s);
+            return own ? own->timeoutSeconds : std::nullopt;
+        });
     d.measurements = {
         {"http_duration_seconds", "fleetprobe_http_duration_seconds",
          "Duration of each phase of the last HTTP request (resolve, connect, tls, first_byte, total).",

@@ -70,13 +70,7 @@ ScraperDescriptor pingScraperDescriptor()
                 checkBurstFits(*section, *options, context.config);
         return options;
     };
-    d.targets = [](std::size_t jobIndex, const JobConfig& job,
-                   const std::shared_ptr<const ScraperSettings>& settings,
-                   std::chrono::milliseconds defaultTimeout)
-    {
-        return std::vector<ProbeTarget>{
-            ProbeTarget::forJob(jobIndex, job.host, defaultTimeout, std::nullopt, settings)};
-    };
+    d.targets = ScraperDescriptor::oneTargetPerJob();
     d.measurements = {
         {"ping_packets_sent_total", "fleetprobe_ping_packets_sent_total", "ICMP echo requests sent.",
          MetricType::Counter},

@@ -15,13 +15,7 @@ ScraperDescriptor tcpEchoScraperDescriptor()
     d.jobKeys = {"tcp_echo"};
     d.parseJob = [](const JobParseContext& context) -> std::shared_ptr<const ScraperSettings>
     {
-        const ConfigSection& jo = context.job;
-        if (!jo.has("tcp_echo"))
-        {
-            jo.error("tcp_echo", "missing: \"tcp_echo\" is in " + jo.path() + ".metrics");
-            return nullptr;
-        }
-        auto o = jo.section("tcp_echo");
+        auto o = context.requiredSection("tcp_echo", "tcp_echo");
         if (!o)
             return nullptr;
         o->unknownKeys({"port", "interval_ms"});
@@ -34,13 +28,7 @@ ScraperDescriptor tcpEchoScraperDescriptor()
             echo->intervalMs = static_cast<int>(*n);
         return echo;
     };
-    d.targets = [](std::size_t jobIndex, const JobConfig& job,
-                   const std::shared_ptr<const ScraperSettings>& settings,
-                   std::chrono::milliseconds defaultTimeout)
-    {
-        return std::vector<ProbeTarget>{
-            ProbeTarget::forJob(jobIndex, job.host, defaultTimeout, std::nullopt, settings)};
-    };
+    d.targets = ScraperDescriptor::oneTargetPerJob();
     d.measurements = {
         {"tcp_echo_sent_total", "fleetprobe_tcp_echo_sent_total", "TCP echo frames sent.",
          MetricType::Counter},

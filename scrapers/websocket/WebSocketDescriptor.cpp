@@ -16,13 +16,7 @@ ScraperDescriptor webSocketScraperDescriptor()
     d.jobKeys = {"websocket"};
     d.parseJob = [](const JobParseContext& context) -> std::shared_ptr<const ScraperSettings>
     {
-        const ConfigSection& jo = context.job;
-        if (!jo.has("websocket"))
-        {
-            jo.error("websocket", "missing: \"websocket\" is in " + jo.path() + ".metrics");
-            return nullptr;
-        }
-        auto o = jo.section("websocket");
+        auto o = context.requiredSection("websocket", "websocket");
         if (!o)
             return nullptr;
         o->unknownKeys({"url", "tls_verify", "ca_file", "timeout"});
@@ -36,16 +30,12 @@ ScraperDescriptor webSocketScraperDescriptor()
             ws->timeoutSeconds = o->timeout("timeout", context.config.intervalSeconds);
         return ws;
     };
-    d.targets = [](std::size_t jobIndex, const JobConfig& job,
-                   const std::shared_ptr<const ScraperSettings>& settings,
-                   std::chrono::milliseconds defaultTimeout)
-    {
-        const auto* ws = dynamic_cast<const WebSocketConfig*>(settings.get());
-        if (!ws)
-            return std::vector<ProbeTarget>{};
-        return std::vector<ProbeTarget>{
-            ProbeTarget::forJob(jobIndex, job.host, defaultTimeout, ws->timeoutSeconds, settings)};
-    };
+    d.targets = ScraperDescriptor::oneTargetPerJob(
+        [](const ScraperSettings* s)
+        {
+            const auto* own = dynamic_cast<const WebSocketConfig*>(s);
+            return own ? own->timeoutSeconds : std::nullopt;
+        });
     d.measurements = {
         {"websocket_handshake_seconds", "fleetprobe_websocket_handshake_seconds",
          "Duration of the last WebSocket opening handshake (TCP, TLS and upgrade).", MetricType::Gauge},

@@ -39,6 +39,9 @@ struct JobParseContext
     const ScraperSettings* confSettings; ///< what this scraper's parseConf made; null without one
     /// True when `metrics` names `scraper` (or one of its aliases, given by name).
     bool names(const std::string& scraper) const;
+    /// The job's member `key` as a section, for a scraper that cannot go without it: a problem (`missing:
+    /// "<scraper>" is in jobs[i].metrics`) when it is absent, another when it is no object.
+    std::optional<ConfigSection> requiredSection(const std::string& key, const std::string& scraper) const;
 };
 
 /// A `/probe` query parameter that a module takes besides `target`, `module` and `timeout`, and where its
@@ -114,6 +117,11 @@ struct ScraperDescriptor
     std::vector<std::string> labels; ///< label names its series and measurements carry (reserved in configs)
     std::vector<ProbeParameter> probeParameters; ///< its `/probe` parameters
     ProbeJobMaker probeJob;                      ///< may be empty: the target alone makes the job
+
+    /// A TargetMaker for scrapers that probe each job once per cycle: the job's host with the settings, and
+    /// the timeout `timeoutOf(settings)` gives (a section's own `timeout`) or else conf.timeout.
+    static TargetMaker oneTargetPerJob(
+        std::function<std::optional<double>(const ScraperSettings* settings)> timeoutOf = nullptr);
 };
 
 /// The measurement kinds of every registered scraper, in output order. Built by the registry; read-only after

@@ -77,6 +77,29 @@ ConfigValue ProbeRequest::numberOrString(const std::string& text)
     return ConfigValue::string(text);
 }
 
+std::optional<ConfigSection> JobParseContext::requiredSection(const std::string& key,
+                                                              const std::string& scraper) const
+{
+    if (!job.has(key))
+    {
+        job.error(key, "missing: \"" + scraper + "\" is in " + job.path() + ".metrics");
+        return std::nullopt;
+    }
+    return job.section(key);
+}
+
+ScraperDescriptor::TargetMaker
+ScraperDescriptor::oneTargetPerJob(std::function<std::optional<double>(const ScraperSettings*)> timeoutOf)
+{
+    return
+        [timeoutOf](std::size_t jobIndex, const JobConfig& job,
+                    const std::shared_ptr<const ScraperSettings>& settings, std::chrono::milliseconds timeout)
+    {
+        const std::optional<double> own = timeoutOf ? timeoutOf(settings.get()) : std::nullopt;
+        return std::vector<ProbeTarget>{ProbeTarget::forJob(jobIndex, job.host, timeout, own, settings)};
+    };
+}
+
 void MeasurementCatalog::add(const MeasurementKind& kind)
 {
     auto it = std::find_if(_kinds.begin(), _kinds.end(),
