@@ -182,6 +182,14 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(
         Option("log-level", "", "error, warning, information (default) or debug. Logs go to stderr.")
             .argument("LEVEL"));
+    options.addOption(Option("probe.allow", "",
+                             "With --listen: /probe reaches only targets whose address is in one of these "
+                             "comma-separated CIDR ranges, e.g. 192.0.2.0/24,::1 (others get 403).")
+                          .argument("CIDRS"));
+    options.addOption(
+        Option("probe.configured-only", "",
+               "With --listen: /probe reaches only devices of the loaded configs (by job name, ip or "
+               "host; others get 403)."));
     options.addOption(Option("listen", "",
                              "Serve /probe, /metrics, /-/healthy and /-/ready over HTTP on ADDR, e.g. "
                              "127.0.0.1:9293 or [::1]:9293 (loop mode; without a config: /probe only).")
@@ -217,6 +225,19 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _stateDir = value, _stateDirSet = true;
     else if (name == "listen")
         _listen = value, _listenSet = true;
+    else if (name == "probe.allow")
+    {
+        try
+        {
+            ProbeAccess::parseRanges(value, "--probe.allow", _probeAllow);
+        }
+        catch (const ConfigError& e)
+        {
+            throw Poco::InvalidArgumentException(e.what());
+        }
+    }
+    else if (name == "probe.configured-only")
+        _probeConfiguredOnly = true;
     else if (name == "victoriametrics")
         _victoriaMetrics = value;
     else if (name == "victoriametrics-username")
@@ -462,6 +483,9 @@ int FleetprobeApp::runMain()
                           (_once ? "--once" : "--check"));
     if (_listenSet)
         _listenAddress = HttpEndpoint::parseAddress(_listen, "--listen");
+    if ((!_probeAllow.empty() || _probeConfiguredOnly) && !_listenSet)
+        throw ConfigError(
+            "--probe.allow and --probe.configured-only limit --listen's /probe: give --listen too");
     if (_configFiles.empty() && _configDirs.empty() && !_listenSet)
         throw ConfigError("no config given: use --config FILE or --config-dir DIR (see fleetprobe --help)");
     if (!_pushgateway.empty() && !_pushConfig.empty())
@@ -704,7 +728,13 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
     if (_listenSet)
     {
         // Before the runners, so that /-/ready answers 503 until their first cycles are done.
-        _endpoint = std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs);
+        ProbeAccess access;
+        access.allow(_probeAllow);
+        if (_probeConfiguredOnly)
+            access.configuredOnly([this](const std::string& target, const std::string& host)
+                                  { return _runningConfigs.hasDevice(target, host); });
+        _endpoint =
+            std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs, std::move(access));
         _endpoint->start();
         log().information("serving /, /status.json, /probe, /metrics, /-/healthy and /-/ready on http://" +
                           _listenAddress.toString());

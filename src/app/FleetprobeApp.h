@@ -87,6 +87,8 @@ private:
     bool _stateDirSet = false;
     std::string _listen;
     bool _listenSet = false;
+    std::vector<ProbeAccess::Range> _probeAllow;
+    bool _probeConfiguredOnly = false;
     std::string _victoriaMetrics;
     std::string _vmUsername;
     std::string _vmPasswordFile;

@@ -33,4 +33,14 @@ std::vector<RunningConfigs::Entry> RunningConfigs::entries() const
     return out;
 }
 
+bool RunningConfigs::hasDevice(const std::string& target, const std::string& host) const
+{
+    std::lock_guard<std::mutex> lock(_mutex);
+    for (const ConfigRunner* runner : _runners)
+        for (const auto& job : runner->config().jobs)
+            if (job.name == target || job.address == target || job.host == host)
+                return true;
+    return false;
+}
+
 } // namespace fleetprobe

@@ -33,6 +33,10 @@ public:
     /// Removes every runner.
     void clear();
 
+    /// True when a running config has a device named `target` (its `job`), or whose `ip` is `target` or
+    /// whose host is `host`.
+    bool hasDevice(const std::string& target, const std::string& host) const;
+
     /// A copy of every running config's state (ConfigRunner::snapshot()), in the order they were added.
     std::vector<Entry> entries() const;
 

@@ -2,6 +2,7 @@
 
 #include "engine/RunningConfigs.h"
 #include "engine/ScraperRegistry.h"
+#include "http/ProbeAccess.h"
 #include "http/ProbeService.h"
 
 #include <Poco/Net/SocketAddress.h>
@@ -40,7 +41,7 @@ public:
     /// Binds and listens on `address` (throws std::runtime_error saying why it cannot); serving begins with
     /// start(). `registry` and `running` must outlive the endpoint.
     HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
-                 const RunningConfigs& running);
+                 const RunningConfigs& running, ProbeAccess access = ProbeAccess());
 
     /// Stops serving (stop()).
     ~HttpEndpoint();

@@ -71,7 +71,8 @@ std::string rephrase(const ConfigProblem& problem, const ScraperDescriptor* modu
 
 } // namespace
 
-ProbeService::ProbeService(const ScraperRegistry& registry) : _registry(registry)
+ProbeService::ProbeService(const ScraperRegistry& registry, ProbeAccess access)
+    : _registry(registry), _access(std::move(access))
 {
     std::set<std::string> own;
     for (const auto& d : _registry.descriptors())
@@ -235,6 +236,16 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
         response.body = std::string(e.what()) + "\n";
         return response;
     }
+    if (_access.limited())
+        if (auto why =
+                _access.refusal(config, static_cast<int>(std::llround(config.timeoutSeconds * 1000.0))))
+        {
+            if (log().debug()) // a scan would flood the log at any higher level
+                log().debug("/probe refused: " + *why);
+            response.status = 403;
+            response.body = *why + "\n";
+            return response;
+        }
 
     const auto start = std::chrono::steady_clock::now();
     const JobConfig& job = config.jobs.front();

@@ -2,6 +2,7 @@
 
 #include "config/Config.h"
 #include "engine/ScraperRegistry.h"
+#include "http/ProbeAccess.h"
 
 #include <optional>
 #include <stdexcept>
@@ -27,7 +28,8 @@ public:
 /// What one `/probe` request answers.
 struct ProbeResponse
 {
-    int status = 200;     ///< 200 (the probe ran, whatever its outcome) or 400 (a bad request)
+    int status = 200;     ///< 200 (the probe ran, whatever its outcome), 400 (a bad request) or 403 (a target
+                          ///< outside the limits of ProbeAccess)
     std::string body;     ///< exposition text 0.0.4 (200), or the one-line message and LF (400)
     bool success = false; ///< probe_success (200 only)
 };
@@ -48,8 +50,8 @@ public:
     /// How much of the Prometheus scrape timeout is kept for the answer to travel back, seconds.
     static constexpr double scrapeTimeoutOffsetSeconds = 0.5;
 
-    /// The registry tells which modules exist; it must outlive the service.
-    explicit ProbeService(const ScraperRegistry& registry);
+    /// The registry tells which modules exist; it must outlive the service. `access` limits the targets.
+    explicit ProbeService(const ScraperRegistry& registry, ProbeAccess access = ProbeAccess());
 
     /// Turns a request into the one-job config it runs. `scrapeTimeoutHeader` is the value of
     /// X-Prometheus-Scrape-Timeout-Seconds when the request has it; it bounds the timeout. Throws
@@ -68,6 +70,7 @@ private:
     std::vector<std::string> modulesTaking(const std::string& parameter) const;
 
     const ScraperRegistry& _registry;
+    ProbeAccess _access;
     std::vector<std::string> _parameters; ///< every parameter name, in the order messages list them
 };
 

@@ -453,6 +453,44 @@ BOOST_FIXTURE_TEST_CASE(badRequestsAre400WithOneLine, FleetprobeFixture,
                "X-Prometheus-Scrape-Timeout-Seconds: must be a number of seconds > 0, got \"-1\"\n");
 }
 
+BOOST_FIXTURE_TEST_CASE(aPortSweepIsRefusedByTheAllowList, FleetprobeFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // The gateway's own loopback ports, swept through /probe: with --probe.allow every one is 403 and no
+    // connection reaches the listener; an allowed target is still probed. With --probe.configured-only only
+    // the config's device is.
+    const int open = 7502;
+    TestPeerProcess listener(testPeerBinary(), {{"127.0.0.5:" + std::to_string(open)}, {}, {}});
+    {
+        PullServer server(*this, {"--probe.allow", "127.0.0.2/32,::1"});
+        int refused = 0;
+        for (int port = open - 20; port <= open + 20; ++port)
+        {
+            const HttpAnswer a =
+                server.probe({{"target", "127.0.0.5"}, {"module", "port"}, {"port", std::to_string(port)}});
+            refused += a.status == 403 && a.body == "target: 127.0.0.5 is outside --probe.allow\n";
+        }
+        BOOST_TEST(refused == 41);
+        const HttpAnswer url =
+            server.probe({{"target", "http://127.0.0.5:" + std::to_string(open) + "/"}, {"module", "http"}});
+        BOOST_TEST(url.status == 403, url.body);
+        checkProbeAnswer(server.probe({{"target", "127.0.0.2"}, {"module", "port"}, {"port", "9"}}),
+                         "127.0.0.2", false, "refused");
+    }
+    const std::string config =
+        writeConfig("one.json", R"({"conf": {"prom_id": "one", "interval": 30, "timeout": 1},
+        "jobs": [{"job": "meter-5", "ip": "127.0.0.5:)" +
+                                    std::to_string(open) + R"(", "metrics": ["port"]}]})");
+    PullServer server(*this, {"--probe.configured-only", "--config", config});
+    checkProbeAnswer(server.probe({{"target", "127.0.0.5:" + std::to_string(open)}, {"module", "port"}}),
+                     "127.0.0.5:" + std::to_string(open), true);
+    const HttpAnswer other =
+        server.probe({{"target", "127.0.0.6:" + std::to_string(open)}, {"module", "port"}});
+    BOOST_TEST(other.status == 403, other.body);
+    BOOST_TEST(other.body == "target: \"127.0.0.6:" + std::to_string(open) +
+                                 "\" is not a device of the running configs (--probe.configured-only)\n");
+}
+
 BOOST_FIXTURE_TEST_CASE(twentyConcurrentProbesEachGetTheirOwnAnswer, FleetprobeFixture,
                         *utf::precondition(NetNamespace::required))
 {
