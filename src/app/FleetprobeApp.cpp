@@ -2,7 +2,12 @@
 
 #include "config/ConfigLoader.h"
 #include "engine/ConfigRunner.h"
+#include "sinks/GroupPusher.h"
+#include "sinks/PingExporterSink.h"
 #include "sinks/PushClient.h"
+#include "sinks/PushgatewaySink.h"
+#include "sinks/StreamSink.h"
+#include "sinks/VictoriaMetricsSink.h"
 #include "util/Log.h"
 
 #include <Poco/Environment.h>
@@ -422,22 +427,32 @@ std::unique_ptr<StateStore> FleetprobeApp::openDefaultState()
     return nullptr;
 }
 
-std::unique_ptr<MetricsSink> FleetprobeApp::makeSink() const
+std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassConfig& config) const
 {
-    if (_target.url.empty())
+    // In this order: the import first (within half the budget), so that the Pushgateway body carries its
+    // outcome; the spool's replay after every push (Sink::catchUp).
+    std::vector<std::unique_ptr<Sink>> sinks;
+    if (!_importTarget.url.empty())
     {
-        if (!_importTarget.url.empty())
-            return nullptr; // VictoriaMetrics only
-        return std::make_unique<StreamSink>(std::cout);
+        VictoriaMetricsSink::Options options;
+        if (_state)
+            options.spoolRoot = _state->directory() + "/spool";
+        options.spoolMaxBytes = _spoolMaxBytes;
+        options.spoolFsync = _spoolFsync;
+        sinks.push_back(
+            std::make_unique<VictoriaMetricsSink>(std::make_unique<VictoriaMetricsClient>(_importTarget),
+                                                  config.promId, _instanceName, config.file, options));
     }
-    return std::make_unique<PushgatewayClient>(_target);
-}
-
-std::unique_ptr<ImportSink> FleetprobeApp::makeImporter() const
-{
-    if (_importTarget.url.empty())
-        return nullptr;
-    return std::make_unique<VictoriaMetricsClient>(_importTarget);
+    if (!_target.url.empty())
+    {
+        auto pusher = std::make_shared<GroupPusher>(std::make_unique<PushgatewayClient>(_target));
+        sinks.push_back(std::make_unique<PushgatewaySink>(pusher));
+        if (config.compatPingExporter)
+            sinks.push_back(std::make_unique<PingExporterSink>(pusher));
+    }
+    else if (_importTarget.url.empty())
+        sinks.push_back(std::make_unique<StreamSink>(std::cout));
+    return sinks;
 }
 
 void FleetprobeApp::setUpImportTarget()
@@ -575,10 +590,6 @@ RunnerOptions FleetprobeApp::runnerOptions(StopSignal* stop) const
     options.state = _state.get();
     options.stop = stop;
     options.deviceStatus = _listenSet;
-    if (_state)
-        options.spoolRoot = _state->directory() + "/spool";
-    options.spoolMaxBytes = _spoolMaxBytes;
-    options.spoolFsync = _spoolFsync;
     return options;
 }
 
@@ -602,12 +613,15 @@ int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const s
         });
     std::vector<std::unique_ptr<ConfigRunner>> runners;
     for (auto& loaded : configs)
-        runners.push_back(std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(),
-                                                         runnerOptions(&stop), makeImporter()));
+    {
+        auto sinks = makeSinks(loaded.config);
+        runners.push_back(std::make_unique<ConfigRunner>(std::move(loaded.config), _registry,
+                                                         std::move(sinks), runnerOptions(&stop)));
+    }
     std::vector<CycleOutcome> outcomes(runners.size());
     std::vector<std::thread> threads;
     for (std::size_t i = 0; i < runners.size(); ++i)
-        threads.emplace_back([&, i] { outcomes[i] = runners[i]->runCycle(); });
+        threads.emplace_back([&, i] { outcomes[i] = runners[i]->runOnce(); });
     for (auto& t : threads)
         t.join();
     kill(getpid(), SIGUSR1);
@@ -644,8 +658,9 @@ void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig 
     Running r;
     r.text = std::move(loaded.text);
     r.stop = std::make_unique<StopSignal>();
-    r.runner = std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, makeSink(),
-                                              runnerOptions(r.stop.get()), makeImporter());
+    auto sinks = makeSinks(loaded.config);
+    r.runner = std::make_unique<ConfigRunner>(std::move(loaded.config), _registry, std::move(sinks),
+                                              runnerOptions(r.stop.get()));
     if (reloaded)
         r.runner->setReloadSuccess(true);
     r.thread = std::thread([runner = r.runner.get(), stop = r.stop.get()] { runner->runLoop(*stop); });

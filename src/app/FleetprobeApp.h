@@ -7,6 +7,7 @@
 #include "engine/ScraperRegistry.h"
 #include "http/HttpEndpoint.h"
 #include "sinks/PushClient.h"
+#include "sinks/Sink.h"
 #include "store/StateStore.h"
 
 #include <Poco/Util/ServerApplication.h>
@@ -61,8 +62,7 @@ private:
     void printHelp();
     std::vector<std::string> configFiles() const;
     std::vector<LoadedConfig> loadConfigs(ConfigProblems& errors) const;
-    std::unique_ptr<MetricsSink> makeSink() const;
-    std::unique_ptr<ImportSink> makeImporter() const;
+    std::vector<std::unique_ptr<Sink>> makeSinks(const DeviceClassConfig& config) const;
     void setUpImportTarget();
     static std::unique_ptr<StateStore> openDefaultState();
     RunnerOptions runnerOptions(StopSignal* stop) const;

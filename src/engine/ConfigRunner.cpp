@@ -3,49 +3,31 @@
 #include "engine/CycleScheduler.h"
 #include "metrics/GroupingKey.h"
 #include "metrics/TextSerializer.h"
-#include "sinks/GzipWriter.h"
-#include "sinks/ImportShipper.h"
-#include "store/Spool.h"
 #include "store/StateStore.h"
 #include "util/Clock.h"
 #include "util/Log.h"
 
-#include <Poco/Exception.h>
-#include <Poco/Runnable.h>
-
 #include <algorithm>
 #include <cmath>
-#include <thread>
 
 namespace fleetprobe
 {
 
-/// One scraper of the config with its targets for the cycle; runs on a pool thread.
-struct ConfigRunner::Plan : public Poco::Runnable
+/// The sinks' read-only view of the runner's metrics.
+class ConfigRunner::Families : public FamilySource
 {
-    std::string name; ///< the scraper's registered name
-    std::unique_ptr<Scraper> scraper;
-    std::vector<ProbeTarget> targets;
-    std::vector<std::size_t> series;
-    std::vector<ProbeResult> results;
-    const StopSignal* stop = nullptr;
+public:
+    explicit Families(const MetricsBuilder& metrics) : _metrics(metrics) {}
 
-    void run() override
+    std::size_t familyCount() const override { return _metrics.familyCount(); }
+    void buildFamily(std::size_t index, MetricFamily& family) const override
     {
-        try
-        {
-            results = scraper->probe(targets, *stop);
-        }
-        catch (const std::exception& e)
-        {
-            results.clear();
-            log().error("scraper %s failed: %s", name, std::string(e.what()));
-        }
-        if (results.size() != targets.size())
-        {
-            results.assign(targets.size(), ProbeResult::failure(FailureReason::Error, "scraper failed"));
-        }
+        _metrics.buildFamily(index, family);
     }
+    std::vector<std::pair<std::string, double>> devPing() const override { return _metrics.devPing(); }
+
+private:
+    const MetricsBuilder& _metrics;
 };
 
 namespace
@@ -58,40 +40,46 @@ std::chrono::milliseconds seconds(double s)
 
 } // namespace
 
-ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
-                           std::unique_ptr<MetricsSink> sink, RunnerOptions options,
-                           std::unique_ptr<ImportSink> importer)
-    : _config(std::move(config)), _metrics(_config, registry.measurements()), _sink(std::move(sink)),
-      _options(std::move(options)), _pool(1, std::max(1, _config.threads))
+std::vector<ProbePlan> ConfigRunner::plansFor(const DeviceClassConfig& config,
+                                              const ScraperRegistry& registry, MetricsBuilder& metrics)
 {
-    _groupPath = GroupingKey::path(_config.promId, {{"instance", _options.instance}});
-    const auto defaultTimeout = seconds(_config.timeoutSeconds);
-    for (std::size_t j = 0; j < _config.jobs.size(); ++j)
+    std::vector<ProbePlan> plans;
+    const auto defaultTimeout = seconds(config.timeoutSeconds);
+    for (std::size_t j = 0; j < config.jobs.size(); ++j)
     {
-        const JobConfig& job = _config.jobs[j];
+        const JobConfig& job = config.jobs[j];
         for (const auto& name : job.metrics)
         {
-            auto it = std::find_if(_plans.begin(), _plans.end(),
-                                   [&](const std::unique_ptr<Plan>& p) { return p->name == name; });
-            const ScraperDescriptor& descriptor = *registry.find(name);
-            if (it == _plans.end())
+            const ScraperDescriptor* descriptor = registry.find(name);
+            if (!descriptor)
+                throw std::out_of_range("no scraper named \"" + name + "\"");
+            auto it =
+                std::find_if(plans.begin(), plans.end(), [&](const ProbePlan& p) { return p.name == name; });
+            if (it == plans.end())
             {
-                auto plan = std::make_unique<Plan>();
-                plan->name = name;
-                plan->scraper = descriptor.create();
-                plan->stop = _options.stop ? _options.stop : &_neverStop;
-                _plans.push_back(std::move(plan));
-                it = _plans.end() - 1;
+                plans.push_back(ProbePlan{name, descriptor->create(), {}, {}, {}});
+                it = plans.end() - 1;
             }
             const auto settings = job.settings.find(name);
-            for (auto& target : descriptor.targets(
+            for (auto& target : descriptor->targets(
                      j, job, settings == job.settings.end() ? nullptr : settings->second, defaultTimeout))
             {
-                (*it)->series.push_back(_metrics.addSeries(j, name, target.labels));
-                (*it)->targets.push_back(std::move(target));
+                it->series.push_back(metrics.addSeries(j, name, target.labels));
+                it->targets.push_back(std::move(target));
             }
         }
     }
+    return plans;
+}
+
+ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
+                           std::vector<std::unique_ptr<Sink>> sinks, RunnerOptions options)
+    : _config(std::move(config)), _options(std::move(options)), _metrics(_config, registry.measurements()),
+      _sinks(std::move(sinks)), _families(std::make_unique<Families>(_metrics))
+{
+    _executor = std::make_unique<CycleExecutor>(_config, plansFor(_config, registry, _metrics), _metrics);
+    _group = CycleGroup{_config.file, _config.promId, _options.instance, _config.jobs.size()};
+    _groupPath = GroupingKey::path(_config.promId, {{"instance", _options.instance}});
     if (_options.state)
     {
         std::string problem;
@@ -107,72 +95,11 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
                 " no longer configured, dropped)");
         }
     }
-    if (auto* client = dynamic_cast<PushgatewayClient*>(_sink.get()))
-        client->setAbortCheck([this] { return std::chrono::steady_clock::now() > stopDeadline(); });
-    if (importer)
-    {
-        if (auto* client = dynamic_cast<VictoriaMetricsClient*>(importer.get()))
-            client->setAbortCheck([this] { return std::chrono::steady_clock::now() > stopDeadline(); });
-        std::unique_ptr<Spool> spool;
-        if (!_options.spoolRoot.empty())
-        {
-            const std::string dir = _options.spoolRoot + "/" + GroupingKey::base64Url(_config.promId);
-            try
-            {
-                spool = std::make_unique<Spool>(dir, _options.spoolMaxBytes, _options.spoolFsync);
-            }
-            catch (const std::exception& e)
-            {
-                log().error(_config.file + ": no spool (" + e.what() +
-                            "): cycles that cannot be imported are lost");
-            }
-        }
-        else
-            log().warning(_config.file +
-                          ": no state directory, so no spool: cycles that cannot be imported are "
-                          "lost");
-        _shipper = std::make_unique<ImportShipper>(
-            std::move(importer), std::move(spool),
-            Labels{{"job", _config.promId}, {"instance", _options.instance}}, _config.file);
-        _shipper->updateStats(_metrics.self());
-    }
+    for (auto& sink : _sinks)
+        sink->prepare(_metrics.self());
 }
 
-std::string ConfigRunner::importBody(double nowUnix, std::uint64_t& samples) const
-{
-    const auto ms = static_cast<std::int64_t>(std::llround(nowUnix * 1000.0));
-    GzipWriter gzip;
-    std::string out;
-    MetricFamily family;
-    std::string piece;
-    samples = 0;
-    for (std::size_t i = 0; i < _metrics.familyCount(); ++i)
-    {
-        _metrics.buildFamily(i, family);
-        if (family.metrics.empty())
-            continue;
-        TextSerializer::serializeHeader(piece, family);
-        for (std::size_t from = 0; from < family.metrics.size(); from += 256)
-        {
-            samples += TextSerializer::serializeMetrics(piece, family, from, from + 256, ms);
-            if (piece.size() >= Body::pieceBytes)
-            {
-                gzip.write(piece, out);
-                piece.clear();
-            }
-        }
-    }
-    gzip.write(piece, out);
-    gzip.finish(out);
-    return out;
-}
-
-std::chrono::steady_clock::time_point ConfigRunner::stopDeadline() const
-{
-    if (!_options.stop || !_options.stop->requested())
-        return std::chrono::steady_clock::time_point::max();
-    return _options.stop->requestedAt() + _options.stopGrace;
-}
+ConfigRunner::~ConfigRunner() = default;
 
 void ConfigRunner::saveState()
 {
@@ -189,229 +116,161 @@ void ConfigRunner::saveState()
     }
 }
 
-ConfigRunner::~ConfigRunner()
+void ConfigRunner::cycleFault(const char* where, const char* what)
 {
-    _pool.joinAll();
+    try
+    {
+        log().error(
+            _config.file + ": " + where + " failed: " + what +
+            "; the cycle is counted in exporter_cycle_errors_total, the config goes on at its next tick");
+    }
+    catch (...)
+    {
+    }
 }
 
-bool ConfigRunner::push(const std::string& path, const Body& body,
-                        std::chrono::steady_clock::time_point deadline)
+bool ConfigRunner::deliver(double timeUnix, std::chrono::milliseconds budget, bool& faulted)
 {
-    using namespace std::chrono;
-    SelfStats& self = _metrics.self();
-    auto delay = _options.retryDelay;
-    PushOutcome outcome;
-    for (int attempt = 1;; ++attempt)
+    const StopSignal& stop = _options.stop ? *_options.stop : _neverStop;
+    const FinishedCycle cycle{*_families, _group, timeUnix,       std::chrono::steady_clock::now(),
+                              budget,     stop,   _metrics.self()};
+    // Each sink on its own: one that throws is a fault of this cycle, and the others still get it.
+    const auto guarded = [this, &faulted](Sink& sink, auto&& call)
     {
-        const auto limit = std::min(deadline, stopDeadline());
-        const auto left = duration_cast<milliseconds>(limit - steady_clock::now());
-        if (left.count() <= 0)
+        try
         {
-            if (attempt == 1)
-                outcome.message = "no time left in the cycle's push budget";
-            break;
+            return call(sink);
         }
-        outcome = _sink->put(path, body, left);
-        if (outcome.ok())
+        catch (const std::exception& e)
         {
-            ++self.pushOutcomes[static_cast<std::size_t>(PushOutcome::Result::Ok)];
-            self.lastPushSuccessUnix = unixNow();
-            return true;
+            cycleFault("a sink", e.what());
         }
-        if (outcome.result == PushOutcome::Result::Http4xx)
-            break; // the body is refused: sending it again cannot help
-        log().warning(_config.file + ": push to " + path + " failed (attempt " + std::to_string(attempt) +
-                      ", " + outcome.resultName() + "): " + outcome.message);
-        // Wait before the next attempt, but not past the budget; no new attempt after a stop request.
-        const auto wake = steady_clock::now() + delay;
-        if (wake >= deadline)
-            break;
-        if (_options.stop && _options.stop->waitUntil(wake))
-            break;
-        if (!_options.stop)
-            std::this_thread::sleep_until(wake);
-        delay = std::min(delay * 2, _options.retryDelayMax);
-    }
-    ++self.pushOutcomes[static_cast<std::size_t>(outcome.result)];
-    ++self.pushFailures;
-    log().warning(_config.file + ": push to " + path + " failed (" + outcome.resultName() +
-                  "): " + outcome.message + "; the counters are kept and go with the next push");
-    return false;
-}
-
-CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds pushTimeout)
-{
-    CycleOutcome outcome;
-    const auto start = std::chrono::steady_clock::now();
-
-    if (log().debug())
-        log().debug(_config.file + ": cycle starts");
-    // Every scraper probes its whole batch at once; the last one runs on this thread.
-    for (std::size_t i = 0; i < _plans.size(); ++i)
+        catch (...)
+        {
+            cycleFault("a sink", "unknown exception");
+        }
+        faulted = true;
+        return false;
+    };
+    std::vector<char> delivered(_sinks.size(), 0);
+    bool all = true;
+    for (std::size_t i = 0; i < _sinks.size(); ++i)
     {
-        bool started = false;
-        if (i + 1 < _plans.size())
-        {
-            try
-            {
-                _pool.start(*_plans[i]);
-                started = true;
-            }
-            catch (const Poco::NoThreadAvailableException&)
-            {
-            }
-        }
-        if (!started)
-            _plans[i]->run();
+        delivered[i] = guarded(*_sinks[i], [&cycle](Sink& sink) { return sink.deliver(cycle); });
+        all = all && delivered[i];
     }
-    _pool.joinAll();
-
-    if (log().debug())
-        log().debug(_config.file + ": probes done");
-    const double now = unixNow();
-    for (auto& plan : _plans)
-        for (std::size_t t = 0; t < plan->targets.size(); ++t)
-        {
-            const ProbeResult& r = plan->results[t];
-            _metrics.record(plan->series[t], r, now);
-            if (!r.up && log().debug())
-                log().debug(_config.file + ": " + plan->name + " " +
-                            _config.jobs[plan->targets[t].jobIndex].name + ": " +
-                            failureReasonName(r.reason) + (r.detail.empty() ? "" : " (" + r.detail + ")"));
-            if (r.up)
-                ++outcome.up;
-            else
-                ++outcome.down;
-            if (r.reason == FailureReason::Permission)
-                outcome.permissionDenied = true;
-        }
-    outcome.probeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    SelfStats& self = _metrics.self();
-    ++self.cycles;
-    self.configReloadSuccess = _reloadSuccess.load();
-    self.lastDurationSeconds = outcome.probeSeconds;
-
-    const auto pushStart = std::chrono::steady_clock::now();
-    const auto budget = pushTimeout.count() > 0 ? pushTimeout : _options.pushTimeout;
-    const auto deadline = pushStart + budget;
-    bool imported = true;
-    if (_shipper)
-    {
-        // The live cycle first, within half the budget; the spool's replay after the push, until three
-        // quarters of the budget at most, so that a backlog never makes a live cycle late.
-        std::uint64_t samples = 0;
-        std::string gzipText = importBody(now, samples);
-        imported =
-            _shipper->deliver(now, samples, std::move(gzipText), pushStart + budget / 2, _metrics.self());
-    }
-    // The body is produced while it is sent: a family at a time, a few hundred series per step.
-    const Body body(
-        [this]
-        {
-            struct Pass
-            {
-                std::size_t nextFamily = 0;
-                MetricFamily family;
-                std::size_t nextMetric = 0;
-                bool inFamily = false;
-            };
-            auto pass = std::make_shared<Pass>();
-            return Body::Producer(
-                [this, pass](std::string& piece)
+    for (std::size_t i = 0; i < _sinks.size(); ++i)
+        guarded(*_sinks[i],
+                [&cycle, done = delivered[i] != 0](Sink& sink)
                 {
-                    while (piece.size() < Body::pieceBytes)
-                    {
-                        if (!pass->inFamily)
-                        {
-                            if (pass->nextFamily >= _metrics.familyCount())
-                                return !piece.empty();
-                            _metrics.buildFamily(pass->nextFamily++, pass->family);
-                            if (pass->family.metrics.empty())
-                                continue; // a family without samples is not written
-                            TextSerializer::serializeHeader(piece, pass->family);
-                            pass->nextMetric = 0;
-                            pass->inFamily = true;
-                        }
-                        const std::size_t to = std::min(pass->nextMetric + 256, pass->family.metrics.size());
-                        TextSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
-                        pass->nextMetric = to;
-                        pass->inFamily = to < pass->family.metrics.size();
-                    }
+                    sink.catchUp(cycle, done);
                     return true;
                 });
-        });
-    outcome.pushed = _sink ? push(_groupPath, body, deadline) : true;
+    return all;
+}
 
-    if (_sink && _config.compatPingExporter && _sink->wantsCompatGroups())
+CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
+{
+    CycleOutcome outcome;
+    bool measured = false;
+    bool counted = false;
+    const auto fault = [&](const char* what)
     {
-        for (const auto& [job, value] : _metrics.devPing())
-        {
-            MetricFamily f{"dev_ping", "Ping to device (ms)", MetricType::Gauge, {Metric::of(value)}};
-            outcome.pushed = push(GroupingKey::path(job), Body(TextSerializer::serialize({f})), deadline) &&
-                             outcome.pushed;
-        }
-        std::vector<MetricFamily> own = {{"exporter_duration",
-                                          "Duration of the last cycle (s)",
-                                          MetricType::Gauge,
-                                          {Metric::of(self.lastDurationSeconds)}},
-                                         {"exporter_jobs",
-                                          "Jobs in the config",
-                                          MetricType::Gauge,
-                                          {Metric::of(static_cast<double>(_config.jobs.size()))}}};
+        cycleFault("the cycle", what);
+        outcome.failed = true;
+        outcome.pushed = false;
+        if (!counted)
+            ++_metrics.self().cycles; // a failed cycle is a cycle run, too
+    };
+    try
+    {
+        if (log().debug())
+            log().debug(_config.file + ": cycle starts");
+        const StopSignal& stop = _options.stop ? *_options.stop : _neverStop;
+        const CycleMeasurement m = _executor->run(stop);
+        measured = true;
+        outcome.up = m.up;
+        outcome.down = m.down;
+        outcome.permissionDenied = m.permissionDenied;
+        outcome.probeSeconds = m.probeSeconds;
+        SelfStats& self = _metrics.self();
+        ++self.cycles;
+        counted = true;
+        self.configReloadSuccess = _reloadSuccess.load();
+        self.lastDurationSeconds = m.probeSeconds;
+        // The state first, so that a slow sink never holds back what was measured; the sinks' counters go
+        // with the next save (runOnce and the end of runLoop save once more).
+        saveState();
         outcome.pushed =
-            push(GroupingKey::path(_config.promId), Body(TextSerializer::serialize(own)), deadline) &&
-            outcome.pushed;
+            deliver(m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, outcome.failed);
     }
-    if (_shipper)
+    catch (const std::exception& e)
     {
-        if (imported) // else the link is down: the spool waits for a cycle that gets through
-            _shipper->replay(std::min(deadline, pushStart + budget / 2 + budget / 4), _metrics.self());
-        outcome.pushed = outcome.pushed && imported;
+        fault(e.what());
     }
+    catch (...)
+    {
+        fault("unknown exception");
+    }
+    try
+    {
+        std::shared_ptr<const std::vector<DeviceStatus>> devices;
+        if (_options.deviceStatus && measured)
+            devices = deviceStatuses();
+        {
+            std::lock_guard<std::mutex> lock(_snapshotMutex);
+            _snapshot.self = _metrics.self();
+            _snapshot.lastCycle = outcome;
+            _snapshot.lastCycleEndUnix = unixNow();
+            if (devices)
+                _snapshot.devices = std::move(devices);
+        }
+        if (log().debug())
+            log().debug(_config.file + ": cycle " + std::to_string(_metrics.self().cycles) + ": " +
+                        std::to_string(outcome.up) + " up, " + std::to_string(outcome.down) +
+                        " down, probes " + std::to_string(outcome.probeSeconds) + " s, push " +
+                        (outcome.pushed ? "ok" : "failed"));
+    }
+    catch (const std::exception& e)
+    {
+        cycleFault("the status snapshot", e.what());
+        outcome.failed = true;
+    }
+    return outcome;
+}
+
+CycleOutcome ConfigRunner::runOnce()
+{
+    const CycleOutcome outcome = runCycle();
     saveState();
-    std::shared_ptr<const std::vector<DeviceStatus>> devices;
-    if (_options.deviceStatus)
-        devices = deviceStatuses();
-    {
-        std::lock_guard<std::mutex> lock(_snapshotMutex);
-        _snapshot.self = _metrics.self();
-        _snapshot.lastCycle = outcome;
-        _snapshot.lastCycleEndUnix = unixNow();
-        if (devices)
-            _snapshot.devices = std::move(devices);
-    }
-    if (log().debug())
-        log().debug(_config.file + ": cycle " + std::to_string(self.cycles) + ": " +
-                    std::to_string(outcome.up) + " up, " + std::to_string(outcome.down) + " down, probes " +
-                    std::to_string(outcome.probeSeconds) + " s, push " + (outcome.pushed ? "ok" : "failed"));
     return outcome;
 }
 
 std::shared_ptr<const std::vector<ConfigRunner::DeviceStatus>> ConfigRunner::deviceStatuses() const
 {
     // Rows in config order: a job's series together, its scrapers in the order the job names them.
+    const std::vector<ProbePlan>& plans = _executor->plans();
     std::vector<std::pair<std::size_t, std::size_t>> order; // (plan, target)
-    for (std::size_t p = 0; p < _plans.size(); ++p)
-        for (std::size_t t = 0; t < _plans[p]->targets.size(); ++t)
+    for (std::size_t p = 0; p < plans.size(); ++p)
+        for (std::size_t t = 0; t < plans[p].targets.size(); ++t)
             order.emplace_back(p, t);
-    std::stable_sort(order.begin(), order.end(),
-                     [this](const auto& a, const auto& b) {
-                         return _plans[a.first]->targets[a.second].jobIndex <
-                                _plans[b.first]->targets[b.second].jobIndex;
-                     });
+    std::stable_sort(
+        order.begin(), order.end(),
+        [&plans](const auto& a, const auto& b)
+        { return plans[a.first].targets[a.second].jobIndex < plans[b.first].targets[b.second].jobIndex; });
     auto out = std::make_shared<std::vector<DeviceStatus>>();
     out->reserve(order.size());
     for (const auto& [p, t] : order)
     {
-        const auto& plan = _plans[p];
-        const ProbeResult& r = plan->results[t];
-        const SeriesStats& stats = _metrics.stats(plan->series[t]);
-        const JobConfig& job = _config.jobs[plan->targets[t].jobIndex];
+        const ProbePlan& plan = plans[p];
+        const ProbeResult& r = plan.results[t];
+        const SeriesStats& stats = _metrics.stats(plan.series[t]);
+        const JobConfig& job = _config.jobs[plan.targets[t].jobIndex];
         DeviceStatus d;
         d.device = job.name;
         d.address = job.address;
-        d.scraper = plan->name;
-        d.target = plan->targets[t].labels;
+        d.scraper = plan.name;
+        d.target = plan.targets[t].labels;
         d.labels = _config.labels;
         for (const auto& label : job.labels)
         {
@@ -444,6 +303,31 @@ ConfigRunner::Snapshot ConfigRunner::snapshot() const
 }
 
 void ConfigRunner::runLoop(StopSignal& stop)
+{
+    while (!stop.requested())
+    {
+        try
+        {
+            runSchedule(stop);
+        }
+        catch (const std::exception& e)
+        {
+            cycleFault("the schedule", e.what());
+        }
+        catch (...)
+        {
+            cycleFault("the schedule", "unknown exception");
+        }
+        // Only after a fault outside the cycles: a fresh schedule, from the next interval.
+        if (!stop.requested())
+            stop.waitUntil(std::chrono::steady_clock::now() +
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(_config.intervalSeconds)));
+    }
+    saveState();
+}
+
+void ConfigRunner::runSchedule(StopSignal& stop)
 {
     using Clock = std::chrono::steady_clock;
     const auto interval =

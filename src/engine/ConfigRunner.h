@@ -1,16 +1,14 @@
 #pragma once
 
 #include "config/Config.h"
+#include "engine/CycleExecutor.h"
 #include "engine/ScraperRegistry.h"
 #include "engine/StopSignal.h"
 #include "metrics/MetricsBuilder.h"
-#include "sinks/PushClient.h"
-
-#include <Poco/ThreadPool.h>
+#include "sinks/Sink.h"
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,51 +18,56 @@ namespace fleetprobe
 {
 
 class StateStore;
-class ImportShipper;
 
 /// Settings a runner takes from the command line.
 struct RunnerOptions
 {
-    std::string instance; ///< the `instance` of the grouping key
-    std::chrono::milliseconds pushTimeout{
-        10000};                                ///< total limit of the pushes of one cycle, retries included
-    std::chrono::milliseconds stopGrace{5000}; ///< how long a push may go on after a stop request
-    std::chrono::milliseconds retryDelay{500}; ///< first delay between push attempts; doubles each retry
-    std::chrono::milliseconds retryDelayMax{4000};
+    std::string instance;                         ///< the `instance` of the grouping key
+    std::chrono::milliseconds pushTimeout{10000}; ///< the time the sinks of one cycle share, retries included
     StateStore* state = nullptr; ///< where the cumulative statistics are kept; null: not kept
-    StopSignal* stop = nullptr;  ///< stop requests (bounds pushes by stopGrace); null: none
-    bool deviceStatus = false;   ///< keep every series' status in snapshot() (the status page)
-    std::string spoolRoot;       ///< where import spools live (`<state-dir>/spool`); empty: no spool
-    std::uint64_t spoolMaxBytes = 256ull << 20; ///< cap of one config's spool
-    bool spoolFsync = true;                     ///< fsync every spooled cycle
+    StopSignal* stop =
+        nullptr; ///< stop requests (scrapers end their waits, sinks their transfers); null: none
+    bool deviceStatus = false; ///< keep every series' status in snapshot() (the status page)
 };
 
 /// What one cycle did.
 struct CycleOutcome
 {
-    bool pushed = true;            ///< every push of the cycle succeeded
+    bool pushed = true;            ///< every sink delivered the cycle
     bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)
+    bool failed = false;           ///< the prober itself failed in this cycle (exporter_cycle_errors_total)
     double probeSeconds = 0;
     std::size_t up = 0, down = 0;
 };
 
-/// Runs one device-class config: its scrapers on its own Poco thread pool (`conf.threads`), its cumulative
-/// metrics, its push sink, its schedule. Owns all of them. runCycle/runLoop are called by one thread at a
-/// time.
+/// Runs one device-class config: its CycleExecutor (scrapers on the config's thread pool), its cumulative
+/// metrics, its sinks, its state and its schedule. Owns all of them. A cycle is: probe, record, save the
+/// state, hand the finished cycle to each sink in order. A fault of the prober in a cycle (an exception) is
+/// logged and counted, never propagated. runCycle/runOnce/runLoop are called by one thread at a time;
+/// snapshot() and setReloadSuccess() from any thread.
 class ConfigRunner
 {
 public:
-    /// Creates the config's scrapers from the registry and declares every series.
-    /// `sink` (the Pushgateway or stdout) may be null when `importer` (VictoriaMetrics) is set.
-    ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry, std::unique_ptr<MetricsSink> sink,
-                 RunnerOptions options, std::unique_ptr<ImportSink> importer = nullptr);
+    /// Creates the config's scrapers from the registry, declares every series, loads the state and prepares
+    /// the sinks (in the order they get each cycle; may be empty).
+    ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
+                 std::vector<std::unique_ptr<Sink>> sinks, RunnerOptions options);
     ~ConfigRunner();
 
-    /// Probes every target of the config at once, records the results and pushes. `pushTimeout` bounds the
-    /// pushes (0: the options' push timeout).
-    CycleOutcome runCycle(std::chrono::milliseconds pushTimeout = std::chrono::milliseconds(0));
+    /// The plans of a config: one scraper per name its jobs use, each with its targets, their series declared
+    /// in `metrics`. Throws for an unknown scraper name.
+    static std::vector<ProbePlan> plansFor(const DeviceClassConfig& config, const ScraperRegistry& registry,
+                                           MetricsBuilder& metrics);
 
-    /// Runs cycles on a drift-free schedule until `stop` is requested; returns after the cycle in flight.
+    /// Probes every target of the config at once, records the results, saves the state and hands the cycle
+    /// to the sinks. `budget` is the time the sinks share (0: the options' push timeout). Never throws.
+    CycleOutcome runCycle(std::chrono::milliseconds budget = std::chrono::milliseconds(0));
+
+    /// One cycle, then the state saved again with what the sinks counted (`--once`). Never throws.
+    CycleOutcome runOnce();
+
+    /// Runs cycles on a drift-free schedule until `stop` is requested; returns after the cycle in flight,
+    /// whose sinks' counters are then saved. Never throws.
     void runLoop(StopSignal& stop);
 
     /// The config this runner runs.
@@ -109,23 +112,23 @@ public:
     void setReloadSuccess(bool ok) { _reloadSuccess = ok ? 1 : 0; }
 
 private:
-    struct Plan;
+    class Families;
 
+    void runSchedule(StopSignal& stop);
+    bool deliver(double timeUnix, std::chrono::milliseconds budget, bool& faulted);
+    void cycleFault(const char* where, const char* what);
     std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
-    std::string importBody(double nowUnix, std::uint64_t& samples) const;
-    bool push(const std::string& path, const Body& body, std::chrono::steady_clock::time_point deadline);
-    std::chrono::steady_clock::time_point stopDeadline() const;
     void saveState();
 
     DeviceClassConfig _config;
-    MetricsBuilder _metrics;
-    std::unique_ptr<MetricsSink> _sink;
-    std::unique_ptr<ImportShipper> _shipper;
     RunnerOptions _options;
+    MetricsBuilder _metrics;
+    std::unique_ptr<CycleExecutor> _executor;
+    std::vector<std::unique_ptr<Sink>> _sinks;
+    std::unique_ptr<Families> _families;
+    CycleGroup _group;
     std::string _groupPath;
-    std::vector<std::unique_ptr<Plan>> _plans;
-    StopSignal _neverStop; ///< handed to the scrapers when RunnerOptions::stop is null
-    Poco::ThreadPool _pool;
+    StopSignal _neverStop; ///< handed to the scrapers and sinks when RunnerOptions::stop is null
     std::atomic<int> _reloadSuccess{-1};
     mutable std::mutex _snapshotMutex;
     Snapshot _snapshot;

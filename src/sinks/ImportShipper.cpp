@@ -7,9 +7,9 @@
 namespace fleetprobe
 {
 
-ImportShipper::ImportShipper(std::unique_ptr<ImportSink> sink, std::unique_ptr<Spool> spool,
+ImportShipper::ImportShipper(std::unique_ptr<ImportTransport> transport, std::unique_ptr<Spool> spool,
                              Labels extraLabels, std::string origin)
-    : _sink(std::move(sink)), _spool(std::move(spool)), _extraLabels(std::move(extraLabels)),
+    : _transport(std::move(transport)), _spool(std::move(spool)), _extraLabels(std::move(extraLabels)),
       _origin(std::move(origin))
 {
     if (_spool)
@@ -44,14 +44,15 @@ std::chrono::milliseconds left(std::chrono::steady_clock::time_point deadline)
 } // namespace
 
 bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, std::string gzipText,
-                            std::chrono::steady_clock::time_point liveDeadline, SelfStats& self)
+                            std::chrono::steady_clock::time_point liveDeadline, SelfStats& self,
+                            const AbortCheck& abort)
 {
     self.importEnabled = true;
     PushOutcome outcome;
     const auto budget = left(liveDeadline);
     if (budget.count() > 0)
     {
-        outcome = _sink->import(gzipText, _extraLabels, budget);
+        outcome = _transport->import(gzipText, _extraLabels, budget, abort);
         count(outcome, self);
     }
     else
@@ -93,13 +94,14 @@ bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, std::st
     return delivered;
 }
 
-void ImportShipper::replay(std::chrono::steady_clock::time_point deadline, SelfStats& self)
+void ImportShipper::replay(std::chrono::steady_clock::time_point deadline, SelfStats& self,
+                           const AbortCheck& abort)
 {
     if (!_spool)
         return;
     try
     {
-        replayBatches(deadline, self);
+        replayBatches(deadline, self, abort);
     }
     catch (const std::exception& e)
     {
@@ -110,7 +112,8 @@ void ImportShipper::replay(std::chrono::steady_clock::time_point deadline, SelfS
     updateStats(self);
 }
 
-void ImportShipper::replayBatches(std::chrono::steady_clock::time_point deadline, SelfStats& self)
+void ImportShipper::replayBatches(std::chrono::steady_clock::time_point deadline, SelfStats& self,
+                                  const AbortCheck& abort)
 {
     std::size_t sentRecords = 0;
     while (!_spool->empty())
@@ -130,7 +133,7 @@ void ImportShipper::replayBatches(std::chrono::steady_clock::time_point deadline
             samples += r.samples;
             std::string().swap(r.payload);
         }
-        const PushOutcome outcome = _sink->import(body, _extraLabels, budget);
+        const PushOutcome outcome = _transport->import(body, _extraLabels, budget, abort);
         count(outcome, self);
         if (outcome.ok())
             self.spoolReplayedSamples += samples;

@@ -14,11 +14,11 @@ namespace fleetprobe
 
 class Spool;
 
-/// Delivers every cycle's timestamped samples to an ImportSink (VictoriaMetrics). A cycle that cannot be
+/// Delivers every cycle's timestamped samples to an ImportTransport (VictoriaMetrics). A cycle that cannot be
 /// delivered waits in a Spool; once the sink takes data again the spool is replayed oldest first, in batches,
 /// after the live cycle and within a bounded share of the cycle's time, and each batch is acknowledged
-/// (deleted) only after the server accepted it. Owns the sink and the spool. Used by one config loop; not
-/// thread-safe.
+/// (deleted) only after the server accepted it. Owns the transport and the spool. Used by one config loop;
+/// not thread-safe.
 class ImportShipper
 {
 public:
@@ -30,35 +30,35 @@ public:
     /// `spool` may be null (no state directory): an undelivered cycle is then lost and counted as dropped.
     /// `extraLabels` (job, instance) are added by the server to every sample; `origin` names the config in
     /// logs.
-    ImportShipper(std::unique_ptr<ImportSink> sink, std::unique_ptr<Spool> spool, Labels extraLabels,
-                  std::string origin);
+    ImportShipper(std::unique_ptr<ImportTransport> transport, std::unique_ptr<Spool> spool,
+                  Labels extraLabels, std::string origin);
     ~ImportShipper();
 
     ImportShipper(const ImportShipper&) = delete;
     ImportShipper& operator=(const ImportShipper&) = delete;
 
     /// Sends one cycle (`gzipText`: gzip'd text whose samples carry `timestampUnix`; `samples` of them)
-    /// within `liveDeadline` and spools it when that fails. Updates the import and spool fields of `self`.
-    /// Returns true when the cycle was delivered.
+    /// within `liveDeadline` (a transfer ends early when `abort` says so) and spools it when that fails.
+    /// Updates the import and spool fields of `self`. Returns true when the cycle was delivered.
     bool deliver(double timestampUnix, std::uint64_t samples, std::string gzipText,
-                 std::chrono::steady_clock::time_point liveDeadline, SelfStats& self);
+                 std::chrono::steady_clock::time_point liveDeadline, SelfStats& self,
+                 const AbortCheck& abort = {});
 
     /// After a delivered cycle (call it only then): sends spooled cycles, oldest first, in batches until the
     /// spool is empty, a batch fails or `deadline` passes; each accepted batch is deleted from the spool.
-    /// Updates `self`.
-    void replay(std::chrono::steady_clock::time_point deadline, SelfStats& self);
+    /// Updates `self`. A transfer ends early when `abort` says so.
+    void replay(std::chrono::steady_clock::time_point deadline, SelfStats& self,
+                const AbortCheck& abort = {});
 
     /// Copies the spool's size and oldest time into `self` (for the first cycle's metrics).
     void updateStats(SelfStats& self) const;
 
-    /// The sink, e.g. to set an abort check.
-    ImportSink& sink() { return *_sink; }
-
 private:
-    void replayBatches(std::chrono::steady_clock::time_point deadline, SelfStats& self);
+    void replayBatches(std::chrono::steady_clock::time_point deadline, SelfStats& self,
+                       const AbortCheck& abort);
     void count(const PushOutcome& outcome, SelfStats& self) const;
 
-    std::unique_ptr<ImportSink> _sink;
+    std::unique_ptr<ImportTransport> _transport;
     std::unique_ptr<Spool> _spool;
     Labels _extraLabels;
     std::string _origin;

@@ -15,43 +15,88 @@ namespace fleetprobe
 namespace
 {
 
-std::size_t collectAnswer(char* data, std::size_t size, std::size_t count, void* user)
+// The curl callbacks below run inside libcurl's C frames: no exception may leave them. Each catches
+// everything and tells curl to abort the transfer instead; the transfer then fails as a transport error.
+
+std::size_t collectAnswer(char* data, std::size_t size, std::size_t count, void* user) noexcept
 {
-    auto* answer = static_cast<std::string*>(user);
     const std::size_t n = size * count;
-    if (answer->size() < 2048)
-        answer->append(data, std::min(n, 2048 - answer->size()));
-    return n;
+    try
+    {
+        auto* answer = static_cast<std::string*>(user);
+        if (answer->size() < 2048)
+            answer->append(data, std::min(n, 2048 - answer->size()));
+        return n;
+    }
+    catch (...)
+    {
+        return n == 0 ? 1 : 0; // a count other than n aborts the transfer (CURLE_WRITE_ERROR)
+    }
 }
 
-int checkAbort(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t)
+int checkAbort(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept
 {
-    const auto* abort = static_cast<const std::function<bool()>*>(user);
-    return (*abort && (*abort)()) ? 1 : 0;
+    try
+    {
+        const auto* abort = static_cast<const AbortCheck*>(user);
+        return (*abort && (*abort)()) ? 1 : 0;
+    }
+    catch (...)
+    {
+        return 1;
+    }
 }
 
-/// Feeds one pass of a Body to curl, piece by piece.
+/// Feeds one pass of a Body to curl, piece by piece. A producer that throws aborts the transfer; what it
+/// threw is kept in `error`.
 struct BodyReader
 {
     Body::Producer next;
     std::string piece;
     std::size_t offset = 0;
     bool done = false;
+    std::string error; ///< why the body could not be produced; empty while it could
 
-    static std::size_t read(char* dst, std::size_t size, std::size_t count, void* user)
+    static std::size_t read(char* dst, std::size_t size, std::size_t count, void* user) noexcept
     {
         auto* self = static_cast<BodyReader*>(user);
-        const std::size_t room = size * count;
-        while (self->offset == self->piece.size() && !self->done)
+        try
         {
-            self->piece.clear();
-            self->offset = 0;
-            self->done = !self->next(self->piece);
+            const std::size_t room = size * count;
+            while (self->offset == self->piece.size() && !self->done)
+            {
+                self->piece.clear();
+                self->offset = 0;
+                self->done = !self->next(self->piece);
+            }
+            const std::size_t n = std::min(room, self->piece.size() - self->offset);
+            std::memcpy(dst, self->piece.data() + self->offset, n);
+            self->offset += n;
+            return n; // 0 ends the upload
         }
-        const std::size_t n = std::min(room, self->piece.size() - self->offset);
-        std::memcpy(dst, self->piece.data() + self->offset, n);
-        self->offset += n;
-        return n; // 0 ends the upload
+        catch (const std::exception& e)
+        {
+            self->fail(e.what());
+        }
+        catch (...)
+        {
+            self->fail("unknown exception");
+        }
+        return CURL_READFUNC_ABORT;
+    }
+
+private:
+    void fail(const char* what) noexcept
+    {
+        try
+        {
+            error = what;
+        }
+        catch (...)
+        {
+        }
+        if (error.empty())
+            error.assign("?"); // small string: no allocation
     }
 };
 
@@ -100,7 +145,7 @@ struct Transfer
 {
     long totalMs;
     std::chrono::milliseconds connectTimeout;
-    const std::function<bool()>* abort;
+    const AbortCheck* abort;
     const std::string& username; ///< basic auth when not empty
     const std::string& password;
 };
@@ -239,7 +284,7 @@ PushgatewayClient::PushgatewayClient(PushTarget target, std::chrono::millisecond
 PushgatewayClient::~PushgatewayClient() = default;
 
 PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& body,
-                                   std::chrono::milliseconds timeout)
+                                   std::chrono::milliseconds timeout, const AbortCheck& abort)
 {
     CURL* c = _curl->get();
     curl_easy_reset(c);
@@ -256,13 +301,37 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
     // known.
     const Body sent = _target.gzip ? body.gzipped() : body;
     BodyReader reader;
-    reader.next = sent.open();
+    PushOutcome outcome;
+    try
+    {
+        reader.next = sent.open();
+    }
+    catch (const std::exception& e)
+    {
+        outcome.local = true;
+        outcome.message = std::string("the body could not be produced: ") + e.what();
+        return outcome;
+    }
+    catch (...)
+    {
+        outcome.local = true;
+        outcome.message = "the body could not be produced: unknown exception";
+        return outcome;
+    }
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, BodyReader::read);
     curl_easy_setopt(c, CURLOPT_READDATA, &reader);
     if (sent.knownSize())
         curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*sent.knownSize()));
-    return perform(c, headers, {total, _connectTimeout, &_abort, _target.username, _target.password});
+    outcome = perform(c, headers, {total, _connectTimeout, &abort, _target.username, _target.password});
+    if (!reader.error.empty())
+    {
+        outcome.result = PushOutcome::Result::Transport;
+        outcome.httpStatus = 0;
+        outcome.local = true;
+        outcome.message = "the body could not be produced: " + reader.error;
+    }
+    return outcome;
 }
 
 VictoriaMetricsClient::VictoriaMetricsClient(ImportTarget target, std::chrono::milliseconds connectTimeout)
@@ -286,7 +355,7 @@ std::string VictoriaMetricsClient::urlFor(const Labels& extraLabels) const
 }
 
 PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Labels& extraLabels,
-                                          std::chrono::milliseconds timeout)
+                                          std::chrono::milliseconds timeout, const AbortCheck& abort)
 {
     CURL* c = _curl->get();
     curl_easy_reset(c);
@@ -306,25 +375,7 @@ PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Lab
     curl_easy_setopt(c, CURLOPT_POST, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, gzipText.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(gzipText.size()));
-    return perform(c, headers, {total, _connectTimeout, &_abort, _target.username, _target.password});
-}
-
-PushOutcome StreamSink::put(const std::string& groupPath, const Body& body, std::chrono::milliseconds)
-{
-    static std::mutex streamMutex;
-    std::lock_guard<std::mutex> lock(streamMutex);
-    _out << "# fleetprobe group: " << groupPath << "\n";
-    Body::Producer next = body.open();
-    std::string piece;
-    while ((piece.clear(), next(piece)))
-        _out << piece;
-    _out.flush();
-    PushOutcome outcome;
-    if (_out)
-        outcome.result = PushOutcome::Result::Ok;
-    else
-        outcome.message = "cannot write to the output stream";
-    return outcome;
+    return perform(c, headers, {total, _connectTimeout, &abort, _target.username, _target.password});
 }
 
 } // namespace fleetprobe

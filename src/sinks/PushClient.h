@@ -6,9 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <ostream>
 #include <string>
 #include <vector>
 
@@ -53,6 +51,10 @@ private:
     std::optional<std::size_t> _size;
 };
 
+/// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport error).
+/// Empty: never.
+using AbortCheck = std::function<bool()>;
+
 /// How one push ended.
 struct PushOutcome
 {
@@ -66,29 +68,29 @@ struct PushOutcome
     Result result = Result::Transport;
     long httpStatus = 0; ///< 0 when no HTTP answer came
     std::string message; ///< curl's error text or the start of the server's answer
+    bool local = false;  ///< failed on this side (the body could not be produced): sending again cannot help
 
     bool ok() const { return result == Result::Ok; }
     /// `ok`, `http_4xx`, `http_5xx` or `transport`.
     const char* resultName() const;
 };
 
-/// Where a cycle's exposition text goes. One instance per config loop; not thread-safe.
-class MetricsSink
+/// Carries one group's exposition text to where it is kept (a Pushgateway). One instance per config; not
+/// thread-safe.
+class PushTransport
 {
 public:
-    virtual ~MetricsSink() = default;
+    virtual ~PushTransport() = default;
 
-    /// Replaces the group at `groupPath` (`/metrics/job/...`) with `body`. Returns within `timeout`.
-    virtual PushOutcome put(const std::string& groupPath, const Body& body,
-                            std::chrono::milliseconds timeout) = 0;
-
-    /// False for sinks that only show the main group (stdout): compat groups are then skipped.
-    virtual bool wantsCompatGroups() const { return true; }
+    /// Replaces the group at `groupPath` (`/metrics/job/...`) with `body`. Returns within `timeout`, or soon
+    /// after `abort` says so. A body whose producer throws is a failed push (`local`), not an exception.
+    virtual PushOutcome put(const std::string& groupPath, const Body& body, std::chrono::milliseconds timeout,
+                            const AbortCheck& abort) = 0;
 };
 
-/// Pushes to a Prometheus Pushgateway with HTTP PUT: the only part of fleetprobe that knows HTTP.
-/// Connect and total timeouts are always set. One instance per thread.
-class PushgatewayClient : public MetricsSink
+/// Pushes to a Prometheus Pushgateway with HTTP PUT. Connect and total timeouts are always set; no exception
+/// leaves a curl callback (a failing body producer aborts the transfer). One instance per thread.
+class PushgatewayClient : public PushTransport
 {
 public:
     /// Call curl_global_init once in the process before constructing any client.
@@ -96,15 +98,10 @@ public:
                                std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
     ~PushgatewayClient() override;
 
-    PushOutcome put(const std::string& groupPath, const Body& body,
-                    std::chrono::milliseconds timeout) override;
-
-    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
-    /// error).
-    void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
+    PushOutcome put(const std::string& groupPath, const Body& body, std::chrono::milliseconds timeout,
+                    const AbortCheck& abort) override;
 
 private:
-    std::function<bool()> _abort;
     PushTarget _target;
     std::chrono::milliseconds _connectTimeout;
     std::unique_ptr<CurlEasy> _curl; ///< reused across transfers, so the connection is kept alive
@@ -113,23 +110,23 @@ private:
 /// Percent-encodes every byte but RFC 3986's unreserved characters (a query parameter's name or value). Pure.
 std::string percentEncode(const std::string& text);
 
-/// Where a cycle's timestamped samples go: an import API that keeps history (VictoriaMetrics). One instance
-/// per config loop; not thread-safe.
-class ImportSink
+/// Carries a cycle's timestamped samples to an import API that keeps history (VictoriaMetrics). One instance
+/// per config; not thread-safe.
+class ImportTransport
 {
 public:
-    virtual ~ImportSink() = default;
+    virtual ~ImportTransport() = default;
 
     /// Sends `gzipText` (gzip'd exposition text, every sample with its timestamp); the server adds
-    /// `extraLabels` to every sample. Returns within `timeout`.
+    /// `extraLabels` to every sample. Returns within `timeout`, or soon after `abort` says so.
     virtual PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
-                               std::chrono::milliseconds timeout) = 0;
+                               std::chrono::milliseconds timeout, const AbortCheck& abort) = 0;
 };
 
 /// POSTs to VictoriaMetrics' `<base>/api/v1/import/prometheus?extra_label=...` with `Content-Encoding: gzip`
 /// (single-node, vmagent and a cluster's vminsert prefix alike). Basic auth or a bearer token. Connect and
 /// total timeouts are always set. One instance per thread.
-class VictoriaMetricsClient : public ImportSink
+class VictoriaMetricsClient : public ImportTransport
 {
 public:
     /// Call curl_global_init once in the process before constructing any client.
@@ -138,36 +135,15 @@ public:
     ~VictoriaMetricsClient() override;
 
     PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
-                       std::chrono::milliseconds timeout) override;
-
-    /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport
-    /// error).
-    void setAbortCheck(std::function<bool()> check) { _abort = std::move(check); }
+                       std::chrono::milliseconds timeout, const AbortCheck& abort) override;
 
     /// The request URL for `extraLabels` (each `extra_label=name=value`, percent-encoded).
     std::string urlFor(const Labels& extraLabels) const;
 
 private:
-    std::function<bool()> _abort;
     ImportTarget _target;
     std::chrono::milliseconds _connectTimeout;
     std::unique_ptr<CurlEasy> _curl; ///< reused across transfers, so the connection is kept alive
-};
-
-/// Writes each group to a stream (stdout) preceded by `# fleetprobe group: <path>`. Writes of all instances
-/// that share the stream are serialized by a process-wide mutex.
-class StreamSink : public MetricsSink
-{
-public:
-    /// The stream must outlive the sink.
-    explicit StreamSink(std::ostream& out) : _out(out) {}
-
-    PushOutcome put(const std::string& groupPath, const Body& body,
-                    std::chrono::milliseconds timeout) override;
-    bool wantsCompatGroups() const override { return false; }
-
-private:
-    std::ostream& _out;
 };
 
 } // namespace fleetprobe

@@ -11,7 +11,9 @@
 #include "engine/ConfigRunner.h"
 #include "http/HttpEndpoint.h"
 #include "scrapers/BuiltinScrapers.h"
+#include "sinks/GroupPusher.h"
 #include "sinks/PushClient.h"
+#include "sinks/PushgatewaySink.h"
 
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -159,8 +161,10 @@ BOOST_FIXTURE_TEST_CASE(testScraperConfigPushAndProbe, FleetprobeFixture,
         target.url = pushgateway->url();
         RunnerOptions options;
         options.instance = instance;
-        ConfigRunner runner(std::move(*config), extended.registry,
-                            std::make_unique<PushgatewayClient>(target), options);
+        std::vector<std::unique_ptr<Sink>> sinks;
+        sinks.push_back(std::make_unique<PushgatewaySink>(
+            std::make_shared<GroupPusher>(std::make_unique<PushgatewayClient>(target))));
+        ConfigRunner runner(std::move(*config), extended.registry, std::move(sinks), options);
         BOOST_TEST(runner.runCycle().pushed);
     }
     curl_global_cleanup();

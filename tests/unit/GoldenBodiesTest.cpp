@@ -29,7 +29,12 @@
 #include "engine/ConfigRunner.h"
 #include "http/ProbeService.h"
 #include "scrapers/BuiltinScrapers.h"
+#include "sinks/GroupPusher.h"
+#include "sinks/PingExporterSink.h"
 #include "sinks/PushClient.h"
+#include "sinks/PushgatewaySink.h"
+#include "sinks/StreamSink.h"
+#include "sinks/VictoriaMetricsSink.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -230,7 +235,7 @@ PushOutcome answer(const std::vector<PushOutcome::Result>& script, std::size_t& 
 }
 
 /// A Pushgateway that writes every put it gets (path, answer, body) into the transcript.
-class RecordingSink : public MetricsSink
+class RecordingSink : public PushTransport
 {
 public:
     RecordingSink(std::string& transcript, std::vector<PushOutcome::Result> answers)
@@ -238,7 +243,8 @@ public:
     {
     }
 
-    PushOutcome put(const std::string& groupPath, const Body& body, std::chrono::milliseconds) override
+    PushOutcome put(const std::string& groupPath, const Body& body, std::chrono::milliseconds,
+                    const AbortCheck&) override
     {
         const PushOutcome o = answer(_answers, _calls);
         _transcript += "#> put " + groupPath + " -> " + resultName(o.result) + "\n" + body.joined();
@@ -282,7 +288,7 @@ std::string gunzip(const std::string& data)
 
 /// A VictoriaMetrics that writes every import it gets (extra labels, answer, gunzipped body) into the
 /// transcript.
-class RecordingImport : public ImportSink
+class RecordingImport : public ImportTransport
 {
 public:
     RecordingImport(std::string& transcript, std::vector<PushOutcome::Result> answers)
@@ -290,8 +296,8 @@ public:
     {
     }
 
-    PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
-                       std::chrono::milliseconds) override
+    PushOutcome import(const std::string& gzipText, const Labels& extraLabels, std::chrono::milliseconds,
+                       const AbortCheck&) override
     {
         const PushOutcome o = answer(_answers, _calls);
         _transcript += "#> import";
@@ -337,21 +343,29 @@ std::string runConfig(const std::string& json, const Script& script, Sinks sinks
     const ScraperRegistry registry = scriptedRegistry(book);
     std::string transcript;
     std::ostringstream stdoutText;
-    std::unique_ptr<MetricsSink> sink;
-    std::unique_ptr<ImportSink> importer;
-    if (sinks == Sinks::Pushgateway || sinks == Sinks::PushgatewayAndImport)
-        sink = std::make_unique<RecordingSink>(transcript, links.puts);
-    if (sinks == Sinks::Stdout)
-        sink = std::make_unique<StreamSink>(stdoutText);
+    DeviceClassConfig config = loadConfig(json, registry);
+    std::vector<std::unique_ptr<Sink>> sinkList;
     if (sinks == Sinks::PushgatewayAndImport || sinks == Sinks::ImportOnly)
-        importer = std::make_unique<RecordingImport>(transcript, links.imports);
+        sinkList.push_back(std::make_unique<VictoriaMetricsSink>(
+            std::make_unique<RecordingImport>(transcript, links.imports), config.promId, "gw-01", config.file,
+            VictoriaMetricsSink::Options{}));
+    if (sinks == Sinks::Pushgateway || sinks == Sinks::PushgatewayAndImport)
+    {
+        RetryPolicy policy;
+        policy.retryDelay = std::chrono::milliseconds(1);
+        policy.retryDelayMax = std::chrono::milliseconds(1);
+        auto pusher =
+            std::make_shared<GroupPusher>(std::make_unique<RecordingSink>(transcript, links.puts), policy);
+        sinkList.push_back(std::make_unique<PushgatewaySink>(pusher));
+        if (config.compatPingExporter)
+            sinkList.push_back(std::make_unique<PingExporterSink>(pusher));
+    }
+    if (sinks == Sinks::Stdout)
+        sinkList.push_back(std::make_unique<StreamSink>(stdoutText));
     RunnerOptions options;
     options.instance = "gw-01";
-    options.retryDelay = std::chrono::milliseconds(1);
-    options.retryDelayMax = std::chrono::milliseconds(1);
     {
-        ConfigRunner runner(loadConfig(json, registry), registry, std::move(sink), options,
-                            std::move(importer));
+        ConfigRunner runner(std::move(config), registry, std::move(sinkList), options);
         for (int cycle = 1; cycle <= cycles; ++cycle)
         {
             // Apart by more than a millisecond, so that each cycle has its own import timestamp.

@@ -1,0 +1,124 @@
+#include "engine/CycleExecutor.h"
+
+#include "metrics/MetricsBuilder.h"
+#include "util/Clock.h"
+#include "util/Log.h"
+
+#include <Poco/Runnable.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace fleetprobe
+{
+
+/// Probes one plan on a pool thread. A scraper must not throw; when it does, no exception leaves the task.
+struct CycleExecutor::Task : public Poco::Runnable
+{
+    ProbePlan* plan = nullptr;
+    const StopSignal* stop = nullptr;
+    bool faulted = false;
+
+    void run() override
+    {
+        faulted = false;
+        try
+        {
+            plan->results = plan->scraper->probe(plan->targets, *stop);
+        }
+        catch (const std::exception& e)
+        {
+            fail(e.what());
+        }
+        catch (...)
+        {
+            fail("unknown exception");
+        }
+        if (plan->results.size() != plan->targets.size())
+            plan->results.assign(plan->targets.size(),
+                                 ProbeResult::failure(FailureReason::Error, "scraper failed"));
+    }
+
+    void fail(const char* what) noexcept
+    {
+        faulted = true;
+        try
+        {
+            plan->results.clear();
+            log().error("scraper %s failed: %s", plan->name, std::string(what));
+        }
+        catch (...)
+        {
+        }
+    }
+};
+
+CycleExecutor::CycleExecutor(const DeviceClassConfig& config, std::vector<ProbePlan> plans,
+                             MetricsBuilder& metrics)
+    : _config(config), _metrics(metrics), _plans(std::move(plans)), _pool(1, std::max(1, config.threads))
+{
+    for (auto& plan : _plans)
+    {
+        auto task = std::make_unique<Task>();
+        task->plan = &plan;
+        _tasks.push_back(std::move(task));
+    }
+}
+
+CycleExecutor::~CycleExecutor()
+{
+    _pool.joinAll();
+}
+
+CycleMeasurement CycleExecutor::run(const StopSignal& stop)
+{
+    CycleMeasurement measured;
+    const auto start = std::chrono::steady_clock::now();
+    // Every scraper probes its whole batch at once; the last one runs on this thread.
+    for (std::size_t i = 0; i < _tasks.size(); ++i)
+    {
+        _tasks[i]->stop = &stop;
+        bool started = false;
+        if (i + 1 < _tasks.size())
+        {
+            try
+            {
+                _pool.start(*_tasks[i]);
+                started = true;
+            }
+            catch (...) // no thread free (Poco::NoThreadAvailableException) or none can be made: run it here
+            {
+            }
+        }
+        if (!started)
+            _tasks[i]->run();
+    }
+    _pool.joinAll();
+    for (const auto& task : _tasks)
+        if (task->faulted)
+            ++measured.scraperFaults;
+
+    if (log().debug())
+        log().debug(_config.file + ": probes done");
+    measured.timeUnix = unixNow();
+    for (const auto& plan : _plans)
+        for (std::size_t t = 0; t < plan.targets.size(); ++t)
+        {
+            const ProbeResult& r = plan.results[t];
+            _metrics.record(plan.series[t], r, measured.timeUnix);
+            if (!r.up && log().debug())
+                log().debug(_config.file + ": " + plan.name + " " +
+                            _config.jobs[plan.targets[t].jobIndex].name + ": " + failureReasonName(r.reason) +
+                            (r.detail.empty() ? "" : " (" + r.detail + ")"));
+            if (r.up)
+                ++measured.up;
+            else
+                ++measured.down;
+            if (r.reason == FailureReason::Permission)
+                measured.permissionDenied = true;
+        }
+    measured.probeSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return measured;
+}
+
+} // namespace fleetprobe

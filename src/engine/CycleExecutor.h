@@ -1,0 +1,75 @@
+#pragma once
+
+#include "config/Config.h"
+#include "engine/Scraper.h"
+#include "engine/StopSignal.h"
+
+#include <Poco/ThreadPool.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fleetprobe
+{
+
+class MetricsBuilder;
+
+/// One scraper of a config with every target it probes in a cycle and the series each result goes into.
+/// Made from a config by ConfigRunner::plansFor (or by hand in tests); owned by a CycleExecutor.
+struct ProbePlan
+{
+    std::string name; ///< the scraper's registered name (the `scraper` label)
+    std::unique_ptr<Scraper> scraper;
+    std::vector<ProbeTarget> targets;
+    std::vector<std::size_t> series;  ///< the MetricsBuilder series of each target, same order
+    std::vector<ProbeResult> results; ///< of the last cycle, one per target (filled by CycleExecutor::run)
+};
+
+/// What one cycle measured. Plain data.
+struct CycleMeasurement
+{
+    double timeUnix = 0;     ///< wall time at the end of the probes: the time every result was recorded at
+    double probeSeconds = 0; ///< the probes and the recording of their results
+    std::size_t up = 0, down = 0;
+    bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)
+    std::size_t scraperFaults = 0; ///< scrapers that threw (each of their targets counts as reason error)
+};
+
+/// Runs the cycles of one config: every plan's scraper probes all its targets at once, the scrapers in
+/// parallel on the executor's own Poco thread pool (`conf.threads`, the last scraper on the calling thread),
+/// then every result is recorded into the MetricsBuilder. Knows nothing of sinks, state or schedules, so a
+/// one-job config made in code runs the same way (`/probe`). Owns the plans and the pool; the config and the
+/// metrics must outlive it. run() is called by one thread at a time.
+class CycleExecutor
+{
+public:
+    /// `metrics` holds the series of `plans`; `config` gives the thread count and names jobs in debug logs.
+    CycleExecutor(const DeviceClassConfig& config, std::vector<ProbePlan> plans, MetricsBuilder& metrics);
+
+    /// Waits for the pool's threads.
+    ~CycleExecutor();
+
+    CycleExecutor(const CycleExecutor&) = delete;
+    CycleExecutor& operator=(const CycleExecutor&) = delete;
+
+    /// Probes every target (a scraper that throws is logged and its targets fail with reason error), then
+    /// records every result at one wall time. Scrapers see `stop`. Throws when a result cannot be recorded (a
+    /// programming error of a scraper, such as an unknown measurement): what was recorded before stays.
+    CycleMeasurement run(const StopSignal& stop);
+
+    /// The plans, with the results of the last run.
+    const std::vector<ProbePlan>& plans() const { return _plans; }
+
+private:
+    struct Task;
+
+    const DeviceClassConfig& _config;
+    MetricsBuilder& _metrics;
+    std::vector<ProbePlan> _plans;
+    std::vector<std::unique_ptr<Task>> _tasks;
+    Poco::ThreadPool _pool;
+};
+
+} // namespace fleetprobe
