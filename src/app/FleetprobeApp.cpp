@@ -630,7 +630,7 @@ int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const s
     {
         if (!o.pushed)
             code = std::max(code, static_cast<int>(ExitPushFailed));
-        if (o.permissionDenied)
+        if (o.permissionDenied || o.failed)
             code = std::max(code, static_cast<int>(ExitSystem));
     }
     return code;

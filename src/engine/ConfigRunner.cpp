@@ -174,13 +174,21 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
     CycleOutcome outcome;
     bool measured = false;
     bool counted = false;
+    bool errorCounted = false;
+    const auto countError = [&]
+    {
+        outcome.failed = true;
+        if (!errorCounted)
+            ++_metrics.self().cycleErrors;
+        errorCounted = true;
+    };
     const auto fault = [&](const char* what)
     {
         cycleFault("the cycle", what);
-        outcome.failed = true;
         outcome.pushed = false;
         if (!counted)
             ++_metrics.self().cycles; // a failed cycle is a cycle run, too
+        countError();
     };
     try
     {
@@ -198,11 +206,15 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
         counted = true;
         self.configReloadSuccess = _reloadSuccess.load();
         self.lastDurationSeconds = m.probeSeconds;
+        if (m.scraperFaults > 0)
+            countError();
         // The state first, so that a slow sink never holds back what was measured; the sinks' counters go
         // with the next save (runOnce and the end of runLoop save once more).
         saveState();
-        outcome.pushed =
-            deliver(m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, outcome.failed);
+        bool sinkFault = false;
+        outcome.pushed = deliver(m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, sinkFault);
+        if (sinkFault)
+            countError();
     }
     catch (const std::exception& e)
     {
@@ -234,7 +246,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
     catch (const std::exception& e)
     {
         cycleFault("the status snapshot", e.what());
-        outcome.failed = true;
+        countError();
     }
     return outcome;
 }
@@ -313,10 +325,12 @@ void ConfigRunner::runLoop(StopSignal& stop)
         catch (const std::exception& e)
         {
             cycleFault("the schedule", e.what());
+            ++_metrics.self().cycleErrors;
         }
         catch (...)
         {
             cycleFault("the schedule", "unknown exception");
+            ++_metrics.self().cycleErrors;
         }
         // Only after a fault outside the cycles: a fresh schedule, from the next interval.
         if (!stop.requested())

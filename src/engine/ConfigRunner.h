@@ -35,7 +35,7 @@ struct CycleOutcome
 {
     bool pushed = true;            ///< every sink delivered the cycle
     bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)
-    bool failed = false;           ///< the prober itself failed in this cycle (exporter_cycle_errors_total)
+    bool failed = false; ///< the prober itself failed in this cycle (counted in exporter_cycle_errors_total)
     double probeSeconds = 0;
     std::size_t up = 0, down = 0;
 };

@@ -176,6 +176,7 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
     _self.importEnabled = now.importEnabled;
     _self.spoolBytes = now.spoolBytes;
     _self.spoolOldestUnix = now.spoolOldestUnix;
+    _self.cycleErrors = now.cycleErrors; // not in the state file
     return restored;
 }
 
@@ -259,7 +260,7 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
 namespace
 {
 constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
-constexpr std::size_t selfFamilies = 14;
+constexpr std::size_t selfFamilies = 15;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -392,10 +393,14 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         f.metrics.push_back(Metric::of(static_cast<double>(_self.overruns)));
         break;
     case 4:
+        selfFamily("exporter_cycle_errors_total");
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.cycleErrors)));
+        break;
+    case 5:
         selfFamily("exporter_push_failures_total");
         f.metrics.push_back(Metric::of(static_cast<double>(_self.pushFailures)));
         break;
-    case 5:
+    case 6:
     {
         selfFamily("exporter_pushes_total");
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
@@ -404,17 +409,17 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                 Metric::of(static_cast<double>(_self.pushOutcomes[i]), {{"result", results[i]}}));
         break;
     }
-    case 6:
+    case 7:
         selfFamily("exporter_last_push_success_timestamp_seconds");
         if (_self.lastPushSuccessUnix > 0)
             f.metrics.push_back(Metric::of(_self.lastPushSuccessUnix));
         break;
-    case 7:
+    case 8:
         selfFamily("exporter_config_reload_success");
         if (_self.configReloadSuccess >= 0)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
         break;
-    case 8:
+    case 9:
     {
         selfFamily("exporter_imports_total");
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
@@ -424,22 +429,22 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                     Metric::of(static_cast<double>(_self.importOutcomes[i]), {{"result", results[i]}}));
         break;
     }
-    case 9:
+    case 10:
         selfFamily("exporter_last_import_success_timestamp_seconds");
         if (_self.importEnabled && _self.lastImportSuccessUnix > 0)
             f.metrics.push_back(Metric::of(_self.lastImportSuccessUnix));
         break;
-    case 10:
+    case 11:
         selfFamily("exporter_spool_bytes");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolBytes)));
         break;
-    case 11:
+    case 12:
         selfFamily("exporter_spool_oldest_timestamp_seconds");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(_self.spoolOldestUnix));
         break;
-    case 12:
+    case 13:
         selfFamily("exporter_spool_dropped_samples_total");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));

@@ -37,6 +37,7 @@ struct SelfStats
     double lastDurationSeconds = 0;
     std::uint64_t cycles = 0;
     std::uint64_t overruns = 0;
+    std::uint64_t cycleErrors = 0; ///< cycles in which the prober itself failed (not persisted)
     std::uint64_t pushFailures = 0;
     std::array<std::uint64_t, 4>
         pushOutcomes{};             ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport

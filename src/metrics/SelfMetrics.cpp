@@ -14,6 +14,10 @@ const std::vector<SelfMetric>& SelfMetrics::all()
         {"exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge},
         {"exporter_cycles_total", "Cycles run.", MetricType::Counter},
         {"exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter},
+        {"exporter_cycle_errors_total",
+         "Cycles in which fleetprobe itself failed (a scraper threw, results could not be recorded, a sink "
+         "threw); device failures never count here.",
+         MetricType::Counter},
         {"exporter_push_failures_total", "Pushes that failed after their retries.", MetricType::Counter},
         {"exporter_pushes_total", "Pushes by final outcome (ok, http_4xx, http_5xx, transport).",
          MetricType::Counter},

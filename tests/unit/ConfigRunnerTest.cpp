@@ -102,7 +102,8 @@ BOOST_AUTO_TEST_CASE(laterSinksSeeTheCountersOfEarlierOnes)
     runner.runCycle();
     BOOST_TEST(hasLine(first.lastBody, R"(exporter_pushes_total{result="ok"} 0)"), first.lastBody);
     BOOST_TEST(hasLine(second.lastBody, R"(exporter_pushes_total{result="ok"} 1)"), second.lastBody);
-    BOOST_TEST(second.lastBudget.count() == RunnerOptions().pushTimeout.count()); // 0: the options' push timeout
+    BOOST_TEST(second.lastBudget.count() ==
+               RunnerOptions().pushTimeout.count()); // 0: the options' push timeout
 }
 
 BOOST_AUTO_TEST_CASE(runOnceSavesWhatTheSinksCounted)
@@ -148,6 +149,10 @@ BOOST_AUTO_TEST_CASE(aSinkThatThrowsFailsTheCycleButNotTheOtherSinks)
     BOOST_TEST(record.count("catchUp broken not delivered") == 1u);
     BOOST_TEST(record.count("catchUp fine delivered") == 1u);
     BOOST_TEST(runner.snapshot().lastCycle.failed);
+    BOOST_TEST(runner.snapshot().self.cycleErrors == 1u);
+    // The cycle's bodies went out before the sink's fault: the next cycle carries it.
+    runner.runCycle();
+    BOOST_TEST(runner.snapshot().self.cycleErrors == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(aCycleThatCannotBeRecordedReachesNoSink)
@@ -164,6 +169,8 @@ BOOST_AUTO_TEST_CASE(aCycleThatCannotBeRecordedReachesNoSink)
     BOOST_TEST(record.count("deliver a") == 0u);
     const CycleOutcome again = runner.runOnce();
     BOOST_TEST(again.failed);
+    BOOST_TEST(runner.snapshot().self.cycleErrors == 2u);
+    BOOST_TEST(runner.snapshot().self.cycles == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(aFaultyConfigsLoopGoesOnAndTheOtherConfigKeepsDelivering)
@@ -173,7 +180,7 @@ BOOST_AUTO_TEST_CASE(aFaultyConfigsLoopGoesOnAndTheOtherConfigKeepsDelivering)
     SinkSet goodSinks, badSinks, throwingSinks;
     goodSinks.add("good", goodRecord);
     badSinks.add("bad", badRecord);
-    throwingSinks.add("throwing", throwingRecord);
+    FakeSink& throwingSink = throwingSinks.add("throwing", throwingRecord);
     ConfigRunner good(configOf("good", {{"up"}, {"down"}}, 0.02), registry, std::move(goodSinks.owned),
                       optionsWith());
     ConfigRunner bad(configOf("bad", {{"up", "unknown"}}, 0.02), registry, std::move(badSinks.owned),
@@ -189,14 +196,15 @@ BOOST_AUTO_TEST_CASE(aFaultyConfigsLoopGoesOnAndTheOtherConfigKeepsDelivering)
     BOOST_TEST(goodRecord.waitFor("deliver good", 5, patience));
     BOOST_TEST(throwingRecord.waitFor("deliver throwing", 5, patience));
     // The faulty config keeps cycling: each of its cycles fails, none reaches its sink.
-    const auto waitCycles = [&](ConfigRunner& runner, std::uint64_t cycles)
+    const auto waitErrors = [&](ConfigRunner& runner, std::uint64_t errors)
     {
         const auto until = std::chrono::steady_clock::now() + patience;
-        while (runner.snapshot().self.cycles < cycles && std::chrono::steady_clock::now() < until)
+        while (runner.snapshot().self.cycleErrors < errors && std::chrono::steady_clock::now() < until)
             stop.waitUntil(std::chrono::steady_clock::now() + milliseconds(10));
-        return runner.snapshot().self.cycles >= cycles;
+        return runner.snapshot().self.cycleErrors >= errors;
     };
-    BOOST_TEST(waitCycles(bad, 5));
+    BOOST_TEST(waitErrors(bad, 5));
+    BOOST_TEST(waitErrors(throwing, 5));
     stop.request();
     for (auto& t : loops)
         t.join();
@@ -205,8 +213,14 @@ BOOST_AUTO_TEST_CASE(aFaultyConfigsLoopGoesOnAndTheOtherConfigKeepsDelivering)
     BOOST_TEST(bad.snapshot().lastCycle.failed);
     BOOST_TEST(!good.snapshot().lastCycle.failed);
     BOOST_TEST(good.snapshot().self.cycles >= 5u);
-    // A scraper that throws fails its targets (reason error); the cycle itself is delivered.
+    BOOST_TEST(good.snapshot().self.cycleErrors == 0u);
+    BOOST_TEST(bad.snapshot().self.cycles == bad.snapshot().self.cycleErrors);
+    // A scraper that throws fails its targets (reason error) and counts; the cycle itself is delivered, with
+    // the counter in its body.
     BOOST_TEST(throwing.snapshot().lastCycle.down == 1u);
+    BOOST_TEST(throwing.snapshot().lastCycle.failed);
+    BOOST_TEST(throwingSink.lastBody.find("\nexporter_cycle_errors_total ") != std::string::npos);
+    BOOST_TEST(throwingSink.lastBody.find("\nexporter_cycle_errors_total 0\n") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(runLoopSavesOnceMoreAfterTheLastCycle)
