@@ -8,10 +8,17 @@
 #include "scrapers/modbus/ModbusFrame.h"
 #include "scrapers/modbus/ModbusScraper.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <ostream>
 #include <string>
+#include <thread>
 
 using namespace fleetprobe;
 
@@ -372,6 +379,60 @@ BOOST_AUTO_TEST_CASE(probe_module)
                R"(values: must be true or false, got "maybe")");
     BOOST_TEST(problem({{"target", "127.0.0.2"}, {"module", "ping"}, {"unit", "1"}}) ==
                "unit: does not apply to module=ping (only to modbus)");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(ModbusScraperLoop)
+
+// A listener on 127.0.0.1 whose connections the kernel accepts and nobody answers (a modem whose meter is
+// dead): the probe is `timeout` after the target's timeout, and a stop request ends a long one within about
+// stopCheckInterval. Loopback only; no root needed.
+BOOST_AUTO_TEST_CASE(silence_is_timeout_and_stop_ends_the_wait)
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    BOOST_TEST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    BOOST_TEST_REQUIRE(::listen(fd, 8) == 0);
+    BOOST_TEST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    auto cfg = std::make_shared<ModbusConfig>();
+    cfg->port = ntohs(addr.sin_port);
+
+    ModbusScraper scraper;
+    StopSignal never;
+    const auto quick = ProbeTarget::forJob(0, "127.0.0.1", std::chrono::milliseconds(300), std::nullopt, cfg);
+    auto start = std::chrono::steady_clock::now();
+    auto results = scraper.probe({quick, quick}, never);
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    BOOST_TEST_REQUIRE(results.size() == 2u);
+    for (const auto& r : results)
+    {
+        BOOST_TEST(!r.up);
+        BOOST_TEST((r.reason == FailureReason::Timeout));
+        BOOST_TEST(r.detail == "connected, but no answer within the timeout");
+    }
+    BOOST_TEST(took < 1.5); // both at once
+
+    StopSignal stop;
+    const auto slow =
+        ProbeTarget::forJob(0, "127.0.0.1", std::chrono::milliseconds(30000), std::nullopt, cfg);
+    std::thread stopper(
+        [&]
+        {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            stop.request();
+        });
+    start = std::chrono::steady_clock::now();
+    results = scraper.probe({slow}, stop);
+    took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stopper.join();
+    BOOST_TEST((results.at(0).reason == FailureReason::Timeout));
+    BOOST_TEST(took < 2.0, "stopped after " << took << " s");
+    ::close(fd);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
