@@ -1,6 +1,7 @@
 #include "scrapers/BuiltinScrapers.h"
 
 #include "scrapers/http/HttpScraper.h"
+#include "scrapers/mqtt/MqttScraper.h"
 #include "scrapers/ping/PingScraper.h"
 #include "scrapers/port/PortScraper.h"
 #include "scrapers/tcp_echo/TcpEchoScraper.h"
@@ -17,6 +18,7 @@ void registerBuiltinScrapers(ScraperRegistry& registry)
     registry.add(httpScraperDescriptor());
     registry.add(webSocketScraperDescriptor());
     registry.add(portScraperDescriptor());
+    registry.add(mqttScraperDescriptor());
 }
 
 } // namespace fleetprobe
