@@ -246,13 +246,7 @@ ScraperDescriptor mqttScraperDescriptor()
     d.jobKeys = {"mqtt"};
     d.parseConf = parseConf;
     d.parseJob = parseJob;
-    d.targets = [](std::size_t jobIndex, const JobConfig& job,
-                   const std::shared_ptr<const ScraperSettings>& settings,
-                   std::chrono::milliseconds defaultTimeout)
-    {
-        return std::vector<ProbeTarget>{
-            ProbeTarget::forJob(jobIndex, job.host, defaultTimeout, std::nullopt, settings)};
-    };
+    d.targets = ScraperDescriptor::oneTargetPerJob();
     d.measurements = {
         {"mqtt_message_age_seconds", "fleetprobe_mqtt_message_age_seconds",
          "Age of the last message on the device's presence topic when the cycle judged it.",
