@@ -2,6 +2,7 @@
 
 #include "scrapers/http/HttpScraper.h"
 #include "scrapers/modbus/ModbusScraper.h"
+#include "scrapers/mqtt/MqttScraper.h"
 #include "scrapers/ping/PingScraper.h"
 #include "scrapers/port/PortScraper.h"
 #include "scrapers/tcp_echo/TcpEchoScraper.h"
@@ -19,6 +20,7 @@ void registerBuiltinScrapers(ScraperRegistry& registry)
     registry.add(webSocketScraperDescriptor());
     registry.add(portScraperDescriptor());
     registry.add(modbusScraperDescriptor());
+    registry.add(mqttScraperDescriptor());
 }
 
 } // namespace fleetprobe

@@ -94,6 +94,10 @@ struct ProbeResult
     std::string detail;                         ///< human-readable cause for logs, may be empty
     std::vector<double> rttSamples;        ///< every RTT of the cycle (bursts, echoes); empty: rttSeconds
     std::vector<Measurement> measurements; ///< values beyond up and RTT, for this cycle
+    /// When the device was last heard (Unix seconds), for a scraper that learns it from the device (the time
+    /// of an MQTT message): becomes fleetprobe_last_seen_timestamp_seconds, up or down, never moving it back.
+    /// Unset: an up result sets last-seen to the cycle's time.
+    std::optional<double> lastSeenUnix;
 
     /// An answered probe with its round-trip time.
     static ProbeResult success(double rttSeconds)

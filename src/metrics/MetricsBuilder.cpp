@@ -191,7 +191,9 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     st.lastUp = up;
     s.upNow = result.up;
     s.rttNow = result.up && result.rttMeasured;
-    if (result.up)
+    if (result.lastSeenUnix)
+        st.lastSeenUnix = std::max(st.lastSeenUnix, *result.lastSeenUnix);
+    else if (result.up)
         st.lastSeenUnix = nowUnix;
     if (s.rttNow)
     {
