@@ -1,5 +1,6 @@
 #include "scrapers/BuiltinScrapers.h"
 
+#include "scrapers/coap/CoapScraper.h"
 #include "scrapers/http/HttpScraper.h"
 #include "scrapers/ping/PingScraper.h"
 #include "scrapers/port/PortScraper.h"
@@ -17,6 +18,7 @@ void registerBuiltinScrapers(ScraperRegistry& registry)
     registry.add(httpScraperDescriptor());
     registry.add(webSocketScraperDescriptor());
     registry.add(portScraperDescriptor());
+    registry.add(coapScraperDescriptor());
 }
 
 } // namespace fleetprobe
