@@ -1,5 +1,6 @@
 #include "scrapers/BuiltinScrapers.h"
 
+#include "scrapers/coap/CoapScraper.h"
 #include "scrapers/http/HttpScraper.h"
 #include "scrapers/modbus/ModbusScraper.h"
 #include "scrapers/mqtt/MqttScraper.h"
@@ -21,6 +22,7 @@ void registerBuiltinScrapers(ScraperRegistry& registry)
     registry.add(portScraperDescriptor());
     registry.add(modbusScraperDescriptor());
     registry.add(mqttScraperDescriptor());
+    registry.add(coapScraperDescriptor());
 }
 
 } // namespace fleetprobe

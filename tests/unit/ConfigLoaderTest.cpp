@@ -111,7 +111,7 @@ BOOST_AUTO_TEST_CASE(unknown_scraper_names_file_path_and_value)
     BOOST_TEST(!parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["pnig"]})")));
     BOOST_TEST(
         hasError(
-            R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: http, modbus, ping, port, tcp_echo, tcp_info, websocket))"),
+            R"(configs/meters.json: jobs[0].metrics[0]: unknown scraper "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket))"),
         all());
 }
 

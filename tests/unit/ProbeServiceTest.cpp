@@ -121,14 +121,14 @@ BOOST_AUTO_TEST_CASE(missing_target_and_module)
     BOOST_TEST(badRequest({{"module", "ping"}}) ==
                "target: missing (the address, host name or URL to probe)");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}}) ==
-               "module: missing (known: http, modbus, ping, port, tcp_echo, tcp_info, websocket)");
+               "module: missing (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket)");
     BOOST_TEST(badRequest({{"target", ""}, {"module", "ping"}}) == "target: must not be empty");
 }
 
 BOOST_AUTO_TEST_CASE(unknown_module_is_named_with_the_known_ones)
 {
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "pnig"}}) ==
-               R"(module: unknown module "pnig" (known: http, modbus, ping, port, tcp_echo, tcp_info, websocket))");
+               R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket))");
 }
 
 BOOST_AUTO_TEST_CASE(bad_target_uses_the_config_message)
@@ -161,9 +161,9 @@ BOOST_AUTO_TEST_CASE(bad_port_and_protocol)
 BOOST_AUTO_TEST_CASE(parameters_that_do_not_apply_unknown_or_repeated)
 {
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"port", "502"}}) ==
-               "port: does not apply to module=ping (only to modbus, port, tcp_echo, tcp_info)");
+               "port: does not apply to module=ping (only to coap, modbus, mqtt, port, tcp_echo, tcp_info)");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"prot", "udp"}}) ==
-               R"(unknown parameter "prot" (known: target, module, address, count, framing, function, port, protocol, unit, url, values, timeout))");
+               R"(unknown parameter "prot" (known: target, module, address, count, framing, function, path, port, protocol, tls, unit, url, values, timeout))");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"target", "127.0.0.3"}, {"module", "ping"}}) ==
                "target: given more than once");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "http"}}) ==
