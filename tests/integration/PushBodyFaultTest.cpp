@@ -4,6 +4,7 @@
 // (Poco's) in the test process on 127.0.0.1 of the private network namespace.
 
 #include "NetNamespace.h"
+#include "WaitCondition.h"
 #include "engine/StopSignal.h"
 #include "metrics/MetricsBuilder.h"
 #include "sinks/GroupPusher.h"
@@ -24,6 +25,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -33,6 +35,7 @@
 
 using namespace fleetprobe;
 using fleetprobe::test::NetNamespace;
+using fleetprobe::test::WaitCondition;
 namespace utf = boost::unit_test;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -196,10 +199,15 @@ BOOST_FIXTURE_TEST_CASE(aThrowingProducerFailsThePushAndTheNextBodyGoesThrough, 
             BOOST_TEST(p.push("faults.json", "/metrics/job/faults", Body(std::string("fleetprobe_up 1\n")),
                               deadline, stop, self));
             BOOST_TEST(self.pushOutcomes[ok] == 1u);
-            const auto bodies = server.bodies();
-            BOOST_TEST_REQUIRE(!bodies.empty());
+            // The handler of the aborted request may still be reading when this one is done.
             if (!gzip)
-                BOOST_TEST(bodies.back() == "fleetprobe_up 1\n");
+                BOOST_TEST(WaitCondition::until(
+                    [&]
+                    {
+                        const auto bodies = server.bodies();
+                        return std::find(bodies.begin(), bodies.end(), "fleetprobe_up 1\n") != bodies.end();
+                    },
+                    milliseconds(5000)));
         }
     }
 }
@@ -229,7 +237,9 @@ BOOST_FIXTURE_TEST_CASE(aFamilyThatCannotBeBuiltFailsThePushgatewaySinksPush, Pu
     BOOST_TEST(!sink.deliver(cycle));
     BOOST_TEST(self.pushOutcomes[transport] == 1u);
     BOOST_TEST(self.pushFailures == 1u);
-    BOOST_TEST(server.bodies().empty());
+    // Nothing of the body was sent: the exception came before its first piece was complete.
+    for (const auto& body : server.bodies())
+        BOOST_TEST(body.find("fleetprobe_up") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
