@@ -1,6 +1,8 @@
 #include "http/ProbeService.h"
 
 #include "config/ConfigLoader.h"
+#include "engine/ConfigRunner.h"
+#include "engine/CycleExecutor.h"
 #include "metrics/MetricsBuilder.h"
 #include "metrics/TextSerializer.h"
 #include "util/Clock.h"
@@ -247,53 +249,32 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
             return response;
         }
 
+    // The one cycle executor of the configs runs this one-job config too: scrapers of its own for this
+    // request (nothing shared with other requests or the configs), its own MetricsBuilder, no sinks, no
+    // state.
     const auto start = std::chrono::steady_clock::now();
     const JobConfig& job = config.jobs.front();
-    const auto timeout =
-        std::chrono::milliseconds(std::max(1LL, std::llround(config.timeoutSeconds * 1000.0)));
     MetricsBuilder metrics(config, _registry.measurements());
     const StopSignal stop;
-    bool success = true;
-    std::size_t probed = 0;
-    for (const auto& name : job.metrics)
+    bool success = false;
+    try
     {
-        // A scraper of its own for this request: nothing is shared with other requests or the configs.
-        const ScraperDescriptor& descriptor = *_registry.find(name);
-        std::unique_ptr<Scraper> scraper = descriptor.create();
-        const auto settings = job.settings.find(name);
-        const std::vector<ProbeTarget> targets =
-            descriptor.targets(0, job, settings == job.settings.end() ? nullptr : settings->second, timeout);
-        if (targets.empty())
-            continue;
-        std::vector<std::size_t> series;
-        for (const auto& t : targets)
-            series.push_back(metrics.addSeries(0, name, t.labels));
-        std::vector<ProbeResult> results;
-        try
-        {
-            results = scraper->probe(targets, stop);
-        }
-        catch (const std::exception& e)
-        {
-            log().error("/probe: scraper %s failed: %s", name, std::string(e.what()));
-        }
-        if (results.size() != targets.size())
-            results.assign(targets.size(), ProbeResult::failure(FailureReason::Error, "scraper failed"));
-        const double now = unixNow();
-        for (std::size_t i = 0; i < targets.size(); ++i)
-        {
-            metrics.record(series[i], results[i], now);
-            success = success && results[i].up;
-            ++probed;
-            if (log().debug())
-                log().debug("/probe module=" + name + " target=" + job.name + ": " +
-                            (results[i].up
-                                 ? std::string("up")
-                                 : std::string("down (") + failureReasonName(results[i].reason) +
-                                       (results[i].detail.empty() ? "" : ": " + results[i].detail) + ")"));
-        }
+        CycleExecutor executor(config, ConfigRunner::plansFor(config, _registry, metrics), metrics);
+        const CycleMeasurement measured = executor.run(stop);
+        success = measured.down == 0 && measured.up > 0;
+        if (log().debug())
+            for (const auto& plan : executor.plans())
+                for (const auto& r : plan.results)
+                    log().debug("/probe module=" + plan.name + " target=" + job.name + ": " +
+                                (r.up ? std::string("up")
+                                      : std::string("down (") + failureReasonName(r.reason) +
+                                            (r.detail.empty() ? "" : ": " + r.detail) + ")"));
     }
-    response.success = success && probed > 0;
+    catch (const std::exception& e)
+    {
+        log().error("/probe module=" + job.metrics.front() + " target=" + job.name + ": " + e.what());
+    }
+    response.success = success;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     std::string& body = response.body;
