@@ -23,7 +23,7 @@ namespace
 {
 
 /// The name problems of a `/probe` config carry.
-const std::string probeFile = "/probe";
+const char* const probeFile = "/probe";
 
 std::string quoted(const std::string& text)
 {
@@ -266,6 +266,7 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
         if (targets.empty())
             continue;
         std::vector<std::size_t> series;
+        series.reserve(targets.size());
         for (const auto& t : targets)
             series.push_back(metrics.addSeries(0, name, t.labels));
         std::vector<ProbeResult> results;

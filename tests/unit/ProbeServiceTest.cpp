@@ -4,6 +4,7 @@
 #include "http/ProbeService.h"
 #include "ScraperSettingsAccess.h"
 #include "scrapers/BuiltinScrapers.h"
+#include "util/ErrnoText.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -36,13 +37,15 @@ const ScraperRegistry& registry()
     return r;
 }
 
-ProbeResponse probe(const QueryParameters& parameters, std::optional<std::string> header = std::nullopt)
+ProbeResponse probe(const QueryParameters& parameters,
+                    const std::optional<std::string>& header = std::nullopt)
 {
     return ProbeService(registry()).probe(parameters, header);
 }
 
 /// The 400 message of a request (without its LF); fails the test when the answer is not 400.
-std::string badRequest(const QueryParameters& parameters, std::optional<std::string> header = std::nullopt)
+std::string badRequest(const QueryParameters& parameters,
+                       const std::optional<std::string>& header = std::nullopt)
 {
     const ProbeResponse r = probe(parameters, header);
     BOOST_TEST(r.status == 400, "expected 400, got " << r.status << ": " << r.body);
@@ -86,14 +89,14 @@ public:
     {
         _fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (_fd < 0)
-            throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+            throw std::runtime_error("socket: " + std::string(errnoText(errno)));
         sockaddr_un address{};
         address.sun_family = AF_UNIX;
         std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
         if (::bind(_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
             (listening && ::listen(_fd, 16) != 0))
         {
-            const std::string error = std::strerror(errno);
+            const std::string error = errnoText(errno);
             ::close(_fd);
             throw std::runtime_error("bind/listen " + path + ": " + error);
         }
@@ -271,11 +274,13 @@ BOOST_AUTO_TEST_CASE(concurrent_probes_share_no_result)
     SocketDir dir;
     constexpr int count = 16;
     std::vector<std::unique_ptr<UnixSocket>> sockets;
+    sockets.reserve(count);
     auto path = [&dir](int i) { return dir.path + "/s" + std::to_string(i) + ".sock"; };
     for (int i = 0; i < count; ++i)
         sockets.push_back(std::make_unique<UnixSocket>(path(i), i % 2 == 0));
     std::vector<ProbeResponse> answers(count);
     std::vector<std::thread> threads;
+    threads.reserve(count);
     ProbeService service(registry());
     for (int i = 0; i < count; ++i)
         threads.emplace_back(
