@@ -130,8 +130,9 @@ BOOST_AUTO_TEST_CASE(missing_target_and_module)
 
 BOOST_AUTO_TEST_CASE(unknown_module_is_named_with_the_known_ones)
 {
-    BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "pnig"}}) ==
-               R"(module: unknown module "pnig" (known: http, modbus, ping, port, tcp_echo, tcp_info, websocket))");
+    BOOST_TEST(
+        badRequest({{"target", "127.0.0.2"}, {"module", "pnig"}}) ==
+        R"(module: unknown module "pnig" (known: http, modbus, ping, port, tcp_echo, tcp_info, websocket))");
 }
 
 BOOST_AUTO_TEST_CASE(bad_target_uses_the_config_message)
@@ -165,8 +166,9 @@ BOOST_AUTO_TEST_CASE(parameters_that_do_not_apply_unknown_or_repeated)
 {
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"port", "502"}}) ==
                "port: does not apply to module=ping (only to modbus, port, tcp_echo, tcp_info)");
-    BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"prot", "udp"}}) ==
-               R"(unknown parameter "prot" (known: target, module, address, count, framing, function, port, protocol, unit, url, values, timeout))");
+    BOOST_TEST(
+        badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"prot", "udp"}}) ==
+        R"(unknown parameter "prot" (known: target, module, address, count, framing, function, port, protocol, unit, url, values, timeout))");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"target", "127.0.0.3"}, {"module", "ping"}}) ==
                "target: given more than once");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "http"}}) ==
