@@ -5,7 +5,8 @@
 namespace fleetprobe
 {
 
-/// Registers the scrapers that ship with fleetprobe (ping, tcp_echo, http, websocket, port). Call once at start.
+/// Registers the scrapers that ship with fleetprobe (ping, tcp_echo, http, websocket, port). Call once at
+/// start.
 void registerBuiltinScrapers(ScraperRegistry& registry);
 
 } // namespace fleetprobe

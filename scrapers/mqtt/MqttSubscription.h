@@ -66,8 +66,8 @@ public:
     MqttSubscription(const MqttSubscription&) = delete;
     MqttSubscription& operator=(const MqttSubscription&) = delete;
 
-    /// Waits until synced, a failed connection attempt, `deadline` or a stop request (seen within ~0.2 s); true
-    /// when synced.
+    /// Waits until synced, a failed connection attempt, `deadline` or a stop request (seen within ~0.2 s);
+    /// true when synced.
     bool waitSynced(std::chrono::steady_clock::time_point deadline, const StopSignal& stop) const;
 
     /// The connection's state now.

@@ -13,8 +13,12 @@ namespace fleetprobe
 namespace
 {
 
-const std::set<std::string> protocols = {"tcp",  "tcp4", "tcp6",     "udp",       "udp4",
-                                         "udp6", "unix", "unixgram", "unixpacket"};
+const std::set<std::string>& protocols()
+{
+    static const std::set<std::string> names = {"tcp",  "tcp4", "tcp6",     "udp",       "udp4",
+                                                "udp6", "unix", "unixgram", "unixpacket"};
+    return names;
+}
 
 bool isUnix(const std::string& p)
 {
@@ -32,7 +36,7 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
     po.unknownKeys({"port", "protocol", "timeout", "path", "send", "expect", "silence_ok", "tcp_info"});
     if (auto s = po.string("protocol"))
     {
-        if (protocols.count(*s))
+        if (protocols().count(*s))
             port.protocol = *s;
         else
             po.error("protocol",

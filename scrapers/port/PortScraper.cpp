@@ -12,6 +12,7 @@
 #include "net/Resolver.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
+#include "util/ErrnoText.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -61,7 +62,7 @@ int socketType(const std::string& protocol)
 
 ProbeResult failure(int err)
 {
-    return ProbeResult::failure(reasonFromErrno(err), std::strerror(err));
+    return ProbeResult::failure(reasonFromErrno(err), errnoText(err));
 }
 
 /// A socket being probed.
@@ -255,9 +256,11 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             addr = r.address;
             addrLen = r.length;
             if (addr.ss_family == AF_INET)
-                reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(portOf(t).port));
+                reinterpret_cast<sockaddr_in*>(&addr)->sin_port =
+                    htons(static_cast<uint16_t>(portOf(t).port));
             else
-                reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(portOf(t).port));
+                reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port =
+                    htons(static_cast<uint16_t>(portOf(t).port));
         }
         InFlight started;
         started.target = i;
@@ -285,7 +288,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         {
             // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind address.
             sa_family_t family = AF_UNIX;
-            ::bind(fd, reinterpret_cast<sockaddr*>(&family), sizeof family);
+            (void)::bind(fd, reinterpret_cast<sockaddr*>(&family), sizeof family);
         }
         started.start = Clock::now();
         started.deadline = started.start + t.timeout;

@@ -6,6 +6,7 @@
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
 #include "scrapers/tcp_echo/RtoEstimator.h"
+#include "util/ErrnoText.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -164,7 +165,7 @@ public:
         {
             const int err = errno;
             fail(c, FailureReason::Error,
-                 err == ENFILE || err == EMFILE ? "no socket free (open-file limit)" : std::strerror(err));
+                 err == ENFILE || err == EMFILE ? "no socket free (open-file limit)" : errnoText(err));
             return;
         }
         const int one = 1;
@@ -179,7 +180,7 @@ public:
             watch(i, EPOLLOUT);
         }
         else
-            lose(i, reasonFromErrno(state.error), std::strerror(state.error), now);
+            lose(i, reasonFromErrno(state.error), errnoText(state.error), now);
     }
 
     void connected(std::size_t i, Clock::time_point now)
@@ -203,7 +204,7 @@ public:
         Peer& p = *_cycles[i].peer;
         if (const int err = p.output.flush(p.socket.fd()))
         {
-            lose(i, reasonFromErrno(err), std::string("send: ") + std::strerror(err), now);
+            lose(i, reasonFromErrno(err), std::string("send: ") + errnoText(err), now);
             return false;
         }
         watch(i, p.output.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT);
@@ -231,7 +232,7 @@ public:
                 if (errno != EAGAIN && errno != EWOULDBLOCK)
                 {
                     const int err = errno;
-                    lose(i, reasonFromErrno(err), std::string("recv: ") + std::strerror(err), now);
+                    lose(i, reasonFromErrno(err), std::string("recv: ") + errnoText(err), now);
                 }
                 return;
             }
@@ -433,7 +434,7 @@ public:
                     }
                     else if (state.value == ConnectState::Failed)
                     {
-                        lose(i, reasonFromErrno(state.error), std::strerror(state.error), now);
+                        lose(i, reasonFromErrno(state.error), errnoText(state.error), now);
                         c.reconnectAt.reset();
                     }
                 }
@@ -523,7 +524,7 @@ std::vector<ProbeResult> TcpEchoScraper::probe(const std::vector<ProbeTarget>& t
     Loop loop(cycles);
     if (!loop.ok())
     {
-        const std::string why = std::string("epoll_create1: ") + std::strerror(errno);
+        const std::string why = std::string("epoll_create1: ") + errnoText(errno);
         for (auto& r : results)
             r = ProbeResult::failure(FailureReason::Error, why);
         return results;

@@ -7,6 +7,7 @@
 #include "net/Resolver.h"
 #include "net/Socket.h"
 #include "scrapers/common/CertificateExpiry.h"
+#include "util/ErrnoText.h"
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -263,8 +264,8 @@ ProbeResult connectFailure(int error)
     if (error == ECONNREFUSED)
         return ProbeResult::failure(reason, "connection refused");
     return ProbeResult::failure(reason, reason == FailureReason::Error
-                                            ? std::string("connect: ") + std::strerror(error)
-                                            : std::strerror(error));
+                                            ? std::string("connect: ") + errnoText(error)
+                                            : errnoText(error));
 }
 
 /// A connection made by the connect loop, waiting for a handshake thread, with its budget share.
@@ -599,7 +600,7 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
             results[c.index] =
                 stop.requested()
                     ? probeStopped()
-                    : ProbeResult::failure(FailureReason::Error, std::string("dup: ") + std::strerror(errno));
+                    : ProbeResult::failure(FailureReason::Error, std::string("dup: ") + errnoText(errno));
             return;
         }
         running.add(c.index, std::move(c.socket));
@@ -687,8 +688,8 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
             Socket socket = Socket::open(address.af(), SOCK_STREAM, std::move(share));
             if (!socket.isOpen())
             {
-                results[i] = ProbeResult::failure(FailureReason::Error,
-                                                  std::string("socket: ") + std::strerror(errno));
+                results[i] =
+                    ProbeResult::failure(FailureReason::Error, std::string("socket: ") + errnoText(errno));
                 continue;
             }
             const auto start = Clock::now();
@@ -711,7 +712,7 @@ std::vector<ProbeResult> WebSocketScraper::probe(const std::vector<ProbeTarget>&
             const int error = errno;
             for (auto& f : active)
                 results[f.index] =
-                    ProbeResult::failure(FailureReason::Error, std::string("poll: ") + std::strerror(error));
+                    ProbeResult::failure(FailureReason::Error, std::string("poll: ") + errnoText(error));
             active.clear();
             continue;
         }

@@ -8,6 +8,7 @@
 #include "sinks/PushgatewaySink.h"
 #include "sinks/StreamSink.h"
 #include "sinks/VictoriaMetricsSink.h"
+#include "util/ErrnoText.h"
 #include "util/Log.h"
 
 #include <Poco/Environment.h>
@@ -89,14 +90,14 @@ std::string secretFrom(const std::string& file, const std::string& option, const
 {
     if (file.empty())
     {
-        const char* v = std::getenv(env);
+        const char* v = std::getenv(env); // NOLINT(concurrency-mt-unsafe): option handling, before any thread
         return v ? std::string(v) : std::string();
     }
     std::ifstream in(file);
     std::string line;
     if (!in || !std::getline(in, line))
         throw ConfigError(option + ": cannot read \"" + file + "\"" +
-                          (errno ? ": " + std::string(std::strerror(errno)) : std::string()));
+                          (errno ? ": " + std::string(errnoText(errno)) : std::string()));
     while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
         line.pop_back();
     if (line.empty())
@@ -122,7 +123,7 @@ int FleetprobeApp::execute(int argc, char** argv)
         std::cerr << "fleetprobe: " << e.displayText() << " (see fleetprobe --help)\n";
         return ExitUsage;
     }
-    return Application::run();
+    return Application::run(); // NOLINT(bugprone-parent-virtual-call): ServerApplication::run() only forwards
 }
 
 void FleetprobeApp::defineOptions(OptionSet& options)
@@ -374,7 +375,7 @@ void raiseOpenFileLimit()
     {
         lim.rlim_cur = lim.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
-            log().warning(std::string("cannot raise the open-file limit: ") + std::strerror(errno));
+            log().warning(std::string("cannot raise the open-file limit: ") + errnoText(errno));
     }
 }
 
@@ -399,9 +400,10 @@ std::unique_ptr<StateStore> FleetprobeApp::openDefaultState()
     // /var/lib/fleetprobe (root, or the package's fleetprobe user); for any other user, like the ping
     // capability makes possible, the XDG state directory; failing both, no state (said once, loudly).
     std::vector<std::string> candidates = {StateStore::defaultDirectory()};
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): at start, before any thread
     if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
         candidates.push_back(std::string(xdg) + "/fleetprobe");
-    else if (const char* home = std::getenv("HOME"); home && *home)
+    else if (const char* home = std::getenv("HOME"); home && *home) // NOLINT(concurrency-mt-unsafe): same
         candidates.push_back(std::string(home) + "/.local/state/fleetprobe");
     std::string problems;
     for (const auto& dir : candidates)
@@ -612,6 +614,7 @@ int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const s
             }
         });
     std::vector<std::unique_ptr<ConfigRunner>> runners;
+    runners.reserve(configs.size());
     for (auto& loaded : configs)
     {
         auto sinks = makeSinks(loaded.config);

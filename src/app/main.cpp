@@ -1,8 +1,8 @@
 // fleetprobe: the command-line entry point. Everything else lives in the fleetprobe_core and
 // fleetprobe_scrapers libraries.
-#include "scrapers/BuiltinScrapers.h"
-#include "echo/EchoServer.h"
 #include "app/FleetprobeApp.h"
+#include "echo/EchoServer.h"
+#include "scrapers/BuiltinScrapers.h"
 
 #include <csignal>
 #include <cstring>

@@ -1,6 +1,7 @@
 #include "config/ConfigLoader.h"
 
 #include "config/ConfigReader.h"
+#include "util/ErrnoText.h"
 #include "util/Text.h"
 
 #include <algorithm>
@@ -97,10 +98,18 @@ bool splitAddressImpl(const std::string& ip, std::string& host, std::optional<in
 }
 
 /// The conf keys the core reads itself.
-const std::set<std::string> coreConfKeys = {"prom_id", "interval", "timeout",     "value_dev_down",
-                                            "threads", "labels",   "rtt_buckets", "compat"};
+const std::set<std::string>& coreConfKeys()
+{
+    static const std::set<std::string> keys = {"prom_id", "interval", "timeout",     "value_dev_down",
+                                               "threads", "labels",   "rtt_buckets", "compat"};
+    return keys;
+}
 /// The job keys the core reads itself.
-const std::set<std::string> coreJobKeys = {"job", "ip", "metrics", "labels"};
+const std::set<std::string>& coreJobKeys()
+{
+    static const std::set<std::string> keys = {"job", "ip", "metrics", "labels"};
+    return keys;
+}
 
 std::vector<std::string> toStrings(const ConfigProblems& problems)
 {
@@ -141,7 +150,7 @@ std::optional<std::string> ConfigLoader::readText(const std::string& file, Confi
     std::ifstream in(file, std::ios::binary);
     if (!in)
     {
-        check.error("", std::string("cannot open: ") + std::strerror(errno));
+        check.error("", std::string("cannot open: ") + errnoText(errno));
         return std::nullopt;
     }
     std::string text;
@@ -157,7 +166,7 @@ std::optional<std::string> ConfigLoader::readText(const std::string& file, Confi
     }
     if (in.bad())
     {
-        check.error("", std::string("read error: ") + std::strerror(errno));
+        check.error("", std::string("read error: ") + errnoText(errno));
         return std::nullopt;
     }
     return text;
@@ -248,7 +257,7 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
     else
     {
         const ConfigSection conf(check, *confValue, "conf");
-        std::set<std::string> known = coreConfKeys;
+        std::set<std::string> known = coreConfKeys();
         for (const auto& d : _registry.descriptors())
             known.insert(d->confKeys.begin(), d->confKeys.end());
         conf.unknownKeys(known);
@@ -337,7 +346,7 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
         if (jobs->items().empty())
             check.error("jobs", "is empty: a config needs at least one job");
         std::set<std::string> seen;
-        std::set<std::string> knownJobKeys = coreJobKeys;
+        std::set<std::string> knownJobKeys = coreJobKeys();
         for (const auto& d : _registry.descriptors())
             knownJobKeys.insert(d->jobKeys.begin(), d->jobKeys.end());
         for (std::size_t i = 0; i < jobs->items().size(); ++i)
@@ -439,7 +448,7 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
 {
     std::ifstream in(file, std::ios::binary);
     if (!in)
-        throw ConfigError(file + ": cannot open: " + std::strerror(errno));
+        throw ConfigError(file + ": cannot open: " + errnoText(errno));
     std::stringstream ss;
     ss << in.rdbuf();
     ConfigValue root;

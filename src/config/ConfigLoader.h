@@ -61,7 +61,7 @@ public:
     static bool isValidLabelName(const std::string& name);
 
     /// The largest config file read, in bytes.
-    static constexpr std::size_t maxFileBytes = 64 * 1024 * 1024;
+    static constexpr std::size_t maxFileBytes = std::size_t{64} * 1024 * 1024;
 
 private:
     const ScraperRegistry& _registry;

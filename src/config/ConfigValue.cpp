@@ -28,7 +28,7 @@ public:
         if (v.type() == typeid(Object::Ptr))
         {
             ConfigValue out = ConfigValue::object();
-            const Object::Ptr obj = v.extract<Object::Ptr>();
+            const Object::Ptr& obj = v.extract<Object::Ptr>();
             std::vector<std::string> names;
             obj->getNames(names);
             out._members.reserve(names.size());
@@ -39,7 +39,7 @@ public:
         if (v.type() == typeid(Array::Ptr))
         {
             ConfigValue out = ConfigValue::array();
-            const Array::Ptr arr = v.extract<Array::Ptr>();
+            const Array::Ptr& arr = v.extract<Array::Ptr>();
             out._items.reserve(arr->size());
             for (std::size_t i = 0; i < arr->size(); ++i)
                 out._items.push_back(convert(arr->get(i), depth + 1));

@@ -4,6 +4,7 @@
 #include "net/ListenAddress.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
+#include "util/ErrnoText.h"
 #include "util/Log.h"
 
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <list>
@@ -124,7 +126,7 @@ std::string formatAddress(const sockaddr_storage& address)
 }
 
 /// Pending output above which a client that does not read its echoes is no longer read from.
-constexpr std::size_t maxPendingOutput = 64 * 1024;
+constexpr std::size_t maxPendingOutput = std::size_t{64} * 1024;
 
 /// How long accepting pauses when the process has no descriptor left.
 constexpr std::chrono::milliseconds acceptPause{100};
@@ -282,7 +284,7 @@ struct EchoServer::Impl
         if (*next <= now)
             return 0;
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*next - now).count() + 1;
-        return static_cast<int>(std::min<long long>(ms, 60 * 60 * 1000));
+        return static_cast<int>(std::min<long long>(ms, 60LL * 60 * 1000));
     }
 
     void expire(Clock::time_point now)
@@ -309,10 +311,10 @@ EchoServer::EchoServer(const Options& options) : _impl(std::make_unique<Impl>())
     _impl->idleTimeout = options.idleTimeout;
     _impl->epoll = FileDescriptor(::epoll_create1(EPOLL_CLOEXEC));
     if (_impl->epoll.get() < 0)
-        throw EchoServerError(std::string("epoll_create1: ") + std::strerror(errno));
+        throw EchoServerError(std::string("epoll_create1: ") + errnoText(errno));
     _impl->wake = FileDescriptor(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (_impl->wake.get() < 0)
-        throw EchoServerError(std::string("eventfd: ") + std::strerror(errno));
+        throw EchoServerError(std::string("eventfd: ") + errnoText(errno));
     _impl->control(EPOLL_CTL_ADD, _impl->wake.get(), EPOLLIN, wakeTag);
 
     for (const auto& text : options.listen)
@@ -324,7 +326,7 @@ EchoServer::EchoServer(const Options& options) : _impl(std::make_unique<Impl>())
             throw std::invalid_argument(error);
         FileDescriptor fd(createSocket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK));
         auto fail = [&text](const char* what)
-        { return EchoServerError("cannot listen on " + text + ": " + what + ": " + std::strerror(errno)); };
+        { return EchoServerError("cannot listen on " + text + ": " + what + ": " + errnoText(errno)); };
         if (fd.get() < 0)
             throw fail("socket");
         const int one = 1;
@@ -492,7 +494,7 @@ int EchoServer::runCommand(const std::vector<std::string>& args)
             if (value->empty() || *end != '\0' || errno != 0 || !(seconds >= 0.1 && seconds <= 86400))
                 return usageError("--idle-timeout: must be a number of seconds from 0.1 to 86400, got \"" +
                                   *value + "\"");
-            options.idleTimeout = std::chrono::milliseconds(static_cast<long long>(seconds * 1000 + 0.5));
+            options.idleTimeout = std::chrono::milliseconds(std::llround(seconds * 1000));
         }
     }
     if (options.listen.empty())
@@ -550,7 +552,8 @@ int EchoServer::runCommand(const std::vector<std::string>& args)
         code = 4;
     }
     if (!signalled.load())
-        pthread_kill(signalThread.native_handle(), SIGTERM); // wake the signal thread (the signal is blocked)
+        // Wakes the signal thread (blocked in sigwait; SIGTERM is blocked in every thread), ends no thread.
+        pthread_kill(signalThread.native_handle(), SIGTERM); // NOLINT(bugprone-bad-signal-to-kill-thread)
     signalThread.join();
     return code;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,9 +67,8 @@ struct ProbeTarget
         ProbeTarget t;
         t.jobIndex = jobIndex;
         t.host = host;
-        t.timeout = timeoutSeconds
-                        ? std::chrono::milliseconds(static_cast<long long>(*timeoutSeconds * 1000.0 + 0.5))
-                        : defaultTimeout;
+        t.timeout = timeoutSeconds ? std::chrono::milliseconds(std::llround(*timeoutSeconds * 1000.0))
+                                   : defaultTimeout;
         t.timeout = std::max(t.timeout, std::chrono::milliseconds(1));
         t.settings = std::move(settings);
         return t;

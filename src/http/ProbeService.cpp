@@ -25,7 +25,7 @@ namespace
 {
 
 /// The name problems of a `/probe` config carry.
-const std::string probeFile = "/probe";
+const char* const probeFile = "/probe";
 
 std::string quoted(const std::string& text)
 {

@@ -145,6 +145,7 @@ std::vector<ResolvedAddress> Resolver::resolveAll(const std::vector<ResolveReque
         return results;
 
     std::vector<gaicb*> list;
+    list.reserve(lookups.size());
     for (auto& l : lookups)
         list.push_back(&l->cb);
     if (getaddrinfo_a(GAI_NOWAIT, list.data(), static_cast<int>(list.size()), nullptr) != 0)

@@ -70,6 +70,7 @@ struct BodyReader
                 self->done = !self->next(self->piece);
             }
             const std::size_t n = std::min(room, self->piece.size() - self->offset);
+            // NOLINTNEXTLINE(bugprone-not-null-terminated-result): an upload buffer, not a string
             std::memcpy(dst, self->piece.data() + self->offset, n);
             self->offset += n;
             return n; // 0 ends the upload

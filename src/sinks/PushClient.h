@@ -44,7 +44,7 @@ public:
     Body gzipped() const;
 
     /// The size a producer aims at for each piece.
-    static constexpr std::size_t pieceBytes = 256 * 1024;
+    static constexpr std::size_t pieceBytes = std::size_t{256} * 1024;
 
 private:
     std::function<Producer()> _open;

@@ -1,5 +1,7 @@
 #include "store/Spool.h"
 
+#include "util/ErrnoText.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -49,11 +51,6 @@ const Crc32cTables& crcTables()
 {
     static const Crc32cTables tables;
     return tables;
-}
-
-std::string errnoText(int err)
-{
-    return std::strerror(err);
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& what, int err)
@@ -269,7 +266,7 @@ void Spool::open()
         DIR* d = ::opendir(_directory.c_str());
         if (!d)
             fail(_directory, "cannot list the spool directory", errno);
-        while (const dirent* e = ::readdir(d))
+        while (const dirent* e = ::readdir(d)) // NOLINT(concurrency-mt-unsafe): `d` is this call's own
         {
             std::uint64_t first = 0;
             if (parseSegmentName(e->d_name, first))

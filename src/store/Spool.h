@@ -114,7 +114,7 @@ public:
 
     static constexpr std::size_t headerBytes = 36;
     static constexpr std::uint32_t magic = 0x31535046;
-    static constexpr std::uint64_t defaultSegmentBytes = 4 * 1024 * 1024;
+    static constexpr std::uint64_t defaultSegmentBytes = std::uint64_t{4} * 1024 * 1024;
     static constexpr std::uint32_t maxPayloadBytes = 1024u * 1024 * 1024;
 
 private:

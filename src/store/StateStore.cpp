@@ -22,6 +22,7 @@
 
 #include "engine/Scraper.h"
 #include "metrics/GroupingKey.h"
+#include "util/ErrnoText.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -189,7 +190,7 @@ StateStore::StateStore(std::string directory) : _directory(std::move(directory))
     const std::string lockPath = _directory + "/fleetprobe.lock";
     _lockFd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (_lockFd < 0)
-        throw std::runtime_error(lockPath + ": cannot open the state lock: " + std::strerror(errno));
+        throw std::runtime_error(lockPath + ": cannot open the state lock: " + errnoText(errno));
     if (::flock(_lockFd, LOCK_EX | LOCK_NB) != 0)
     {
         const int err = errno;
@@ -202,7 +203,7 @@ StateStore::StateStore(std::string directory) : _directory(std::move(directory))
                 _directory + ": the state directory is in use by another fleetprobe process" +
                 (n > 0 ? std::string(" (pid ") + std::string(pid, std::strcspn(pid, "\n")) + ")"
                        : std::string()));
-        throw std::runtime_error(lockPath + ": cannot lock: " + std::strerror(err));
+        throw std::runtime_error(lockPath + ": cannot lock: " + errnoText(err));
     }
     const std::string self = std::to_string(::getpid()) + "\n";
     if (::ftruncate(_lockFd, 0) == 0)
@@ -269,7 +270,8 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
             put(out, st.rttSum);
             put(out, st.rttCount);
             put(out, st.lastSeenUnix);
-            put(out, static_cast<std::uint64_t>(st.lastUp + 1));
+            const int lastUpCode = st.lastUp + 1;
+            put(out, static_cast<std::uint64_t>(lastUpCode));
             put(out, st.stateChanges);
             put(out, st.lastRttSeconds);
             put(out, static_cast<std::uint64_t>(st.bucketCounts.size()));
@@ -413,7 +415,7 @@ std::optional<PersistedState> StateStore::load(const std::string& promId, std::s
     {
         if (errno == ENOENT)
             return std::nullopt;
-        problem = path + ": cannot read the state file: " + std::strerror(errno);
+        problem = path + ": cannot read the state file: " + errnoText(errno);
     }
     else
     {
@@ -436,7 +438,7 @@ std::optional<PersistedState> StateStore::load(const std::string& promId, std::s
         problem += "; moved aside to " + aside + ", counters start from zero";
     else
         problem +=
-            "; could not move it aside (" + std::string(std::strerror(errno)) + "), counters start from zero";
+            "; could not move it aside (" + std::string(errnoText(errno)) + "), counters start from zero";
     return std::nullopt;
 }
 
@@ -458,7 +460,7 @@ void StateStore::save(const std::string& promId, const std::vector<double>& rttB
     const std::string text = encode(rttBuckets, self, series);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(errno));
+        throw std::runtime_error(tmp + ": cannot write the state file: " + errnoText(errno));
     std::size_t done = 0;
     while (done < text.size())
     {
@@ -469,7 +471,7 @@ void StateStore::save(const std::string& promId, const std::vector<double>& rttB
         {
             const int err = errno;
             ::close(fd);
-            throw std::runtime_error(tmp + ": cannot write the state file: " + std::strerror(err));
+            throw std::runtime_error(tmp + ": cannot write the state file: " + errnoText(err));
         }
         done += static_cast<std::size_t>(n);
     }
@@ -477,11 +479,11 @@ void StateStore::save(const std::string& promId, const std::vector<double>& rttB
     {
         const int err = errno;
         ::close(fd);
-        throw std::runtime_error(tmp + ": fsync failed: " + std::strerror(err));
+        throw std::runtime_error(tmp + ": fsync failed: " + errnoText(err));
     }
     ::close(fd);
     if (::rename(tmp.c_str(), path.c_str()) != 0)
-        throw std::runtime_error(path + ": cannot replace the state file: " + std::strerror(errno));
+        throw std::runtime_error(path + ": cannot replace the state file: " + errnoText(errno));
     int dfd = ::open(_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
     {

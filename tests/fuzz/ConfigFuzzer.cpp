@@ -1,10 +1,10 @@
 // libFuzzer target: the device-class config parser must turn any bytes into either a valid config or errors
 // that name the file, and a valid config must give an exposition body that holds the format's invariants.
-#include "scrapers/BuiltinScrapers.h"
 #include "config/ConfigLoader.h"
 #include "metrics/MetricsBuilder.h"
-#include "store/StateStore.h"
 #include "metrics/TextSerializer.h"
+#include "scrapers/BuiltinScrapers.h"
+#include "store/StateStore.h"
 
 #include <cstdint>
 #include <cstdlib>

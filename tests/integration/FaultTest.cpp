@@ -6,13 +6,13 @@
 #include "ChildProcess.h"
 #include "FakePushgateway.h"
 #include "FleetprobeFixture.h"
-#include "metrics/GroupingKey.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
-#include "store/StateStore.h"
 #include "TestPeerProcess.h"
 #include "WaitCondition.h"
+#include "metrics/GroupingKey.h"
+#include "store/StateStore.h"
 
 #include <boost/test/unit_test.hpp>
 

@@ -20,7 +20,7 @@ namespace
 /// Passes when the tests run as real root (not root of a user namespace), so they can drop to `nobody`.
 boost::test_tools::assertion_result realRoot(utf::test_unit_id id)
 {
-    const auto inNamespace = NetNamespace::required(id);
+    auto inNamespace = NetNamespace::required(id);
     if (!inNamespace)
         return inNamespace;
     if (::geteuid() == 0 && !NetNamespace::inUserNamespace())

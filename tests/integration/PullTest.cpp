@@ -514,6 +514,7 @@ BOOST_FIXTURE_TEST_CASE(twentyConcurrentProbesEachGetTheirOwnAnswer, FleetprobeF
 
     std::vector<HttpAnswer> answers(count);
     std::vector<std::thread> threads;
+    threads.reserve(count);
     for (int i = 0; i < count; ++i)
         threads.emplace_back(
             [&, i]

@@ -5,6 +5,7 @@
 #include "FleetprobeFixture.h"
 #include "NetNamespace.h"
 #include "WaitCondition.h"
+#include "util/ErrnoText.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -43,7 +44,7 @@ public:
         a.sin_port = htons(53);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         BOOST_TEST_REQUIRE(::bind(_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0,
-                           "bind 127.0.0.1:53: " << std::strerror(errno));
+                           "bind 127.0.0.1:53: " << fleetprobe::errnoText(errno));
     }
     ~SilentDnsServer() { ::close(_fd); }
     SilentDnsServer(const SilentDnsServer&) = delete;

@@ -8,6 +8,7 @@
 #include "NetNamespace.h"
 #include "Nftables.h"
 #include "WaitCondition.h"
+#include "util/ErrnoText.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -88,7 +89,7 @@ public:
     {
         _fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (_fd < 0)
-            throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+            throw std::runtime_error(std::string("socket: ") + fleetprobe::errnoText(errno));
         timeval tv{5, 0};
         ::setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         ::setsockopt(_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -98,7 +99,7 @@ public:
             const int err = errno;
             ::close(_fd);
             throw std::runtime_error("connect " + ip + ":" + std::to_string(port) + ": " +
-                                     std::strerror(err));
+                                     fleetprobe::errnoText(err));
         }
     }
     ~TestClient() { ::close(_fd); }
@@ -170,7 +171,7 @@ public:
             ::listen(_listen, 16) != 0 ||
             ::getsockname(_listen, reinterpret_cast<sockaddr*>(&a), &length) != 0 ||
             ::pipe2(_wake, O_CLOEXEC) != 0)
-            throw std::runtime_error("fake echo peer on " + ip + ": " + std::strerror(errno));
+            throw std::runtime_error("fake echo peer on " + ip + ": " + fleetprobe::errnoText(errno));
         _port = ntohs(a.sin_port);
         _thread = std::thread([this] { serve(); });
     }

@@ -1,5 +1,7 @@
 #include "ChildProcess.h"
 
+#include "util/ErrnoText.h"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -26,7 +28,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const ProcessOp
             ::close(outFd);
         if (errFd >= 0)
             ::close(errFd);
-        throw std::runtime_error("cannot create output files: " + std::string(std::strerror(error)));
+        throw std::runtime_error("cannot create output files: " + std::string(errnoText(error)));
     }
     _start = std::chrono::steady_clock::now();
     try

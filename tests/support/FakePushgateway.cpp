@@ -1,5 +1,7 @@
 #include "FakePushgateway.h"
 
+#include "util/ErrnoText.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -23,7 +25,7 @@ FakePushgateway::FakePushgateway(Mode mode, int status, std::string body)
     if (_listenFd < 0 || ::bind(_listenFd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         ::listen(_listenFd, 64) != 0 ||
         ::getsockname(_listenFd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || ::pipe(_wakeFd) != 0)
-        throw std::runtime_error(std::string("FakePushgateway: cannot listen: ") + std::strerror(errno));
+        throw std::runtime_error(std::string("FakePushgateway: cannot listen: ") + errnoText(errno));
     _port = ntohs(addr.sin_port);
     // Silent: the kernel completes handshakes into the backlog; nobody ever reads or answers.
     if (_mode == Mode::Answer)

@@ -86,7 +86,8 @@ public:
                 if ((flags & Poco::Net::WebSocket::FRAME_OP_BITMASK) == Poco::Net::WebSocket::FRAME_OP_CLOSE)
                 {
                     ws.sendFrame(buffer, n,
-                                 Poco::Net::WebSocket::FRAME_FLAG_FIN | Poco::Net::WebSocket::FRAME_OP_CLOSE);
+                                 static_cast<int>(Poco::Net::WebSocket::FRAME_FLAG_FIN) |
+                                     static_cast<int>(Poco::Net::WebSocket::FRAME_OP_CLOSE));
                     ++_counters->cleanCloses;
                     break;
                 }

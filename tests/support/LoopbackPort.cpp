@@ -1,5 +1,7 @@
 #include "LoopbackPort.h"
 
+#include "util/ErrnoText.h"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -16,7 +18,7 @@ int LoopbackPort::findFree()
 {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+        throw std::runtime_error(std::string("socket: ") + errnoText(errno));
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -27,7 +29,7 @@ int LoopbackPort::findFree()
     {
         const int error = errno;
         ::close(fd);
-        throw std::runtime_error(std::string("bind 127.0.0.1:0: ") + std::strerror(error));
+        throw std::runtime_error(std::string("bind 127.0.0.1:0: ") + errnoText(error));
     }
     ::close(fd);
     return ntohs(address.sin_port);

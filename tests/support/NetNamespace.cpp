@@ -1,5 +1,7 @@
 #include "NetNamespace.h"
 
+#include "util/ErrnoText.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +34,7 @@ std::string failureText;
 
 std::string errorText(const std::string& what)
 {
-    return what + ": " + std::strerror(errno);
+    return what + ": " + errnoText(errno);
 }
 
 std::string namespaceId()
@@ -172,7 +174,7 @@ boost::test_tools::assertion_result NetNamespace::required(boost::unit_test::tes
 
 bool NetNamespace::isCi()
 {
-    const char* ci = std::getenv("CI");
+    const char* ci = std::getenv("CI"); // NOLINT(concurrency-mt-unsafe): no test sets the environment
     return ci && (::strcasecmp(ci, "true") == 0 || std::strcmp(ci, "1") == 0);
 }
 

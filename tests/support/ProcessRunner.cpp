@@ -1,5 +1,7 @@
 #include "ProcessRunner.h"
 
+#include "util/ErrnoText.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -33,7 +35,7 @@ void closeFd(int& fd)
 void makePipe(int fds[2])
 {
     if (::pipe2(fds, O_CLOEXEC) != 0)
-        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+        throw std::runtime_error(std::string("pipe2: ") + errnoText(errno));
 }
 
 /// Closes the descriptors [first, last] in the child; only async-signal-safe calls.
@@ -71,6 +73,7 @@ std::vector<std::string> buildEnvironment(const ProcessOptions& options)
 std::vector<char*> pointers(std::vector<std::string>& strings)
 {
     std::vector<char*> result;
+    result.reserve(strings.size() + 1);
     for (auto& text : strings)
         result.push_back(text.data());
     result.push_back(nullptr);
@@ -144,7 +147,7 @@ pid_t ProcessRunner::spawn(const std::vector<std::string>& argv, const ProcessOp
         const int error = errno;
         ::close(report[0]);
         ::close(report[1]);
-        throw std::runtime_error(std::string("fork: ") + std::strerror(error));
+        throw std::runtime_error(std::string("fork: ") + errnoText(error));
     }
     if (pid == 0)
     {
@@ -153,6 +156,7 @@ pid_t ProcessRunner::spawn(const std::vector<std::string>& argv, const ProcessOp
             ::_exit(127);
         sigset_t all;
         sigemptyset(&all);
+        // NOLINTNEXTLINE(concurrency-mt-unsafe): the forked child has one thread
         ::sigprocmask(SIG_SETMASK, &all, nullptr);
         for (int signal : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD})
             ::signal(signal, SIG_DFL);
@@ -191,7 +195,7 @@ pid_t ProcessRunner::spawn(const std::vector<std::string>& argv, const ProcessOp
     {
         int status = 0;
         ::waitpid(pid, &status, 0);
-        throw std::runtime_error("cannot execute " + commandLine(argv) + ": " + std::strerror(childError));
+        throw std::runtime_error("cannot execute " + commandLine(argv) + ": " + errnoText(childError));
     }
     return pid;
 }
@@ -255,7 +259,7 @@ ProcessResult ProcessRunner::run(const std::vector<std::string>& argv, const Pro
             fds[count++] = {inFd, POLLOUT, 0};
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
         if (::poll(fds, count, static_cast<int>(std::min<long long>(left, 1000))) < 0 && errno != EINTR)
-            throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+            throw std::runtime_error(std::string("poll: ") + errnoText(errno));
         for (int i = 0; i < count; ++i)
         {
             if (fds[i].revents == 0)

@@ -1,5 +1,7 @@
 #include "TempDir.h"
 
+#include "util/ErrnoText.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -14,12 +16,12 @@ namespace fleetprobe::test
 
 TempDir::TempDir(const std::string& prefix)
 {
-    const char* base = std::getenv("TMPDIR");
+    const char* base = std::getenv("TMPDIR"); // NOLINT(concurrency-mt-unsafe): no test sets the environment
     std::string pattern = std::string(base && *base ? base : "/tmp") + "/" + prefix + ".XXXXXX";
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
     if (!::mkdtemp(buffer.data()))
-        throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
+        throw std::runtime_error("mkdtemp " + pattern + ": " + errnoText(errno));
     _path = std::filesystem::absolute(buffer.data()).string();
 }
 
@@ -36,7 +38,7 @@ std::string TempDir::file(const std::string& name) const
 
 std::string TempDir::writeFile(const std::string& name, const std::string& content) const
 {
-    const std::string path = file(name);
+    std::string path = file(name);
     std::filesystem::create_directories(std::filesystem::path(path).parent_path());
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << content;
@@ -48,7 +50,7 @@ std::string TempDir::writeFile(const std::string& name, const std::string& conte
 
 std::string TempDir::makeDirectory(const std::string& name) const
 {
-    const std::string path = file(name);
+    std::string path = file(name);
     std::filesystem::create_directories(path);
     return path;
 }

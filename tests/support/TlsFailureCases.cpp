@@ -34,7 +34,7 @@ TlsFailureCases::probeAll(Scraper& scraper,
     for (std::size_t j = 0; j < settings.size(); ++j)
         targets.push_back(
             ProbeTarget::forJob(j, "", std::chrono::milliseconds(2000), std::nullopt, settings[j]));
-    const auto results = scraper.probe(targets, StopSignal());
+    auto results = scraper.probe(targets, StopSignal());
     BOOST_TEST_REQUIRE(results.size() == settings.size());
     for (const auto& r : results)
     {

@@ -1,8 +1,8 @@
 #include "VictoriaMetricsProcess.h"
 
 #include "LoopbackPort.h"
-#include "sinks/PushClient.h"
 #include "WaitCondition.h"
+#include "sinks/PushClient.h"
 
 #include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Object.h>

@@ -48,7 +48,8 @@ public:
 class SystemError : public std::runtime_error
 {
 public:
-    SystemError(const std::string& what, int error) : std::runtime_error(what + ": " + std::strerror(error))
+    SystemError(const std::string& what, int error)
+        : std::runtime_error(what + ": " + std::strerror(error)) // NOLINT(concurrency-mt-unsafe): one thread
     {
     }
 };
@@ -353,7 +354,7 @@ int run(int argc, char** argv)
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &signals, nullptr) != 0)
+    if (sigprocmask(SIG_BLOCK, &signals, nullptr) != 0) // NOLINT(concurrency-mt-unsafe): one-threaded tool
         throw SystemError("sigprocmask", errno);
     const int signalFd = signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC);
     if (signalFd < 0)

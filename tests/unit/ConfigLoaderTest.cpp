@@ -356,7 +356,7 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
 BOOST_AUTO_TEST_CASE(ten_megabyte_files)
 {
     // 10 MB of nesting: refused by the parser's depth limit, not by a stack overflow.
-    BOOST_TEST(!parse(std::string(10 * 1024 * 1024, '[')));
+    BOOST_TEST(!parse(std::string(std::size_t{10} * 1024 * 1024, '[')));
     BOOST_TEST_REQUIRE(errors.size() == 1u);
     BOOST_TEST(errors[0].rfind("configs/meters.json: invalid JSON: ", 0) == 0u, errors[0]);
 
@@ -377,7 +377,7 @@ BOOST_AUTO_TEST_CASE(ten_megabyte_files)
     BOOST_TEST(c->jobs.size() == 50000u);
 
     // 10 MB of bytes that are not JSON at all.
-    BOOST_TEST(!parse(std::string(10 * 1024 * 1024, 'x')));
+    BOOST_TEST(!parse(std::string(std::size_t{10} * 1024 * 1024, 'x')));
     BOOST_TEST(errors.size() == 1u);
 }
 

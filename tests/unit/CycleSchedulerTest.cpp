@@ -116,7 +116,8 @@ BOOST_AUTO_TEST_CASE(sigstop_longer_than_the_interval_never_gives_cycles_back_to
 {
     // Defect 6 of issue 12: after SIGSTOP for ~5 s with a 2 s interval two cycles ran 0.5 s apart.
     for (const auto stopAt : {milliseconds(500), milliseconds(1950), milliseconds(2050), milliseconds(3999)})
-        for (const auto stopFor : {milliseconds(2100), milliseconds(5000), milliseconds(5900), milliseconds(31000)})
+        for (const auto stopFor :
+             {milliseconds(2100), milliseconds(5000), milliseconds(5900), milliseconds(31000)})
         {
             Simulation sim;
             sim.stopAt = sim.t0 + stopAt;

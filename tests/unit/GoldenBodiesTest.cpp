@@ -246,7 +246,7 @@ public:
     PushOutcome put(const std::string& groupPath, const Body& body, std::chrono::milliseconds,
                     const AbortCheck&) override
     {
-        const PushOutcome o = answer(_answers, _calls);
+        PushOutcome o = answer(_answers, _calls);
         _transcript += "#> put " + groupPath + " -> " + resultName(o.result) + "\n" + body.joined();
         return o;
     }
@@ -299,7 +299,7 @@ public:
     PushOutcome import(const std::string& gzipText, const Labels& extraLabels, std::chrono::milliseconds,
                        const AbortCheck&) override
     {
-        const PushOutcome o = answer(_answers, _calls);
+        PushOutcome o = answer(_answers, _calls);
         _transcript += "#> import";
         for (const auto& [name, value] : extraLabels)
             _transcript += " " + name + "=" + value;
@@ -527,6 +527,7 @@ std::string goldenPath(const std::string& name)
 
 bool updating()
 {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): no test sets the environment
     const char* update = std::getenv("FLEETPROBE_UPDATE_GOLDEN");
     return update && std::string(update) == "1";
 }

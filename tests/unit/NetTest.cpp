@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(shares_give_their_units_back)
         BOOST_TEST(two.size() == 2u);
         BOOST_TEST(!SocketShare::tryTake(1, budget));
         SocketShare moved(std::move(two));
-        BOOST_TEST(!two);
+        BOOST_TEST(!two); // NOLINT(bugprone-use-after-move): the moved-from state is under test
         BOOST_TEST(!SocketShare::takeForBatch(1, true, never, budget)); // holding its own: no wait
     }
     SocketShare again = SocketShare::takeForBatch(2, false, never, budget);
@@ -229,7 +229,7 @@ BOOST_AUTO_TEST_CASE(a_send_buffer_writes_what_the_socket_takes)
 {
     SocketPair pair;
     SendBuffer out;
-    const std::string chunk(64 * 1024, 'x');
+    const std::string chunk(std::size_t{64} * 1024, 'x');
     for (int i = 0; i < 32; ++i)
         out.append(chunk); // 2 MiB: more than a socket buffer
     BOOST_TEST(out.flush(pair.a.get()) == 0);

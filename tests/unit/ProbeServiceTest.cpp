@@ -4,6 +4,7 @@
 #include "http/ProbeService.h"
 #include "ScraperSettingsAccess.h"
 #include "scrapers/BuiltinScrapers.h"
+#include "util/ErrnoText.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -36,13 +37,15 @@ const ScraperRegistry& registry()
     return r;
 }
 
-ProbeResponse probe(const QueryParameters& parameters, std::optional<std::string> header = std::nullopt)
+ProbeResponse probe(const QueryParameters& parameters,
+                    const std::optional<std::string>& header = std::nullopt)
 {
     return ProbeService(registry()).probe(parameters, header);
 }
 
 /// The 400 message of a request (without its LF); fails the test when the answer is not 400.
-std::string badRequest(const QueryParameters& parameters, std::optional<std::string> header = std::nullopt)
+std::string badRequest(const QueryParameters& parameters,
+                       const std::optional<std::string>& header = std::nullopt)
 {
     const ProbeResponse r = probe(parameters, header);
     BOOST_TEST(r.status == 400, "expected 400, got " << r.status << ": " << r.body);
@@ -86,14 +89,14 @@ public:
     {
         _fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (_fd < 0)
-            throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+            throw std::runtime_error("socket: " + std::string(errnoText(errno)));
         sockaddr_un address{};
         address.sun_family = AF_UNIX;
         std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
         if (::bind(_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
             (listening && ::listen(_fd, 16) != 0))
         {
-            const std::string error = std::strerror(errno);
+            const std::string error = errnoText(errno);
             ::close(_fd);
             throw std::runtime_error("bind/listen " + path + ": " + error);
         }
@@ -120,15 +123,17 @@ BOOST_AUTO_TEST_CASE(missing_target_and_module)
 {
     BOOST_TEST(badRequest({{"module", "ping"}}) ==
                "target: missing (the address, host name or URL to probe)");
-    BOOST_TEST(badRequest({{"target", "127.0.0.2"}}) ==
-               "module: missing (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket)");
+    BOOST_TEST(
+        badRequest({{"target", "127.0.0.2"}}) ==
+        "module: missing (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket)");
     BOOST_TEST(badRequest({{"target", ""}, {"module", "ping"}}) == "target: must not be empty");
 }
 
 BOOST_AUTO_TEST_CASE(unknown_module_is_named_with_the_known_ones)
 {
-    BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "pnig"}}) ==
-               R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket))");
+    BOOST_TEST(
+        badRequest({{"target", "127.0.0.2"}, {"module", "pnig"}}) ==
+        R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket))");
 }
 
 BOOST_AUTO_TEST_CASE(bad_target_uses_the_config_message)
@@ -162,8 +167,9 @@ BOOST_AUTO_TEST_CASE(parameters_that_do_not_apply_unknown_or_repeated)
 {
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"port", "502"}}) ==
                "port: does not apply to module=ping (only to coap, modbus, mqtt, port, tcp_echo, tcp_info)");
-    BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"prot", "udp"}}) ==
-               R"(unknown parameter "prot" (known: target, module, address, count, framing, function, path, port, protocol, tls, unit, url, values, timeout))");
+    BOOST_TEST(
+        badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"prot", "udp"}}) ==
+        R"(unknown parameter "prot" (known: target, module, address, count, framing, function, path, port, protocol, tls, unit, url, values, timeout))");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"target", "127.0.0.3"}, {"module", "ping"}}) ==
                "target: given more than once");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "http"}}) ==
@@ -271,11 +277,13 @@ BOOST_AUTO_TEST_CASE(concurrent_probes_share_no_result)
     SocketDir dir;
     constexpr int count = 16;
     std::vector<std::unique_ptr<UnixSocket>> sockets;
+    sockets.reserve(count);
     auto path = [&dir](int i) { return dir.path + "/s" + std::to_string(i) + ".sock"; };
     for (int i = 0; i < count; ++i)
         sockets.push_back(std::make_unique<UnixSocket>(path(i), i % 2 == 0));
     std::vector<ProbeResponse> answers(count);
     std::vector<std::thread> threads;
+    threads.reserve(count);
     ProbeService service(registry());
     for (int i = 0; i < count; ++i)
         threads.emplace_back(

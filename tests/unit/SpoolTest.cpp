@@ -155,7 +155,7 @@ BOOST_AUTO_TEST_CASE(peek_limits)
 {
     Spool spool(dir, 1 << 20);
     for (int i = 0; i < 10; ++i)
-        spool.append(i, 1, std::string(100, 'a' + i));
+        spool.append(i, 1, std::string(100, static_cast<char>('a' + i)));
     BOOST_TEST(spool.peek(3, 1 << 20).size() == 3u);
     BOOST_TEST(spool.peek(0, 1 << 20).empty());
     BOOST_TEST(spool.peek(100, 250).size() == 2u);
@@ -611,7 +611,7 @@ BOOST_AUTO_TEST_CASE(kill_9_during_replay)
 {
     const std::uint64_t total = 3000;
     {
-        Spool spool(dir, 1u << 30, false, 32 * 1024);
+        Spool spool(dir, 1u << 30, false, std::uint64_t{32} * 1024);
         for (std::uint64_t i = 0; i < total; ++i)
             appendNumbered(spool, 100);
     }
@@ -627,7 +627,7 @@ BOOST_AUTO_TEST_CASE(kill_9_during_replay)
         {
             try
             {
-                Spool spool(dir, 1u << 30, false, 32 * 1024);
+                Spool spool(dir, 1u << 30, false, std::uint64_t{32} * 1024);
                 const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
                 while (!spool.empty())
                 {
@@ -650,7 +650,7 @@ BOOST_AUTO_TEST_CASE(kill_9_during_replay)
         ::kill(child, SIGKILL);
         int status = 0;
         ::waitpid(child, &status, 0);
-        Spool spool(dir, 1u << 30, false, 32 * 1024);
+        Spool spool(dir, 1u << 30, false, std::uint64_t{32} * 1024);
         BOOST_TEST(spool.repairs().empty());
         killedAt = spool.empty() ? total + 1 : spool.peek(1, 0).at(0).sequence;
         if (spool.empty())
@@ -661,7 +661,7 @@ BOOST_AUTO_TEST_CASE(kill_9_during_replay)
     std::istringstream in(readFile(log));
     for (std::uint64_t s; in >> s;)
         ++delivered[s];
-    Spool spool(dir, 1u << 30, false, 32 * 1024);
+    Spool spool(dir, 1u << 30, false, std::uint64_t{32} * 1024);
     std::set<std::uint64_t> spooled;
     for (const auto& r : spool.peek(SIZE_MAX, SIZE_MAX))
         spooled.insert(r.sequence);
@@ -711,7 +711,11 @@ BOOST_AUTO_TEST_CASE(garbage_never_crashes_open)
             case 1: // a valid spool with flipped bytes
                 data = valid;
                 for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k)
-                    data[rng() % data.size()] ^= static_cast<char>(1 + rng() % 255);
+                {
+                    const auto flip = static_cast<char>(1 + rng() % 255); // drawn first, as `^=` did
+                    char& byte = data[rng() % data.size()];
+                    byte = static_cast<char>(byte ^ flip);
+                }
                 break;
             default: // a valid spool cut anywhere, with garbage after
                 data = valid.substr(0, rng() % valid.size());
@@ -745,13 +749,16 @@ BOOST_AUTO_TEST_CASE(garbage_never_crashes_open)
 }
 
 /// Measures append and open; runs only with FLEETPROBE_SPOOL_BENCH set (writes about 120 MB).
-BOOST_AUTO_TEST_CASE(benchmark, *boost::unit_test::precondition(
-                                    [](boost::unit_test::test_unit_id) {
-                                        return boost::unit_test::assertion_result(
-                                            std::getenv("FLEETPROBE_SPOOL_BENCH") != nullptr);
-                                    }))
+BOOST_AUTO_TEST_CASE(benchmark,
+                     *boost::unit_test::precondition(
+                         [](boost::unit_test::test_unit_id)
+                         {
+                             return boost::unit_test::assertion_result(
+                                 // NOLINTNEXTLINE(concurrency-mt-unsafe): no test sets the environment
+                                 std::getenv("FLEETPROBE_SPOOL_BENCH") != nullptr);
+                         }))
 {
-    const std::string payload = payloadFor(1, 100 * 1024);
+    const std::string payload = payloadFor(1, std::size_t{100} * 1024);
     {
         Spool spool(dir, 1ull << 40);
         const int n = 200;

@@ -120,6 +120,7 @@ BOOST_AUTO_TEST_CASE(shortest_round_trip_floats)
         BOOST_TEST(std::strtod(TextSerializer::formatValue(v).c_str(), nullptr) == v);
 }
 
+// NOLINTBEGIN(concurrency-mt-unsafe): setlocale on the test's only thread, which is what is tested
 BOOST_AUTO_TEST_CASE(output_does_not_depend_on_the_locale)
 {
     // A locale with a decimal comma, when the machine has one; the C++ global locale too.
@@ -147,5 +148,6 @@ BOOST_AUTO_TEST_CASE(output_does_not_depend_on_the_locale)
     std::locale::global(std::locale::classic());
     BOOST_TEST(text == "# HELP m h\n# TYPE m gauge\nm 1234567.25\n");
 }
+// NOLINTEND(concurrency-mt-unsafe)
 
 BOOST_AUTO_TEST_SUITE_END()
