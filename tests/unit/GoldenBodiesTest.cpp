@@ -693,9 +693,9 @@ const std::string pingExporterConfig = R"json({
   "conf": {"prom_id": "pe_meters", "interval": 60, "timeout": 1, "value_dev_down": 5000,
            "compat": "pingexporter"},
   "jobs": [
-    {"job": "pe-001", "ip": "10.0.0.1", "metrics": ["ping"]},
-    {"job": "pe/002 ü", "ip": "10.0.0.2:8080", "metrics": ["ping", "port"], "ports": [8080]},
-    {"job": "pe-003", "ip": "10.0.0.3", "metrics": ["port"], "ports": [23]}
+    {"job": "pe-001", "ip": "127.0.10.1", "metrics": ["ping"]},
+    {"job": "pe/002 ü", "ip": "127.0.10.2:8080", "metrics": ["ping", "port"], "ports": [8080]},
+    {"job": "pe-003", "ip": "127.0.10.3", "metrics": ["port"], "ports": [23]}
   ]
 })json";
 
