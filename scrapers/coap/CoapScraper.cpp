@@ -92,22 +92,21 @@ std::vector<ProbeResult> CoapScraper::probe(const std::vector<ProbeTarget>& targ
         return results;
 
     std::chrono::milliseconds longest{0};
-    std::map<std::string, std::size_t> requestIndex;
-    std::vector<ResolveRequest> requests;
+    std::vector<std::string> hosts;
+    hosts.reserve(targets.size());
     for (const auto& t : targets)
     {
         longest = std::max(longest, t.timeout);
-        if (requestIndex.emplace(t.host, requests.size()).second)
-            requests.push_back(ResolveRequest{t.host, AF_UNSPEC});
+        hosts.push_back(t.host);
     }
-    const auto resolved = Resolver::resolveAll(requests, longest, &stop);
+    const auto resolved = Resolver::resolveEach(hosts, longest, &stop); // one per target
 
     std::vector<std::size_t> secure;
     std::vector<ResolvedAddress> secureAddresses;
     std::deque<std::size_t> pending;
     for (std::size_t i = 0; i < targets.size(); ++i)
     {
-        const ResolvedAddress& a = resolved[requestIndex[targets[i].host]];
+        const ResolvedAddress& a = resolved[i];
         if (!a.ok)
             results[i] = ProbeResult::failure(FailureReason::Resolve, a.error);
         else if (configOf(targets[i]).secure)
@@ -147,8 +146,8 @@ std::vector<ProbeResult> CoapScraper::probe(const std::vector<ProbeTarget>& targ
     {
         const ProbeTarget& t = targets[i];
         const CoapConfig& cfg = configOf(t);
-        sockaddr_storage addr = resolved[requestIndex[t.host]].address;
-        const socklen_t addrLen = resolved[requestIndex[t.host]].length;
+        sockaddr_storage addr = resolved[i].address;
+        const socklen_t addrLen = resolved[i].length;
         if (addr.ss_family == AF_INET)
             reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(cfg.port));
         else

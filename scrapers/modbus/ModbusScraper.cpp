@@ -121,15 +121,14 @@ std::vector<ProbeResult> ModbusScraper::probe(const std::vector<ProbeTarget>& ta
         return results;
 
     std::chrono::milliseconds longest{0};
-    std::map<std::string, std::size_t> requestIndex;
-    std::vector<ResolveRequest> requests;
+    std::vector<std::string> hosts;
+    hosts.reserve(targets.size());
     for (const auto& t : targets)
     {
         longest = std::max(longest, t.timeout);
-        if (requestIndex.emplace(t.host, requests.size()).second)
-            requests.push_back(ResolveRequest{t.host, AF_UNSPEC});
+        hosts.push_back(t.host);
     }
-    const auto resolved = Resolver::resolveAll(requests, longest, &stop);
+    const auto resolved = Resolver::resolveEach(hosts, longest, &stop); // one per target
 
     std::deque<std::size_t> pending;
     for (std::size_t i = 0; i < targets.size(); ++i)
@@ -211,7 +210,7 @@ std::vector<ProbeResult> ModbusScraper::probe(const std::vector<ProbeTarget>& ta
     auto open = [&](std::size_t i, SocketShare share)
     {
         const ProbeTarget& t = targets[i];
-        const ResolvedAddress& r = resolved[requestIndex[t.host]];
+        const ResolvedAddress& r = resolved[i];
         if (!r.ok)
         {
             results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);

@@ -16,6 +16,8 @@
 
 #include "net/Resolver.h"
 
+#include <map>
+
 #include "engine/StopSignal.h"
 
 #include <arpa/inet.h>
@@ -209,6 +211,22 @@ std::vector<ResolvedAddress> Resolver::resolveAll(const std::vector<ResolveReque
             freeaddrinfo(l->cb.ar_result);
     }
     return results;
+}
+
+std::vector<ResolvedAddress> Resolver::resolveEach(const std::vector<std::string>& hosts,
+                                                   std::chrono::milliseconds timeout, const StopSignal* stop)
+{
+    std::map<std::string, std::size_t> index;
+    std::vector<ResolveRequest> requests;
+    for (const auto& host : hosts)
+        if (index.emplace(host, requests.size()).second)
+            requests.push_back(ResolveRequest{host, AF_UNSPEC});
+    const auto distinct = resolveAll(requests, timeout, stop);
+    std::vector<ResolvedAddress> out;
+    out.reserve(hosts.size());
+    for (const auto& host : hosts)
+        out.push_back(distinct[index.at(host)]);
+    return out;
 }
 
 } // namespace fleetprobe

@@ -41,6 +41,12 @@ public:
     static std::vector<ResolvedAddress> resolveAll(const std::vector<ResolveRequest>& requests,
                                                    std::chrono::milliseconds timeout,
                                                    const StopSignal* stop = nullptr);
+
+    /// resolveAll for a list of hosts with repeats (a batch's targets, AF_UNSPEC): each distinct host is
+    /// looked up once; one result per entry of `hosts`, in order.
+    static std::vector<ResolvedAddress> resolveEach(const std::vector<std::string>& hosts,
+                                                    std::chrono::milliseconds timeout,
+                                                    const StopSignal* stop = nullptr);
 };
 
 } // namespace fleetprobe
