@@ -45,7 +45,7 @@ private:
     struct Context;
     std::unique_ptr<Context> _context;
     std::vector<std::unique_ptr<Session>> _sessions;
-    std::vector<ProbeResult>& _results;
+    [[maybe_unused]] std::vector<ProbeResult>& _results; // kept by the constructor, read by no member yet
 };
 
 } // namespace fleetprobe::coap

@@ -107,6 +107,7 @@ std::vector<std::pair<unsigned, std::string>> uriOptions(const std::string& path
     std::vector<std::string> segments, query;
     splitPath(path, segments, query);
     std::vector<std::pair<unsigned, std::string>> out;
+    out.reserve(segments.size() + query.size());
     for (const auto& s : segments)
         out.emplace_back(uriPathOption, s);
     for (const auto& s : query)

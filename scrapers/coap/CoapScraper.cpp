@@ -27,6 +27,7 @@
 #include "net/PollSet.h"
 #include "net/Resolver.h"
 #include "net/Socket.h"
+#include "util/ErrnoText.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -70,7 +71,7 @@ struct InFlight
 
 ProbeResult failure(int err)
 {
-    return ProbeResult::failure(reasonFromErrno(err), std::strerror(err));
+    return ProbeResult::failure(reasonFromErrno(err), errnoText(err));
 }
 
 /// The result of a response code: up on 2.xx, else `mismatch`; the code as a measurement either way.

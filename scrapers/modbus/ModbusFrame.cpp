@@ -112,7 +112,7 @@ ModbusAnswer decodePdu(const std::string& pdu, const ModbusRequest& request)
             a.detail += (i == 2 ? "server id " : " ") + hex(byteAt(pdu, i));
         return a;
     }
-    if (byteCount != 2u * request.count)
+    if (byteCount != std::size_t{2} * request.count)
         return malformed("byte count " + std::to_string(byteCount) + " for " + std::to_string(request.count) +
                          " registers, expected " + std::to_string(2u * request.count));
     for (std::size_t i = 0; i < request.count; ++i)

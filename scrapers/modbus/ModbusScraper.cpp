@@ -32,6 +32,7 @@
 #include "net/Resolver.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
+#include "util/ErrnoText.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -54,7 +55,7 @@ constexpr std::size_t maxAnswerBytes = 512;
 
 ProbeResult failure(int err)
 {
-    return ProbeResult::failure(reasonFromErrno(err), std::strerror(err));
+    return ProbeResult::failure(reasonFromErrno(err), errnoText(err));
 }
 
 /// The settings a target probes (the defaults for a target made without settings).

@@ -5,18 +5,20 @@
 #include "config/Config.h"
 #include "config/ConfigLoader.h"
 #include "scrapers/common/CertificateExpiry.h"
+#include "util/ErrnoText.h"
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 namespace fleetprobe
 {
 namespace
 {
 
-const std::string devicePlaceholder = "{device}";
+constexpr std::string_view devicePlaceholder = "{device}";
 
 /// `tls`: true / false, or an object {"ca_file": PATH, "insecure": BOOL} (TLS on).
 MqttTls readTls(const ConfigSection& section)
@@ -34,7 +36,7 @@ MqttTls readTls(const ConfigSection& section)
         {
             std::ifstream in(*s);
             if (!in)
-                o.error("ca_file", "cannot read " + o.get("ca_file")->show() + ": " + std::strerror(errno));
+                o.error("ca_file", "cannot read " + o.get("ca_file")->show() + ": " + errnoText(errno));
             else
                 tls.caFile = *s;
         }
@@ -64,8 +66,8 @@ MqttCredentials readCredentials(const ConfigSection& section)
             section.error("password_file", "needs a username (MQTT sends a password only with one)");
         std::ifstream in(*path, std::ios::binary);
         if (!in)
-            section.error("password_file", "cannot read " + section.get("password_file")->show() + ": " +
-                                               std::strerror(errno));
+            section.error("password_file",
+                          "cannot read " + section.get("password_file")->show() + ": " + errnoText(errno));
         else
         {
             std::string line;

@@ -26,6 +26,7 @@
 #include "scrapers/common/CertificateExpiry.h"
 #include "scrapers/mqtt/MqttPacket.h"
 #include "scrapers/mqtt/MqttSubscription.h"
+#include "util/ErrnoText.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -343,7 +344,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
             const ConnectState c = ConnectState::finish(f.socket.fd());
             if (c.value == ConnectState::Failed)
             {
-                finish(f, ProbeResult::failure(reasonFromErrno(c.error), std::strerror(c.error)));
+                finish(f, ProbeResult::failure(reasonFromErrno(c.error), errnoText(c.error)));
                 return;
             }
             if (c.value != ConnectState::Connected)
@@ -401,7 +402,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
             {
                 if (const int err = f.output.flush(f.socket.fd()))
                 {
-                    finish(f, ProbeResult::failure(reasonFromErrno(err), std::strerror(err)));
+                    finish(f, ProbeResult::failure(reasonFromErrno(err), errnoText(err)));
                     return;
                 }
                 if (!f.output.empty())
@@ -441,7 +442,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
                     if (n < 0)
                     {
                         const int err = errno;
-                        finish(f, ProbeResult::failure(reasonFromErrno(err), std::strerror(err)));
+                        finish(f, ProbeResult::failure(reasonFromErrno(err), errnoText(err)));
                         return;
                     }
                 }
@@ -531,7 +532,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
             const int err = errno;
             if ((err == EMFILE || err == ENFILE) && !active.empty())
                 return false;
-            results[i] = ProbeResult::failure(FailureReason::Error, std::strerror(err));
+            results[i] = ProbeResult::failure(FailureReason::Error, errnoText(err));
             return true;
         }
         const int one = 1;
@@ -570,7 +571,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
         const ConnectState c =
             ConnectState::start(f.socket.fd(), reinterpret_cast<const sockaddr*>(&addr), r.length);
         if (c.value == ConnectState::Failed)
-            finish(f, ProbeResult::failure(reasonFromErrno(c.error), std::strerror(c.error)));
+            finish(f, ProbeResult::failure(reasonFromErrno(c.error), errnoText(c.error)));
         else if (c.value == ConnectState::Connected)
             advance(f);
         return true;
@@ -614,7 +615,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
         {
             const int err = errno;
             for (auto& f : active)
-                finish(f, ProbeResult::failure(FailureReason::Error, std::strerror(err)));
+                finish(f, ProbeResult::failure(FailureReason::Error, errnoText(err)));
             active.clear();
             continue;
         }

@@ -13,6 +13,7 @@
 
 #include "net/PollSet.h"
 #include "net/Socket.h"
+#include "util/ErrnoText.h"
 #include "util/Log.h"
 
 #include <mosquitto.h>
@@ -48,7 +49,7 @@ std::pair<FailureReason, std::string> failureOf(int rc, int err)
     switch (rc)
     {
     case MOSQ_ERR_ERRNO:
-        return {reasonFromErrno(err), std::strerror(err)};
+        return {reasonFromErrno(err), errnoText(err)};
     case MOSQ_ERR_EAI:
         return {FailureReason::Resolve, "broker name lookup failed"};
     case MOSQ_ERR_CONN_LOST:
@@ -106,7 +107,7 @@ MqttSubscription::MqttSubscription(std::shared_ptr<const MqttBrokerConfig> broke
     Client& c = *_client;
     c.mosq.reset(mosquitto_new(_clientId.c_str(), true, this));
     if (!c.mosq)
-        throw std::runtime_error(std::string("mosquitto_new: ") + std::strerror(errno));
+        throw std::runtime_error(std::string("mosquitto_new: ") + errnoText(errno));
     c.share = SocketShare::tryTake(1);
     mosquitto* m = c.mosq.get();
     mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
@@ -141,7 +142,7 @@ MqttSubscription::MqttSubscription(std::shared_ptr<const MqttBrokerConfig> broke
         _status.detail = c.setupProblem;
     }
     if (::pipe2(_wake, O_CLOEXEC | O_NONBLOCK) != 0)
-        throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+        throw std::runtime_error(std::string("pipe2: ") + errnoText(errno));
     _thread = std::thread([this] { run(); });
 }
 
@@ -278,7 +279,7 @@ void MqttSubscription::loop()
         const int n =
             ::poll(fds, count, waitSliceMs(until, now) > 0 ? std::max(1, waitSliceMs(until, now)) : 0);
         if (n < 0 && errno != EINTR)
-            throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+            throw std::runtime_error(std::string("poll: ") + errnoText(errno));
         if (fds[0].revents)
         {
             char buffer[16];
@@ -297,8 +298,7 @@ void MqttSubscription::loop()
                 socklen_t len = sizeof soError;
                 if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len) == 0 && soError != 0)
                 {
-                    lost(reasonFromErrno(soError),
-                         "broker " + _broker->broker + ": " + std::strerror(soError));
+                    lost(reasonFromErrno(soError), "broker " + _broker->broker + ": " + errnoText(soError));
                     continue;
                 }
             }

@@ -160,7 +160,8 @@ std::optional<std::string> ConfigLoader::readText(const std::string& file, Confi
         text.append(buf, static_cast<std::size_t>(in.gcount()));
         if (text.size() > maxFileBytes)
         {
-            check.error("", "larger than " + std::to_string(maxFileBytes / (1024 * 1024)) + " MiB, not read");
+            check.error("", "larger than " + std::to_string(maxFileBytes / (std::size_t{1024} * 1024)) +
+                                " MiB, not read");
             return std::nullopt;
         }
     }

@@ -156,7 +156,8 @@ bool ConfigRunner::deliver(double timeUnix, std::chrono::milliseconds budget, bo
     bool all = true;
     for (std::size_t i = 0; i < _sinks.size(); ++i)
     {
-        delivered[i] = guarded(*_sinks[i], [&cycle](Sink& sink) { return sink.deliver(cycle); });
+        delivered[i] =
+            static_cast<char>(guarded(*_sinks[i], [&cycle](Sink& sink) { return sink.deliver(cycle); }));
         all = all && delivered[i];
     }
     for (std::size_t i = 0; i < _sinks.size(); ++i)

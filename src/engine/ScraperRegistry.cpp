@@ -91,9 +91,9 @@ std::optional<ConfigSection> JobParseContext::requiredSection(const std::string&
 ScraperDescriptor::TargetMaker
 ScraperDescriptor::oneTargetPerJob(std::function<std::optional<double>(const ScraperSettings*)> timeoutOf)
 {
-    return
-        [timeoutOf](std::size_t jobIndex, const JobConfig& job,
-                    const std::shared_ptr<const ScraperSettings>& settings, std::chrono::milliseconds timeout)
+    return [timeoutOf = std::move(timeoutOf)](std::size_t jobIndex, const JobConfig& job,
+                                              const std::shared_ptr<const ScraperSettings>& settings,
+                                              std::chrono::milliseconds timeout)
     {
         const std::optional<double> own = timeoutOf ? timeoutOf(settings.get()) : std::nullopt;
         return std::vector<ProbeTarget>{ProbeTarget::forJob(jobIndex, job.host, timeout, own, settings)};

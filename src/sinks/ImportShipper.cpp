@@ -43,7 +43,7 @@ std::chrono::milliseconds left(std::chrono::steady_clock::time_point deadline)
 
 } // namespace
 
-bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, std::string gzipText,
+bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, const std::string& gzipText,
                             std::chrono::steady_clock::time_point liveDeadline, SelfStats& self,
                             const AbortCheck& abort)
 {

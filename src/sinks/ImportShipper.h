@@ -25,7 +25,7 @@ public:
     /// Records per replay request.
     static constexpr std::size_t batchRecords = 16;
     /// Payload bytes per replay request (at least one record is sent, whatever its size).
-    static constexpr std::size_t batchBytes = 4 * 1024 * 1024;
+    static constexpr std::size_t batchBytes = std::size_t{4} * 1024 * 1024;
 
     /// `spool` may be null (no state directory): an undelivered cycle is then lost and counted as dropped.
     /// `extraLabels` (job, instance) are added by the server to every sample; `origin` names the config in
@@ -40,7 +40,7 @@ public:
     /// Sends one cycle (`gzipText`: gzip'd text whose samples carry `timestampUnix`; `samples` of them)
     /// within `liveDeadline` (a transfer ends early when `abort` says so) and spools it when that fails.
     /// Updates the import and spool fields of `self`. Returns true when the cycle was delivered.
-    bool deliver(double timestampUnix, std::uint64_t samples, std::string gzipText,
+    bool deliver(double timestampUnix, std::uint64_t samples, const std::string& gzipText,
                  std::chrono::steady_clock::time_point liveDeadline, SelfStats& self,
                  const AbortCheck& abort = {});
 

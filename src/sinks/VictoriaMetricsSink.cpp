@@ -84,8 +84,8 @@ bool VictoriaMetricsSink::deliver(const FinishedCycle& cycle)
 {
     std::uint64_t samples = 0;
     std::string gzipText = importBody(cycle.families, cycle.timeUnix, samples);
-    return _shipper->deliver(cycle.timeUnix, samples, std::move(gzipText),
-                             cycle.budgetStart + cycle.budget / 2, cycle.self, abortCheck(cycle));
+    return _shipper->deliver(cycle.timeUnix, samples, gzipText, cycle.budgetStart + cycle.budget / 2,
+                             cycle.self, abortCheck(cycle));
 }
 
 void VictoriaMetricsSink::catchUp(const FinishedCycle& cycle, bool delivered)
