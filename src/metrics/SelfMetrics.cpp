@@ -11,7 +11,9 @@ const std::vector<SelfMetric>& SelfMetrics::all()
     static const std::vector<SelfMetric> table = {
         // Pushed with every cycle, and on /metrics with a prom_id label.
         {"exporter_duration_seconds", "Duration of the probe phase of the last cycle.", MetricType::Gauge},
-        {"exporter_jobs", "Jobs (devices) in the config.", MetricType::Gauge},
+        // PingExporter's own HELP: its groups and fleetprobe's may share a Pushgateway, where one name must
+        // have one HELP text.
+        {"exporter_jobs", "Number of jobs to export", MetricType::Gauge},
         {"exporter_cycles_total", "Cycles run.", MetricType::Counter},
         {"exporter_overruns_total", "Cycles that took longer than the interval.", MetricType::Counter},
         {"exporter_cycle_errors_total",

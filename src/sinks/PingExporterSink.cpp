@@ -21,11 +21,11 @@ bool PingExporterSink::deliver(const FinishedCycle& cycle)
                  pushed;
     }
     std::vector<MetricFamily> own = {{"exporter_duration",
-                                      "Duration of the last cycle (s)",
+                                      "Duration of all metrics exprot",
                                       MetricType::Gauge,
                                       {Metric::of(cycle.self.lastDurationSeconds)}},
                                      {"exporter_jobs",
-                                      "Jobs in the config",
+                                      "Number of jobs to export",
                                       MetricType::Gauge,
                                       {Metric::of(static_cast<double>(cycle.group.jobs))}}};
     return _pusher->push(cycle.group.origin, GroupingKey::path(cycle.group.promId),

@@ -43,6 +43,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -749,6 +750,45 @@ BOOST_AUTO_TEST_CASE(pingexporter_compat_groups)
 }
 
 // Failed pushes and imports: a 5xx retried, a 4xx not, a transport error; an import lost without a spool.
+// Every metric name has one HELP text and one TYPE across every body of every golden file (the main groups,
+// the compat groups, /probe): a Pushgateway holding several of them, or fleetprobe's and a real
+// PingExporter's groups, never logs "inconsistent help strings".
+BOOST_AUTO_TEST_CASE(one_help_and_type_per_metric_name)
+{
+    std::map<std::string, std::set<std::string>> help, type;
+    std::size_t files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(goldenPath("")))
+    {
+        if (entry.path().extension() != ".txt")
+            continue;
+        ++files;
+        std::ifstream in(entry.path());
+        for (std::string line; std::getline(in, line);)
+        {
+            const bool isHelp = line.rfind("# HELP ", 0) == 0, isType = line.rfind("# TYPE ", 0) == 0;
+            if (!isHelp && !isType)
+                continue;
+            const auto space = line.find(' ', 7);
+            const std::string name = line.substr(7, space - 7);
+            const std::string text = space == std::string::npos ? "" : line.substr(space + 1);
+            (isHelp ? help : type)[name].insert(text + "  (" + entry.path().filename().string() + ")");
+        }
+    }
+    BOOST_TEST(files > 10u);
+    for (auto* texts : {&help, &type})
+        for (const auto& [name, seen] : *texts)
+        {
+            std::set<std::string> distinct;
+            std::string all;
+            for (const auto& t : seen)
+            {
+                distinct.insert(t.substr(0, t.rfind("  (")));
+                all += "\n  " + t;
+            }
+            BOOST_TEST(distinct.size() == 1u, name << " has " << distinct.size() << " texts:" << all);
+        }
+}
+
 BOOST_AUTO_TEST_CASE(failing_links)
 {
     using R = PushOutcome::Result;

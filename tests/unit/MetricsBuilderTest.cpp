@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
     const std::string golden =
         "# HELP exporter_duration_seconds Duration of the probe phase of the last cycle.\n"
         "# TYPE exporter_duration_seconds gauge\n"
-        "# HELP exporter_jobs Jobs (devices) in the config.\n"
+        "# HELP exporter_jobs Number of jobs to export\n"
         "# TYPE exporter_jobs gauge\n"
         "# HELP exporter_cycles_total Cycles run.\n"
         "# TYPE exporter_cycles_total counter\n"
