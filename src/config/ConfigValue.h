@@ -8,7 +8,7 @@
 namespace fleetprobe
 {
 
-/// A config document as plain data: the JSON (or, later, YAML) tree a loader reads, with no parser's types in
+/// A config document as plain data: the JSON or YAML tree a loader reads, with no parser's types in
 /// it, so that scrapers can read their own config sections. Objects keep their keys in file order. Built
 /// once, then read; copyable; not synchronized.
 class ConfigValue
@@ -85,6 +85,7 @@ private:
     std::vector<std::pair<std::string, ConfigValue>> _members;
 
     friend class JsonTreeBuilder;
+    friend class YamlTreeBuilder;
 };
 
 } // namespace fleetprobe
