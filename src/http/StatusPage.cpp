@@ -149,8 +149,35 @@ std::string timestamp(double unix)
 
 using DeviceStatus = ConfigRunner::DeviceStatus;
 
+/// The scrapers that ask the device's application (the meter behind the modem), not only its modem.
+bool asksApplication(const std::string& scraper)
+{
+    return scraper == "modbus" || scraper == "mqtt" || scraper == "coap";
+}
+
+/// The scrapers that only reach the modem: it answers ICMP echo or accepts a socket.
+bool reachesModem(const std::string& scraper)
+{
+    return scraper == "ping" || scraper == "port";
+}
+
+/// "Modem up, meter dead": among `series[begin, end)` a `ping` or `port` check is up while a `modbus`, `mqtt`
+/// or `coap` check is down with reason timeout (connected, or reachable, but never answered).
+bool modemUpMeterDead(const std::vector<DeviceStatus>& series, std::size_t begin, std::size_t end)
+{
+    bool modemUp = false;
+    bool meterSilent = false;
+    for (std::size_t k = begin; k < end; ++k)
+    {
+        modemUp = modemUp || (series[k].up && reachesModem(series[k].scraper));
+        meterSilent = meterSilent ||
+                      (!series[k].up && asksApplication(series[k].scraper) && series[k].reason == "timeout");
+    }
+    return modemUp && meterSilent;
+}
+
 /// The devices of one config: consecutive series of the same job (the snapshot keeps them together).
-void appendDevices(std::string& out, const std::vector<DeviceStatus>& series, std::size_t counts[3])
+void appendDevices(std::string& out, const std::vector<DeviceStatus>& series, std::size_t counts[4])
 {
     out += '[';
     for (std::size_t i = 0; i < series.size();)
@@ -169,6 +196,8 @@ void appendDevices(std::string& out, const std::vector<DeviceStatus>& series, st
         }
         const std::size_t state = up == end - i ? 0 : up == 0 ? 2 : 1;
         ++counts[state];
+        const bool meterDead = modemUpMeterDead(series, i, end);
+        counts[3] += meterDead ? 1 : 0;
         static const char* const states[] = {"up", "partial", "down"};
         if (i > 0)
             out += ',';
@@ -180,7 +209,9 @@ void appendDevices(std::string& out, const std::vector<DeviceStatus>& series, st
         appendLabels(out, series[i].labels);
         out += ",\"state\":\"";
         out += states[state];
-        out += "\",\"last_seen\":" + timestamp(lastSeen);
+        out += "\",\"diagnosis\":";
+        out += meterDead ? "\"modem_up_meter_dead\"" : "null";
+        out += ",\"last_seen\":" + timestamp(lastSeen);
         out += ",\"checks\":[";
         for (std::size_t k = i; k < end; ++k)
         {
@@ -281,7 +312,7 @@ std::string StatusPage::json(const std::vector<RunningConfigs::Entry>& configs, 
             ",\"last_cycle_seconds\":" + (cycled ? number(snap.lastCycle.probeSeconds) : std::string("null"));
         out += ",\"last_push_ok\":";
         out += cycled ? (snap.lastCycle.pushed ? "true" : "false") : "null";
-        std::size_t counts[3] = {0, 0, 0};
+        std::size_t counts[4] = {0, 0, 0, 0};
         std::string devices = "null";
         if (snap.devices)
         {
@@ -291,7 +322,8 @@ std::string StatusPage::json(const std::vector<RunningConfigs::Entry>& configs, 
         out += ",\"counts\":";
         if (snap.devices)
             out += "{\"up\":" + std::to_string(counts[0]) + ",\"partial\":" + std::to_string(counts[1]) +
-                   ",\"down\":" + std::to_string(counts[2]) + "}";
+                   ",\"down\":" + std::to_string(counts[2]) +
+                   ",\"modem_up_meter_dead\":" + std::to_string(counts[3]) + "}";
         else
             out += "null";
         out += ",\"devices\":" + devices + "}";

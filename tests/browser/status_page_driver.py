@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 failures = []
 
@@ -152,6 +153,8 @@ FLEET = {
     "meter-0006": ("meters_gprs", "up", []),
     "meter-0007": ("meters_gprs", "down", ["timeout"]),
     "meter-0008": ("meters_gprs", "up", []),
+    "meter-0009": ("meters_gprs", "partial", ["modem up, meter dead", "ping, port 502/tcp answer;",
+                                               "modbus never answered (timeout)"]),
     "datalogger-north-01": ("dataloggers", "up", ["5683/udp"]),
     "datalogger-south-01": ("dataloggers", "down", ["timeout"]),
     "datalogger-east-01": ("dataloggers", "up", []),
@@ -186,11 +189,33 @@ def main():
         cards = browser.evaluate("Array.from(document.querySelectorAll('.class-card')).map(c => c.innerText)")
         check(len(cards) == 3, "three summary cards (all, dataloggers, meters_gprs): %r" % cards)
         if len(cards) == 3:
-            check("3 down" in cards[0] and "2 partial" in cards[0] and "7 up" in cards[0], "all: %r" % cards[0])
+            check("3 down" in cards[0] and "3 partial" in cards[0] and "7 up" in cards[0]
+                  and "1 modem up, meter dead" in cards[0], "all: %r" % cards[0])
             check("dataloggers" in cards[1] and "1 down" in cards[1] and "1 partial" in cards[1]
                   and "2 up" in cards[1], "dataloggers: %r" % cards[1])
-            check("meters_gprs" in cards[2] and "2 down" in cards[2] and "1 partial" in cards[2]
-                  and "5 up" in cards[2], "meters_gprs: %r" % cards[2])
+            check("meters_gprs" in cards[2] and "2 down" in cards[2] and "2 partial" in cards[2]
+                  and "5 up" in cards[2] and "1 modem up, meter dead" in cards[2], "meters_gprs: %r" % cards[2])
+            check("modem up, meter dead" not in cards[1], "dataloggers: no dead meter: %r" % cards[1])
+        # The "modem up, meter dead" device: only meter-0009, its badge, and which check timed out.
+        dead = browser.evaluate("Array.from(document.querySelectorAll('#rows tr[data-diagnosis=modem_up_meter_dead]'))"
+                                ".map(tr => tr.dataset.device)")
+        check(dead == ["meter-0009"], "only meter-0009 is marked modem up, meter dead: %r" % dead)
+        marked = browser.evaluate("Array.from(document.querySelectorAll('tr[data-device=meter-0009] li.meter-dead'))"
+                                  ".map(li => li.innerText)")
+        check(marked is not None and len(marked) == 1 and marked[0].startswith("modbus") and "timeout" in marked[0],
+              "its modbus check is the one marked: %r" % marked)
+        status = json.loads(urllib.request.build_opener(urllib.request.ProxyHandler({})).open(base + "/status.json", timeout=10).read())
+        meters = [c for c in status["configs"] if c["prom_id"] == "meters_gprs"][0]
+        m9 = [d for d in meters["devices"] if d["name"] == "meter-0009"][0]
+        by_scraper = {c["scraper"]: c for c in m9["checks"]}
+        check(m9["diagnosis"] == "modem_up_meter_dead" and m9["state"] == "partial",
+              "status.json: meter-0009 diagnosis %r state %r" % (m9["diagnosis"], m9["state"]))
+        check(by_scraper["port"]["up"] is True and by_scraper["ping"]["up"] is True
+              and by_scraper["modbus"]["up"] is False and by_scraper["modbus"]["reason"] == "timeout",
+              "status.json: meter-0009 port and ping up, modbus down with reason timeout: %r" % m9["checks"])
+        check(meters["counts"]["modem_up_meter_dead"] == 1, "status.json counts: %r" % meters["counts"])
+        others = [d["name"] for c in status["configs"] for d in c["devices"] if d["diagnosis"] is not None]
+        check(others == ["meter-0009"], "status.json: no other device has a diagnosis: %r" % others)
         check(browser.evaluate("document.querySelector('#refresh').innerText.startsWith('Updated ')"),
               "the refresh time is shown")
         browser.screenshot(shot, 1280, 800, False)
@@ -211,13 +236,13 @@ def main():
         # 3. The filter from the URL, and back into the URL when it changes.
         check(browser.navigate(base + "/?q=meter-000&class=meters_gprs&problems=1"), "the filtered page loaded")
         rows = json.loads(browser.evaluate(ROWS))
-        check([r["device"] for r in rows] == ["meter-0003", "meter-0007", "meter-0005"],
-              "?q=meter-000&class=meters_gprs&problems=1 shows the three problem meters: %s" % [r["device"] for r in rows])
+        check([r["device"] for r in rows] == ["meter-0003", "meter-0007", "meter-0005", "meter-0009"],
+              "?q=meter-000&class=meters_gprs&problems=1 shows the four problem meters: %s" % [r["device"] for r in rows])
         check(browser.evaluate("document.querySelector('#q').value") == "meter-000", "the search box holds q")
         check(browser.evaluate("document.querySelector('#class').value") == "meters_gprs", "the class box holds class")
         check(browser.evaluate("document.querySelector('#problems').checked") is True, "problems only is ticked")
-        check(browser.evaluate("document.querySelector('#shown').innerText") == "3 of 12 devices shown",
-              "3 of 12 shown: %r" % browser.evaluate("document.querySelector('#shown').innerText"))
+        check(browser.evaluate("document.querySelector('#shown').innerText") == "4 of 13 devices shown",
+              "4 of 13 shown: %r" % browser.evaluate("document.querySelector('#shown').innerText"))
         browser.evaluate("""(() => { const q = document.querySelector('#q'); q.value = 'north';
                            q.dispatchEvent(new Event('input'));
                            const c = document.querySelector('#class'); c.value = '';
@@ -253,7 +278,7 @@ def main():
         banner = browser.evaluate("document.querySelector('#banner').innerText")
         check(banner.startswith("Gateway unreachable since ") and "showing the data of" in banner,
               "the banner says so: %r" % banner)
-        check(browser.evaluate("document.querySelectorAll('#rows tr').length") == 12, "the last rows stay")
+        check(browser.evaluate("document.querySelectorAll('#rows tr').length") == 13, "the last rows stay")
 
         # 6. Without any answer at all (the page opened from a file): unreachable, no rows.
         check(browser.navigate(file_url), "the page from a file loaded")

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The status page in a real browser: headless Chromium, driven over --remote-debugging-pipe by
 # status_page_driver.py, against a real fleetprobe --listen probing a realistic fleet of loopback devices (two
-# classes, a dozen devices, some down with reasons) and a second one with hostile names. Checks the rows the
+# classes, a dozen devices, some down with reasons, one "modem up, meter dead") and a second one with hostile names. Checks the rows the
 # page's JavaScript built, the filter from and into the URL, the phone layout, the unreachable gateway, and
 # saves a screenshot to $TMPDIR/fleetprobe-status-page.png (STATUS_PAGE_SCREENSHOT=docs/status-page.png renews the one docs show).
 #
@@ -67,9 +67,10 @@ fail() {
     exit 1
 }
 
-# The realistic fleet: eight GPRS meters (ping + Modbus/TCP 502) and four dataloggers (ping + HTTP 8080, one
+# The realistic fleet: nine GPRS meters (ping + Modbus/TCP 502) and four dataloggers (ping + HTTP 8080, one
 # with CoAP 5683/udp). Down with a reason: meter-0003, meter-0007, datalogger-south-01 silent (timeout);
-# meter-0005 and datalogger-west-01 answer ping but their port is closed (refused).
+# meter-0005 and datalogger-west-01 answer ping but their port is closed (refused); meter-0009 is "modem up,
+# meter dead": its modem (fleetprobe-testpeer --mute) accepts 502 and never answers the modbus request.
 mkdir "$work/conf.d" "$work/hostile.d"
 cat >"$work/conf.d/meters_gprs.json" <<'EOF'
 {
@@ -82,7 +83,8 @@ cat >"$work/conf.d/meters_gprs.json" <<'EOF'
     {"job": "meter-0005", "ip": "127.0.1.5", "metrics": ["ping", "port"], "ports": [502], "labels": {"site": "south"}},
     {"job": "meter-0006", "ip": "127.0.1.6", "metrics": ["ping", "port"], "ports": [502], "labels": {"site": "south"}},
     {"job": "meter-0007", "ip": "127.0.1.7", "metrics": ["ping", "port"], "ports": [502], "labels": {"site": "east"}},
-    {"job": "meter-0008", "ip": "127.0.1.8", "metrics": ["ping", "port"], "ports": [502], "labels": {"site": "east"}}
+    {"job": "meter-0008", "ip": "127.0.1.8", "metrics": ["ping", "port"], "ports": [502], "labels": {"site": "east"}},
+    {"job": "meter-0009", "ip": "127.0.1.9", "metrics": ["ping", "port", "modbus"], "ports": [502], "labels": {"site": "east"}}
   ]
 }
 EOF
@@ -110,6 +112,7 @@ EOF
 
 listeners=()
 for i in 1 2 3 4 6 7 8; do listeners+=(--tcp "127.0.1.$i:502"); done
+listeners+=(--mute 127.0.1.9:502)
 for i in 1 2 3; do listeners+=(--tcp "127.0.2.$i:8080"); done
 "$testpeer" "${listeners[@]}" --udp 127.0.2.1:5683 --ready-file "$work/peer.ready" >"$work/peer.log" 2>&1 &
 pids+=($!)

@@ -1,10 +1,13 @@
 // fleetprobe-testpeer: a loopback peer for tests, the demo and the benchmark.
 //
 //   fleetprobe-testpeer [--tcp ADDR:PORT]... [--tcp-file FILE] [--udp ADDR:PORT]... [--unix PATH]...
-//                       [--ready-file FILE]
+//                       [--mute ADDR:PORT]... [--mute-file FILE] [--mute-udp ADDR:PORT]... [--ready-file
+//                       FILE]
 //
 // TCP listeners accept and close at once, UDP sockets echo every datagram back to its sender, unix stream
-// sockets accept and close. Everything runs in one epoll loop until SIGTERM or SIGINT. ADDR is 127.x.y.z or
+// sockets accept and close. `--mute` listeners are the modem whose device behind it is dead: they accept,
+// read and drop whatever comes, never answer, and close when the peer does; `--mute-udp` sockets drop every
+// datagram. Everything runs in one epoll loop until SIGTERM or SIGINT. ADDR is 127.x.y.z or
 // [::1]; any other address is refused (exit 2): the peer never listens beyond loopback. PORT may be 0 (the
 // kernel picks one). The ready file is written atomically once every socket listens; it lists each socket,
 // one per line, as `tcp 127.0.0.2:502`, `udp [::1]:40000`, `unix /path`, with the ports actually bound.
@@ -14,6 +17,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,7 +63,9 @@ enum class Kind
 {
     Tcp,
     Udp,
-    Unix
+    Unix,
+    MuteTcp,
+    MuteUdp
 };
 
 /// One socket to open, as given on the command line.
@@ -80,10 +86,12 @@ struct Listener
     std::string unixPath;    ///< removed at exit
 };
 
-const char* const usageText = "usage: fleetprobe-testpeer [--tcp ADDR:PORT]... [--tcp-file FILE] [--udp "
-                              "ADDR:PORT]... [--unix PATH]...\n"
-                              "                           [--ready-file FILE]\n"
-                              "ADDR is 127.x.y.z or [::1]. Runs until SIGTERM or SIGINT.\n";
+const char* const usageText =
+    "usage: fleetprobe-testpeer [--tcp ADDR:PORT]... [--tcp-file FILE] [--udp "
+    "ADDR:PORT]... [--unix PATH]...\n"
+    "                           [--mute ADDR:PORT]... [--mute-file FILE] [--mute-udp "
+    "ADDR:PORT]... [--ready-file FILE]\n"
+    "ADDR is 127.x.y.z or [::1]. Runs until SIGTERM or SIGINT.\n";
 
 const char* kindName(Kind kind)
 {
@@ -95,6 +103,10 @@ const char* kindName(Kind kind)
         return "udp";
     case Kind::Unix:
         return "unix";
+    case Kind::MuteTcp:
+        return "mute";
+    case Kind::MuteUdp:
+        return "mute-udp";
     }
     return "?";
 }
@@ -177,18 +189,18 @@ std::string trim(const std::string& text)
 }
 
 /// Reads one ADDR:PORT per line; blank lines and lines starting with `#` are skipped.
-void readTcpFile(const std::string& file, std::vector<Endpoint>& endpoints)
+void readTcpFile(const std::string& file, Kind kind, std::vector<Endpoint>& endpoints)
 {
     std::ifstream in(file);
     if (!in)
-        throw UsageError("cannot read --tcp-file \"" + file + "\"");
+        throw UsageError("cannot read \"" + file + "\"");
     std::string line;
     while (std::getline(in, line))
     {
         line = trim(line);
         if (line.empty() || line.front() == '#')
             continue;
-        endpoints.push_back(parseInetEndpoint(Kind::Tcp, line));
+        endpoints.push_back(parseInetEndpoint(kind, line));
     }
 }
 
@@ -220,7 +232,8 @@ void raiseFileLimit()
 Listener openListener(const Endpoint& endpoint)
 {
     const int family = endpoint.address.ss_family;
-    const int type = endpoint.kind == Kind::Udp ? SOCK_DGRAM : SOCK_STREAM;
+    const bool datagram = endpoint.kind == Kind::Udp || endpoint.kind == Kind::MuteUdp;
+    const int type = datagram ? SOCK_DGRAM : SOCK_STREAM;
     Listener listener;
     listener.kind = endpoint.kind;
     listener.fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -245,7 +258,7 @@ Listener openListener(const Endpoint& endpoint)
     }
     if (bind(listener.fd, reinterpret_cast<const sockaddr*>(&endpoint.address), endpoint.addressLength) != 0)
         throw SystemError(std::string("bind ") + kindName(endpoint.kind) + " " + endpoint.text, errno);
-    if (endpoint.kind != Kind::Udp && listen(listener.fd, 4096) != 0)
+    if (!datagram && listen(listener.fd, 4096) != 0)
         throw SystemError("listen " + endpoint.text, errno);
     if (endpoint.kind == Kind::Unix)
     {
@@ -297,6 +310,56 @@ void acceptAll(int fd)
     }
 }
 
+/// Marks a connection of a mute listener in the epoll data (listeners are indexes, far below).
+constexpr std::uint64_t connectionFlag = std::uint64_t{1} << 62;
+
+/// Accepts every queued connection of a mute listener and watches it for reading (never for writing).
+void acceptMuted(int fd, int epollFd)
+{
+    for (;;)
+    {
+        const int connection = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (connection < 0)
+        {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return;
+        }
+        epoll_event event{};
+        event.events = EPOLLIN | EPOLLRDHUP;
+        event.data.u64 = connectionFlag | static_cast<std::uint64_t>(connection);
+        if (epoll_ctl(epollFd, EPOLL_CTL_ADD, connection, &event) != 0)
+            close(connection);
+    }
+}
+
+/// Reads and drops what a muted connection's peer sent; closes it at the peer's end of stream or an error.
+void drainMuted(int fd)
+{
+    static char buffer[65536];
+    for (;;)
+    {
+        const ssize_t received = read(fd, buffer, sizeof buffer);
+        if (received > 0)
+            continue;
+        if (received < 0 && errno == EINTR)
+            continue;
+        if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        close(fd); // also leaves the epoll set
+        return;
+    }
+}
+
+/// Drops every queued datagram of a mute UDP socket.
+void dropAll(int fd)
+{
+    static char buffer[65536];
+    while (recv(fd, buffer, sizeof buffer, 0) >= 0 || errno == EINTR)
+    {
+    }
+}
+
 void echoAll(int fd)
 {
     static char buffer[65536];
@@ -339,7 +402,13 @@ int run(int argc, char** argv)
         else if (option == "--unix")
             endpoints.push_back(parseUnixEndpoint(value));
         else if (option == "--tcp-file")
-            readTcpFile(value, endpoints);
+            readTcpFile(value, Kind::Tcp, endpoints);
+        else if (option == "--mute")
+            endpoints.push_back(parseInetEndpoint(Kind::MuteTcp, value));
+        else if (option == "--mute-file")
+            readTcpFile(value, Kind::MuteTcp, endpoints);
+        else if (option == "--mute-udp")
+            endpoints.push_back(parseInetEndpoint(Kind::MuteUdp, value));
         else if (option == "--ready-file")
             readyFile = value;
         else
@@ -418,9 +487,18 @@ int run(int argc, char** argv)
                     running = false;
                 continue;
             }
+            if ((index & connectionFlag) != 0)
+            {
+                drainMuted(static_cast<int>(index & ~connectionFlag));
+                continue;
+            }
             const Listener& listener = listeners[index];
             if (listener.kind == Kind::Udp)
                 echoAll(listener.fd);
+            else if (listener.kind == Kind::MuteUdp)
+                dropAll(listener.fd);
+            else if (listener.kind == Kind::MuteTcp)
+                acceptMuted(listener.fd, epollFd);
             else
                 acceptAll(listener.fd);
         }

@@ -247,6 +247,50 @@ BOOST_AUTO_TEST_CASE(configsByPromIdDevicesInConfigOrderChecksGrouped)
     BOOST_TEST(device(same, 1, 0)->getValue<std::string>("name") == "second");
 }
 
+BOOST_AUTO_TEST_CASE(modemUpMeterDeadIsADiagnosisOfTheDevice)
+{
+    const Labels port502 = {{"port", "502"}, {"protocol", "tcp"}};
+    DeviceStatus exception = series("meter-exc", "modbus", false);
+    exception.reason = "exception";
+    DeviceStatus offline = series("meter-lwt", "mqtt", false);
+    offline.reason = "mismatch";
+    const std::vector<DeviceStatus> meters = {
+        // port up, modbus timed out: the signature
+        series("meter-dead", "port", true, 0.001, 999, port502),
+        series("meter-dead", "modbus", false),
+        // ping up, coap and mqtt timed out: the same for a CoAP or MQTT meter
+        series("meter-coap", "ping", true, 0.001, 999),
+        series("meter-coap", "coap", false),
+        // the application answered (an exception, a Last Will): not the signature
+        series("meter-exc", "port", true, 0.001, 999, port502),
+        exception,
+        series("meter-lwt", "ping", true, 0.001, 999),
+        offline,
+        // everything down: the modem is gone too
+        series("meter-gone", "ping", false),
+        series("meter-gone", "modbus", false),
+        // only port checks: nothing asks the meter
+        series("modem", "port", true, 0.001, 999, port502),
+        series("modem", "port", false, -1, 0, {{"port", "8080"}, {"protocol", "tcp"}}),
+    };
+    const auto root = parse(StatusPage::json({entry("meters", meters)}, 1000));
+    const std::vector<std::pair<std::string, bool>> expected = {{"meter-dead", true},  {"meter-coap", true},
+                                                                {"meter-exc", false},  {"meter-lwt", false},
+                                                                {"meter-gone", false}, {"modem", false}};
+    const auto devices = config(root, 0)->getArray("devices");
+    BOOST_TEST_REQUIRE(devices->size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i)
+    {
+        const auto d = devices->getObject(i);
+        BOOST_TEST(d->getValue<std::string>("name") == expected[i].first);
+        if (expected[i].second)
+            BOOST_TEST(d->getValue<std::string>("diagnosis") == "modem_up_meter_dead", expected[i].first);
+        else
+            BOOST_TEST(d->isNull("diagnosis"), expected[i].first);
+    }
+    BOOST_TEST(config(root, 0)->getObject("counts")->getValue<int>("modem_up_meter_dead") == 2);
+}
+
 BOOST_AUTO_TEST_CASE(noConfigs)
 {
     const auto root = parse(StatusPage::json({}, 1000));

@@ -48,6 +48,22 @@
     return name;
   }
 
+  // "Modem up, meter dead" (status.json's diagnosis): the modem answers ping or accepts the port, the meter's
+  // own protocol (modbus, mqtt, coap) timed out. Which checks say so, for the row's explanation.
+  const MODEM_SCRAPERS = ['ping', 'port'], METER_SCRAPERS = ['modbus', 'mqtt', 'coap'];
+  const modemCheck = (check) => check.up && MODEM_SCRAPERS.includes(check.scraper);
+  const meterCheck = (check) => !check.up && check.reason === 'timeout' && METER_SCRAPERS.includes(check.scraper);
+
+  function diagnosisLine(dev) {
+    const modem = dev.checks.filter(modemCheck).map(checkName);
+    const meter = dev.checks.filter(meterCheck).map(checkName);
+    const line = el('div', 'diagnosis');
+    line.append(el('span', 'diagnosis-name', 'modem up, meter dead'), ' ');
+    line.append(el('span', 'diagnosis-why', modem.join(', ') + (modem.length === 1 ? ' answers' : ' answer') +
+                                            '; ' + meter.join(', ') + ' never answered (timeout)'));
+    return line;
+  }
+
   // One row per device of every config: [{cls, device, state, order}] sorted down first.
   function rowsOf(d) {
     const rows = [];
@@ -117,13 +133,16 @@
     const byClass = new Map();
     for (const c of data.configs) {
       let s = byClass.get(c.prom_id);
-      if (!s) byClass.set(c.prom_id, s = { up: 0, partial: 0, down: 0, waiting: 0, lastCycle: null });
+      if (!s) byClass.set(c.prom_id, s = { up: 0, partial: 0, down: 0, waiting: 0, meterDead: 0, lastCycle: null });
       if (!c.devices) s.waiting += c.jobs;
-      for (const dev of (c.devices || [])) s[dev.state]++;
+      for (const dev of (c.devices || [])) {
+        s[dev.state]++;
+        if (dev.diagnosis === 'modem_up_meter_dead') s.meterDead++;
+      }
       if (c.last_cycle_end !== null && (s.lastCycle === null || c.last_cycle_end > s.lastCycle))
         s.lastCycle = c.last_cycle_end;
     }
-    const all = { up: 0, partial: 0, down: 0, waiting: 0 };
+    const all = { up: 0, partial: 0, down: 0, waiting: 0, meterDead: 0 };
     for (const s of byClass.values()) for (const k of Object.keys(all)) all[k] += s[k];
     const card = (cls, title, s, age) => {
       const b = el('button', 'class-card' + (filter.cls === cls ? ' selected' : ''));
@@ -133,6 +152,7 @@
       const counts = el('div', 'counts');
       counts.append(countPill('down', s.down), countPill('partial', s.partial), countPill('up', s.up));
       if (s.waiting) counts.append(el('span', 'count', s.waiting + ' waiting'));
+      if (s.meterDead) counts.append(el('span', 'count meter-dead', s.meterDead + ' modem up, meter dead'));
       b.append(counts);
       const total = s.up + s.partial + s.down + s.waiting;
       b.append(el('div', 'age', total + (total === 1 ? ' device' : ' devices') + (age ? ' \u00b7 ' + age : '')));
@@ -160,14 +180,17 @@
       tr.dataset.device = dev.name;
       tr.dataset.class = row.cls;
       tr.dataset.state = row.state;
+      if (dev.diagnosis) tr.dataset.diagnosis = dev.diagnosis;
       const state = el('td', 'state', STATE_TEXT[row.state] || row.state);
       const name = el('td', 'name');
       name.append(el('div', 'device', dev.name), el('div', 'address', dev.address));
       const cls = el('td', 'cls', row.cls);
       const checks = el('td', 'checks-cell');
+      const meterDead = dev.diagnosis === 'modem_up_meter_dead';
+      if (meterDead) checks.append(diagnosisLine(dev));
       const list = el('ul', 'checks');
       for (const check of dev.checks) {
-        const li = el('li', check.up ? 'check-up' : 'check-down');
+        const li = el('li', (check.up ? 'check-up' : 'check-down') + (meterDead && meterCheck(check) ? ' meter-dead' : ''));
         li.append(el('span', 'check-name', checkName(check)), ' ');
         li.append(el('span', 'check-result', check.up ? (check.last_rtt_seconds !== null ? rtt(check.last_rtt_seconds) : 'up')
                                                       : (check.reason || 'down')));
