@@ -289,7 +289,8 @@ void FleetprobeApp::printHelp()
         "Prometheus Pushgateway. Without a push target the exposition text goes to stdout.");
     help.setFooter(
         "Exit codes: 0 every push succeeded; 1 a push failed; 2 bad usage or config; 4 system error "
-        "(e.g. no permission for raw ICMP). SIGTERM/SIGINT stop after the cycle in flight; SIGHUP reloads "
+        "(e.g. no permission for raw ICMP, the state could not be saved). SIGTERM/SIGINT stop after the "
+        "cycle in flight; SIGHUP reloads "
         "the "
         "configs (loop mode). "
         "See docs/ for the config and metrics reference.");
@@ -633,7 +634,7 @@ int FleetprobeApp::runOnce(std::vector<LoadedConfig>& configs, int code, const s
     {
         if (!o.pushed)
             code = std::max(code, static_cast<int>(ExitPushFailed));
-        if (o.permissionDenied || o.failed)
+        if (o.permissionDenied || o.failed || !o.stateProblem.empty())
             code = std::max(code, static_cast<int>(ExitSystem));
     }
     return code;

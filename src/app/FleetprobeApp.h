@@ -27,7 +27,7 @@ enum ExitCode
     ExitOk = 0,         ///< every push succeeded (devices being down is not an error)
     ExitPushFailed = 1, ///< at least one push failed
     ExitUsage = 2,      ///< bad usage or a bad config (in --once mode the good configs still ran)
-    ExitSystem = 4      ///< a system error, e.g. no permission for raw ICMP, or a cycle the prober failed
+    ExitSystem = 4 ///< a system error: no permission for raw ICMP, a cycle the prober failed, state not saved
 };
 
 /// The fleetprobe application: options, config loading, and the --check, --once and loop modes (with the

@@ -95,16 +95,18 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
                 " no longer configured, dropped)");
         }
     }
+    _metrics.self().stateEnabled = _options.state != nullptr;
     for (auto& sink : _sinks)
         sink->prepare(_metrics.self());
 }
 
 ConfigRunner::~ConfigRunner() = default;
 
-void ConfigRunner::saveState()
+std::string ConfigRunner::saveState()
 {
     if (!_options.state)
-        return;
+        return {};
+    std::string problem;
     try
     {
         _options.state->save(_config.promId, _metrics.rttBuckets(), _metrics.self(),
@@ -112,8 +114,33 @@ void ConfigRunner::saveState()
     }
     catch (const std::exception& e)
     {
-        log().error(_config.file + ": cannot save state: " + e.what());
+        problem = e.what();
     }
+    try
+    {
+        if (problem.empty())
+        {
+            if (_failedSavesInRow > 0)
+                log().information(_config.file + ": state saved again to " +
+                                  _options.state->pathFor(_config.promId) + " after " +
+                                  std::to_string(_failedSavesInRow) + " failed save(s)");
+            _failedSavesInRow = 0;
+            _lastSaveProblem.clear();
+            return {};
+        }
+        ++_metrics.self().stateSaveFailures;
+        ++_failedSavesInRow;
+        // Once per run of failures (and again when the reason changes), not at every cycle of a full disk.
+        if (problem != _lastSaveProblem)
+            log().error(_config.file + ": cannot save state: " + problem +
+                        "; the counters go on in memory and are saved by the next cycle that can "
+                        "(exporter_state_save_failures_total counts the failed saves)");
+        _lastSaveProblem = problem;
+    }
+    catch (...)
+    {
+    }
+    return problem;
 }
 
 void ConfigRunner::cycleFault(const char* where, const char* what)
@@ -211,7 +238,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
             countError();
         // The state first, so that a slow sink never holds back what was measured; the sinks' counters go
         // with the next save (runOnce and the end of runLoop save once more).
-        saveState();
+        outcome.stateProblem = saveState();
         bool sinkFault = false;
         outcome.pushed = deliver(m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, sinkFault);
         if (sinkFault)
@@ -254,8 +281,20 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
 
 CycleOutcome ConfigRunner::runOnce()
 {
-    const CycleOutcome outcome = runCycle();
-    saveState();
+    CycleOutcome outcome = runCycle();
+    outcome.stateProblem = saveState();
+    if (!outcome.stateProblem.empty())
+    {
+        try
+        {
+            log().error(_config.file + ": the state of this run was not saved (" + outcome.stateProblem +
+                        "); its counters are lost and the next run starts from the state file as it was; "
+                        "exit code 4");
+        }
+        catch (...)
+        {
+        }
+    }
     return outcome;
 }
 

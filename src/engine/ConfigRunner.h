@@ -36,6 +36,7 @@ struct CycleOutcome
     bool pushed = true;            ///< every sink delivered the cycle
     bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)
     bool failed = false; ///< the prober itself failed in this cycle (counted in exporter_cycle_errors_total)
+    std::string stateProblem; ///< why the last save of the state failed (file and reason); empty: saved
     double probeSeconds = 0;
     std::size_t up = 0, down = 0;
 };
@@ -63,7 +64,8 @@ public:
     /// to the sinks. `budget` is the time the sinks share (0: the options' push timeout). Never throws.
     CycleOutcome runCycle(std::chrono::milliseconds budget = std::chrono::milliseconds(0));
 
-    /// One cycle, then the state saved again with what the sinks counted (`--once`). Never throws.
+    /// One cycle, then the state saved again with what the sinks counted (`--once`); the outcome's
+    /// stateProblem says why when that last save failed. Never throws.
     CycleOutcome runOnce();
 
     /// Runs cycles on a drift-free schedule until `stop` is requested; returns after the cycle in flight,
@@ -118,7 +120,7 @@ private:
     bool deliver(double timeUnix, std::chrono::milliseconds budget, bool& faulted);
     void cycleFault(const char* where, const char* what);
     std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
-    void saveState();
+    std::string saveState();
 
     DeviceClassConfig _config;
     RunnerOptions _options;
@@ -130,6 +132,8 @@ private:
     std::string _groupPath;
     StopSignal _neverStop; ///< handed to the scrapers and sinks when RunnerOptions::stop is null
     std::atomic<int> _reloadSuccess{-1};
+    std::uint64_t _failedSavesInRow = 0; ///< failed state saves since the last one that worked
+    std::string _lastSaveProblem;        ///< logged once per run of failures with the same reason
     mutable std::mutex _snapshotMutex;
     Snapshot _snapshot;
 };

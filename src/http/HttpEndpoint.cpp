@@ -145,6 +145,13 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
                       return static_cast<double>(c.snapshot.self.configReloadSuccess);
                   return std::nullopt;
               });
+    perConfig("exporter_state_save_failures_total",
+              [](const Entry& c) -> Value
+              {
+                  if (c.snapshot.self.stateEnabled)
+                      return static_cast<double>(c.snapshot.self.stateSaveFailures);
+                  return std::nullopt;
+              });
 
     const ProcessStats p = readProcessStats();
     auto one = [&out](const char* name, double value, Labels labels = {})

@@ -174,6 +174,7 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
     // What describes this process, not the history, stays as it is.
     _self.configReloadSuccess = now.configReloadSuccess;
     _self.importEnabled = now.importEnabled;
+    _self.stateEnabled = now.stateEnabled;
     _self.spoolBytes = now.spoolBytes;
     _self.spoolOldestUnix = now.spoolOldestUnix;
     _self.cycleErrors = now.cycleErrors; // not in the state file
@@ -262,7 +263,7 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
 namespace
 {
 constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
-constexpr std::size_t selfFamilies = 15;
+constexpr std::size_t selfFamilies = 16;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -422,6 +423,11 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
             f.metrics.push_back(Metric::of(static_cast<double>(_self.configReloadSuccess)));
         break;
     case 9:
+        selfFamily("exporter_state_save_failures_total");
+        if (_self.stateEnabled)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.stateSaveFailures)));
+        break;
+    case 10:
     {
         selfFamily("exporter_imports_total");
         static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
@@ -431,22 +437,22 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                     Metric::of(static_cast<double>(_self.importOutcomes[i]), {{"result", results[i]}}));
         break;
     }
-    case 10:
+    case 11:
         selfFamily("exporter_last_import_success_timestamp_seconds");
         if (_self.importEnabled && _self.lastImportSuccessUnix > 0)
             f.metrics.push_back(Metric::of(_self.lastImportSuccessUnix));
         break;
-    case 11:
+    case 12:
         selfFamily("exporter_spool_bytes");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolBytes)));
         break;
-    case 12:
+    case 13:
         selfFamily("exporter_spool_oldest_timestamp_seconds");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(_self.spoolOldestUnix));
         break;
-    case 13:
+    case 14:
         selfFamily("exporter_spool_dropped_samples_total");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));

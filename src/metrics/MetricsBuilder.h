@@ -44,6 +44,10 @@ struct SelfStats
     double lastPushSuccessUnix = 0; ///< 0 until a push succeeded
     int configReloadSuccess = -1;   ///< -1 before the first SIGHUP, then 1 or 0
 
+    // The state directory; its family is written only when `stateEnabled`.
+    bool stateEnabled = false;
+    std::uint64_t stateSaveFailures = 0; ///< state saves that failed (disk full...) (persisted)
+
     // The VictoriaMetrics sink; its families are written only when `importEnabled`.
     bool importEnabled = false;
     std::array<std::uint64_t, 4> importOutcomes{}; ///< import requests by result, as pushOutcomes (persisted)

@@ -27,6 +27,11 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          "Unix time of the last push the sink accepted before this one.", MetricType::Gauge},
         {"exporter_config_reload_success",
          "1 when the last reload (SIGHUP) of this config succeeded, else 0.", MetricType::Gauge},
+        // Pushed only with a state directory.
+        {"exporter_state_save_failures_total",
+         "State saves that failed (e.g. a full disk); the counters go on in memory and are saved at the next "
+         "cycle that can.",
+         MetricType::Counter},
         // Pushed only with the VictoriaMetrics sink.
         {"exporter_imports_total",
          "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays included.",

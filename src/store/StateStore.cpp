@@ -5,6 +5,7 @@
 //   buckets <bound>...
 //   self <cycles> <overruns> <push failures> <last push success> <push outcomes>...
 //   import <import outcomes>... <last import success> <spool dropped> <spool replayed>    (optional)
+//   save <failed state saves>                                                             (optional)
 //   s <series key> <probes> <rtt sum> <rtt count> <last seen> <last up + 1> <state changes> <last rtt>
 //     <bucket count> <bucket>... [<reason>=<failures>]...
 //   c <series key> <measurement key> <value>
@@ -208,6 +209,7 @@ StateStore::StateStore(std::string directory) : _directory(std::move(directory))
     const std::string self = std::to_string(::getpid()) + "\n";
     if (::ftruncate(_lockFd, 0) == 0)
         (void)!::pwrite(_lockFd, self.data(), self.size(), 0);
+    removeStaleTemporaries();
 }
 
 StateStore::~StateStore()
@@ -257,6 +259,13 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
         put(out, s.lastImportSuccessUnix);
         put(out, s.spoolDroppedSamples);
         put(out, s.spoolReplayedSamples);
+        out += '\n';
+    }
+    if (s.stateSaveFailures > 0)
+    {
+        // Written only after a failed save, so older versions still read the files of a healthy disk.
+        out += "save";
+        put(out, s.stateSaveFailures);
         out += '\n';
     }
     std::size_t count = 0;
@@ -355,6 +364,8 @@ PersistedState StateStore::decode(const std::string& text)
             s.spoolDroppedSamples = f.u64();
             s.spoolReplayedSamples = f.u64();
         }
+        else if (kind == "save" && !v1 && !v2)
+            state.self.stateSaveFailures = f.u64();
         else if (kind == "s")
         {
             const std::string key = base64UrlDecode(f.word());
@@ -458,37 +469,62 @@ void StateStore::save(const std::string& promId, const std::vector<double>& rttB
     const std::string path = pathFor(promId);
     const std::string tmp = path + ".tmp";
     const std::string text = encode(rttBuckets, self, series);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // Any failure removes the temporary file: a full disk leaves the previous state file as it was and
+    // nothing else.
+    const auto fail = [&tmp](int fd, const std::string& what, int err)
+    {
+        if (fd >= 0)
+            ::close(fd);
+        ::unlink(tmp.c_str());
+        throw std::runtime_error(tmp + ": " + what + ": " + errnoText(err));
+    };
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        throw std::runtime_error(tmp + ": cannot write the state file: " + errnoText(errno));
+        fail(-1, "cannot write the state file", errno);
     std::size_t done = 0;
     while (done < text.size())
     {
-        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-        {
-            const int err = errno;
-            ::close(fd);
-            throw std::runtime_error(tmp + ": cannot write the state file: " + errnoText(err));
-        }
+            fail(fd, "cannot write the state file", n == 0 ? ENOSPC : errno);
         done += static_cast<std::size_t>(n);
     }
     if (::fsync(fd) != 0)
+        fail(fd, "fsync failed", errno);
+    if (::close(fd) != 0)
+        fail(-1, "cannot write the state file", errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
     {
         const int err = errno;
-        ::close(fd);
-        throw std::runtime_error(tmp + ": fsync failed: " + errnoText(err));
+        ::unlink(tmp.c_str());
+        throw std::runtime_error(path + ": cannot replace the state file: " + errnoText(err));
     }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-        throw std::runtime_error(path + ": cannot replace the state file: " + errnoText(errno));
     int dfd = ::open(_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
     {
         ::fsync(dfd);
         ::close(dfd);
+    }
+}
+
+void StateStore::removeStaleTemporaries() const
+{
+    // Only called with the directory's lock held: no other process is writing one of these.
+    try
+    {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(_directory, ec))
+        {
+            const std::string name = entry.path().filename().string();
+            if (name.size() > 10 && name.compare(name.size() - 10, 10, ".state.tmp") == 0)
+                std::filesystem::remove(entry.path(), ec);
+        }
+    }
+    catch (const std::filesystem::filesystem_error&)
+    {
+        // Left for the next start; a stale temporary file is never read.
     }
 }
 

@@ -30,7 +30,9 @@ public:
 
 /// Keeps one state file per config in a directory, written atomically (temp file, fsync, rename, fsync of the
 /// directory) so that a kill at any instant leaves the old or the new file, never a torn one; each file ends
-/// with a checksum. The directory is locked (flock on `fleetprobe.lock`) for the life of the store.
+/// with a checksum. The directory is locked (flock on `fleetprobe.lock`) for the life of the store. A failed
+/// save (a full disk) removes its temporary file and leaves the previous state file untouched; temporary
+/// files a crash left behind are removed when the store is opened.
 /// load and save of different configs may run concurrently; the same config from one thread at a time.
 class StateStore
 {
@@ -49,7 +51,8 @@ public:
     /// `<file>.corrupt-<unix time>`, `problem` says so, and nothing is returned.
     std::optional<PersistedState> load(const std::string& promId, std::string& problem) const;
 
-    /// Writes a config's state atomically. Throws std::runtime_error on an I/O error.
+    /// Writes a config's state atomically. Throws std::runtime_error on an I/O error, naming the file and the
+    /// reason (e.g. "No space left on device"); the previous file is then still in place.
     void save(const std::string& promId, const PersistedState& state) const;
 
     /// Hands every series to persist, one at a time, to `visit` (key, statistics): a state is written without
@@ -79,6 +82,8 @@ public:
     static const char* defaultDirectory();
 
 private:
+    void removeStaleTemporaries() const;
+
     std::string _directory;
     int _lockFd = -1;
 };

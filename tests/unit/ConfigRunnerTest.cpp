@@ -8,6 +8,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
 #include <thread>
 
 using namespace fleetprobe;
@@ -132,6 +133,40 @@ BOOST_AUTO_TEST_CASE(runOnceSavesWhatTheSinksCounted)
     runner.runOnce();
     BOOST_TEST(hasLine(sink.lastBody, R"(exporter_pushes_total{result="ok"} 2)"), sink.lastBody);
     BOOST_TEST(hasLine(sink.lastBody, "exporter_cycles_total 3"), sink.lastBody);
+}
+
+BOOST_AUTO_TEST_CASE(aFailedSaveIsCountedTheCountersGoOnAndTheNextSaveCatchesUp)
+{
+    ScratchDir dir;
+    StateStore store(dir.path());
+    const ScraperRegistry registry = fakeRegistry();
+    const std::string tmp = store.pathFor("disk") + ".tmp";
+    SinkRecord record;
+    SinkSet sinks;
+    FakeSink& sink = sinks.add("a", record);
+    ConfigRunner runner(configOf("disk", {{"up"}}), registry, std::move(sinks.owned), optionsWith(&store));
+    BOOST_TEST(runner.runOnce().stateProblem.empty());
+    BOOST_TEST(hasLine(sink.lastBody, "exporter_state_save_failures_total 0"), sink.lastBody);
+
+    // Saves fail until the way is clear again (a directory where the temporary file goes: StateStoreTest
+    // has the full disk itself).
+    std::filesystem::create_directory(tmp);
+    const CycleOutcome full = runner.runCycle();
+    BOOST_TEST(full.stateProblem.find(tmp) != std::string::npos, full.stateProblem);
+    BOOST_TEST(full.pushed, "the sinks still get the cycle");
+    BOOST_TEST(hasLine(sink.lastBody, "exporter_state_save_failures_total 1"), sink.lastBody);
+    BOOST_TEST(hasLine(sink.lastBody, "exporter_cycles_total 2"), sink.lastBody);
+    BOOST_TEST(loadState(store, "disk")->self.cycles == 1u, "the previous file stays");
+    BOOST_TEST(!runner.runOnce().stateProblem.empty());
+    BOOST_TEST(hasLine(sink.lastBody, "exporter_cycles_total 3"), sink.lastBody);
+
+    // Space returns: the next save writes what was counted in memory meanwhile.
+    std::filesystem::remove(tmp);
+    const CycleOutcome back = runner.runCycle();
+    BOOST_TEST(back.stateProblem.empty(), back.stateProblem);
+    const auto saved = loadState(store, "disk");
+    BOOST_TEST(saved->self.cycles == 4u);
+    BOOST_TEST(saved->self.stateSaveFailures == 3u); // the cycle's save, then the cycle's and runOnce's
 }
 
 BOOST_AUTO_TEST_CASE(aSinkThatThrowsFailsTheCycleButNotTheOtherSinks)

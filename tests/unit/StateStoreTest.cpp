@@ -134,6 +134,62 @@ BOOST_AUTO_TEST_CASE(save_then_load)
     BOOST_TEST(problem.empty()); // no file is not a problem
 }
 
+BOOST_AUTO_TEST_CASE(failed_saves_round_trip_and_stay_out_of_files_without_them)
+{
+    PersistedState in = sample();
+    BOOST_TEST(StateStore::encode(in).find("\nsave") == std::string::npos);
+    in.self.stateSaveFailures = 3;
+    in.self.stateEnabled = true; // describes the running process: not persisted
+    const PersistedState out = StateStore::decode(StateStore::encode(in));
+    BOOST_TEST(out.self.stateSaveFailures == 3u);
+    BOOST_TEST(!out.self.stateEnabled);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_disk_keeps_the_previous_file_and_leaves_no_temporary_file)
+{
+    StateStore store(dir);
+    store.save("full", sample());
+    const std::string path = store.pathFor("full");
+    const std::string before = [&]
+    {
+        std::ifstream in(path);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }();
+    // Every write to /dev/full fails with ENOSPC, as on a full filesystem after the file was created.
+    BOOST_TEST_REQUIRE(::symlink("/dev/full", (path + ".tmp").c_str()) == 0);
+    PersistedState next = sample();
+    next.self.cycles = 8;
+    try
+    {
+        store.save("full", next);
+        BOOST_FAIL("a save to a full disk did not throw");
+    }
+    catch (const std::runtime_error& e)
+    {
+        const std::string what = e.what();
+        BOOST_TEST(what.find(path + ".tmp") != std::string::npos, what);
+        BOOST_TEST(what.find("No space left on device") != std::string::npos, what);
+    }
+    BOOST_TEST(!std::filesystem::exists(std::filesystem::symlink_status(path + ".tmp")),
+               "the temporary file is removed");
+    std::ifstream in(path);
+    BOOST_TEST(std::string(std::istreambuf_iterator<char>(in), {}) == before);
+    store.save("full", next); // space is back
+    std::string problem;
+    BOOST_TEST(store.load("full", problem)->self.cycles == 8u);
+}
+
+BOOST_AUTO_TEST_CASE(temporary_files_a_crash_left_are_removed_on_open)
+{
+    {
+        std::ofstream(dir + "/" + GroupingKey::base64Url("a") + ".state.tmp");
+        std::ofstream(dir + "/unrelated.tmp");
+    }
+    StateStore store(dir);
+    BOOST_TEST(!std::filesystem::exists(store.pathFor("a") + ".tmp"));
+    BOOST_TEST(std::filesystem::exists(dir + "/unrelated.tmp"), "other files are left alone");
+}
+
 BOOST_AUTO_TEST_CASE(a_corrupt_file_is_reported_and_moved_aside)
 {
     StateStore store(dir);
