@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The scraper benchmark of scripts/bench --scraper (sourced by scripts/bench inside its private network
 # namespace, after the fleet table, the limits and the Pushgateway; not run on its own, not run by CI).
 #
