@@ -1,11 +1,12 @@
 // The coap scraper: every target of a cycle at once.
 //
 // Plain `coap` is framed here (CoapMessage) over non-blocking connected UDP sockets of the network layer, all
-// in one poll loop, like the port scraper: libcoap 4.3.1 would do the batch too (one context, many client
-// sessions, epoll), but its sockets cannot be taken from the process's SocketBudget nor moved above
-// FD_SETSIZE (10,000 of them would take the low descriptors liboping's select() needs), and it reports an
-// ICMP port unreachable and a host unreachable alike (COAP_NACK_ICMP_ISSUE). Our own sockets have IP_RECVERR,
-// so a port unreachable is `refused` and a host or net unreachable is `unreachable`, as for the port scraper.
+// in the batch loop the port scraper runs too (runBatchLoop, src/net/BatchLoop.h): libcoap 4.3.1 would do
+// the batch too (one context, many client sessions, epoll), but its sockets cannot be taken from the
+// process's SocketBudget nor moved above FD_SETSIZE (10,000 of them would take the low descriptors liboping's
+// select() needs), and it reports an ICMP port unreachable and a host unreachable alike
+// (COAP_NACK_ICMP_ISSUE). Our own sockets have IP_RECVERR, so a port unreachable is `refused` and a host or
+// net unreachable is `unreachable`, as for the port scraper.
 //
 // Each target sends one Confirmable message: a ping (empty, token-less; a Reset or an empty ACK with its
 // message ID is up) or a GET of `path` (the answer, piggybacked on the ACK or separate after an empty ACK,
@@ -24,7 +25,7 @@
 #include "scrapers/coap/CoapDtls.h"
 #include "scrapers/coap/CoapMessage.h"
 
-#include "net/PollSet.h"
+#include "net/BatchLoop.h"
 #include "net/Resolver.h"
 #include "net/Socket.h"
 #include "util/ErrnoText.h"
@@ -67,6 +68,29 @@ struct InFlight
     Clock::time_point start;
     Clock::time_point nextRetransmit;
     Clock::time_point deadline;
+
+    short pollEvents() const { return POLLIN; }
+    /// The deadline, or the next retransmission when one is due before it.
+    Clock::time_point wakeAt() const
+    {
+        const bool retransmits = !acknowledged && retransmissions < coap::maxRetransmit;
+        return retransmits ? std::min(deadline, nextRetransmit) : deadline;
+    }
+};
+
+/// The coaps targets' DTLS batch as the side work of runBatchLoop: its libcoap descriptor in the same wait.
+struct DtlsSide
+{
+    coap::DtlsBatch& dtls;
+
+    bool done() const { return dtls.done(); }
+    void add(PollSet& poll) const
+    {
+        if (!dtls.done())
+            poll.add(dtls.fd(), POLLIN, dtls.wakeAt());
+    }
+    void process() const { dtls.process(); }
+    void finishAll(const ProbeResult& result) const { dtls.finishAll(result); }
 };
 
 ProbeResult failure(int err)
@@ -147,30 +171,21 @@ std::vector<ProbeResult> CoapScraper::probe(const std::vector<ProbeTarget>& targ
     {
         const ProbeTarget& t = targets[i];
         const CoapConfig& cfg = configOf(t);
-        sockaddr_storage addr = resolved[i].address;
+        sockaddr_storage addr = withPort(resolved[i].address, cfg.port);
         const socklen_t addrLen = resolved[i].length;
-        if (addr.ss_family == AF_INET)
-            reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(cfg.port));
-        else
-            reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(static_cast<uint16_t>(cfg.port));
         InFlight started;
         started.target = i;
         started.socket = Socket::open(addr.ss_family, SOCK_DGRAM, std::move(share));
         if (!started.socket.isOpen())
         {
             const int err = errno;
-            if ((err == EMFILE || err == ENFILE) && !active.empty())
-                return false; // wait for sockets in flight to close
+            if (waitForOwnSocket(err, !active.empty()))
+                return false;
             results[i] = failure(err);
             return true;
         }
         const int fd = started.socket.fd();
-        // ICMP host/net unreachable too (Linux keeps them silent on UDP sockets by default).
-        int on = 1;
-        if (addr.ss_family == AF_INET)
-            ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
-        else
-            ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+        reportUnreachable(fd, addr.ss_family);
         started.messageId = nextMessageId++;
         if (cfg.path)
         {
@@ -243,83 +258,23 @@ std::vector<ProbeResult> CoapScraper::probe(const std::vector<ProbeTarget>& targ
                 handle(f, *m);
         }
     };
-    auto closed = [](const InFlight& f) { return !f.socket.isOpen(); };
+    auto timer = [&](InFlight& f, Clock::time_point now)
+    {
+        if (now >= f.deadline)
+            finish(f, ProbeResult::failure(FailureReason::Timeout,
+                                           f.acknowledged ? "acknowledged, but no answer within the timeout"
+                                                          : "no answer within the timeout"));
+        else if (!f.acknowledged && f.retransmissions < coap::maxRetransmit && now >= f.nextRetransmit)
+        {
+            ++f.retransmissions;
+            f.retransmitAfter *= 2;
+            f.nextRetransmit = now + f.retransmitAfter;
+            transmit(f);
+        }
+    };
 
     coap::DtlsBatch dtls(targets, secure, secureAddresses, results);
-    PollSet poll;
-    while (!pending.empty() || !active.empty() || !dtls.done())
-    {
-        if (stop.requested())
-        {
-            for (auto& f : active)
-                finish(f, probeStopped());
-            active.clear();
-            for (std::size_t i : pending)
-                results[i] = probeStopped();
-            dtls.finishAll(probeStopped());
-            break;
-        }
-        while (!pending.empty())
-        {
-            SocketShare share = SocketShare::takeForBatch(1, !active.empty(), stop);
-            if (!share && !active.empty())
-                break;
-            const std::size_t i = pending.front();
-            pending.pop_front();
-            if (!share)
-                results[i] = SocketShare::unavailable(stop);
-            else if (!open(i, std::move(share)))
-            {
-                pending.push_front(i);
-                break;
-            }
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-        if (active.empty() && dtls.done())
-            continue;
-
-        poll.clear();
-        for (const InFlight& f : active)
-        {
-            const bool retransmits = !f.acknowledged && f.retransmissions < coap::maxRetransmit;
-            poll.add(f.socket.fd(), POLLIN,
-                     retransmits ? std::min(f.deadline, f.nextRetransmit) : f.deadline);
-        }
-        if (!dtls.done())
-            poll.add(dtls.fd(), POLLIN, dtls.wakeAt());
-        if (!poll.wait(stop))
-        {
-            const int err = errno;
-            for (auto& f : active)
-                finish(f, failure(err));
-            active.clear();
-            dtls.finishAll(failure(err));
-            continue;
-        }
-        dtls.process();
-        const auto now = Clock::now();
-        for (std::size_t k = 0; k < active.size(); ++k)
-        {
-            InFlight& f = active[k];
-            if (poll.events(k) != 0)
-                read(f);
-            if (!f.socket.isOpen())
-                continue;
-            if (now >= f.deadline)
-                finish(f,
-                       ProbeResult::failure(FailureReason::Timeout,
-                                            f.acknowledged ? "acknowledged, but no answer within the timeout"
-                                                           : "no answer within the timeout"));
-            else if (!f.acknowledged && f.retransmissions < coap::maxRetransmit && now >= f.nextRetransmit)
-            {
-                ++f.retransmissions;
-                f.retransmitAfter *= 2;
-                f.nextRetransmit = now + f.retransmitAfter;
-                transmit(f);
-            }
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-    }
+    runBatchLoop(std::move(pending), results, active, stop, open, read, timer, finish, DtlsSide{dtls});
     return results;
 }
 

@@ -2,10 +2,10 @@
 //
 // Algorithm (fping style: everything at once, then wait for what answers):
 //   1. Resolve every host at once (Resolver::resolveAll, bounded by the largest timeout and the stop signal).
-//   2. Open a non-blocking TCP socket per target (as many as the process's SocketBudget gives; with none free
-//      the loop waits for its own sockets to close) and start its connect. Each target's deadline is its
-//      timeout from its connect.
-//   3. One PollSet over all sockets: Connecting (until writable; SO_ERROR decides) -> Sending (the request
+//   2. Open a non-blocking TCP socket per target and start its connect, in runBatchLoop (src/net/BatchLoop.h:
+//      as many as the process's SocketBudget gives, one PollSet over all sockets, stop requests). Each
+//      target's deadline is its timeout from its connect.
+//   3. Each socket: Connecting (until writable; SO_ERROR decides) -> Sending (the request
 //      frame, through a SendBuffer: MBAP header + PDU for `tcp`, unit + PDU + CRC-16 for `rtu`) -> Reading
 //      (bytes appended and judged by ModbusFrame::decode after each read until a whole frame is there).
 //      The waits are PollSet's slices, so a stop request ends the loop within stopCheckInterval; unfinished
@@ -28,7 +28,7 @@
 // vectors and cross-checked against pymodbus and mbpoll in the integration tests.
 #include "scrapers/modbus/ModbusScraper.h"
 
-#include "net/PollSet.h"
+#include "net/BatchLoop.h"
 #include "net/Resolver.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
@@ -41,7 +41,6 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <map>
 
 namespace fleetprobe
 {
@@ -84,6 +83,9 @@ struct InFlight
     std::uint16_t transaction = 0;
     SendBuffer output;  ///< the request not yet written
     std::string answer; ///< bytes read so far
+
+    short pollEvents() const { return phase == Phase::Reading ? POLLIN : POLLOUT; }
+    Clock::time_point wakeAt() const { return deadline; }
 };
 
 /// The result of a whole answer (Answer, Exception or Malformed).
@@ -131,9 +133,6 @@ std::vector<ProbeResult> ModbusScraper::probe(const std::vector<ProbeTarget>& ta
     }
     const auto resolved = Resolver::resolveEach(hosts, longest, &stop); // one per target
 
-    std::deque<std::size_t> pending;
-    for (std::size_t i = 0; i < targets.size(); ++i)
-        pending.push_back(i);
     std::vector<InFlight> active;
 
     auto finish = [&](InFlight& f, ProbeResult r)
@@ -217,20 +216,15 @@ std::vector<ProbeResult> ModbusScraper::probe(const std::vector<ProbeTarget>& ta
             results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
             return true;
         }
-        sockaddr_storage addr = r.address;
-        const auto port = htons(static_cast<uint16_t>(configOf(t).port));
-        if (addr.ss_family == AF_INET)
-            reinterpret_cast<sockaddr_in*>(&addr)->sin_port = port;
-        else
-            reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = port;
+        const sockaddr_storage addr = withPort(r.address, configOf(t).port);
         InFlight started;
         started.target = i;
         started.socket = Socket::open(addr.ss_family, SOCK_STREAM, std::move(share));
         if (!started.socket.isOpen())
         {
             const int err = errno;
-            if ((err == EMFILE || err == ENFILE) && !active.empty())
-                return false; // wait for sockets in flight to close
+            if (waitForOwnSocket(err, !active.empty()))
+                return false;
             results[i] = failure(err);
             return true;
         }
@@ -245,75 +239,12 @@ std::vector<ProbeResult> ModbusScraper::probe(const std::vector<ProbeTarget>& ta
             connected(f);
         return true;
     };
-    auto closed = [](const InFlight& f) { return !f.socket.isOpen(); };
+    auto ready = [&](InFlight& f)
+    { streamReady(f, connected, send, read, [&](InFlight& g, int err) { finish(g, failure(err)); }); };
 
-    PollSet poll;
-    while (!pending.empty() || !active.empty())
-    {
-        if (stop.requested())
-        {
-            for (auto& f : active)
-                finish(f, probeStopped());
-            active.clear();
-            for (std::size_t i : pending)
-                results[i] = probeStopped();
-            break;
-        }
-        // As many new connections as the socket budget allows (the rule of the batch loops).
-        while (!pending.empty())
-        {
-            SocketShare share = SocketShare::takeForBatch(1, !active.empty(), stop);
-            if (!share && !active.empty())
-                break;
-            const std::size_t i = pending.front();
-            pending.pop_front();
-            if (!share)
-                results[i] = SocketShare::unavailable(stop);
-            else if (!open(i, std::move(share)))
-            {
-                pending.push_front(i);
-                break;
-            }
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-        if (active.empty())
-            continue;
-
-        poll.clear();
-        for (const InFlight& f : active)
-            poll.add(f.socket.fd(), f.phase == InFlight::Phase::Reading ? POLLIN : POLLOUT, f.deadline);
-        if (!poll.wait(stop))
-        {
-            const int err = errno;
-            for (auto& f : active)
-                finish(f, failure(err));
-            active.clear();
-            continue;
-        }
-        const auto now = Clock::now();
-        for (std::size_t k = 0; k < active.size(); ++k)
-        {
-            InFlight& f = active[k];
-            if (poll.events(k) != 0)
-            {
-                if (f.phase == InFlight::Phase::Connecting)
-                {
-                    const ConnectState c = ConnectState::finish(f.socket.fd());
-                    if (c.value == ConnectState::Failed)
-                        finish(f, failure(c.error));
-                    else
-                        connected(f);
-                }
-                else if (f.phase == InFlight::Phase::Sending)
-                    send(f);
-                else
-                    read(f);
-            }
-            if (f.socket.isOpen() && now >= f.deadline)
-                expire(f);
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-    }
+    runBatchLoop(
+        everyTarget(targets.size()), results, active, stop, open, ready,
+        [&](InFlight& f, Clock::time_point /*now*/) { expire(f); }, finish);
     return results;
 }
 

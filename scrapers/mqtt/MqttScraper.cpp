@@ -8,7 +8,8 @@
 // up (no round trip). Its last-seen is the time of its last online message (ProbeResult::lastSeenUnix).
 //
 // Device-broker targets (jobs with an `mqtt` section) are probed while the subscription syncs: names resolved
-// at once (Resolver), then every device in one poll loop through a small state machine, Connecting
+// at once (Resolver::resolveEach), then every device in one poll loop (runBatchLoop of src/net/BatchLoop.h,
+// shared with the port, modbus and coap scrapers) through a small state machine, Connecting
 // (non-blocking connect) -> Handshaking (TLS only: SSL_connect until done) -> Sending (an MQTT 3.1.1 CONNECT)
 // -> Reading (until 4 bytes: a CONNACK) -> done, within the target's timeout from its connect. CONNACK 0 is
 // up (the round trip is connect to CONNACK, and a DISCONNECT is sent so that no will fires), another code is
@@ -19,7 +20,7 @@
 // address would fail verification.
 #include "scrapers/mqtt/MqttScraper.h"
 
-#include "net/PollSet.h"
+#include "net/BatchLoop.h"
 #include "net/Resolver.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
@@ -174,6 +175,9 @@ struct InFlight
     std::string packet; ///< the CONNECT (TLS: written whole by SSL_write)
     std::string answer;
     std::optional<double> certificateExpiry;
+
+    short pollEvents() const { return wantWrite ? POLLOUT : POLLIN; }
+    Clock::time_point wakeAt() const { return deadline; }
 };
 
 const MqttJobSettings* settingsOf(const ProbeTarget& t)
@@ -302,15 +306,14 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
 {
     std::vector<ProbeResult> results(targets.size());
     std::chrono::milliseconds longest{0};
-    std::map<std::string, std::size_t> requestIndex;
-    std::vector<ResolveRequest> requests;
+    std::vector<std::string> hosts;
+    hosts.reserve(targets.size());
     for (const ProbeTarget* t : targets)
     {
         longest = std::max(longest, t->timeout);
-        if (requestIndex.emplace(t->host, requests.size()).second)
-            requests.push_back(ResolveRequest{t->host, AF_UNSPEC});
+        hosts.push_back(t->host);
     }
-    const auto resolved = Resolver::resolveAll(requests, longest, &stop);
+    const auto resolved = Resolver::resolveEach(hosts, longest, &stop); // one per target
 
     // One TLS context per (ca_file, insecure) of this cycle.
     std::map<std::pair<std::string, bool>, SslCtxPtr> contexts;
@@ -318,9 +321,6 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
     const std::string clientPrefix = clientId("fleetprobe-probe");
     std::size_t clientNumber = 0;
 
-    std::deque<std::size_t> pending;
-    for (std::size_t i = 0; i < targets.size(); ++i)
-        pending.push_back(i);
     std::vector<InFlight> active;
 
     auto finish = [&](InFlight& f, ProbeResult r)
@@ -493,7 +493,7 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
     {
         const ProbeTarget& t = *targets[i];
         const MqttDeviceBroker& broker = *settingsOf(t)->deviceBroker;
-        const ResolvedAddress& r = resolved[requestIndex[t.host]];
+        const ResolvedAddress& r = resolved[i];
         if (!r.ok)
         {
             results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
@@ -518,19 +518,14 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
             }
             ctx = contexts[key].get();
         }
-        sockaddr_storage addr = r.address;
-        const auto port = htons(static_cast<std::uint16_t>(broker.port));
-        if (addr.ss_family == AF_INET)
-            reinterpret_cast<sockaddr_in*>(&addr)->sin_port = port;
-        else
-            reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = port;
+        const sockaddr_storage addr = withPort(r.address, broker.port);
         InFlight started;
         started.index = i;
         started.socket = Socket::open(addr.ss_family, SOCK_STREAM, std::move(share));
         if (!started.socket.isOpen())
         {
             const int err = errno;
-            if ((err == EMFILE || err == ENFILE) && !active.empty())
+            if (waitForOwnSocket(err, !active.empty()))
                 return false;
             results[i] = ProbeResult::failure(FailureReason::Error, errnoText(err));
             return true;
@@ -576,66 +571,16 @@ std::vector<ProbeResult> MqttScraper::probeDeviceBrokers(const std::vector<const
             advance(f);
         return true;
     };
-    auto closed = [](const InFlight& f) { return !f.socket.isOpen(); };
-
-    PollSet poll;
-    while (!pending.empty() || !active.empty())
+    auto expire = [&](InFlight& f, Clock::time_point /*now*/)
     {
-        if (stop.requested())
-        {
-            for (auto& f : active)
-                finish(f, probeStopped());
-            active.clear();
-            for (std::size_t i : pending)
-                results[i] = probeStopped();
-            break;
-        }
-        while (!pending.empty())
-        {
-            SocketShare share = SocketShare::takeForBatch(1, !active.empty(), stop);
-            if (!share && !active.empty())
-                break;
-            const std::size_t i = pending.front();
-            pending.pop_front();
-            if (!share)
-                results[i] = SocketShare::unavailable(stop);
-            else if (!open(i, std::move(share)))
-            {
-                pending.push_front(i);
-                break;
-            }
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-        if (active.empty())
-            continue;
-        poll.clear();
-        for (const InFlight& f : active)
-            poll.add(f.socket.fd(), f.wantWrite ? POLLOUT : POLLIN, f.deadline);
-        if (!poll.wait(stop))
-        {
-            const int err = errno;
-            for (auto& f : active)
-                finish(f, ProbeResult::failure(FailureReason::Error, errnoText(err)));
-            active.clear();
-            continue;
-        }
-        const auto now = Clock::now();
-        for (std::size_t k = 0; k < active.size(); ++k)
-        {
-            InFlight& f = active[k];
-            if (poll.events(k) != 0)
-                advance(f);
-            if (f.socket.isOpen() && now >= f.deadline)
-            {
-                static const char* phases[] = {"connection not established", "TLS handshake not done",
-                                               "CONNECT not sent", "no CONNACK"};
-                finish(f, ProbeResult::failure(FailureReason::Timeout,
-                                               std::string(phases[static_cast<int>(f.phase)]) +
-                                                   " within the timeout"));
-            }
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-    }
+        static const char* phases[] = {"connection not established", "TLS handshake not done",
+                                       "CONNECT not sent", "no CONNACK"};
+        finish(f,
+               ProbeResult::failure(FailureReason::Timeout,
+                                    std::string(phases[static_cast<int>(f.phase)]) + " within the timeout"));
+    };
+
+    runBatchLoop(everyTarget(targets.size()), results, active, stop, open, advance, expire, finish);
     return results;
 }
 

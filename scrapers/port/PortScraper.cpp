@@ -4,11 +4,12 @@
 // configured `send` bytes, the UDP datagram) -> Reading (until the answer matches `expect`, for UDP until a
 // datagram arrives) -> done. A per-target deadline (its timeout, from its connect) ends any phase. The round
 // trip is the time from connect() to the end of the phase that decides up: the connect for a plain TCP/unix
-// check, the answer for UDP and for `expect`. Sockets are taken from the process's SocketBudget; with none
-// free the loop waits for its own sockets to finish.
+// check, the answer for UDP and for `expect`. The loop is runBatchLoop (src/net/BatchLoop.h), shared with
+// the modbus, mqtt and coap scrapers: sockets from the process's SocketBudget (with none free it waits for
+// its own sockets to finish), one PollSet, stop requests.
 #include "scrapers/port/PortScraper.h"
 
-#include "net/PollSet.h"
+#include "net/BatchLoop.h"
 #include "net/Resolver.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
@@ -83,6 +84,9 @@ struct InFlight
     Clock::time_point deadline;
     SendBuffer output;  ///< the stream's `send` bytes not yet written
     std::string answer; ///< bytes read so far (at most maxAnswerBytes)
+
+    short pollEvents() const { return phase == Phase::Reading ? POLLIN : POLLOUT; }
+    Clock::time_point wakeAt() const { return deadline; }
 };
 
 /// The socket a target probes (a plain tcp socket for a target made without settings).
@@ -133,9 +137,6 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         if (const auto& e = portOf(targets[i]).expect)
             expects[i].emplace(*e); // validated by the config loader
 
-    std::deque<std::size_t> pending;
-    for (std::size_t i = 0; i < targets.size(); ++i)
-        pending.push_back(i);
     std::vector<InFlight> active;
 
     auto finish = [&](InFlight& f, ProbeResult r)
@@ -253,14 +254,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 results[i] = ProbeResult::failure(FailureReason::Resolve, r.error);
                 return true;
             }
-            addr = r.address;
+            addr = withPort(r.address, portOf(t).port);
             addrLen = r.length;
-            if (addr.ss_family == AF_INET)
-                reinterpret_cast<sockaddr_in*>(&addr)->sin_port =
-                    htons(static_cast<uint16_t>(portOf(t).port));
-            else
-                reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port =
-                    htons(static_cast<uint16_t>(portOf(t).port));
         }
         InFlight started;
         started.target = i;
@@ -269,21 +264,14 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         if (!started.socket.isOpen())
         {
             const int err = errno;
-            if ((err == EMFILE || err == ENFILE) && !active.empty())
-                return false; // wait for sockets in flight to close
+            if (waitForOwnSocket(err, !active.empty()))
+                return false;
             results[i] = failure(err);
             return true;
         }
         const int fd = started.socket.fd();
         if (started.type == SOCK_DGRAM && addr.ss_family != AF_UNIX)
-        {
-            // Report ICMP host/net unreachable too (Linux keeps them silent on UDP sockets by default).
-            int on = 1;
-            if (addr.ss_family == AF_INET)
-                ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
-            else
-                ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
-        }
+            reportUnreachable(fd, addr.ss_family);
         if (started.type == SOCK_DGRAM && addr.ss_family == AF_UNIX)
         {
             // An unnamed unix datagram socket cannot be answered: bind it to an abstract autobind address.
@@ -301,77 +289,12 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             advance(f);
         return true;
     };
-    auto closed = [](const InFlight& f) { return !f.socket.isOpen(); };
+    auto ready = [&](InFlight& f)
+    { streamReady(f, advance, advance, read, [&](InFlight& g, int err) { finish(g, failure(err)); }); };
 
-    PollSet poll;
-    while (!pending.empty() || !active.empty())
-    {
-        if (stop.requested())
-        {
-            for (auto& f : active)
-                finish(f, probeStopped());
-            active.clear();
-            for (std::size_t i : pending)
-                results[i] = probeStopped();
-            break;
-        }
-        // Start as many probes as the process's socket budget allows; with none free, wait for our own
-        // sockets to finish, or (holding none) for other scrapers to give some back.
-        while (!pending.empty())
-        {
-            SocketShare share = SocketShare::takeForBatch(1, !active.empty(), stop);
-            if (!share && !active.empty())
-                break;
-            const std::size_t i = pending.front();
-            pending.pop_front();
-            if (!share)
-                results[i] = SocketShare::unavailable(stop);
-            else if (!open(i, std::move(share)))
-            {
-                pending.push_front(i);
-                break;
-            }
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-        if (active.empty())
-            continue;
-
-        // Wait for the next event, the nearest deadline or a stop.
-        poll.clear();
-        for (const InFlight& f : active)
-            poll.add(f.socket.fd(), f.phase == InFlight::Phase::Reading ? POLLIN : POLLOUT, f.deadline);
-        if (!poll.wait(stop))
-        {
-            const int err = errno;
-            for (auto& f : active)
-                finish(f, failure(err));
-            active.clear();
-            continue;
-        }
-        const auto now = Clock::now();
-        for (std::size_t k = 0; k < active.size(); ++k)
-        {
-            InFlight& f = active[k];
-            if (poll.events(k) != 0)
-            {
-                if (f.phase == InFlight::Phase::Connecting)
-                {
-                    const ConnectState c = ConnectState::finish(f.socket.fd());
-                    if (c.value == ConnectState::Failed)
-                        finish(f, failure(c.error));
-                    else
-                        advance(f);
-                }
-                else if (f.phase == InFlight::Phase::Sending)
-                    advance(f);
-                else
-                    read(f);
-            }
-            if (f.socket.isOpen() && now >= f.deadline)
-                expire(f);
-        }
-        active.erase(std::remove_if(active.begin(), active.end(), closed), active.end());
-    }
+    runBatchLoop(
+        everyTarget(targets.size()), results, active, stop, open, ready,
+        [&](InFlight& f, Clock::time_point /*now*/) { expire(f); }, finish);
     return results;
 }
 

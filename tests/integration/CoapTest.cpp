@@ -4,7 +4,9 @@
 // coap in one config pushed to a real Pushgateway, 50 silent devices in about one timeout, and /probe.
 
 #include "ChildProcess.h"
+#include "CoapServer.h"
 #include "FleetprobeFixture.h"
+#include "HttpGet.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
@@ -12,19 +14,7 @@
 
 #include "scrapers/coap/CoapScraper.h"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
-#include <Poco/URI.h>
-
 #include <boost/test/unit_test.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -35,99 +25,6 @@ using std::chrono::milliseconds;
 
 namespace
 {
-
-/// The coap-server of libcoap3-bin: the OpenSSL build (DTLS-PSK), else any other build in PATH.
-std::string coapServerBinary()
-{
-    for (const char* name : {"coap-server-openssl", "coap-server-gnutls", "coap-server", "coap-server-notls"})
-        for (const char* dir : {"/usr/bin/", "/usr/local/bin/"})
-            if (::access((std::string(dir) + name).c_str(), X_OK) == 0)
-                return std::string(dir) + name;
-    return {};
-}
-
-/// True when a CoAP ping to address:port is answered within 200 ms (the server is ready).
-bool answersPing(const std::string& address, int port)
-{
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, address.c_str(), &a.sin_addr);
-    const unsigned char ping[4] = {0x40, 0x00, 0x4b, 0x1d};
-    bool answered = false;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::send(fd, ping, sizeof ping, 0) == 4)
-    {
-        pollfd p{fd, POLLIN, 0};
-        unsigned char buf[64];
-        answered = ::poll(&p, 1, 200) == 1 && ::recv(fd, buf, sizeof buf, 0) >= 4 && (buf[0] & 0x30) == 0x30;
-    }
-    ::close(fd);
-    return answered;
-}
-
-/// coap-server on address (UDP 5683, DTLS 5684 with the PSK `key` for any identity); ready when it answers a
-/// ping. Stopped by the destructor.
-class CoapServer
-{
-public:
-    CoapServer(const std::string& address, const std::string& key)
-    {
-        const std::string binary = coapServerBinary();
-        BOOST_TEST_REQUIRE(!binary.empty(), "no coap-server in /usr/bin (install libcoap3-bin)");
-        process = std::make_unique<ChildProcess>(
-            std::vector<std::string>{binary, "-A", address, "-p", "5683", "-k", key, "-h", "fleet"});
-        BOOST_TEST_REQUIRE(WaitCondition::until([&]
-                                                { return !process->running() || answersPing(address, 5683); },
-                                                milliseconds(10000), milliseconds(50)),
-                           "coap-server never answered: " << process->stderrText());
-        BOOST_TEST_REQUIRE(process->running(), process->stderrText());
-    }
-
-    std::unique_ptr<ChildProcess> process;
-};
-
-std::vector<std::string> once(const std::string& config, const FleetprobeFixture& f)
-{
-    std::vector<std::string> arguments = {"--once", "--config", config};
-    const auto push = f.pushArguments();
-    arguments.insert(arguments.end(), push.begin(), push.end());
-    return arguments;
-}
-
-/// GET http://127.0.0.1:port + pathAndQuery: status and body (status 0 when the connection failed).
-std::pair<int, std::string> httpGet(int port, const std::string& pathAndQuery)
-{
-    try
-    {
-        Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-        session.setTimeout(Poco::Timespan(30, 0));
-        Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, pathAndQuery,
-                                       Poco::Net::HTTPMessage::HTTP_1_1);
-        session.sendRequest(request);
-        Poco::Net::HTTPResponse response;
-        std::string body;
-        Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
-        return {static_cast<int>(response.getStatus()), body};
-    }
-    catch (const std::exception& e)
-    {
-        return {0, e.what()};
-    }
-}
-
-std::string probePath(const std::vector<std::pair<std::string, std::string>>& parameters)
-{
-    std::string query;
-    for (const auto& [name, value] : parameters)
-    {
-        std::string encoded;
-        Poco::URI::encode(value, "&=+?#/:[]", encoded);
-        query += (query.empty() ? "?" : "&") + name + "=" + encoded;
-    }
-    return "/probe" + query;
-}
 
 /// True when `body` has a line starting with `prefix` (a series and its labels) and ending in ` value`.
 bool hasSample(const std::string& body, const std::string& prefix, const std::string& value)
@@ -182,7 +79,7 @@ BOOST_FIXTURE_TEST_CASE(pingGetMissingRefusedSilentWithPingAndPort, FleetprobeFi
   "conf": {"prom_id": "coap", "interval": 60, "timeout": 1},
   "jobs": [)" + jobs + "]}");
     const auto start = std::chrono::steady_clock::now();
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     BOOST_TEST(r.exitCode == 0, r.describe());
     BOOST_TEST(seconds < 8.0, "one cycle took " << seconds << " s"); // the longest timeout is 3.5 s

@@ -4,6 +4,7 @@
 // folder and one registration" means.
 
 #include "FleetprobeFixture.h"
+#include "HttpGet.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
 
@@ -14,11 +15,6 @@
 #include "sinks/GroupPusher.h"
 #include "sinks/PushClient.h"
 #include "sinks/PushgatewaySink.h"
-
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
 
 #include <boost/test/unit_test.hpp>
 
@@ -105,20 +101,6 @@ struct ExtendedRegistry
     }
 };
 
-std::string httpGet(int port, const std::string& pathAndQuery, int& status)
-{
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-    session.setTimeout(Poco::Timespan(30, 0));
-    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, pathAndQuery,
-                                   Poco::Net::HTTPMessage::HTTP_1_1);
-    session.sendRequest(request);
-    Poco::Net::HTTPResponse response;
-    std::string body;
-    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
-    status = static_cast<int>(response.getStatus());
-    return body;
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(Extension)
@@ -191,17 +173,16 @@ BOOST_FIXTURE_TEST_CASE(testScraperConfigPushAndProbe, FleetprobeFixture,
     HttpEndpoint endpoint(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)),
                           extended.registry, running);
     endpoint.start();
-    int status = 0;
-    std::string body = httpGet(port, "/probe?module=dice&target=127.0.0.4&faces=12", status);
+    auto [status, body] = httpGet(port, "/probe?module=dice&target=127.0.0.4&faces=12");
     BOOST_TEST(status == 200, body);
     BOOST_TEST(body.find("probe_success 1\n") != std::string::npos, body);
     BOOST_TEST(body.find("fleetprobe_dice_roll{device=\"127.0.0.4\",address=\"127.0.0.4\",scraper=\"dice\","
                          "die=\"d12\"} 12\n") != std::string::npos,
                body);
-    body = httpGet(port, "/probe?module=dice&target=127.0.0.4&faces=200", status);
+    std::tie(status, body) = httpGet(port, "/probe?module=dice&target=127.0.0.4&faces=200");
     BOOST_TEST(status == 400);
     BOOST_TEST(body == "faces: must be an integer from 2 to 120, got 200\n");
-    body = httpGet(port, "/probe?module=ping&target=127.0.0.4&faces=2", status);
+    std::tie(status, body) = httpGet(port, "/probe?module=ping&target=127.0.0.4&faces=2");
     BOOST_TEST(status == 400);
     BOOST_TEST(body == "faces: does not apply to module=ping (only to dice)\n");
     endpoint.stop();

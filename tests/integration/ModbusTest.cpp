@@ -1,21 +1,19 @@
 // The modbus scraper against Modbus servers no one here wrote: pymodbus (Debian python3-pymodbus, run by
 // tests/tools/modbus-server.py) on several loopback addresses with their own unit ids and registers, one of
-// them over RTU-over-TCP framing; a listener that accepts and never answers (the "modem up, meter dead"
-// device); a server that answers something that is not Modbus; and mbpoll (Debian) reading the same registers
-// as a cross-check. The real binary pushes to a real Pushgateway; /probe?module=modbus through --listen; 50
-// silent devices cost about one timeout.
+// them over RTU-over-TCP framing; a listener that accepts and never answers (fleetprobe-testpeer --mute) (the
+// "modem up, meter dead" device); a server that answers something that is not Modbus; and mbpoll (Debian)
+// reading the same registers as a cross-check. The real binary pushes to a real Pushgateway;
+// /probe?module=modbus through --listen; 50 silent devices cost about one timeout.
 
 #include "ChildProcess.h"
 #include "FleetprobeFixture.h"
+#include "HttpGet.h"
 #include "LoopbackPort.h"
+#include "ModbusServers.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
+#include "TestPeerProcess.h"
 #include "WaitCondition.h"
-
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
 
 #include <boost/test/unit_test.hpp>
 
@@ -39,15 +37,13 @@ using std::chrono::milliseconds;
 namespace
 {
 
-/// Debian's python3, which has python3-pymodbus (another python3 on PATH may not).
-const std::string debianPython = "/usr/bin/python3";
-
 /// Skips the suite's tests when pymodbus or mbpoll is missing, unless CI=true (then they run and fail).
 boost::test_tools::assertion_result modbusTools(utf::test_unit_id id)
 {
     if (!NetNamespace::required(id))
         return NetNamespace::required(id);
-    const ProcessResult py = ProcessRunner::run({debianPython, "-c", "import pymodbus, serial_asyncio"});
+    const ProcessResult py =
+        ProcessRunner::run({ModbusServers::python(), "-c", "import pymodbus, serial_asyncio"});
     const ProcessResult mb = ProcessRunner::run({"sh", "-c", "command -v mbpoll"});
     if ((py.exitCode == 0 && mb.exitCode == 0) || NetNamespace::isCi())
         return true;
@@ -56,59 +52,6 @@ boost::test_tools::assertion_result modbusTools(utf::test_unit_id id)
         << "python3-pymodbus, python3-serial-asyncio or mbpoll missing (scripts/install-deps installs them)";
     return r;
 }
-
-/// One pymodbus server of ModbusServers.
-struct ModbusServerSpec
-{
-    std::string address;
-    int port = 502;
-    int unit = 1;
-    std::string framing = "tcp";
-    std::vector<int> holding;
-    std::vector<int> input;
-};
-
-/// pymodbus servers (tests/tools/modbus-server.py) for `specs`; the constructor returns once all listen, the
-/// destructor stops them.
-class ModbusServers
-{
-public:
-    explicit ModbusServers(const std::vector<ModbusServerSpec>& specs) : _dir("fleetprobe-modbus")
-    {
-        std::ostringstream json;
-        json << "[";
-        for (std::size_t i = 0; i < specs.size(); ++i)
-        {
-            const auto& s = specs[i];
-            auto list = [](const std::vector<int>& v)
-            {
-                std::string out = "[";
-                for (std::size_t k = 0; k < v.size(); ++k)
-                    out += (k ? ", " : "") + std::to_string(v[k]);
-                return out + "]";
-            };
-            json << (i ? ", " : "") << R"({"address": ")" << s.address << R"(", "port": )" << s.port
-                 << R"(, "unit": )" << s.unit << R"(, "framing": ")" << s.framing << R"(", "holding": )"
-                 << list(s.holding.empty() ? std::vector<int>{0} : s.holding) << R"(, "input": )"
-                 << list(s.input.empty() ? std::vector<int>{0} : s.input) << "}";
-        }
-        json << "]";
-        const std::string spec = _dir.writeFile("spec.json", json.str());
-        const std::string ready = _dir.file("ready");
-        const std::vector<std::string> argv = {
-            debianPython, FleetprobeFixture::sourceDir() + "/tests/tools/modbus-server.py", spec, ready};
-        BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << " &");
-        _process = std::make_unique<ChildProcess>(argv);
-        const bool up = WaitCondition::until(
-            [&] { return !_process->running() || std::ifstream(ready).good(); }, milliseconds(20000));
-        if (!up || !_process->running())
-            throw std::runtime_error("modbus-server.py did not start: " + _process->stderrText());
-    }
-
-private:
-    TempDir _dir;
-    std::unique_ptr<ChildProcess> _process;
-};
 
 /// A bound IPv4 TCP socket on address:port.
 int listenOn(const std::string& address, int port)
@@ -128,19 +71,13 @@ int listenOn(const std::string& address, int port)
     return fd;
 }
 
-/// The modem whose meter is dead: a TCP listener whose connections the kernel accepts and nobody ever reads
-/// or answers.
-class SilentListener
+/// The modem whose meter is dead: fleetprobe-testpeer --mute on address:502 accepts, reads and never answers.
+TestPeerProcess deadMeterModem(const std::string& address)
 {
-public:
-    SilentListener(const std::string& address, int port) : _fd(listenOn(address, port)) {}
-    ~SilentListener() { ::close(_fd); }
-    SilentListener(const SilentListener&) = delete;
-    SilentListener& operator=(const SilentListener&) = delete;
-
-private:
-    int _fd;
-};
+    TestPeerSpec spec;
+    spec.mute = {address + ":502"};
+    return TestPeerProcess(FleetprobeFixture::testPeerBinary(), spec);
+}
 
 /// A server that answers every connection's first bytes with an HTTP error, as a web interface on the Modbus
 /// port would: not Modbus. One thread; stopped by the destructor.
@@ -184,14 +121,6 @@ private:
     std::thread _thread;
 };
 
-std::vector<std::string> once(const std::string& config, const FleetprobeFixture& f)
-{
-    std::vector<std::string> arguments = {"--once", "--config", config};
-    const auto push = f.pushArguments();
-    arguments.insert(arguments.end(), push.begin(), push.end());
-    return arguments;
-}
-
 /// The registers mbpoll reads (`mbpoll -1 -0 ...`: PDU addressing, one poll), in order; empty when it fails.
 std::vector<int> mbpollRead(const std::vector<std::string>& options, ProcessResult* out = nullptr)
 {
@@ -219,27 +148,6 @@ std::vector<ModbusServerSpec> fleetServers()
     };
 }
 
-/// An HTTP GET to 127.0.0.1:port; status 0 when the connection failed.
-std::pair<int, std::string> httpGet(int port, const std::string& pathAndQuery)
-{
-    try
-    {
-        Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-        session.setTimeout(Poco::Timespan(30, 0));
-        Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, pathAndQuery,
-                                       Poco::Net::HTTPMessage::HTTP_1_1);
-        session.sendRequest(request);
-        Poco::Net::HTTPResponse response;
-        std::string body;
-        Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
-        return {static_cast<int>(response.getStatus()), body};
-    }
-    catch (const std::exception& e)
-    {
-        return {0, e.what()};
-    }
-}
-
 /// The value of the one sample of `name` whose line has every `label="value"` of `labels`; nullopt when none.
 std::optional<double> sampleOf(const std::string& exposition, const std::string& name,
                                const LabelMap& labels = {})
@@ -265,7 +173,7 @@ BOOST_AUTO_TEST_SUITE(modbus)
 BOOST_FIXTURE_TEST_CASE(modemUpMeterDeadAndTheRest, FleetprobeFixture, *utf::precondition(modbusTools))
 {
     ModbusServers servers(fleetServers());
-    SilentListener modem("127.0.0.54", 502);
+    auto modem = deadMeterModem("127.0.0.54");
     NotModbusServer web("127.0.0.56", 502);
     const std::string config = writeConfig("meters.json", R"({
   "conf": {"prom_id": "meters", "interval": 60, "timeout": 1},
@@ -285,7 +193,7 @@ BOOST_FIXTURE_TEST_CASE(modemUpMeterDeadAndTheRest, FleetprobeFixture, *utf::pre
            {"job": "web-ui", "ip": "127.0.0.56", "metrics": ["modbus"]},
            {"job": "nothing", "ip": "127.0.0.57", "metrics": ["modbus"]}]
 })");
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto g = findGroup("meters");
     BOOST_TEST_REQUIRE(g.has_value());
@@ -346,7 +254,7 @@ BOOST_FIXTURE_TEST_CASE(fiftySilentDevicesCostOneTimeout, FleetprobeFixture, *ut
     Nftables firewall;
     firewall.makeSilent(addresses);
     // Plus one modem whose meter is dead among them (connected, never answered).
-    SilentListener modem("127.0.0.54", 502);
+    auto modem = deadMeterModem("127.0.0.54");
     jobs.push_back(R"({"job": "modem-only", "ip": "127.0.0.54", "metrics": ["modbus"]})");
     std::string list;
     for (const auto& j : jobs)
@@ -354,7 +262,7 @@ BOOST_FIXTURE_TEST_CASE(fiftySilentDevicesCostOneTimeout, FleetprobeFixture, *ut
     const std::string config =
         writeConfig("silent.json", R"({"conf": {"prom_id": "silent", "interval": 60, "timeout": 1},
   "jobs": [)" + list + "]}");
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     BOOST_TEST(r.exitCode == 0, r.describe());
     BOOST_TEST_MESSAGE("51 silent modbus devices, timeout 1 s: the run took " << r.seconds << " s");
     BOOST_TEST(r.seconds < 5.0, "one poll loop for all: about one timeout, not 51");
@@ -373,7 +281,7 @@ BOOST_FIXTURE_TEST_CASE(fiftySilentDevicesCostOneTimeout, FleetprobeFixture, *ut
 BOOST_FIXTURE_TEST_CASE(probeModule, FleetprobeFixture, *utf::precondition(modbusTools))
 {
     ModbusServers servers(fleetServers());
-    SilentListener modem("127.0.0.54", 502);
+    auto modem = deadMeterModem("127.0.0.54");
     const int port = LoopbackPort::findFree();
     std::vector<std::string> argv = {binary(), "--listen", "127.0.0.1:" + std::to_string(port)};
     const auto state = stateArguments();

@@ -6,21 +6,13 @@
 
 #include "ChildProcess.h"
 #include "FleetprobeFixture.h"
+#include "HttpGet.h"
 #include "LoopbackPort.h"
+#include "MosquittoBroker.h"
 #include "NetNamespace.h"
 #include "WaitCondition.h"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/StreamCopier.h>
-
 #include <boost/test/unit_test.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -39,84 +31,6 @@ double unixNow()
 {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-/// True when a TCP connect to 127.0.0.1:port succeeds.
-bool accepts(int port)
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
-/// A mosquitto broker of the test on 127.0.0.1: its own config file in a temporary directory, no persistence,
-/// logging to stderr; anonymous, or with a password file made by mosquitto_passwd. Stopped (and reaped) by
-/// the destructor; killed with the test process if that dies (ProcessRunner's PR_SET_PDEATHSIG).
-class MosquittoBroker
-{
-public:
-    /// Starts the broker; returns once it accepts connections.
-    explicit MosquittoBroker(const std::string& user = "", const std::string& password = "")
-        : port(LoopbackPort::findFree())
-    {
-        std::string conf = "listener " + std::to_string(port) + " 127.0.0.1\n" +
-                           "persistence false\nlog_dest stderr\nlog_type all\nuser root\n";
-        if (user.empty())
-            conf += "allow_anonymous true\n";
-        else
-        {
-            const std::string passwords = _dir.file("passwd");
-            const auto made = ProcessRunner::run({"mosquitto_passwd", "-b", "-c", passwords, user, password});
-            if (made.exitCode != 0)
-                throw std::runtime_error("mosquitto_passwd: " + made.describe());
-            conf += "allow_anonymous false\npassword_file " + passwords + "\n";
-        }
-        const std::string file = _dir.writeFile("mosquitto.conf", conf);
-        process = std::make_unique<ChildProcess>(std::vector<std::string>{"mosquitto", "-c", file});
-        const bool ready = WaitCondition::until([&] { return !process->running() || accepts(port); },
-                                                milliseconds(10000), milliseconds(20));
-        if (!ready || !process->running())
-            throw std::runtime_error("mosquitto did not start: " + process->stderrText());
-    }
-
-    /// Publishes `payload` on `topic` with mosquitto_pub (QoS 1), retained unless `retain` is false.
-    void publish(const std::string& topic, const std::string& payload, bool retain = true,
-                 const std::vector<std::string>& login = {}) const
-    {
-        std::vector<std::string> argv = {
-            "mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(port), "-q", "1", "-t",
-            topic,           "-m", payload};
-        if (retain)
-            argv.push_back("-r");
-        argv.insert(argv.end(), login.begin(), login.end());
-        const auto r = ProcessRunner::run(argv);
-        BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
-    }
-
-    /// The retained payload of `topic` as a fresh subscriber sees it ("" when none within 2 s).
-    std::string retained(const std::string& topic) const
-    {
-        const auto r = ProcessRunner::run({"mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(port),
-                                           "-t", topic, "-C", "1", "-W", "2", "--retained-only"});
-        std::string out = r.out;
-        while (!out.empty() && out.back() == '\n')
-            out.pop_back();
-        return out;
-    }
-
-    /// `"127.0.0.1:PORT"`.
-    std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-
-    int port;
-    std::unique_ptr<ChildProcess> process;
-
-private:
-    TempDir _dir{"fleetprobe-mosquitto"};
-};
 
 /// A device that stays connected with a Last Will (`offline`, retained) on its status topic: a mosquitto_sub,
 /// returned once the broker has logged its connection.
@@ -299,25 +213,12 @@ BOOST_FIXTURE_TEST_CASE(loopModeKeepsTheSubscriptionLastSeenIsTheMessageTime, Mq
     const std::string config =
         mqttConfig("mqtt_loop", broker.address(), presenceJob("meter-live") + "," + presenceJob("meter-lwt"),
                    "1", "0.5", R"(, "max_age": 2)");
-    std::vector<std::string> argv = {binary(), "--config", config, "--log-level", "debug"};
-    for (const auto& more : {stateArguments(), pushArguments()})
-        argv.insert(argv.end(), more.begin(), more.end());
-    BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << " &");
-    ChildProcess fleetprobe(argv);
+    const auto loop = startLoop(config, {"--log-level", "debug"});
+    ChildProcess& fleetprobe = *loop;
 
     std::optional<MetricGroup> group;
     const auto waitFor = [&](const std::function<bool(const MetricGroup&)>& condition)
-    {
-        return WaitCondition::until(
-            [&]
-            {
-                if (!fleetprobe.running())
-                    return true;
-                group = pushgateway->group(groupKey("mqtt_loop"));
-                return group && condition(*group);
-            },
-            milliseconds(20000), milliseconds(100));
-    };
+    { return waitForGroup(fleetprobe, "mqtt_loop", condition, group, milliseconds(20000)); };
     const auto value = [](const MetricGroup& g, const std::string& name, const LabelMap& m)
     { return g.value(name, m).value_or(-1); };
     const LabelMap live = series("meter-live", "mqtt");
@@ -390,22 +291,8 @@ BOOST_FIXTURE_TEST_CASE(probeModuleConnectsToADeviceBroker, MqttFixture,
     ChildProcess server(argv);
     const auto get = [&](const std::string& path)
     {
-        try
-        {
-            Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(httpPort));
-            session.setTimeout(Poco::Timespan(20, 0));
-            Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path,
-                                           Poco::Net::HTTPMessage::HTTP_1_1);
-            session.sendRequest(request);
-            Poco::Net::HTTPResponse response;
-            std::string body;
-            Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
-            return std::to_string(static_cast<int>(response.getStatus())) + "\n" + body;
-        }
-        catch (const std::exception& e)
-        {
-            return std::string("0\n") + e.what();
-        }
+        const auto [status, body] = httpGet(httpPort, path);
+        return std::to_string(status) + "\n" + body;
     };
     BOOST_TEST_REQUIRE(WaitCondition::until([&] { return get("/-/healthy").rfind("200", 0) == 0; },
                                             milliseconds(20000), milliseconds(50)));

@@ -36,7 +36,7 @@ BOOST_AUTO_TEST_SUITE(permissions)
 
 BOOST_FIXTURE_TEST_CASE(pingWithoutRawSocketsExitsFour, FleetprobeFixture, *utf::precondition(realRoot))
 {
-    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.2:502"}, {}, {}});
+    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.2:502"}, {}, {}, {}, {}});
     const std::string config = writeConfig("meters.json", R"({
   "conf": {"prom_id": "unprivileged", "interval": 60, "timeout": 1},
   "jobs": [{"job": "meter-1", "ip": "127.0.0.2", "metrics": ["ping", "port"], "ports": [502]}]

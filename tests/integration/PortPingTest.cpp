@@ -102,14 +102,6 @@ private:
     int _fd = -1;
 };
 
-std::vector<std::string> once(const std::string& config, const FleetprobeFixture& f)
-{
-    std::vector<std::string> arguments = {"--once", "--config", config};
-    const auto push = f.pushArguments();
-    arguments.insert(arguments.end(), push.begin(), push.end());
-    return arguments;
-}
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(port_and_ping)
@@ -126,7 +118,7 @@ BOOST_FIXTURE_TEST_CASE(sendExpectAndBanners, FleetprobeFixture, *utf::precondit
                       {"port": 2222, "protocol": "tcp4", "expect": "^HTTP/"},
                       {"port": 2223, "protocol": "tcp4", "send": "HELLO\n", "expect": "^PONG"}]}]
 })");
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto g = findGroup("banner");
     BOOST_TEST_REQUIRE(g.has_value());
@@ -150,7 +142,7 @@ BOOST_FIXTURE_TEST_CASE(sendExpectAndBanners, FleetprobeFixture, *utf::precondit
 
 BOOST_FIXTURE_TEST_CASE(udpIsJudgedForReal, FleetprobeFixture, *utf::precondition(NetNamespace::required))
 {
-    TestPeerProcess peer(testPeerBinary(), {{}, {"127.0.0.22:5683"}, {}});
+    TestPeerProcess peer(testPeerBinary(), {{}, {"127.0.0.22:5683"}, {}, {}, {}});
     Nftables firewall;
     firewall.makeSilent({"127.0.0.23"});
     const std::string config = writeConfig("udp.json", R"({
@@ -163,7 +155,7 @@ BOOST_FIXTURE_TEST_CASE(udpIsJudgedForReal, FleetprobeFixture, *utf::preconditio
             "ports": [{"port": 5683, "protocol": "udp"},
                       {"port": 5684, "protocol": "udp", "silence_ok": true}]}]
 })");
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto g = findGroup("udp");
     BOOST_TEST_REQUIRE(g.has_value());
@@ -186,7 +178,7 @@ BOOST_FIXTURE_TEST_CASE(unixSocketsOfEveryKind, FleetprobeFixture, *utf::precond
     const std::string stream = dir.file("stream.sock");
     const std::string gram = dir.file("gram.sock");
     const std::string packet = dir.file("packet.sock");
-    TestPeerProcess peer(testPeerBinary(), {{}, {}, {stream}});
+    TestPeerProcess peer(testPeerBinary(), {{}, {}, {stream}, {}, {}});
     UnixSocket datagram(gram, SOCK_DGRAM);
     UnixSocket seqpacket(packet, SOCK_SEQPACKET);
     const std::string config = writeConfig("unix.json", R"({
@@ -203,7 +195,7 @@ BOOST_FIXTURE_TEST_CASE(unixSocketsOfEveryKind, FleetprobeFixture, *utf::precond
                       {"protocol": "unixpacket", "path": )" +
                                                             jsonString(gram) + R"(}]}]
 })");
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto g = findGroup("unix");
     BOOST_TEST_REQUIRE(g.has_value());
@@ -229,7 +221,7 @@ BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture,
 })");
     for (int run = 1; run <= 2; ++run)
     {
-        auto r = runFleetprobe(once(config, *this));
+        auto r = runFleetprobe(onceArguments(config));
         BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
     }
     auto g = findGroup("burst");
@@ -268,7 +260,7 @@ BOOST_FIXTURE_TEST_CASE(hostUnreachable, FleetprobeFixture, *utf::precondition(N
   "jobs": [{"job": "behind-router", "ip": "127.0.0.41", "metrics": ["ping", "port"],
             "ports": [502, {"port": 5683, "protocol": "udp"}]}]
 })");
-    auto r = runFleetprobe(once(config, *this));
+    auto r = runFleetprobe(onceArguments(config));
     BOOST_TEST(r.exitCode == 0, r.describe());
     auto g = findGroup("unreachable");
     BOOST_TEST_REQUIRE(g.has_value());

@@ -23,7 +23,7 @@ BOOST_FIXTURE_TEST_CASE(smallFleetUpSilentAndRefused, FleetprobeFixture,
     const std::string socketPath = dir.file("logger.sock");
     TestPeerProcess peer(
         testPeerBinary(),
-        {{"127.0.0.2:502", "127.0.0.3:8080", "[::1]:8502"}, {"127.0.0.2:5683"}, {socketPath}});
+        {{"127.0.0.2:502", "127.0.0.3:8080", "[::1]:8502"}, {"127.0.0.2:5683"}, {socketPath}, {}, {}});
     Nftables firewall;
     firewall.makeSilent({"127.0.0.9"});
 

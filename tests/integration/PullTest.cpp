@@ -3,6 +3,7 @@
 
 #include "ChildProcess.h"
 #include "FleetprobeFixture.h"
+#include "HttpGet.h"
 #include "LocalHttpServer.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
@@ -81,19 +82,6 @@ HttpAnswer get(int port, const std::string& pathAndQuery,
         answer.error = e.what();
     }
     return answer;
-}
-
-/// A /probe query with every value URL-encoded.
-std::string probeQuery(const std::vector<std::pair<std::string, std::string>>& parameters)
-{
-    std::string query;
-    for (const auto& [name, value] : parameters)
-    {
-        std::string encoded;
-        Poco::URI::encode(value, "&=+?#/:[]", encoded);
-        query += (query.empty() ? "?" : "&") + name + "=" + encoded;
-    }
-    return "/probe" + query;
 }
 
 /// One sample of an exposition text.
@@ -207,7 +195,7 @@ public:
 
     HttpAnswer probe(const std::vector<std::pair<std::string, std::string>>& parameters) const
     {
-        return get(port, probeQuery(parameters));
+        return get(port, probePath(parameters));
     }
 
     int port;
@@ -355,7 +343,7 @@ BOOST_FIXTURE_TEST_CASE(probePingUpAndSilent, FleetprobeFixture, *utf::precondit
     checkProbeAnswer(server.probe({{"target", "127.0.0.9"}, {"module", "ping"}, {"timeout", "1"}}),
                      "127.0.0.9", false, "timeout");
     // The scrape timeout Prometheus sends bounds the probe (1.5 s - 0.5 s): the silent host is still timeout.
-    const HttpAnswer bounded = get(server.port, probeQuery({{"target", "127.0.0.9"}, {"module", "ping"}}),
+    const HttpAnswer bounded = get(server.port, probePath({{"target", "127.0.0.9"}, {"module", "ping"}}),
                                    {{"X-Prometheus-Scrape-Timeout-Seconds", "1.5"}});
     checkProbeAnswer(bounded, "127.0.0.9", false, "timeout");
 }
@@ -363,7 +351,7 @@ BOOST_FIXTURE_TEST_CASE(probePingUpAndSilent, FleetprobeFixture, *utf::precondit
 BOOST_FIXTURE_TEST_CASE(probePortOpenClosedAndUdp, FleetprobeFixture,
                         *utf::precondition(NetNamespace::required))
 {
-    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.3:502", "[::1]:8502"}, {"127.0.0.3:5683"}, {}});
+    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.3:502", "[::1]:8502"}, {"127.0.0.3:5683"}, {}, {}, {}});
     PullServer server(*this, {});
 
     checkProbeAnswer(server.probe({{"target", "127.0.0.3"}, {"module", "port"}, {"port", "502"}}),
@@ -388,7 +376,7 @@ BOOST_FIXTURE_TEST_CASE(probeHttpWebSocketTcpEchoAndTcpInfo, FleetprobeFixture,
     // Every other module through /probe, against real peers: a local HTTP/WebSocket server, the echo server
     // in its own process, and a TCP listener for tcp_info.
     LocalHttpServer web(LocalHttpServer::Options{});
-    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.32:502"}, {}, {}});
+    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.32:502"}, {}, {}, {}, {}});
     ChildProcess echo({binary(), "echo-server", "--listen", "127.0.0.31:7007"});
     BOOST_TEST_REQUIRE(WaitCondition::until(
         [&] { return echo.stderrText().find("listening on") != std::string::npos || !echo.running(); },
@@ -441,12 +429,12 @@ BOOST_FIXTURE_TEST_CASE(badRequestsAre400WithOneLine, FleetprobeFixture,
     for (const auto& [parameters, message] : cases)
     {
         const HttpAnswer answer = server.probe(parameters);
-        BOOST_TEST(answer.status == 400, probeQuery(parameters)
+        BOOST_TEST(answer.status == 400, probePath(parameters)
                                              << " -> " << answer.status << " " << answer.body);
         BOOST_TEST(answer.contentType == "text/plain; charset=utf-8");
         BOOST_TEST(answer.body == message + "\n");
     }
-    const HttpAnswer header = get(server.port, probeQuery({{"target", "127.0.0.2"}, {"module", "ping"}}),
+    const HttpAnswer header = get(server.port, probePath({{"target", "127.0.0.2"}, {"module", "ping"}}),
                                   {{"X-Prometheus-Scrape-Timeout-Seconds", "-1"}});
     BOOST_TEST(header.status == 400);
     BOOST_TEST(header.body ==
@@ -460,7 +448,7 @@ BOOST_FIXTURE_TEST_CASE(aPortSweepIsRefusedByTheAllowList, FleetprobeFixture,
     // connection reaches the listener; an allowed target is still probed. With --probe.configured-only only
     // the config's device is.
     const int open = 7502;
-    TestPeerProcess listener(testPeerBinary(), {{"127.0.0.5:" + std::to_string(open)}, {}, {}});
+    TestPeerProcess listener(testPeerBinary(), {{"127.0.0.5:" + std::to_string(open)}, {}, {}, {}, {}});
     {
         PullServer server(*this, {"--probe.allow", "127.0.0.2/32,::1"});
         int refused = 0;

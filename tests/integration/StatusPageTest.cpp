@@ -127,7 +127,7 @@ BOOST_FIXTURE_TEST_CASE(statusJsonAndPageOverASmallFleet, FleetprobeFixture,
 {
     // 127.0.0.41 listens on 502; 127.0.0.42 has nothing listening (refused); 127.0.0.43 answers ping but not
     // on 502 (partial).
-    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.41:502"}, {}, {}});
+    TestPeerProcess peer(testPeerBinary(), {{"127.0.0.41:502"}, {}, {}, {}, {}});
     const std::string hostile = "<img src=x onerror=\"alert(1)\">&amp;'Z\xC3\xA4hler'\\";
     const std::string configDir = dir.makeDirectory("conf.d");
     dir.writeFile("conf.d/meters.json", R"({

@@ -570,25 +570,12 @@ BOOST_FIXTURE_TEST_CASE(loopModeKeepsTheConnectionReconnectsAndDropsADeadOne, Tc
     auto server = startEchoServer({"--listen", "127.0.0.8:7007"});
     const std::string config =
         echoConfig("echo_loop", {{"meter-loop", "127.0.0.8", "7007"}}, 100, "0.5", "1");
-    std::vector<std::string> argv = {binary(), "--config", config};
-    for (const auto& more : {stateArguments(), pushArguments()})
-        argv.insert(argv.end(), more.begin(), more.end());
-    BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << " &");
-    ChildProcess fleetprobe(argv);
+    const auto loop = startLoop(config);
+    ChildProcess& fleetprobe = *loop;
 
     std::optional<MetricGroup> group;
     const auto waitFor = [&](const std::function<bool(const MetricGroup&)>& condition)
-    {
-        return WaitCondition::until(
-            [&]
-            {
-                if (!fleetprobe.running())
-                    return true;
-                group = pushgateway->group(groupKey("echo_loop"));
-                return group && condition(*group);
-            },
-            milliseconds(30000), milliseconds(100));
-    };
+    { return waitForGroup(fleetprobe, "echo_loop", condition, group, milliseconds(30000)); };
 
     // Three cycles on one connection: nothing was opened twice.
     BOOST_TEST_REQUIRE(

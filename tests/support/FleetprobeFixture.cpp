@@ -1,5 +1,7 @@
 #include "FleetprobeFixture.h"
 
+#include "WaitCondition.h"
+
 #include <boost/test/unit_test.hpp>
 
 #include <cstdio>
@@ -92,6 +94,44 @@ LabelMap FleetprobeFixture::series(const std::string& device, const std::string&
 
 const std::string FleetprobeFixture::unresolvableHost = std::string(70, 'x') + ".example";
 
+std::vector<std::string> FleetprobeFixture::onceArguments(const std::string& config) const
+{
+    std::vector<std::string> arguments = {"--once", "--config", config};
+    const auto push = pushArguments();
+    arguments.insert(arguments.end(), push.begin(), push.end());
+    return arguments;
+}
+
+std::unique_ptr<ChildProcess> FleetprobeFixture::startLoop(const std::string& config,
+                                                           const std::vector<std::string>& extra) const
+{
+    std::vector<std::string> argv = {binary(), "--config", config};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    for (const auto& more : {stateArguments(), pushArguments()})
+        argv.insert(argv.end(), more.begin(), more.end());
+    BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << " &");
+    return std::make_unique<ChildProcess>(argv);
+}
+
+bool FleetprobeFixture::waitForGroup(ChildProcess& fleetprobe, const std::string& promId,
+                                     const std::function<bool(const MetricGroup&)>& condition,
+                                     std::optional<MetricGroup>& group,
+                                     std::chrono::milliseconds timeout) const
+{
+    bool held = false;
+    WaitCondition::until(
+        [&]
+        {
+            if (!fleetprobe.running())
+                return true;
+            group = pushgateway->group(groupKey(promId));
+            held = group && condition(*group);
+            return held;
+        },
+        timeout, std::chrono::milliseconds(100));
+    return held;
+}
+
 MetricGroup FleetprobeFixture::runJobsOnce(const std::string& promId,
                                            const std::vector<std::string>& jobs) const
 {
@@ -102,10 +142,7 @@ MetricGroup FleetprobeFixture::runJobsOnce(const std::string& promId,
   "conf": {"prom_id": ")" + promId + R"(", "interval": 60, "timeout": 1},
   "jobs": [
 )" + list + "\n  ]\n}\n");
-    std::vector<std::string> arguments = {"--once", "--config", config};
-    const auto push = pushArguments();
-    arguments.insert(arguments.end(), push.begin(), push.end());
-    const ProcessResult result = runFleetprobe(arguments);
+    const ProcessResult result = runFleetprobe(onceArguments(config));
     BOOST_TEST(result.exitCode == 0, result.describe());
     const auto group = findGroup(promId);
     BOOST_TEST_REQUIRE(group.has_value());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "ChildProcess.h"
 #include "NetNamespace.h"
 #include "ProcessRunner.h"
 #include "PushgatewayMetrics.h"
@@ -7,6 +8,7 @@
 #include "TempDir.h"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +49,22 @@ public:
 
     /// `--pushgateway URL --instance INSTANCE` for the fixture's Pushgateway.
     std::vector<std::string> pushArguments() const;
+
+    /// `--once --config CONFIG` and pushArguments(): one cycle of `config`, pushed to the fixture's
+    /// Pushgateway.
+    std::vector<std::string> onceArguments(const std::string& config) const;
+
+    /// Starts fleetprobe in loop mode on `config` (`--config CONFIG`, then `extra`, stateArguments() and
+    /// pushArguments()) and logs the command; the caller stops it.
+    std::unique_ptr<ChildProcess> startLoop(const std::string& config,
+                                            const std::vector<std::string>& extra = {}) const;
+
+    /// Waits until the Pushgateway's group of `promId` satisfies `condition` (fetched every 100 ms, for at
+    /// most `timeout`), or `fleetprobe` exited; `group` holds the last group fetched. True when the condition
+    /// held while fleetprobe ran.
+    bool waitForGroup(ChildProcess& fleetprobe, const std::string& promId,
+                      const std::function<bool(const MetricGroup&)>& condition,
+                      std::optional<MetricGroup>& group, std::chrono::milliseconds timeout) const;
 
     /// Writes a config file into the fixture's directory and returns its path.
     std::string writeConfig(const std::string& name, const std::string& json) const;

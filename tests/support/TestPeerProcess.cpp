@@ -14,27 +14,29 @@ TestPeerProcess::TestPeerProcess(const std::string& binary, const TestPeerSpec& 
     : _dir("fleetprobe-testpeer")
 {
     std::vector<std::string> argv = {binary};
-    if (spec.tcp.size() > 64)
+    // Long lists go through a file (one address a line), short ones on the command line.
+    const auto addresses =
+        [&](const std::vector<std::string>& list, const std::string& option, const std::string& fileOption)
     {
-        std::string lines;
-        for (const auto& address : spec.tcp)
-            lines += address + "\n";
-        argv.push_back("--tcp-file");
-        argv.push_back(_dir.writeFile("tcp.txt", lines));
-    }
-    else
-    {
-        for (const auto& address : spec.tcp)
+        if (list.size() > 64 && !fileOption.empty())
         {
-            argv.push_back("--tcp");
+            std::string lines;
+            for (const auto& address : list)
+                lines += address + "\n";
+            argv.push_back(fileOption);
+            argv.push_back(_dir.writeFile(option.substr(2) + ".txt", lines));
+            return;
+        }
+        for (const auto& address : list)
+        {
+            argv.push_back(option);
             argv.push_back(address);
         }
-    }
-    for (const auto& address : spec.udp)
-    {
-        argv.push_back("--udp");
-        argv.push_back(address);
-    }
+    };
+    addresses(spec.tcp, "--tcp", "--tcp-file");
+    addresses(spec.mute, "--mute", "--mute-file");
+    addresses(spec.udp, "--udp", "");
+    addresses(spec.muteUdp, "--mute-udp", "");
     for (const auto& path : spec.unixPaths)
     {
         argv.push_back("--unix");

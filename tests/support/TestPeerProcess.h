@@ -17,10 +17,13 @@ struct TestPeerSpec
     std::vector<std::string> tcp;       ///< TCP listeners (accept and close)
     std::vector<std::string> udp;       ///< UDP echo sockets
     std::vector<std::string> unixPaths; ///< unix stream listeners
+    /// TCP listeners that accept, read and never answer: a modem whose device behind it is dead
+    std::vector<std::string> mute;
+    std::vector<std::string> muteUdp; ///< UDP sockets that drop every datagram
 };
 
 /// A running fleetprobe-testpeer. The constructor returns once its ready file exists (every socket listens);
-/// the destructor stops it. Many TCP listeners are passed through --tcp-file.
+/// the destructor stops it. Many TCP (or mute) listeners are passed through --tcp-file (--mute-file).
 class TestPeerProcess
 {
 public:

@@ -5,11 +5,12 @@ own framing: each entry of the JSON spec file is one server on its own loopback 
     modbus-server.py SPEC.json READY_FILE
 
 SPEC.json: [{"address": "127.0.0.51", "port": 1502, "unit": 3, "framing": "tcp" | "rtu",
-             "holding": [1234, 5678], "input": [11, 22]}, ...]
+             "holding": [1234, 5678], "input": [11, 22], "backlog": 20}, ...]
 Register N of `holding` is holding register N (zero-based, `zero_mode`); reading past the list is answered with
 exception 2 (illegal data address). "rtu" serves RTU frames (CRC-16) over TCP (ModbusRtuFramer), as a GPRS
 modem in transparent mode carries them. Device identification: vendor "fleetprobe-test", product "PM-<unit>",
-revision "1.0". READY_FILE is written once every server listens; SIGTERM stops them all.
+revision "1.0". `backlog` (default 20, pymodbus's) is the listen queue: scripts/bench's one server for thousands of
+meters (address 0.0.0.0) needs more. READY_FILE is written once every server listens; SIGTERM stops them all.
 Run it with Debian's /usr/bin/python3: another python3 on PATH has no pymodbus.
 """
 import asyncio
@@ -36,7 +37,7 @@ async def main(spec_file, ready_file):
                                                          "MajorMinorRevision": "1.0"})
         framer = ModbusRtuFramer if s.get("framing") == "rtu" else ModbusSocketFramer
         server = ModbusTcpServer(context, framer=framer, identity=identity, address=(s["address"], s["port"]),
-                                 allow_reuse_address=True)
+                                 allow_reuse_address=True, backlog=s.get("backlog", 20))
         asyncio.ensure_future(server.serve_forever())
         await server.serving
         servers.append(server)

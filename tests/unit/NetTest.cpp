@@ -3,6 +3,7 @@
 // network: socketpairs and unix sockets in a temporary directory only.
 
 #include "config/Config.h"
+#include "net/BatchLoop.h"
 #include "net/FileDescriptor.h"
 #include "net/PollSet.h"
 #include "net/SendBuffer.h"
@@ -12,7 +13,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/select.h>
@@ -327,6 +330,91 @@ BOOST_AUTO_TEST_CASE(a_stopped_port_probe_returns_soon_and_keeps_what_it_measure
     BOOST_TEST(!results[1].up);
     BOOST_TEST(failureReasonName(results[1].reason) == std::string("timeout"));
     BOOST_TEST(results[1].detail == "the probe was stopped");
+}
+
+BOOST_AUTO_TEST_CASE(batchLoopHelpers)
+{
+    sockaddr_storage v4{};
+    v4.ss_family = AF_INET;
+    BOOST_TEST(ntohs(reinterpret_cast<const sockaddr_in*>(&v4)->sin_port) == 0);
+    const sockaddr_storage v4Port = fleetprobe::withPort(v4, 502);
+    BOOST_TEST(ntohs(reinterpret_cast<const sockaddr_in*>(&v4Port)->sin_port) == 502);
+    sockaddr_storage v6{};
+    v6.ss_family = AF_INET6;
+    const sockaddr_storage v6Port = fleetprobe::withPort(v6, 5683);
+    BOOST_TEST(ntohs(reinterpret_cast<const sockaddr_in6*>(&v6Port)->sin6_port) == 5683);
+
+    BOOST_TEST(fleetprobe::waitForOwnSocket(EMFILE, true));
+    BOOST_TEST(fleetprobe::waitForOwnSocket(ENFILE, true));
+    BOOST_TEST(!fleetprobe::waitForOwnSocket(EMFILE, false), "holding none: nothing to wait for");
+    BOOST_TEST(!fleetprobe::waitForOwnSocket(EACCES, true));
+
+    const auto all = fleetprobe::everyTarget(3);
+    BOOST_TEST((std::vector<std::size_t>(all.begin(), all.end()) == std::vector<std::size_t>{0, 1, 2}));
+}
+
+namespace
+{
+/// A connection of the batch loop test: an autobound unix datagram socket, readable once a datagram came.
+struct PairConnection
+{
+    std::size_t target = 0;
+    fleetprobe::Socket socket;
+    std::chrono::steady_clock::time_point deadline;
+    short pollEvents() const { return POLLIN; }
+    std::chrono::steady_clock::time_point wakeAt() const { return deadline; }
+};
+} // namespace
+
+BOOST_AUTO_TEST_CASE(batchLoopAnswersTimeoutsAndResultsWithoutSockets)
+{
+    // Target 0 answers (a datagram came), target 1 never does (timeout), target 2 fails before any socket.
+    using Clock = std::chrono::steady_clock;
+    std::vector<fleetprobe::ProbeResult> results(3);
+    std::vector<PairConnection> active;
+    fleetprobe::StopSignal stop;
+    auto open = [&](std::size_t i, fleetprobe::SocketShare share)
+    {
+        if (i == 2)
+        {
+            results[i] = fleetprobe::ProbeResult::failure(fleetprobe::FailureReason::Resolve, "no such name");
+            return true;
+        }
+        PairConnection c;
+        c.target = i;
+        c.socket = fleetprobe::Socket::open(AF_UNIX, SOCK_DGRAM, std::move(share));
+        BOOST_REQUIRE(c.socket.isOpen());
+        sockaddr_un self{};
+        self.sun_family = AF_UNIX;
+        socklen_t length = sizeof(sa_family_t);
+        BOOST_REQUIRE(::bind(c.socket.fd(), reinterpret_cast<sockaddr*>(&self), length) == 0); // autobind
+        length = sizeof self;
+        BOOST_REQUIRE(::getsockname(c.socket.fd(), reinterpret_cast<sockaddr*>(&self), &length) == 0);
+        if (i == 0)
+        {
+            fleetprobe::FileDescriptor sender(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+            BOOST_REQUIRE(::sendto(sender.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&self), length) == 1);
+        }
+        c.deadline = Clock::now() + std::chrono::milliseconds(300);
+        active.push_back(std::move(c));
+        return true;
+    };
+    auto finish = [&](PairConnection& c, fleetprobe::ProbeResult r)
+    {
+        results[c.target] = std::move(r);
+        c.socket.reset();
+    };
+    fleetprobe::runBatchLoop(
+        fleetprobe::everyTarget(3), results, active, stop, open,
+        [&](PairConnection& c) { finish(c, fleetprobe::ProbeResult::success(0)); },
+        [&](PairConnection& c, Clock::time_point)
+        { finish(c, fleetprobe::ProbeResult::failure(fleetprobe::FailureReason::Timeout, "silent")); },
+        finish);
+    BOOST_TEST(results[0].up);
+    BOOST_TEST(!results[1].up);
+    BOOST_TEST(failureReasonName(results[1].reason) == std::string("timeout"));
+    BOOST_TEST(failureReasonName(results[2].reason) == std::string("resolve"));
+    BOOST_TEST(active.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
