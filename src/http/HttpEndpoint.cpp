@@ -452,7 +452,7 @@ public:
     Server(const ScraperRegistry& registry, const RunningConfigs& running, ProbeAccess access,
            std::shared_ptr<const WebConfig> web)
         : _probes(registry, std::move(access)), _running(running),
-          _web(web ? web : std::make_shared<WebConfig>())
+          _web(web ? std::move(web) : std::make_shared<WebConfig>())
     {
         _firstTls = _web->tlsContext();
         tls = _firstTls != nullptr;
@@ -929,7 +929,8 @@ Poco::Net::SocketAddress HttpEndpoint::parseAddress(const std::string& text, con
 HttpEndpoint::HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
                            const RunningConfigs& running, ProbeAccess access,
                            std::shared_ptr<const WebConfig> web)
-    : _server(std::make_unique<Server>(registry, running, std::move(access), web)), _address(address)
+    : _server(std::make_unique<Server>(registry, running, std::move(access), std::move(web))),
+      _address(address)
 {
     try
     {
