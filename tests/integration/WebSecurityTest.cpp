@@ -560,6 +560,39 @@ BOOST_FIXTURE_TEST_CASE(burstOf1000ProbesGets200Or503NeverAReset, FleetprobeFixt
     BOOST_TEST(healthyWithin1s(server.port) == 200);
 }
 
+BOOST_FIXTURE_TEST_CASE(oneClientAddressGetsAtMost64Connections, FleetprobeFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    const std::string web = dir.path() + "/web.yml";
+    writeFile(web, "");
+    SecureServer server(*this, web);
+    // 64 idle connections from one address hold its whole share; its 65th is answered 503 at once, while
+    // another address is served.
+    std::vector<int> idle;
+    for (int i = 0; i < 64; ++i)
+        idle.push_back(connectFrom("127.0.0.3", server.port, false));
+    for (int fd : idle)
+        BOOST_TEST_REQUIRE(fd >= 0);
+    const int extra = connectFrom("127.0.0.3", server.port, false);
+    BOOST_TEST_REQUIRE(extra >= 0);
+    const std::string request = "GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n";
+    BOOST_TEST(::send(extra, request.data(), request.size(), MSG_NOSIGNAL) ==
+               static_cast<ssize_t>(request.size()));
+    timeval timeout{5, 0};
+    setsockopt(extra, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    std::string answer;
+    char buf[1024];
+    for (ssize_t n; (n = ::recv(extra, buf, sizeof buf, 0)) > 0;)
+        answer.append(buf, static_cast<std::size_t>(n));
+    BOOST_TEST(answer.rfind("HTTP/1.1 503", 0) == 0, answer);
+    BOOST_TEST(answer.find("Retry-After: 1") != std::string::npos, answer);
+    BOOST_TEST(answer.find("too many connections from 127.0.0.3") != std::string::npos, answer);
+    BOOST_TEST(healthyWithin1s(server.port) == 200);
+    ::close(extra);
+    for (int fd : idle)
+        ::close(fd);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(webSecrets)
