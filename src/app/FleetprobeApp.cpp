@@ -511,8 +511,10 @@ int FleetprobeApp::runMain()
     if ((!_probeAllow.empty() || _probeConfiguredOnly) && !_listenSet)
         throw ConfigError(
             "--probe.allow and --probe.configured-only limit --listen's /probe: give --listen too");
-    if (_webConfigSet && !_listenSet)
-        throw ConfigError("--web.config.file configures --listen's HTTP server: give --listen too");
+    if (_webConfigSet && !_listenSet && !_check)
+        throw ConfigError(
+            "--web.config.file configures --listen's HTTP server: give --listen too (or --check "
+            "to validate the file)");
     if (_webConfigSet)
         _webConfig = WebConfig::load(_webConfigFile); // a bad file: ConfigError, exit 2
     if (_configFiles.empty() && _configDirs.empty() && !_listenSet)

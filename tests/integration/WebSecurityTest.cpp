@@ -400,6 +400,16 @@ BOOST_FIXTURE_TEST_CASE(hostileWebConfigFilesAreStartupErrors, FleetprobeFixture
         runFleetprobe({"--web.config.file", dir.path() + "/web.yml", "--config", config});
     BOOST_TEST(noListen.exitCode == 2);
     BOOST_TEST(noListen.err.find("--web.config.file configures --listen") != std::string::npos, noListen.err);
+    // --check validates the file without --listen.
+    writeFile(dir.path() + "/web.yml", "basic_auth_users:\n  alice: " + bcryptHash("x") + "\n");
+    BOOST_TEST(runFleetprobe({"--check", "--config", config, "--web.config.file", dir.path() + "/web.yml"})
+                   .exitCode == 0);
+    writeFile(dir.path() + "/web.yml", "basic_auth_users:\n  alice: x\n");
+    const ProcessResult badCheck =
+        runFleetprobe({"--check", "--config", config, "--web.config.file", dir.path() + "/web.yml"});
+    BOOST_TEST(badCheck.exitCode == 2);
+    BOOST_TEST(badCheck.err.find("basic_auth_users.alice: must be a bcrypt hash") != std::string::npos,
+               badCheck.err);
 }
 
 BOOST_FIXTURE_TEST_CASE(slowlorisLeavesHealthChecksFast, FleetprobeFixture,
