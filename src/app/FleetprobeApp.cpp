@@ -1,4 +1,5 @@
 #include "app/FleetprobeApp.h"
+#include "util/Text.h"
 
 #include "config/ConfigLoader.h"
 #include "engine/ConfigRunner.h"
@@ -200,6 +201,11 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                              "Serve /probe, /metrics, /-/healthy and /-/ready over HTTP on ADDR, e.g. "
                              "127.0.0.1:9293 or [::1]:9293 (loop mode; without a config: /probe only).")
                           .argument("ADDR"));
+    options.addOption(
+        Option("web.config.file", "",
+               "With --listen: TLS, basic auth and response headers from FILE, in the format of "
+               "node_exporter's --web.config.file (YAML); re-read on SIGHUP.")
+            .argument("FILE"));
 }
 
 void FleetprobeApp::handleOption(const std::string& name, const std::string& value)
@@ -244,6 +250,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
     }
     else if (name == "probe.configured-only")
         _probeConfiguredOnly = true;
+    else if (name == "web.config.file")
+        _webConfigFile = value, _webConfigSet = true;
     else if (name == "victoriametrics")
         _victoriaMetrics = value;
     else if (name == "victoriametrics-username")
@@ -504,6 +512,12 @@ int FleetprobeApp::runMain()
     if ((!_probeAllow.empty() || _probeConfiguredOnly) && !_listenSet)
         throw ConfigError(
             "--probe.allow and --probe.configured-only limit --listen's /probe: give --listen too");
+    if (_webConfigSet && !_listenSet && !_check)
+        throw ConfigError(
+            "--web.config.file configures --listen's HTTP server: give --listen too (or --check "
+            "to validate the file)");
+    if (_webConfigSet)
+        _webConfig = WebConfig::load(_webConfigFile); // a bad file: ConfigError, exit 2
     if (_configFiles.empty() && _configDirs.empty() && !_listenSet)
         throw ConfigError("no config given: use --config FILE or --config-dir DIR (see fleetprobe --help)");
     if (!_pushgateway.empty() && !_pushConfig.empty())
@@ -571,14 +585,15 @@ int FleetprobeApp::runMain()
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         throw std::runtime_error("curl_global_init failed");
-    log().information("fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " +
-                      std::to_string(configs.size()) + " config(s), instance \"" + _instanceName + "\", " +
-                      (!_target.url.empty()        ? "pushing to " + _target.url
-                       : _importTarget.url.empty() ? std::string("writing to stdout")
-                                                   : std::string("importing only")) +
-                      (_importTarget.url.empty() ? std::string() : ", importing into " + _importTarget.url) +
-                      (_once ? ", one cycle" : ", loop mode") +
-                      (_listenSet ? ", serving HTTP on " + _listenAddress.toString() : std::string()));
+    log().information(
+        "fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " + std::to_string(configs.size()) +
+        " config(s), instance \"" + _instanceName + "\", " +
+        (!_target.url.empty()        ? "pushing to " + redactUrl(_target.url)
+         : _importTarget.url.empty() ? std::string("writing to stdout")
+                                     : std::string("importing only")) +
+        (_importTarget.url.empty() ? std::string() : ", importing into " + redactUrl(_importTarget.url)) +
+        (_once ? ", one cycle" : ", loop mode") +
+        (_listenSet ? ", serving HTTP on " + _listenAddress.toString() : std::string()));
     const int code =
         _once ? runOnce(configs, errors.empty() ? ExitOk : ExitUsage, signals) : runLoop(configs, signals);
     curl_global_cleanup();
@@ -741,6 +756,25 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
     }
 }
 
+void FleetprobeApp::reloadWebConfig()
+{
+    if (!_webConfigSet || !_endpoint)
+        return;
+    try
+    {
+        std::shared_ptr<const WebConfig> fresh = WebConfig::load(_webConfigFile);
+        _endpoint->setWebConfig(fresh);
+        _webConfig = fresh;
+        _endpoint->recordWebConfigReload(true);
+        log().information("reload: " + _webConfigFile + ": " + fresh->summary());
+    }
+    catch (const ConfigError& e)
+    {
+        _endpoint->recordWebConfigReload(false);
+        log().error(std::string("reload: the web config keeps its previous version: ") + e.what());
+    }
+}
+
 int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& signals)
 {
     std::map<std::string, Running> running;
@@ -752,11 +786,13 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
         if (_probeConfiguredOnly)
             access.configuredOnly([this](const std::string& target, const std::string& host)
                                   { return _runningConfigs.hasDevice(target, host); });
-        _endpoint =
-            std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs, std::move(access));
+        _endpoint = std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs,
+                                                   std::move(access), _webConfig);
         _endpoint->start();
-        log().information("serving /, /status.json, /probe, /metrics, /-/healthy and /-/ready on http://" +
-                          _listenAddress.toString());
+        log().information(
+            std::string("serving /, /status.json, /probe, /metrics, /-/healthy and /-/ready on ") +
+            (_webConfig && _webConfig->tlsContext() ? "https://" : "http://") + _listenAddress.toString() +
+            (_webConfig ? " (" + _webConfig->summary() + ")" : ""));
     }
     for (auto& loaded : configs)
         start(running, std::move(loaded), false);
@@ -769,6 +805,7 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
         {
             log().information("received SIGHUP: reloading the configs");
             reload(running);
+            reloadWebConfig();
             continue;
         }
         if (signal == SIGUSR1)

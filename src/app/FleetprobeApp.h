@@ -69,6 +69,8 @@ private:
     struct Running;
     void start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded);
     void reload(std::map<std::string, Running>& running);
+    /// Re-reads --web.config.file on SIGHUP; a bad file keeps the running one (logged and counted).
+    void reloadWebConfig();
 
     const ScraperRegistry& _registry;
     bool _help = false;
@@ -89,6 +91,9 @@ private:
     bool _listenSet = false;
     std::vector<ProbeAccess::Range> _probeAllow;
     bool _probeConfiguredOnly = false;
+    std::string _webConfigFile;
+    bool _webConfigSet = false;
+    std::shared_ptr<const WebConfig> _webConfig;
     std::string _victoriaMetrics;
     std::string _vmUsername;
     std::string _vmPasswordFile;

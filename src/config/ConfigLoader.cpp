@@ -519,15 +519,15 @@ PushTarget ConfigLoader::loadPushFile(const std::string& file)
 std::string ConfigLoader::normalizePushUrl(const std::string& url, const std::string& origin)
 {
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
-        throw ConfigError(origin + ": must start with http:// or https://, got \"" + url + "\"");
+        throw ConfigError(origin + ": must start with http:// or https://, got \"" + redactUrl(url) + "\"");
     for (unsigned char c : url)
         if (c <= ' ' || c == 0x7f)
-            throw ConfigError(origin + ": contains a space or control character: \"" + url + "\"");
+            throw ConfigError(origin + ": contains a space or control character: \"" + redactUrl(url) + "\"");
     std::string out = url;
     while (!out.empty() && out.back() == '/')
         out.pop_back();
     if (out.size() <= std::string("https://").size())
-        throw ConfigError(origin + ": has no host: \"" + url + "\"");
+        throw ConfigError(origin + ": has no host: \"" + redactUrl(url) + "\"");
     return out;
 }
 

@@ -58,6 +58,15 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          MetricType::Gauge},
         {"fleetprobe_build_info", "Always 1; the version of the running fleetprobe in the label.",
          MetricType::Gauge},
+        {"fleetprobe_web_config_reloads_total", "Reloads of --web.config.file on SIGHUP, by result.",
+         MetricType::Counter},
+        {"fleetprobe_web_config_last_reload_successful",
+         "1 when the last reload of --web.config.file succeeded, 0 when it kept the previous version.",
+         MetricType::Gauge},
+        {"fleetprobe_http_rejected_total",
+         "Connections of --listen answered 503 (saturated, client_limit), closed at the request deadline "
+         "(deadline) or answered 401 (unauthorized).",
+         MetricType::Counter},
     };
     return table;
 }

@@ -45,4 +45,20 @@ bool isValidUtf8(const std::string& text)
     return true;
 }
 
+std::string redactUrl(const std::string& url)
+{
+    const auto scheme = url.find("://");
+    const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+    const auto end = url.find_first_of("/?#", start);
+    const std::string authority =
+        url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const auto at = authority.rfind('@');
+    if (at == std::string::npos)
+        return url;
+    const auto colon = authority.find(':');
+    if (colon == std::string::npos || colon > at)
+        return url;
+    return url.substr(0, start + colon + 1) + "xxxxx" + url.substr(start + at);
+}
+
 } // namespace fleetprobe

@@ -14,4 +14,8 @@ std::size_t utf8SequenceLength(const std::string& text, std::size_t i);
 /// True when `text` is valid UTF-8 throughout (see utf8SequenceLength). Thread-safe (pure).
 bool isValidUtf8(const std::string& text);
 
+/// `url` with the password of its user info replaced by `xxxxx` (`http://user:xxxxx@host/`, as Go's
+/// URL.Redacted()), for logs and error messages; unchanged when it has none. Thread-safe (pure).
+std::string redactUrl(const std::string& url);
+
 } // namespace fleetprobe

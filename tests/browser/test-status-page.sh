@@ -1,7 +1,8 @@
 #!/bin/bash
 # The status page in a real browser: headless Chromium, driven over --remote-debugging-pipe by
 # status_page_driver.py, against a real fleetprobe --listen probing a realistic fleet of loopback devices (two
-# classes, a dozen devices, some down with reasons, one "modem up, meter dead") and a second one with hostile names. Checks the rows the
+# classes, a dozen devices, some down with reasons, one "modem up, meter dead") and a second one with hostile
+# names behind basic auth (--web.config.file; Chromium answers the 401 challenge itself). Checks the rows the
 # page's JavaScript built, the filter from and into the URL, the phone layout, the unreachable gateway, and
 # saves a screenshot to $TMPDIR/fleetprobe-status-page.png (STATUS_PAGE_SCREENSHOT=docs/status-page.png renews the one docs show).
 #
@@ -133,14 +134,20 @@ EOF
 
 port=39293
 hostile_port=39294
+# The hostile fleet's fleetprobe also wants basic auth (--web.config.file, a bcrypt hash made by libcrypt).
+auth_password='tech nician:pass'
+hash=$(/usr/bin/python3 -c 'import crypt, sys; print(crypt.crypt(sys.argv[1], "$2b$05$abcdefghijklmnopqrstuu"))' \
+    "$auth_password") || fail "cannot make a bcrypt hash"
+case $hash in '$2b$'*) ;; *) fail "no bcrypt from crypt.crypt: $hash" ;; esac
+printf 'basic_auth_users:\n  technician: "%s"\n' "$hash" >"$work/web.yml"
 "$fleetprobe" --config-dir "$work/conf.d" --state-dir "$work/state" --listen "127.0.0.1:$port" \
     >/dev/null 2>"$work/fleetprobe.log" &
 fleetprobe_pid=$!
 pids+=($fleetprobe_pid)
 "$fleetprobe" --config-dir "$work/hostile.d" --state-dir "$work/hostile-state" --listen "127.0.0.1:$hostile_port" \
-    >/dev/null 2>"$work/hostile.log" &
+    --web.config.file "$work/web.yml" >/dev/null 2>"$work/hostile.log" &
 pids+=($!)
-ready() { curl -sf -o /dev/null "http://127.0.0.1:$1/-/ready"; }
+ready() { curl -sf -o /dev/null -u "technician:$auth_password" "http://127.0.0.1:$1/-/ready"; }
 for _ in $(seq 300); do
     ready $port && ready $hostile_port && break
     kill -0 "$fleetprobe_pid" 2>/dev/null || fail "fleetprobe exited"
@@ -152,7 +159,9 @@ curl -sf -o "$work/page.html" "http://127.0.0.1:$port/" || fail "GET /"
 mkdir -p "$work/profile" "$(dirname "$screenshot")"
 echo "fleet ready after $((SECONDS - start)) s; starting Chromium"
 status=0
-timeout 45 python3 "$here/status_page_driver.py" "$chromium" "$work/profile" "http://127.0.0.1:$port" \
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hostile_port/")" = 401 ] ||
+    fail "the hostile fleet's page answers without credentials"
+timeout 45 env STATUS_PAGE_AUTH="technician:$auth_password" python3 "$here/status_page_driver.py" "$chromium" "$work/profile" "http://127.0.0.1:$port" \
     "http://127.0.0.1:$hostile_port" "file://$work/page.html" "$screenshot" "$work/phone.png" \
     "$fleetprobe_pid" || status=$?
 if [ "$status" != 0 ]; then

@@ -36,4 +36,15 @@ BOOST_AUTO_TEST_CASE(invalidSequences)
     BOOST_TEST(utf8SequenceLength(text, 1) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(redactUrlHidesOnlyThePassword)
+{
+    BOOST_TEST(redactUrl("http://user:s3cret@192.0.2.1:9091/prefix") ==
+               "http://user:xxxxx@192.0.2.1:9091/prefix");
+    BOOST_TEST(redactUrl("https://u:p:q@host") == "https://u:xxxxx@host");
+    BOOST_TEST(redactUrl("http://user@host/a:b@c") == "http://user@host/a:b@c");
+    BOOST_TEST(redactUrl("http://host:9091/x?a=b@c") == "http://host:9091/x?a=b@c");
+    BOOST_TEST(redactUrl("ftp://a:b@c") == "ftp://a:xxxxx@c");
+    BOOST_TEST(redactUrl("") == "");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
