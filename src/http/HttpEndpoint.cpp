@@ -241,7 +241,7 @@ private:
                 return reply(HTTPResponse::HTTP_BAD_REQUEST, plainType, r.body);
             if (r.status == 403)
                 return reply(HTTPResponse::HTTP_FORBIDDEN, plainType, r.body);
-            return reply(HTTPResponse::HTTP_OK, expositionType, r.body);
+            return reply(HTTPResponse::HTTP_OK, r.plainText ? plainType : expositionType, r.body);
         }
         if (path == "/metrics")
             return reply(HTTPResponse::HTTP_OK, expositionType, metricsText(_running));
@@ -281,8 +281,9 @@ private:
 class HttpEndpoint::Factory : public Poco::Net::HTTPRequestHandlerFactory
 {
 public:
-    Factory(const ScraperRegistry& registry, const RunningConfigs& running, ProbeAccess access)
-        : _probes(registry, std::move(access)), _running(running)
+    Factory(const ScraperRegistry& registry, const RunningConfigs& running, ProbeAccess access,
+            BlackboxModules modules)
+        : _probes(registry, std::move(access), std::move(modules)), _running(running)
     {
     }
 
@@ -309,7 +310,7 @@ Poco::Net::SocketAddress HttpEndpoint::parseAddress(const std::string& text, con
 }
 
 HttpEndpoint::HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
-                           const RunningConfigs& running, ProbeAccess access)
+                           const RunningConfigs& running, ProbeAccess access, BlackboxModules modules)
     : _address(address), _pool("http", 1, maxThreads, 60)
 {
     Poco::Net::ServerSocket socket;
@@ -340,8 +341,8 @@ HttpEndpoint::HttpEndpoint(const Poco::Net::SocketAddress& address, const Scrape
     params->setKeepAliveTimeout(Poco::Timespan(socketTimeoutSeconds, 0));
     params->setMaxKeepAliveRequests(100);
     params->setSoftwareVersion(std::string("fleetprobe/") + FLEETPROBE_VERSION);
-    _server = std::make_unique<Poco::Net::HTTPServer>(new Factory(registry, running, std::move(access)),
-                                                      _pool, socket, params);
+    _server = std::make_unique<Poco::Net::HTTPServer>(
+        new Factory(registry, running, std::move(access), std::move(modules)), _pool, socket, params);
 }
 
 HttpEndpoint::~HttpEndpoint()

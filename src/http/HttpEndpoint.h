@@ -39,9 +39,11 @@ public:
     static Poco::Net::SocketAddress parseAddress(const std::string& text, const std::string& origin);
 
     /// Binds and listens on `address` (throws std::runtime_error saying why it cannot); serving begins with
-    /// start(). `registry` and `running` must outlive the endpoint.
+    /// start(). `registry` and `running` must outlive the endpoint. `modules`: the blackbox modules of
+    /// /probe.
     HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
-                 const RunningConfigs& running, ProbeAccess access = ProbeAccess());
+                 const RunningConfigs& running, ProbeAccess access = ProbeAccess(),
+                 BlackboxModules modules = BlackboxModules::defaults());
 
     /// Stops serving (stop()).
     ~HttpEndpoint();
