@@ -138,41 +138,35 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
                 r.bad("tcp.query_response", "must be a list of steps, got " + v.show());
                 continue;
             }
-            // The port scraper does one send, then one expect: the sequences it can do exactly.
-            std::string send;
-            std::optional<std::string> expect;
-            bool exact = v.items().size() <= 2;
-            for (std::size_t i = 0; i < v.items().size() && exact; ++i)
+            // The whole dialog: each step an expect (a line matching it), then a send with ${n} of that
+            // match.
+            ConfigValue steps = ConfigValue::array();
+            for (std::size_t i = 0; i < v.items().size(); ++i)
             {
                 const ConfigValue& step = v.items()[i];
+                const std::string at = "tcp.query_response[" + std::to_string(i) + "]";
                 if (!step.isObject())
                 {
-                    r.bad("tcp.query_response[" + std::to_string(i) + "]", "must be a mapping");
-                    exact = false;
-                    break;
+                    r.bad(at, "must be a mapping of expect, send, starttls");
+                    continue;
                 }
+                ConfigValue out = ConfigValue::object();
                 for (const auto& [k, value] : step.members())
                 {
-                    if (k == "send" && value.isString() && !expect && send.empty() && !step.find("expect"))
-                        send = value.asString() + "\n";
-                    else if (k == "expect" && value.isString() && !expect && !step.find("send"))
-                        expect = value.asString();
+                    if ((k == "expect" || k == "send") && value.isString())
+                        out.set(k, value);
+                    else if (k == "starttls")
+                    {
+                        if (!(value.isBoolean() && !value.asBoolean()))
+                            r.unsupported(at + ".starttls", "fleetprobe's port scraper has no TLS");
+                    }
                     else
-                        exact = false;
+                        r.bad(at + "." + k, "unknown key or not a string");
                 }
+                steps.add(std::move(out));
             }
-            if (!exact)
-                r.unsupported("tcp.query_response",
-                              "a sequence of " + std::to_string(v.items().size()) +
-                                  " steps; fleetprobe's port scraper sends once and then expects once "
-                                  "(`send`, `expect`, or `send` then `expect`), without ${n} substitution");
-            else
-            {
-                if (!send.empty())
-                    port.set("send", ConfigValue::string(send));
-                if (expect)
-                    port.set("expect", ConfigValue::string(*expect));
-            }
+            if (!steps.items().empty())
+                port.set("query_response", std::move(steps));
         }
         else
             r.bad("tcp." + key, "unknown key");

@@ -63,7 +63,7 @@ SILENT_HOSTS = ["127.0.0.24", "127.0.0.33"]
 # blackbox targets: 127.0.0.31 serves HTTP and HTTPS (and answers ping), 127.0.0.32 answers ping but has no
 # listener (refused), 127.0.0.33 is silent (nftables drop).
 BB_UP, BB_CLOSED, BB_SILENT = "127.0.0.31", "127.0.0.32", "127.0.0.33"
-BB_HTTP_PORT, BB_HTTPS_PORT = 8080, 8443
+BB_HTTP_PORT, BB_HTTPS_PORT, BB_SSH_PORT, BB_IRC_PORT = 8080, 8443, 2222, 6667
 EXTRA_MODULES = os.path.join(DATA, "blackbox", "extra-modules.yml")
 DASHBOARD_QUERIES = os.path.join(DATA, "blackbox", "dashboard-queries.txt")
 
@@ -274,6 +274,57 @@ class HttpServers:
             srv.server_close()
 
 
+class BannerServers:
+    """An SSH-like banner on BB_UP:BB_SSH_PORT and a minimal IRC server on BB_UP:BB_IRC_PORT (NICK and USER, then
+    PING :token, PONG token, then 001), for the query_response modules of Debian's blackbox.yml."""
+
+    def __init__(self):
+        self.socks = []
+        for port, serve in ((BB_SSH_PORT, self._ssh), (BB_IRC_PORT, self._irc)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((BB_UP, port))
+            sock.listen(16)
+            self.socks.append(sock)
+            threading.Thread(target=self._accept, args=(sock, serve), daemon=True).start()
+
+    def _accept(self, sock, serve):
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._guard, args=(conn, serve), daemon=True).start()
+
+    @staticmethod
+    def _guard(conn, serve):
+        conn.settimeout(5)
+        try:
+            serve(conn, conn.makefile("rb"))
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _ssh(conn, lines):
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+        lines.readline()  # the prober's own banner
+
+    @staticmethod
+    def _irc(conn, lines):
+        if not lines.readline().startswith(b"NICK ") or not lines.readline().startswith(b"USER "):
+            return
+        conn.sendall(b":irc.test NOTICE * :*** Looking up your hostname\r\nPING :t0k3n\r\n")
+        if lines.readline().strip() == b"PONG t0k3n":
+            conn.sendall(b":irc.test 001 prober :Welcome\r\n")
+        lines.readline()
+
+    def stop(self):
+        for sock in self.socks:
+            sock.close()
+
+
 def probe_text(url, timeout_header="2"):
     check_loopback(url)
     req = urllib.request.Request(url, headers={"X-Prometheus-Scrape-Timeout-Seconds": timeout_header})
@@ -300,7 +351,8 @@ def bb_targets(prober):
     if prober == "icmp":
         return [BB_UP, BB_CLOSED, BB_SILENT]
     if prober == "tcp":
-        return ["%s:%d" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)]
+        return ["%s:%d" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)] + \
+            ["%s:%d" % (BB_UP, p) for p in (BB_SSH_PORT, BB_IRC_PORT)]
     return ["http://%s:%d/" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)] + \
         ["https://%s:%d/" % (BB_UP, BB_HTTPS_PORT)]
 
@@ -345,6 +397,7 @@ def part_bb(args, work, procs, modules_file, tag):
 
     compared = 0
     problems = []
+    succeeded = set()
     for name, module in modules.items():
         for target in bb_targets(module["prober"]) if module["prober"] in ("icmp", "tcp", "http") else [BB_UP]:
             q = "/probe?" + urllib.parse.urlencode({"module": name, "target": target})
@@ -369,6 +422,11 @@ def part_bb(args, work, procs, modules_file, tag):
             if f.get("probe_success") == 0 and not any(FLEETPROBE_ONLY.match(n) for n in f):
                 problems.append("%s %s: down without a failure reason" % (name, target))
             compared += 1
+            if f.get("probe_success") == 1:
+                succeeded.add(name)
+    for name in ("ssh_banner", "irc_banner"):
+        if name in modules and name not in succeeded:
+            problems.append("%s succeeded on no target" % name)
     if problems:
         raise Failure("fleetprobe and blackbox_exporter differ:\n  " + "\n  ".join(problems))
     log("bb. %d target/module pairs agree with blackbox_exporter (%d modules unsupported: 400)" % (
@@ -444,6 +502,7 @@ def inner(args):
         if args.blackbox:
             https = HttpServers(work)
             servers.append(https)
+            servers.append(BannerServers())
             # Debian's file unchanged, then one module of our own that trusts the test's certificate.
             part_bb(args, work, procs, BLACKBOX_YML, "debian")[0].stop()
             extra = os.path.join(work, "extra-modules.yml")

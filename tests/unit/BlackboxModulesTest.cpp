@@ -71,7 +71,8 @@ BOOST_AUTO_TEST_CASE(debian_file_supported_and_unsupported_modules_named_with_th
     const BlackboxModules m = debian(problems);
     BOOST_TEST(problems.empty());
     BOOST_TEST_REQUIRE(m.modules().size() == 10U);
-    for (const char* name : {"http_2xx", "http_post_2xx", "tcp_connect", "icmp", "icmp_ttl5"})
+    for (const char* name :
+         {"http_2xx", "http_post_2xx", "tcp_connect", "icmp", "icmp_ttl5", "ssh_banner", "irc_banner"})
         BOOST_TEST(m.find(name)->unsupported.empty(), name << ": " << m.find(name)->unsupported);
     BOOST_TEST(
         m.find("grpc")->unsupported ==
@@ -79,11 +80,12 @@ BOOST_AUTO_TEST_CASE(debian_file_supported_and_unsupported_modules_named_with_th
     BOOST_TEST(m.find("grpc_plain")->unsupported.rfind("modules.grpc_plain.prober: ", 0) == 0U);
     BOOST_TEST(m.find("pop3s_banner")->unsupported ==
                "modules.pop3s_banner.tcp.tls: fleetprobe's port scraper has no TLS");
-    BOOST_TEST(m.find("ssh_banner")
-                   ->unsupported.rfind("modules.ssh_banner.tcp.query_response: a sequence of 2 "
-                                       "steps",
-                                       0) == 0U);
-    BOOST_TEST(m.find("irc_banner")->unsupported.rfind("modules.irc_banner.tcp.query_response: ", 0) == 0U);
+    // irc_banner's whole dialog, ${1} included, goes to the port scraper.
+    const ConfigValue* irc = m.find("irc_banner")->section.find("port");
+    BOOST_TEST_REQUIRE(irc);
+    BOOST_TEST_REQUIRE(irc->find("query_response"));
+    BOOST_TEST(irc->find("query_response")->items().size() == 4U);
+    BOOST_TEST(irc->find("query_response")->items()[2].find("send")->asString() == "PONG ${1}");
     BOOST_TEST(m.find("icmp_ttl5")->timeoutSeconds.value_or(0) == 5);
 }
 
