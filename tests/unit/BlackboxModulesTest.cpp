@@ -170,4 +170,27 @@ BOOST_AUTO_TEST_CASE(probe_service_answers_400_for_an_unsupported_module_and_run
                "port: does not apply to module=icmp (a blackbox module takes target, timeout and debug)\n");
 }
 
+BOOST_AUTO_TEST_CASE(module_options_reach_the_scrapers_settings)
+{
+    ConfigProblems problems;
+    const ProbeService service(registry(), ProbeAccess(), debian(problems));
+    const auto irc =
+        portsOf(service.plan({{"target", "127.0.0.2:6667"}, {"module", "irc_banner"}}).config.jobs[0]);
+    BOOST_TEST_REQUIRE(irc.size() == 1U);
+    BOOST_TEST(irc[0].port == 6667);
+    BOOST_TEST_REQUIRE(irc[0].queryResponse.size() == 4U);
+    BOOST_TEST(irc[0].queryResponse[0].send.value_or("") == "NICK prober");
+    BOOST_TEST(!irc[0].queryResponse[0].expect);
+    BOOST_TEST(irc[0].queryResponse[2].expect.value_or("") == "PING :([^ ]+)");
+    BOOST_TEST(irc[0].queryResponse[2].send.value_or("") == "PONG ${1}");
+
+    BOOST_TEST(pingOf(service.plan({{"target", "127.0.0.2"}, {"module", "icmp_ttl5"}}).config.jobs[0]).ttl ==
+               5);
+    const HttpConfig* post =
+        httpOf(service.plan({{"target", "http://127.0.0.2/"}, {"module", "http_post_2xx"}}).config.jobs[0]);
+    BOOST_TEST_REQUIRE(post);
+    BOOST_TEST(post->method == "POST");
+    BOOST_TEST(post->followRedirects); // blackbox_exporter's default
+}
+
 BOOST_AUTO_TEST_SUITE_END()
