@@ -2,6 +2,7 @@
 
 #include "scrapers/http/HttpScraper.h"
 
+#include "metrics/TextSerializer.h"
 #include "net/CurlEasy.h"
 #include "net/CurlMulti.h"
 #include "net/PollSet.h"
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <regex>
 
 namespace fleetprobe
 {
@@ -39,7 +41,10 @@ struct Transfer
     char callbackError[CURL_ERROR_SIZE] =
         {};            ///< set when a callback caught an exception: the transfer aborts
     SocketShare share; ///< the budget of the sockets libcurl opens for it
-    CurlEasy easy;
+    std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers{nullptr, curl_slist_free_all};
+    bool keepBody = false; ///< the body regexes need the body
+    std::string body;      ///< its first HttpScraper::maxBodyBytes bytes
+    CurlEasy easy;         ///< after what libcurl points to: destroyed first
 
     /// Notes an exception a callback caught (what it said), without anything that could throw again.
     void noteCallbackError(const char* what) noexcept
@@ -80,10 +85,48 @@ curl_socket_t openSocket(void* transfer, curlsocktype, curl_sockaddr* address) n
                    });
 }
 
-/// Drops the body of a GET: only its arrival is timed.
-size_t discardBody(char*, size_t size, size_t count, void*) noexcept
+/// Drops the body of a GET: only its arrival is timed, and its start kept when the body regexes need it.
+size_t discardBody(char* data, size_t size, size_t count, void* transfer) noexcept
 {
-    return size * count;
+    return guarded(transfer, static_cast<size_t>(0),
+                   [&]
+                   {
+                       auto* t = static_cast<Transfer*>(transfer);
+                       const std::size_t n = size * count;
+                       if (t->keepBody && t->body.size() < HttpScraper::maxBodyBytes)
+                           t->body.append(data, std::min(n, HttpScraper::maxBodyBytes - t->body.size()));
+                       return n;
+                   });
+}
+
+/// The HTTP version libcurl reports as blackbox_exporter writes it (1, 1.1, 2, 3); 0 when unknown.
+double versionNumber(long version)
+{
+    switch (version)
+    {
+    case CURL_HTTP_VERSION_1_0:
+        return 1.0;
+    case CURL_HTTP_VERSION_1_1:
+        return 1.1;
+    case CURL_HTTP_VERSION_2_0:
+        return 2;
+    case CURL_HTTP_VERSION_3:
+        return 3;
+    default:
+        return 0;
+    }
+}
+
+/// A `versions` entry as a number (HTTP/2 and HTTP/2.0 are the same).
+double versionOf(const std::string& text)
+{
+    if (text == "HTTP/1.0")
+        return 1.0;
+    if (text == "HTTP/1.1")
+        return 1.1;
+    if (text == "HTTP/2" || text == "HTTP/2.0")
+        return 2;
+    return 3;
 }
 
 double secondsOf(CURL* easy, CURLINFO info)
@@ -168,7 +211,13 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, http.followRedirects ? 1L : 0L);
+    if (http.followRedirects)
+    {
+        curl_easy_setopt(c, CURLOPT_MAXREDIRS, HttpScraper::maxRedirects);
+        // Only to http(s), as the request itself.
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    }
     curl_easy_setopt(c, CURLOPT_PROXY, ""); // probe the device itself, whatever http_proxy says
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
@@ -179,7 +228,28 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
     if (http.method == "HEAD")
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     else
+    {
+        t.keepBody = !http.failIfBodyMatches.empty() || !http.failIfBodyNotMatches.empty();
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discardBody);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+        if (http.method == "POST")
+        {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+        else if (http.method != "GET")
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, http.method.c_str());
+    }
+    for (const auto& [name, value] : http.headers)
+    {
+        curl_slist* list = curl_slist_append(t.headers.get(), (name + ": " + value).c_str());
+        if (!list)
+            return "out of memory for the request headers";
+        if (!t.headers) // curl_slist_append returns the head: a new one only for the first header
+            t.headers.reset(list);
+    }
+    if (t.headers)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, t.headers.get());
     if (t.https)
     {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, http.tlsVerify ? 1L : 0L);
@@ -219,16 +289,67 @@ ProbeResult finish(Transfer& t, CURLcode code, const HttpConfig& http)
         curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &osErrno);
         result = failureOf(code, osErrno, t.error);
     }
-    else if (HttpScraper::statusAccepted(status, http.acceptStatus))
-        result = ProbeResult::success(timings.total);
-    else
-        result = ProbeResult::failure(FailureReason::Mismatch,
-                                      "HTTP status " + std::to_string(status) +
-                                          ", accepted: " + acceptedText(http.acceptStatus));
+    long version = 0;
+    curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
+    long redirects = 0;
+    curl_easy_getinfo(c, CURLINFO_REDIRECT_COUNT, &redirects);
+    char* scheme = nullptr;
+    curl_easy_getinfo(c, CURLINFO_SCHEME, &scheme);
+    const bool ssl = scheme && (std::string(scheme) == "HTTPS" || std::string(scheme) == "https");
+    bool regexFailed = false;
+    if (!t.callbackError[0] && code == CURLE_OK)
+    {
+        std::string why;
+        try
+        {
+            for (const auto& r : http.failIfBodyMatches)
+                if (why.empty() && std::regex_search(t.body, std::regex(r, std::regex::ECMAScript)))
+                    why = "the body matches " + r;
+            for (const auto& r : http.failIfBodyNotMatches)
+                if (why.empty() && !std::regex_search(t.body, std::regex(r, std::regex::ECMAScript)))
+                    why = "the body does not match " + r;
+        }
+        catch (const std::regex_error& e)
+        {
+            why = std::string("the body regex could not be evaluated: ") + e.what();
+        }
+        bool versionOk = http.versions.empty();
+        for (const auto& v : http.versions)
+            versionOk = versionOk || versionOf(v) == versionNumber(version);
+        if (!HttpScraper::statusAccepted(status, http.acceptStatus))
+            result = ProbeResult::failure(FailureReason::Mismatch,
+                                          "HTTP status " + std::to_string(status) +
+                                              ", accepted: " + acceptedText(http.acceptStatus));
+        else if (!versionOk)
+            result =
+                ProbeResult::failure(FailureReason::Mismatch,
+                                     "HTTP version " + TextSerializer::formatValue(versionNumber(version)) +
+                                         " is not one of the accepted versions");
+        else if (!why.empty())
+        {
+            regexFailed = true;
+            result = ProbeResult::failure(FailureReason::Mismatch, why);
+        }
+        else
+            result = ProbeResult::success(timings.total);
+    }
 
     result.measurements = HttpScraper::phaseDurations(timings, t.https, status > 0);
     if (status > 0)
+    {
         result.measurements.push_back({"http_status_code", {}, static_cast<double>(status)});
+        curl_off_t length = -1;
+        curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+        curl_off_t received = 0;
+        curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &received);
+        result.measurements.push_back({"http_version", {}, versionNumber(version)});
+        result.measurements.push_back({"http_content_length_bytes", {}, static_cast<double>(length)});
+        result.measurements.push_back({"http_body_bytes", {}, static_cast<double>(received)});
+    }
+    result.measurements.push_back({"http_redirects", {}, static_cast<double>(redirects)});
+    result.measurements.push_back({"http_ssl", {}, ssl && status > 0 ? 1.0 : 0.0});
+    if (!http.failIfBodyMatches.empty() || !http.failIfBodyNotMatches.empty())
+        result.measurements.push_back({"http_failed_due_to_regex", {}, regexFailed ? 1.0 : 0.0});
     if (t.https)
     {
         curl_certinfo* info = nullptr;

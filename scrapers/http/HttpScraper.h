@@ -13,11 +13,16 @@ namespace fleetprobe
 struct HttpConfig : ScraperSettings
 {
     std::string url;
-    std::string method = "GET";           ///< GET or HEAD
-    std::vector<int> acceptStatus;        ///< accepted status codes; empty: any 2xx
-    bool tlsVerify = true;                ///< verify the server certificate and name
-    std::string caFile;                   ///< extra CA bundle (PEM); empty: the system's
-    std::optional<double> timeoutSeconds; ///< overrides conf.timeout
+    std::string method = "GET";    ///< GET, HEAD, POST, PUT, DELETE, OPTIONS or PATCH (no request body)
+    std::vector<int> acceptStatus; ///< accepted status codes; empty: any 2xx
+    std::vector<std::pair<std::string, std::string>> headers; ///< request headers, in config order
+    bool followRedirects = false;                             ///< follow up to maxRedirects Location answers
+    std::vector<std::string> versions; ///< accepted HTTP versions (`HTTP/1.1`, `HTTP/2.0`); empty: any
+    std::vector<std::string> failIfBodyMatches;    ///< ECMAScript regexes the body must not match
+    std::vector<std::string> failIfBodyNotMatches; ///< ECMAScript regexes the body must match
+    bool tlsVerify = true;                         ///< verify the server certificate and name
+    std::string caFile;                            ///< extra CA bundle (PEM); empty: the system's
+    std::optional<double> timeoutSeconds;          ///< overrides conf.timeout
 };
 
 /// The `http` scraper's registration: `jobs[].http`, one target per job, its `/probe` module.
@@ -27,10 +32,18 @@ ScraperDescriptor httpScraperDescriptor();
 /// expiry. All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy
 /// handle and one fresh connection per target, no redirects followed, no proxy). Up when the status is
 /// accepted (`jobs[].http.status`, default any 2xx); an answer with another status is `mismatch`.
+/// With `follow_redirects` up to maxRedirects redirects are followed (the timings and status are then those
+/// summed over the chain and of the last answer). A body regex is checked on the first maxBodyBytes of the
+/// body; a failed check is `mismatch` with `fleetprobe_http_failed_due_to_regex` 1.
 /// One instance per config; probe() is called by one thread at a time.
 class HttpScraper : public Scraper
 {
 public:
+    /// Redirects followed at most (blackbox_exporter's and Go's limit).
+    static constexpr long maxRedirects = 10;
+    /// Bytes of a body kept for the body regexes.
+    static constexpr std::size_t maxBodyBytes = 1 << 20;
+
     /// Sends every target's request at once; returns within about the largest target timeout.
     std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop) override;
 

@@ -76,6 +76,10 @@ ScraperDescriptor pingScraperDescriptor()
          MetricType::Counter},
         {"ping_packets_received_total", "fleetprobe_ping_packets_received_total",
          "ICMP echo replies received.", MetricType::Counter},
+        {"ping_reply_hop_limit", "fleetprobe_ping_reply_hop_limit",
+         "Hop limit (IPv4 TTL) of the last echo reply, as the device's stack set it minus the hops on the "
+         "way.",
+         MetricType::Gauge},
     };
     return d;
 }

@@ -386,6 +386,10 @@ void pingChunk(const std::vector<std::string>& addresses, double timeoutSeconds,
             r.up = true;
             r.reason = FailureReason::None;
             r.rttSeconds = latencyMs / 1000.0;
+            int hopLimit = -1;
+            len = sizeof hopLimit;
+            if (ping_iterator_get_info(it, PING_INFO_RECV_TTL, &hopLimit, &len) == 0 && hopLimit >= 0)
+                r.measurements = {{"ping_reply_hop_limit", {}, static_cast<double>(hopLimit)}};
         }
     }
 }
@@ -510,7 +514,10 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             const ProbeResult& one = round.results[a];
             ++sentTo[{k, (*round.addresses)[a]}];
             if (one.up)
+            {
                 agg.rttSamples.push_back(one.rttSeconds);
+                agg.measurements = one.measurements; // the hop limit of the last reply
+            }
             else if (agg.reason == FailureReason::None || agg.reason == FailureReason::Timeout)
             {
                 agg.reason = one.reason;

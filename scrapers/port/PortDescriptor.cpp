@@ -33,7 +33,8 @@ bool isTcp(const std::string& p)
 /// Reads one socket object of `ports`.
 void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, PortConfig& port)
 {
-    po.unknownKeys({"port", "protocol", "timeout", "path", "send", "expect", "silence_ok", "tcp_info"});
+    po.unknownKeys({"port", "protocol", "timeout", "path", "send", "expect", "silence_ok", "tcp_info",
+                    "query_response"});
     if (auto s = po.string("protocol"))
     {
         if (protocols().count(*s))
@@ -85,6 +86,56 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
             {
                 po.error("expect",
                          "invalid regular expression " + po.get("expect")->show() + ": " + e.what());
+            }
+    }
+    if (const ConfigValue* steps = po.get("query_response"))
+    {
+        const std::string path = po.pathOf("query_response");
+        if (!steps->isArray() || steps->items().empty())
+            po.error("query_response",
+                     "must be a non-empty array of {\"expect\": regex, \"send\": text} steps, got " +
+                         steps->show());
+        else if (po.has("send") || po.has("expect"))
+            po.error("query_response", "replaces send and expect: give one or the other");
+        else if (port.protocol.compare(0, 3, "udp") == 0 || port.protocol == "unixgram")
+            po.error("query_response", "only a stream socket (tcp, unix, unixpacket) has a dialog");
+        else
+            for (std::size_t k = 0; k < steps->items().size(); ++k)
+            {
+                const ConfigValue& step = steps->items()[k];
+                const std::string at = ConfigReader::at(path, k);
+                QueryStep out;
+                bool ok = step.isObject();
+                for (const auto& [key, value] : step.members())
+                {
+                    if ((key != "expect" && key != "send") || !value.isString())
+                    {
+                        ok = false;
+                        continue;
+                    }
+                    if (key == "send")
+                        out.send = value.asString();
+                    else if (value.asString().size() > 1024)
+                        ok = false;
+                    else
+                        try
+                        {
+                            std::regex re(value.asString());
+                            out.expect = value.asString();
+                        }
+                        catch (const std::regex_error& e)
+                        {
+                            po.reader().error(at + ".expect",
+                                              "invalid regular expression " + value.show() + ": " + e.what());
+                        }
+                }
+                if (!ok || (!out.expect && !out.send && step.isObject() && step.members().empty()))
+                    po.reader().error(at,
+                                      "must be an object of \"expect\" (a regex of at most 1024 characters) "
+                                      "and/or \"send\" (a string), got " +
+                                          step.show());
+                else
+                    port.queryResponse.push_back(std::move(out));
             }
     }
     if (auto b = po.boolean("silence_ok"))

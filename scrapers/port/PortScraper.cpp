@@ -15,6 +15,8 @@
 #include "net/Socket.h"
 #include "util/ErrnoText.h"
 
+#include <cctype>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -82,12 +84,51 @@ struct InFlight
     Phase phase = Phase::Connecting;
     Clock::time_point start;
     Clock::time_point deadline;
-    SendBuffer output;  ///< the stream's `send` bytes not yet written
-    std::string answer; ///< bytes read so far (at most maxAnswerBytes)
+    SendBuffer output;               ///< the stream's `send` bytes not yet written
+    std::string answer;              ///< bytes read so far (at most maxAnswerBytes)
+    std::size_t step = 0;            ///< query_response: the step in progress
+    bool stepMatched = false;        ///< query_response: the step's expect has matched
+    std::vector<std::string> groups; ///< query_response: the groups of the last match (${0}, ${1}, ...)
 
     short pollEvents() const { return phase == Phase::Reading ? POLLIN : POLLOUT; }
     Clock::time_point wakeAt() const { return deadline; }
 };
+
+/// `send` with `${n}` and `$n` replaced by group n of the last match (empty when there is none), as
+/// blackbox_exporter's regexp.Expand does for numbered groups.
+std::string expandGroups(const std::string& send, const std::vector<std::string>& groups)
+{
+    std::string out;
+    for (std::size_t i = 0; i < send.size(); ++i)
+    {
+        if (send[i] != '$' || i + 1 >= send.size())
+        {
+            out += send[i];
+            continue;
+        }
+        if (send[i + 1] == '$')
+        {
+            out += '$';
+            ++i;
+            continue;
+        }
+        const bool braced = send[i + 1] == '{';
+        std::size_t j = i + (braced ? 2 : 1);
+        std::size_t n = 0;
+        const std::size_t digits = j;
+        while (j < send.size() && std::isdigit(static_cast<unsigned char>(send[j])) && j - digits < 4)
+            n = n * 10 + static_cast<std::size_t>(send[j++] - '0');
+        if (j == digits || (braced && (j >= send.size() || send[j] != '}')))
+        {
+            out += send[i];
+            continue;
+        }
+        if (n < groups.size())
+            out += groups[n];
+        i = braced ? j : j - 1;
+    }
+    return out;
+}
 
 /// The socket a target probes (a plain tcp socket for a target made without settings).
 const PortConfig& portOf(const ProbeTarget& t)
@@ -137,6 +178,13 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         if (const auto& e = portOf(targets[i]).expect)
             expects[i].emplace(*e); // validated by the config loader
 
+    // query_response: each step's regex, compiled once (validated by the config loader).
+    std::vector<std::vector<std::optional<std::regex>>> stepRegexes(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i)
+        for (const auto& step : portOf(targets[i]).queryResponse)
+            stepRegexes[i].push_back(step.expect ? std::optional<std::regex>(std::regex(*step.expect))
+                                                 : std::nullopt);
+
     std::vector<InFlight> active;
 
     auto finish = [&](InFlight& f, ProbeResult r)
@@ -149,10 +197,90 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         results[f.target] = std::move(r);
         f.socket.reset();
     };
+    // query_response: matches the next complete line (or, at the end of the stream, the rest) against the
+    // step's expect; consumed lines are dropped.
+    auto matchLine = [&](InFlight& f, bool ended)
+    {
+        const std::regex& re = *stepRegexes[f.target][f.step];
+        while (!f.answer.empty())
+        {
+            const auto lf = f.answer.find('\n');
+            if (lf == std::string::npos && !ended)
+                return false;
+            std::string line = f.answer.substr(0, lf);
+            f.answer.erase(0, lf == std::string::npos ? std::string::npos : lf + 1);
+            if (!line.empty() && line.back() == '\r')
+                line.pop_back();
+            std::smatch m;
+            if (std::regex_search(line, m, re))
+            {
+                f.groups.clear();
+                for (const auto& g : m)
+                    f.groups.push_back(g.str());
+                return true;
+            }
+        }
+        return false;
+    };
+    // query_response: runs the dialog as far as the answers read so far allow.
+    auto dialog = [&](InFlight& f, bool ended)
+    {
+        const auto& steps = portOf(targets[f.target]).queryResponse;
+        while (true)
+        {
+            if (f.phase == InFlight::Phase::Sending)
+            {
+                if (const int err = f.output.flush(f.socket.fd()))
+                {
+                    finish(f, failure(err));
+                    return;
+                }
+                if (!f.output.empty())
+                    return; // wait until writable again
+                ++f.step;
+                f.stepMatched = false;
+                f.phase = InFlight::Phase::Reading;
+            }
+            if (f.step >= steps.size())
+            {
+                finish(f, ProbeResult::success(0));
+                return;
+            }
+            const QueryStep& step = steps[f.step];
+            if (step.expect && !f.stepMatched)
+            {
+                f.phase = InFlight::Phase::Reading;
+                if (!matchLine(f, ended))
+                {
+                    if (ended || f.answer.size() >= maxAnswerBytes)
+                        finish(f, ProbeResult::failure(FailureReason::Mismatch,
+                                                       "query_response step " + std::to_string(f.step + 1) +
+                                                           ": no line matches expect " + *step.expect));
+                    return;
+                }
+                f.stepMatched = true;
+            }
+            if (step.send)
+            {
+                f.output.append(expandGroups(*step.send, f.groups) + "\n");
+                f.phase = InFlight::Phase::Sending;
+                continue;
+            }
+            ++f.step;
+            f.stepMatched = false;
+        }
+    };
     // What to do once the socket is connected (or, for datagrams, at once).
     auto advance = [&](InFlight& f)
     {
         const PortConfig& cfg = portOf(targets[f.target]);
+        if (!cfg.queryResponse.empty() && f.type != SOCK_DGRAM)
+        {
+            if (f.phase == InFlight::Phase::Connecting)
+                f.phase = InFlight::Phase::Reading;
+            dialog(f, false);
+            return;
+        }
         if (f.phase == InFlight::Phase::Connecting)
         {
             // A datagram is sent even when empty (the UDP probe); a stream only sends what is configured.
@@ -202,6 +330,11 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             f.answer.append(buf, static_cast<std::size_t>(n));
         if (f.answer.size() > maxAnswerBytes)
             f.answer.resize(maxAnswerBytes);
+        if (!cfg.queryResponse.empty() && f.type != SOCK_DGRAM)
+        {
+            dialog(f, n == 0);
+            return;
+        }
         const auto& re = expects[f.target];
         if (!re)
         {
@@ -221,7 +354,13 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     auto expire = [&](InFlight& f)
     {
         const PortConfig& cfg = portOf(targets[f.target]);
-        if (f.phase == InFlight::Phase::Reading && !f.answer.empty())
+        if (!cfg.queryResponse.empty() && f.phase != InFlight::Phase::Connecting)
+            finish(f,
+                   ProbeResult::failure(
+                       f.answer.empty() && f.step == 0 && !f.stepMatched ? FailureReason::Timeout
+                                                                         : FailureReason::Mismatch,
+                       "query_response step " + std::to_string(f.step + 1) + " not done within the timeout"));
+        else if (f.phase == InFlight::Phase::Reading && !f.answer.empty())
             finish(f, ProbeResult::failure(FailureReason::Mismatch,
                                            "the answer does not match expect " + cfg.expect.value_or("")));
         else if (f.phase == InFlight::Phase::Reading && cfg.silenceOk)

@@ -4,9 +4,18 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fleetprobe
 {
+
+/// One step of a `query_response` dialog (blackbox_exporter's): wait for a line matching `expect`, then send
+/// `send` plus LF, where `${1}`.. are the groups of that match.
+struct QueryStep
+{
+    std::optional<std::string> expect; ///< ECMAScript regex a line of the answer must match
+    std::optional<std::string> send;   ///< sent after the expect (if any), with ${n} substituted
+};
 
 /// One socket a `port` job probes (an entry of `jobs[].ports`): the settings of one port target.
 struct PortConfig : ScraperSettings
@@ -19,6 +28,7 @@ struct PortConfig : ScraperSettings
     std::optional<std::string> expect; ///< ECMAScript regex the first answer must match
     bool silenceOk = false;            ///< udp: no answer within the timeout counts as up
     bool tcpInfo = false;              ///< tcp: report the kernel's TCP_INFO of the connection
+    std::vector<QueryStep> queryResponse; ///< stream sockets: a dialog instead of send/expect; up when done
 };
 
 /// The `port` scraper's settings of one job: its sockets, in config order.

@@ -206,6 +206,15 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                "With --listen: TLS, basic auth and response headers from FILE, in the format of "
                "node_exporter's --web.config.file (YAML); re-read on SIGHUP.")
             .argument("FILE"));
+    options.addOption(Option("probe-modules", "",
+                             "A blackbox_exporter blackbox.yml: its modules (probers icmp, tcp, http) are "
+                             "/probe modules; those fleetprobe cannot honour are named and answered 400 "
+                             "(default: icmp, tcp_connect, http_2xx).")
+                          .argument("FILE"));
+    options.addOption(Option("web.listen-address", "",
+                             "The same as --listen (the name blockchain-websocket-exporter and "
+                             "blackbox_exporter give it).")
+                          .argument("ADDR"));
 }
 
 void FleetprobeApp::handleOption(const std::string& name, const std::string& value)
@@ -235,8 +244,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _logLevel = value;
     else if (name == "state-dir")
         _stateDir = value, _stateDirSet = true;
-    else if (name == "listen")
-        _listen = value, _listenSet = true;
+    else if (name == "listen" || name == "web.listen-address")
+        _listen = value, _listenSet = true, _listenOption = "--" + name;
     else if (name == "probe.allow")
     {
         try
@@ -248,6 +257,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
             throw Poco::InvalidArgumentException(e.what());
         }
     }
+    else if (name == "probe-modules")
+        _probeModules = value;
     else if (name == "probe.configured-only")
         _probeConfiguredOnly = true;
     else if (name == "web.config.file")
@@ -508,7 +519,7 @@ int FleetprobeApp::runMain()
         throw ConfigError(std::string("--listen serves HTTP in loop mode only: it cannot be combined with ") +
                           (_once ? "--once" : "--check"));
     if (_listenSet)
-        _listenAddress = HttpEndpoint::parseAddress(_listen, "--listen");
+        _listenAddress = HttpEndpoint::parseAddress(_listen, _listenOption);
     if ((!_probeAllow.empty() || _probeConfiguredOnly) && !_listenSet)
         throw ConfigError(
             "--probe.allow and --probe.configured-only limit --listen's /probe: give --listen too");
@@ -518,7 +529,11 @@ int FleetprobeApp::runMain()
             "to validate the file)");
     if (_webConfigSet)
         _webConfig = WebConfig::load(_webConfigFile); // a bad file: ConfigError, exit 2
-    if (_configFiles.empty() && _configDirs.empty() && !_listenSet)
+    if (!_probeModules.empty() && !_listenSet && !_check)
+        throw ConfigError(
+            "--probe-modules gives the modules of --listen's /probe: give --listen (or --check)");
+    if (_configFiles.empty() && _configDirs.empty() && !_listenSet &&
+        !(_check && (!_probeModules.empty() || _webConfigSet)))
         throw ConfigError("no config given: use --config FILE or --config-dir DIR (see fleetprobe --help)");
     if (!_pushgateway.empty() && !_pushConfig.empty())
         throw ConfigError("--pushgateway and --push-config are mutually exclusive");
@@ -529,16 +544,41 @@ int FleetprobeApp::runMain()
 
     ConfigProblems errors;
     std::vector<LoadedConfig> configs = loadConfigs(errors);
+    std::size_t unsupported = 0;
+    if (!_probeModules.empty())
+    {
+        // A module fleetprobe cannot honour is named with its key and refused by /probe; the others run.
+        ConfigProblems moduleProblems;
+        _blackboxModules = BlackboxModules::load(_probeModules, moduleProblems);
+        for (const auto& m : _blackboxModules.modules())
+        {
+            if (m.unsupported.empty())
+                continue;
+            ++unsupported;
+            const bool bad = std::any_of(moduleProblems.begin(), moduleProblems.end(),
+                                         [&m](const ConfigProblem& p)
+                                         { return p.path.rfind("modules." + m.name, 0) == 0; });
+            if (!bad)
+                std::cerr << _probeModules << ": " << m.unsupported << " (module \"" << m.name
+                          << "\" is not offered: /probe answers 400)\n";
+        }
+        errors.insert(errors.end(), moduleProblems.begin(), moduleProblems.end());
+    }
     for (const auto& e : errors)
         std::cerr << e.text() << "\n";
     if (_check)
     {
-        std::cerr << "fleetprobe: " << configs.size() << " config(s) valid, " << errors.size()
-                  << " error(s)\n";
-        return errors.empty() && !configs.empty() ? ExitOk : ExitUsage;
+        std::cerr << "fleetprobe: " << configs.size() << " config(s) valid, " << errors.size() << " error(s)";
+        if (!_probeModules.empty())
+            std::cerr << "; " << _blackboxModules.modules().size() - unsupported << " of "
+                      << _blackboxModules.modules().size() << " module(s) of " << _probeModules << " usable";
+        std::cerr << "\n";
+        return errors.empty() && (!configs.empty() || !_probeModules.empty()) ? ExitOk : ExitUsage;
     }
     // With --listen and no config at all, fleetprobe serves /probe only (like blackbox_exporter).
-    if (configs.empty() && (!_listenSet || !errors.empty()))
+    if (configs.empty() &&
+        (!_listenSet || std::any_of(errors.begin(), errors.end(),
+                                    [this](const ConfigProblem& p) { return p.file != _probeModules; })))
     {
         std::cerr << "fleetprobe: no valid config to run\n";
         return ExitUsage;
@@ -787,7 +827,7 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
             access.configuredOnly([this](const std::string& target, const std::string& host)
                                   { return _runningConfigs.hasDevice(target, host); });
         _endpoint = std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs,
-                                                   std::move(access), _webConfig);
+                                                   std::move(access), _webConfig, _blackboxModules);
         _endpoint->start();
         log().information(
             std::string("serving /, /status.json, /probe, /metrics, /-/healthy and /-/ready on ") +

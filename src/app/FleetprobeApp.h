@@ -5,6 +5,7 @@
 #include "engine/ConfigRunner.h"
 #include "engine/RunningConfigs.h"
 #include "engine/ScraperRegistry.h"
+#include "http/BlackboxModules.h"
 #include "http/HttpEndpoint.h"
 #include "sinks/PushClient.h"
 #include "sinks/Sink.h"
@@ -88,6 +89,9 @@ private:
     std::string _stateDir;
     bool _stateDirSet = false;
     std::string _listen;
+    std::string _listenOption = "--listen"; ///< as given: --listen or --web.listen-address
+    std::string _probeModules;              ///< --probe-modules FILE (a blackbox.yml)
+    BlackboxModules _blackboxModules = BlackboxModules::defaults(); ///< what /probe offers besides scrapers
     bool _listenSet = false;
     std::vector<ProbeAccess::Range> _probeAllow;
     bool _probeConfiguredOnly = false;

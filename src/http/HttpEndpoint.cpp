@@ -457,8 +457,8 @@ class HttpEndpoint::Server
 {
 public:
     Server(const ScraperRegistry& registry, const RunningConfigs& running, ProbeAccess access,
-           std::shared_ptr<const WebConfig> web)
-        : _probes(registry, std::move(access)), _running(running),
+           std::shared_ptr<const WebConfig> web, BlackboxModules modules)
+        : _probes(registry, std::move(access), std::move(modules)), _running(running),
           _web(web ? std::move(web) : std::make_shared<WebConfig>())
     {
         _firstTls = _web->tlsContext();
@@ -841,7 +841,7 @@ private:
                 return Reply::of(HTTPResponse::HTTP_BAD_REQUEST, plainType, r.body);
             if (r.status == 403)
                 return Reply::of(HTTPResponse::HTTP_FORBIDDEN, plainType, r.body);
-            return Reply::of(HTTPResponse::HTTP_OK, expositionType, r.body);
+            return Reply::of(HTTPResponse::HTTP_OK, r.plainText ? plainType : expositionType, r.body);
         }
         if (path == "/metrics")
             return Reply::of(HTTPResponse::HTTP_OK, expositionType, metricsText(_running) + serverMetrics());
@@ -935,8 +935,9 @@ Poco::Net::SocketAddress HttpEndpoint::parseAddress(const std::string& text, con
 
 HttpEndpoint::HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
                            const RunningConfigs& running, ProbeAccess access,
-                           std::shared_ptr<const WebConfig> web)
-    : _server(std::make_unique<Server>(registry, running, std::move(access), std::move(web))),
+                           std::shared_ptr<const WebConfig> web, BlackboxModules modules)
+    : _server(std::make_unique<Server>(registry, running, std::move(access), std::move(web),
+                                       std::move(modules))),
       _address(address)
 {
     try

@@ -52,10 +52,12 @@ public:
     static Poco::Net::SocketAddress parseAddress(const std::string& text, const std::string& origin);
 
     /// Binds and listens on `address` (throws std::runtime_error saying why it cannot), with TLS when `web`
-    /// has it; serving begins with start(). `registry` and `running` must outlive the endpoint.
+    /// has it; serving begins with start(). `registry` and `running` must outlive the endpoint. `modules`:
+    /// the blackbox modules of /probe.
     HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
                  const RunningConfigs& running, ProbeAccess access = ProbeAccess(),
-                 std::shared_ptr<const WebConfig> web = nullptr);
+                 std::shared_ptr<const WebConfig> web = nullptr,
+                 BlackboxModules modules = BlackboxModules::defaults());
 
     /// Stops serving (stop()).
     ~HttpEndpoint();

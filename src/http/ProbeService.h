@@ -2,8 +2,10 @@
 
 #include "config/Config.h"
 #include "engine/ScraperRegistry.h"
+#include "http/BlackboxModules.h"
 #include "http/ProbeAccess.h"
 
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -25,6 +27,24 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/// The layout of a `/probe` answer: the series of the tool whose users asked, beside fleetprobe's own.
+enum class ProbeProfile
+{
+    Fleetprobe,        ///< probe_success, probe_duration_seconds and the module's fleetprobe_* series
+    WebSocketExporter, ///< blockchain-websocket-exporter's four series too (a ws(s):// target, no module)
+    Blackbox,          ///< a blackbox_exporter module: its probe_* series, HELP and TYPE
+};
+
+/// A `/probe` request made runnable: the one-job config and how its answer is laid out. Plain data.
+struct ProbeRequestPlan
+{
+    DeviceClassConfig config;
+    ProbeProfile profile = ProbeProfile::Fleetprobe;
+    const BlackboxModule* blackbox = nullptr; ///< the module (Blackbox); owned by the ProbeService
+    std::string host;                         ///< the host a blackbox module resolves first
+    bool debug = false;                       ///< `debug=true`: the probe's log instead of the series
+};
+
 /// What one `/probe` request answers.
 struct ProbeResponse
 {
@@ -32,6 +52,7 @@ struct ProbeResponse
                           ///< outside the limits of ProbeAccess)
     std::string body;     ///< exposition text 0.0.4 (200), or the one-line message and LF (400)
     bool success = false; ///< probe_success (200 only)
+    bool plainText = false; ///< `debug=true`: the body is the probe's log (text/plain), not exposition text
 };
 
 /// Runs one ad-hoc probe the way blackbox_exporter's `/probe` does: `target` and `module` (a scraper name),
@@ -51,7 +72,10 @@ public:
     static constexpr double scrapeTimeoutOffsetSeconds = 0.5;
 
     /// The registry tells which modules exist; it must outlive the service. `access` limits the targets.
-    explicit ProbeService(const ScraperRegistry& registry, ProbeAccess access = ProbeAccess());
+    /// `modules` are the blackbox_exporter modules offered besides the scrapers (a module of the same name as
+    /// a scraper hides it).
+    explicit ProbeService(const ScraperRegistry& registry, ProbeAccess access = ProbeAccess(),
+                          BlackboxModules modules = BlackboxModules::defaults());
 
     /// Turns a request into the one-job config it runs. `scrapeTimeoutHeader` is the value of
     /// X-Prometheus-Scrape-Timeout-Seconds when the request has it; it bounds the timeout. Throws
@@ -59,9 +83,15 @@ public:
     DeviceClassConfig buildConfig(const QueryParameters& parameters,
                                   const std::optional<std::string>& scrapeTimeoutHeader = std::nullopt) const;
 
-    /// Validates the request, probes the target once, and returns probe_success, probe_duration_seconds and
-    /// the scraper's fleetprobe_* series (400 with a message for a bad request). Blocks for about the
-    /// timeout at most. Never throws for a bad request or a failed probe.
+    /// buildConfig() and the layout of the answer: a `ws://` or `wss://` target without `module` (or with
+    /// an empty one, as a VMProbe without `module` sends) is module `websocket` answered as
+    /// blockchain-websocket-exporter answers. Throws ProbeRequestError for a bad request.
+    ProbeRequestPlan plan(const QueryParameters& parameters,
+                          const std::optional<std::string>& scrapeTimeoutHeader = std::nullopt) const;
+
+    /// Validates the request, probes the target once, and returns probe_success, probe_duration_seconds,
+    /// the profile's series and the scraper's fleetprobe_* series (400 with a message for a bad request).
+    /// Blocks for about the timeout at most. Never throws for a bad request or a failed probe.
     ProbeResponse probe(const QueryParameters& parameters,
                         const std::optional<std::string>& scrapeTimeoutHeader = std::nullopt) const;
 
@@ -69,8 +99,21 @@ private:
     /// The modules (names and aliases) whose descriptors take `parameter`, sorted.
     std::vector<std::string> modulesTaking(const std::string& parameter) const;
 
+    /// The plan of a blackbox module: its one-job config for `target`. Throws ProbeRequestError (an
+    /// unsupported module, a parameter it does not take, a target it cannot probe).
+    ProbeRequestPlan blackboxPlan(const BlackboxModule& module,
+                                  const std::map<std::string, std::string>& given,
+                                  const std::optional<std::string>& scrapeTimeoutHeader,
+                                  ProbeRequestPlan plan) const;
+
+    /// `timeout` checked against maxTimeoutSeconds and bounded by the scrape timeout header. Throws
+    /// ProbeRequestError.
+    static double boundedTimeout(double timeout, const std::map<std::string, std::string>& given,
+                                 const std::optional<std::string>& scrapeTimeoutHeader);
+
     const ScraperRegistry& _registry;
     ProbeAccess _access;
+    BlackboxModules _blackbox;
     std::vector<std::string> _parameters; ///< every parameter name, in the order messages list them
 };
 

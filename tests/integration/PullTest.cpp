@@ -418,7 +418,7 @@ BOOST_FIXTURE_TEST_CASE(badRequestsAre400WithOneLine, FleetprobeFixture,
     const std::vector<std::pair<std::vector<std::pair<std::string, std::string>>, std::string>> cases = {
         {{{"module", "ping"}}, "target: missing (the address, host name or URL to probe)"},
         {{{"target", "127.0.0.2"}, {"module", "pnig"}},
-         R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket))"},
+         R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket; blackbox modules: http_2xx, tcp_connect, icmp))"},
         {{{"target", "127.0.0.2"}, {"module", "port"}, {"port", "http"}},
          R"(port: must be an integer from 1 to 65535, got "http")"},
         {{{"target", "meter 1"}, {"module", "ping"}},

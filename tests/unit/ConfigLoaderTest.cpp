@@ -318,7 +318,7 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
     BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 2, "ping": {"count": 0}},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["http", "port", "websocket", "tcp_info"],
                 "ports": [{"port": 1, "expect": "(", "silence_ok": true}, {"port": 2, "protocol": "udp"}],
-                "http": {"url": "ftp://x", "method": "POST", "status": [99]},
+                "http": {"url": "ftp://x", "method": "FETCH", "status": [99]},
                 "websocket": {"url": "http://x"}, "tcp_echo": {"port": 7}}]})"));
     const char* expected[] = {
         "configs/meters.json: conf.ping.count: must be an integer from 1 to 100, got 0",
@@ -326,7 +326,9 @@ BOOST_AUTO_TEST_CASE(scraper_sections)
         "configs/meters.json: jobs[0].tcp_echo: is set but \"tcp_echo\" is not in jobs[0].metrics",
         "configs/meters.json: jobs[0].http.url: must be a URL starting with http://, https://, got "
         "\"ftp://x\"",
-        "configs/meters.json: jobs[0].http.method: must be \"GET\" or \"HEAD\", got \"POST\"",
+        "configs/meters.json: jobs[0].http.method: must be one of GET, HEAD, POST, PUT, DELETE, OPTIONS, "
+        "PATCH, "
+        "got \"FETCH\"",
         "configs/meters.json: jobs[0].http.status[0]: must be an integer from 100 to 599, got 99",
         "configs/meters.json: jobs[0].websocket.url: must be a URL starting with ws://, wss://, got "
         "\"http://x\"",

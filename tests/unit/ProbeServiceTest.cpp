@@ -123,9 +123,9 @@ BOOST_AUTO_TEST_CASE(missing_target_and_module)
 {
     BOOST_TEST(badRequest({{"module", "ping"}}) ==
                "target: missing (the address, host name or URL to probe)");
-    BOOST_TEST(
-        badRequest({{"target", "127.0.0.2"}}) ==
-        "module: missing (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket)");
+    BOOST_TEST(badRequest({{"target", "127.0.0.2"}}) ==
+               "module: missing (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket; "
+               "blackbox modules: http_2xx, tcp_connect, icmp)");
     BOOST_TEST(badRequest({{"target", ""}, {"module", "ping"}}) == "target: must not be empty");
 }
 
@@ -133,7 +133,7 @@ BOOST_AUTO_TEST_CASE(unknown_module_is_named_with_the_known_ones)
 {
     BOOST_TEST(
         badRequest({{"target", "127.0.0.2"}, {"module", "pnig"}}) ==
-        R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket))");
+        R"(module: unknown module "pnig" (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket; blackbox modules: http_2xx, tcp_connect, icmp))");
 }
 
 BOOST_AUTO_TEST_CASE(bad_target_uses_the_config_message)
@@ -169,7 +169,7 @@ BOOST_AUTO_TEST_CASE(parameters_that_do_not_apply_unknown_or_repeated)
                "port: does not apply to module=ping (only to coap, modbus, mqtt, port, tcp_echo, tcp_info)");
     BOOST_TEST(
         badRequest({{"target", "127.0.0.2"}, {"module", "ping"}, {"prot", "udp"}}) ==
-        R"(unknown parameter "prot" (known: target, module, address, count, framing, function, path, port, protocol, tls, unit, url, values, timeout))");
+        R"(unknown parameter "prot" (known: target, module, address, count, framing, function, path, port, protocol, tls, unit, url, values, timeout, debug))");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"target", "127.0.0.3"}, {"module", "ping"}}) ==
                "target: given more than once");
     BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", "http"}}) ==
@@ -179,6 +179,26 @@ BOOST_AUTO_TEST_CASE(parameters_that_do_not_apply_unknown_or_repeated)
     BOOST_TEST(
         badRequest({{"target", "127.0.0.2"}, {"module", "tcp_info"}, {"port", "5"}, {"protocol", "udp"}}) ==
         R"(protocol: module=tcp_info needs a tcp protocol (tcp, tcp4 or tcp6), got "udp")");
+}
+
+BOOST_AUTO_TEST_CASE(websocket_target_without_module_is_a_blockchain_websocket_exporter_probe)
+{
+    const ProbeService service(registry());
+    for (const QueryParameters& parameters :
+         {QueryParameters{{"target", "wss://127.0.0.2/token"}},
+          QueryParameters{{"module", ""}, {"target", "ws://127.0.0.2:8546/"}}})
+    {
+        const ProbeRequestPlan plan = service.plan(parameters);
+        BOOST_TEST((plan.profile == ProbeProfile::WebSocketExporter));
+        BOOST_TEST_REQUIRE(plan.config.jobs.size() == 1U);
+        BOOST_TEST(plan.config.jobs[0].metrics == std::vector<std::string>{"websocket"});
+        BOOST_TEST(plan.config.jobs[0].host == "127.0.0.2");
+    }
+    BOOST_TEST((service.plan({{"target", "ws://127.0.0.2/"}, {"module", "websocket"}}).profile ==
+                ProbeProfile::Fleetprobe));
+    BOOST_TEST(badRequest({{"target", "127.0.0.2"}, {"module", ""}}) ==
+               "module: missing (known: coap, http, modbus, mqtt, ping, port, tcp_echo, tcp_info, websocket; "
+               "blackbox modules: http_2xx, tcp_connect, icmp)");
 }
 
 BOOST_AUTO_TEST_CASE(timeout_parameter_and_scrape_timeout_header)
