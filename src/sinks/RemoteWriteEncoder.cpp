@@ -2,6 +2,7 @@
 
 #include "metrics/TextSerializer.h"
 #include "proto/remote_write.pb.h"
+#include "sinks/PushClient.h"
 #include "sinks/Sink.h"
 
 #include <snappy.h>
@@ -217,6 +218,12 @@ std::string RemoteWriteEncoder::uncompress(const std::string& compressed)
     if (!snappy::Uncompress(compressed.data(), compressed.size(), &out))
         throw std::runtime_error("not valid snappy data");
     return out;
+}
+
+// Here and not in PushClient.cpp: only this library sees protobuf and snappy.
+std::string RemoteWriteClient::joinBatch(const std::vector<std::string>& payloads) const
+{
+    return RemoteWriteEncoder::merge(payloads);
 }
 
 } // namespace fleetprobe
