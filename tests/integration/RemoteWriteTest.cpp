@@ -1,12 +1,13 @@
-// Prometheus remote write 1.0 (issue 16): every cycle arrives with the time it was measured, through vmagent
-// into VictoriaMetrics and straight into VictoriaMetrics' own /api/v1/write, after an outage too (each
-// receiver its own spool); a 4xx other than 429 is dropped and counted, never counted ok; 429 and 5xx are
-// retried. Real Debian victoria-metrics and vmagent on loopback in the private network namespace; a fake
+// Prometheus remote write 1.0 (issue 16): every cycle arrives with the time it was measured, into a real
+// Prometheus 2.42 with an out-of-order window, through vmagent into VictoriaMetrics and straight into
+// VictoriaMetrics' own /api/v1/write, after an outage too (each receiver its own spool); a 4xx other than 429 is dropped and counted, never counted ok; 429 and 5xx are
+// retried. Real Debian prometheus, victoria-metrics and vmagent on loopback in the private network namespace; a fake
 // receiver only to answer a chosen status.
 
 #include "FakePushgateway.h"
 #include "FleetprobeFixture.h"
 #include "NetNamespace.h"
+#include "PrometheusProcess.h"
 #include "VictoriaMetricsProcess.h"
 #include "WaitCondition.h"
 
@@ -152,6 +153,51 @@ BOOST_FIXTURE_TEST_CASE(outageThenReplayThroughVmagentAndStraightKeepsEveryCycle
     BOOST_TEST(
         group->value("exporter_remote_write_replayed_samples_total", {{"url", agentUrl}}).value_or(-1) > 0);
     BOOST_TEST(group->value("exporter_remote_write_spool_bytes", {{"url", agentUrl}}).value_or(-1) == 0.0);
+}
+
+BOOST_FIXTURE_TEST_CASE(prometheusWithAnOutOfOrderWindowGetsEveryCycleAtItsTime, RemoteWriteFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    const std::string config = writeConfig("meters.json", smallFleet);
+    PrometheusProcess prometheus("2h"); // not started: the link is down
+    const std::vector<std::string> args = {"--config",   config, "--remote-write", prometheus.writeUrl(),
+                                           "--instance", "gw-p", "--push-timeout", "2"};
+    std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+    const auto run = [&]
+    {
+        const std::int64_t from = nowMs();
+        ProcessResult r = once(args);
+        windows.emplace_back(from, nowMs());
+        return r;
+    };
+    const int offline = 2;
+    for (int i = 0; i < offline; ++i)
+        BOOST_TEST(run().exitCode == 1);
+    prometheus.start();
+    // The live cycle first, then the spooled ones, older than it: Prometheus takes them within its window.
+    const ProcessResult r = run();
+    BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe() << prometheus.log());
+    BOOST_TEST(r.err.find("replayed " + std::to_string(offline) + " spooled cycle(s); 0 waiting") !=
+                   std::string::npos,
+               r.err);
+    std::vector<std::pair<std::int64_t, double>> c;
+    WaitCondition::until(
+        [&]
+        {
+            const auto all = prometheus.samples(R"(exporter_cycles_total{job="meters",instance="gw-p"})");
+            c = all.empty() ? decltype(c){} : all.begin()->second;
+            return c.size() >= static_cast<std::size_t>(offline + 1);
+        },
+        milliseconds(10000), milliseconds(200));
+    BOOST_TEST_REQUIRE(c.size() == static_cast<std::size_t>(offline + 1), "every cycle once: " << c.size());
+    for (std::size_t i = 0; i < c.size(); ++i)
+    {
+        BOOST_TEST(c[i].second == static_cast<double>(i + 1));
+        BOOST_TEST(c[i].first >= windows[i].first, "cycle " << i + 1 << " stamped inside its run");
+        BOOST_TEST(c[i].first <= windows[i].second, "cycle " << i + 1 << " stamped inside its run");
+    }
+    const auto buckets = prometheus.samples(R"(fleetprobe_rtt_seconds_bucket{job="meters",le="+Inf"})");
+    BOOST_TEST(buckets.size() >= 2u, "a histogram per probed series: " << buckets.size());
 }
 
 BOOST_FIXTURE_TEST_CASE(aRefusalIsDroppedAndCountedNeverOkAndTooManyRequestsIsRetried, RemoteWriteFixture,
