@@ -1,8 +1,8 @@
 // Prometheus remote write 1.0 (issue 16): every cycle arrives with the time it was measured, into a real
 // Prometheus 2.42 with an out-of-order window, through vmagent into VictoriaMetrics and straight into
-// VictoriaMetrics' own /api/v1/write, after an outage too (each receiver its own spool); a 4xx other than 429 is dropped and counted, never counted ok; 429 and 5xx are
-// retried. Real Debian prometheus, victoria-metrics and vmagent on loopback in the private network namespace; a fake
-// receiver only to answer a chosen status.
+// VictoriaMetrics' own /api/v1/write, after an outage too (each receiver its own spool); a 4xx other than 429
+// is dropped and counted, never counted ok; 429 and 5xx are retried. Real Debian prometheus, victoria-metrics
+// and vmagent on loopback in the private network namespace; a fake receiver only to answer a chosen status.
 
 #include "FakePushgateway.h"
 #include "FleetprobeFixture.h"
