@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -184,6 +185,12 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                              "each: every cycle with its timestamp.")
                           .argument("URL")
                           .repeatable(true));
+    options.addOption(
+        Option("remote-write-max-age", "",
+               "The oldest cycle the receivers keep (e.g. 2h for a Prometheus with "
+               "out_of_order_time_window: 2h; suffixes s, m, h, d): older cycles are dropped and "
+               "counted, not sent. Default: no limit.")
+            .argument("DURATION"));
     options.addOption(Option("remote-write-username", "", "Basic auth user name for every --remote-write.")
                           .argument("NAME"));
     options.addOption(
@@ -271,6 +278,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _vmBearerTokenFile = value;
     else if (name == "remote-write")
         _remoteWriteUrls.push_back(value);
+    else if (name == "remote-write-max-age")
+        _rwMaxAge = value;
     else if (name == "remote-write-username")
         _rwUsername = value;
     else if (name == "remote-write-password-file")
@@ -479,6 +488,7 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
             options.spoolRoot = _state->directory() + "/spool-rw/" + GroupingKey::base64Url(target.url);
         options.spoolMaxBytes = _spoolMaxBytes;
         options.spoolFsync = _spoolFsync;
+        options.maxAgeSeconds = _rwMaxAgeSeconds;
         sinks.push_back(std::make_unique<RemoteWriteSink>(
             std::make_unique<RemoteWriteClient>(target), config.promId, _instanceName, config.file, options));
     }
@@ -524,10 +534,30 @@ void FleetprobeApp::setUpRemoteWriteTargets()
     const bool credentials = !_rwUsername.empty() || !_rwPasswordFile.empty() || !_rwBearerTokenFile.empty();
     if (_remoteWriteUrls.empty())
     {
+        if (!_rwMaxAge.empty())
+            throw ConfigError("--remote-write-max-age needs --remote-write");
         if (credentials)
             throw ConfigError(
                 "--remote-write-username/-password-file/-bearer-token-file need --remote-write");
         return;
+    }
+    if (!_rwMaxAge.empty())
+    {
+        // A number of seconds, or with one suffix as Prometheus writes durations: 90s, 30m, 2h, 7d.
+        double scale = 1;
+        std::string digits = _rwMaxAge;
+        const char unit = digits.back();
+        if (unit == 's' || unit == 'm' || unit == 'h' || unit == 'd')
+        {
+            scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+            digits.pop_back();
+        }
+        char* end = nullptr;
+        const double value = digits.empty() ? -1 : std::strtod(digits.c_str(), &end);
+        if (digits.empty() || end != digits.c_str() + digits.size() || !(value > 0) || !std::isfinite(value))
+            throw ConfigError("--remote-write-max-age: not a positive duration (e.g. 3600, 90m, 2h, 7d): \"" +
+                              _rwMaxAge + "\"");
+        _rwMaxAgeSeconds = value * scale;
     }
     const std::string password =
         secretFrom(_rwPasswordFile, "--remote-write-password-file", "FLEETPROBE_REMOTE_WRITE_PASSWORD");

@@ -102,6 +102,8 @@ private:
     PushTarget _target;
     ImportTarget _importTarget;
     std::vector<std::string> _remoteWriteUrls;
+    std::string _rwMaxAge;
+    double _rwMaxAgeSeconds = 0; ///< 0: no limit
     std::string _rwUsername;
     std::string _rwPasswordFile;
     std::string _rwBearerTokenFile;

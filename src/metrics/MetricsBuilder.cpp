@@ -501,7 +501,7 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     case 20:
     {
         selfFamily("exporter_remote_write_dropped_samples_total");
-        static const char* reasons[] = {"rejected", "spool_full", "no_spool", "spool_error"};
+        static const char* reasons[] = {"rejected", "too_old", "spool_full", "no_spool", "spool_error"};
         for (const ReceiverStats& r : _self.remoteWrite)
             if (r.active)
                 for (const char* reason : reasons)

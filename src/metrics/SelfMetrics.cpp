@@ -58,6 +58,7 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          "Unix time of the oldest cycle in the receiver's spool; 0 when it is empty.", MetricType::Gauge},
         {"exporter_remote_write_dropped_samples_total",
          "Samples the receiver will never get, by reason (rejected: refused with a 4xx other than 429; "
+         "too_old: older than --remote-write-max-age; "
          "spool_full: the spool's cap; no_spool, spool_error: a cycle that could not be spooled).",
          MetricType::Counter},
         {"exporter_remote_write_replayed_samples_total",

@@ -7,6 +7,7 @@
 #include "util/Log.h"
 
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 namespace fleetprobe
@@ -44,6 +45,24 @@ void ImportShipper::updateStats(SelfStats& self) const
     *c.spoolOldestUnix = _spool ? _spool->oldestTimestampUnix() : 0;
 }
 
+bool ImportShipper::tooOld(double timestampUnix) const
+{
+    return _maxAgeSeconds > 0 && timestampUnix < unixNow() - _maxAgeSeconds;
+}
+
+void ImportShipper::dropTooOld(std::uint64_t cycles, std::uint64_t samples, SelfStats& self)
+{
+    counters(self).drop("too_old", samples);
+    if (_droppingOld)
+        return;
+    _droppingOld = true;
+    log().warning(_origin + ": " + std::to_string(cycles) + " cycle(s) (" + std::to_string(samples) +
+                  " samples) older than the receiver keeps (max age " +
+                  std::to_string(std::llround(_maxAgeSeconds)) +
+                  " s) dropped, counted with reason too_old; further drops are counted, not logged, until a "
+                  "cycle is delivered");
+}
+
 void ImportShipper::count(const PushOutcome& outcome, SelfStats& self) const
 {
     const ShipperCounters c = counters(self);
@@ -67,6 +86,12 @@ bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, const s
                             const AbortCheck& abort, const RetryPolicy* retry, const StopSignal* stop)
 {
     (void)counters(self); // marks the receiver in use
+    if (tooOld(timestampUnix))
+    {
+        dropTooOld(1, samples, self);
+        updateStats(self);
+        return false;
+    }
     PushOutcome outcome;
     outcome.message = "no time left in the cycle's push budget";
     auto delay = retry ? retry->retryDelay : std::chrono::milliseconds(0);
@@ -96,6 +121,8 @@ bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, const s
         count(outcome, self);
 
     const bool delivered = outcome.ok();
+    if (delivered)
+        _droppingOld = false;
     const ShipperCounters c = counters(self);
     if (!delivered && _transport->refusedForGood(outcome))
     {
@@ -170,6 +197,19 @@ void ImportShipper::replayBatches(std::chrono::steady_clock::time_point deadline
         std::vector<SpoolRecord> batch = _spool->peek(batchRecords, batchBytes);
         if (batch.empty())
             break;
+        // Oldest first: the cycles the receiver would no longer keep lead the batch.
+        std::size_t old = 0;
+        std::uint64_t oldSamples = 0;
+        while (old < batch.size() && tooOld(batch[old].timestampUnix))
+            oldSamples += batch[old++].samples;
+        if (old > 0)
+        {
+            _spool->acknowledge(batch[old - 1].sequence);
+            dropTooOld(old, oldSamples, self);
+            batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(old));
+            if (batch.empty())
+                continue;
+        }
         // VictoriaMetrics: concatenated gzip members are one valid gzip stream (RFC 1952 2.2), which the
         // server reads whole; remote write: one merged WriteRequest.
         std::vector<std::string> payloads;

@@ -81,10 +81,16 @@ public:
     /// Where this shipper counts (default: the VictoriaMetrics import fields of SelfStats).
     void setCounters(CountersOf countersOf) { _countersOf = std::move(countersOf); }
 
+    /// The receiver keeps nothing older than `seconds` (0: no limit): such a cycle, live or spooled, is not
+    /// sent but dropped and counted with reason `too_old`, logged once per run of drops.
+    void setMaxAge(double seconds) { _maxAgeSeconds = seconds; }
+
 private:
     void replayBatches(std::chrono::steady_clock::time_point deadline, SelfStats& self,
                        const AbortCheck& abort);
     void count(const PushOutcome& outcome, SelfStats& self) const;
+    bool tooOld(double timestampUnix) const;
+    void dropTooOld(std::uint64_t cycles, std::uint64_t samples, SelfStats& self);
     ShipperCounters counters(SelfStats& self) const;
 
     std::unique_ptr<ImportTransport> _transport;
@@ -92,6 +98,8 @@ private:
     Labels _extraLabels;
     std::string _origin;
     CountersOf _countersOf;
+    double _maxAgeSeconds = 0;
+    bool _droppingOld = false; ///< a run of too_old drops was logged; reset by a delivered cycle
 };
 
 } // namespace fleetprobe

@@ -36,6 +36,7 @@ RemoteWriteSink::RemoteWriteSink(std::unique_ptr<ImportTransport> transport, con
     const std::string url = _url;
     _shipper = std::make_unique<ImportShipper>(std::move(transport), std::move(spool), Labels{},
                                                origin + ": remote write " + _url);
+    _shipper->setMaxAge(options.maxAgeSeconds);
     _shipper->setCounters(
         [url](SelfStats& self) -> ShipperCounters
         {

@@ -30,7 +30,8 @@ public:
         std::string spoolRoot; ///< this receiver's spools' directory; empty: no spool
         std::uint64_t spoolMaxBytes = 256ull << 20;
         bool spoolFsync = true;
-        RetryPolicy retry; ///< backoff of the live cycle, and the stop grace of a transfer
+        RetryPolicy retry;        ///< backoff of the live cycle, and the stop grace of a transfer
+        double maxAgeSeconds = 0; ///< `--remote-write-max-age`: older cycles are dropped (0: no limit)
     };
 
     /// Opens the config's spool for this receiver, logging as `origin` why there is none.

@@ -200,6 +200,79 @@ BOOST_FIXTURE_TEST_CASE(prometheusWithAnOutOfOrderWindowGetsEveryCycleAtItsTime,
     BOOST_TEST(buckets.size() >= 2u, "a histogram per probed series: " << buckets.size());
 }
 
+BOOST_FIXTURE_TEST_CASE(cyclesOlderThanTheMaxAgeAreDroppedAndCountedNotSent, RemoteWriteFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // Two runs with the wall clock a day behind (faketime; the monotonic clock and the receivers keep the
+    // true time) while Prometheus is down: their cycles are spooled, stamped a day ago. Prometheus keeps 2 h
+    // back.
+    const std::string config = writeConfig("meters.json", smallFleet);
+    PrometheusProcess prometheus("2h");
+    const std::vector<std::string> args = {"--config",
+                                           config,
+                                           "--remote-write",
+                                           prometheus.writeUrl(),
+                                           "--instance",
+                                           "gw-o",
+                                           "--push-timeout",
+                                           "2",
+                                           "--remote-write-max-age",
+                                           "2h"};
+    const auto dayBehind = [&](const std::vector<std::string>& more)
+    {
+        std::vector<std::string> argv = {"faketime",       "-f", "-1d", binary(), "--once", "--state-dir",
+                                         dir.file("state")};
+        argv.insert(argv.end(), args.begin(), args.end());
+        argv.insert(argv.end(), more.begin(), more.end());
+        ProcessOptions options;
+        options.environment = {{"FAKETIME_DONT_FAKE_MONOTONIC", "1"}};
+        ProcessResult r = ProcessRunner::run(argv, options);
+        BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << "\n" << r.describe());
+        return r;
+    };
+    for (int i = 0; i < 2; ++i)
+        BOOST_TEST(dayBehind({}).exitCode == 1);
+    prometheus.start();
+
+    // The clock is right again: the live cycle goes, the spooled ones are too old for the receiver.
+    const std::int64_t from = nowMs();
+    const ProcessResult r = once(args);
+    const std::int64_t to = nowMs();
+    BOOST_TEST(r.exitCode == 0, r.describe());
+    BOOST_TEST(r.err.find("2 cycle(s)") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("counted with reason too_old") != std::string::npos, r.err);
+    std::vector<std::pair<std::int64_t, double>> c;
+    WaitCondition::until(
+        [&]
+        {
+            const auto all =
+                prometheus.samples(R"(exporter_cycles_total{job="meters",instance="gw-o"})", "3d");
+            c = all.empty() ? decltype(c){} : all.begin()->second;
+            return !c.empty();
+        },
+        milliseconds(10000), milliseconds(200));
+    BOOST_TEST_REQUIRE(c.size() == 1u, "only the cycle of the right clock: " << c.size());
+    BOOST_TEST(c[0].second == 3.0);
+    BOOST_TEST(c[0].first >= from);
+    BOOST_TEST(c[0].first <= to);
+
+    const ProcessResult last =
+        once({"--config", config, "--remote-write", prometheus.writeUrl(), "--instance", "gw-o",
+              "--remote-write-max-age", "2h", "--pushgateway", pushgateway->url()});
+    BOOST_TEST(last.exitCode == 0, last.describe());
+    const auto group = pushgateway->group({{"job", "meters"}, {"instance", "gw-o"}});
+    BOOST_TEST_REQUIRE(group.has_value());
+    const std::string url = prometheus.writeUrl();
+    BOOST_TEST(
+        group->value("exporter_remote_write_dropped_samples_total", {{"url", url}, {"reason", "too_old"}})
+            .value_or(0) > 0);
+    BOOST_TEST(
+        group->value("exporter_remote_write_dropped_samples_total", {{"url", url}, {"reason", "rejected"}})
+                .value_or(-1) == 0.0,
+        "nothing too old reached the receiver");
+    BOOST_TEST(group->value("exporter_remote_write_spool_bytes", {{"url", url}}).value_or(-1) == 0.0);
+}
+
 BOOST_FIXTURE_TEST_CASE(aRefusalIsDroppedAndCountedNeverOkAndTooManyRequestsIsRetried, RemoteWriteFixture,
                         *utf::precondition(NetNamespace::required))
 {
