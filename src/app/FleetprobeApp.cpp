@@ -3,10 +3,12 @@
 
 #include "config/ConfigLoader.h"
 #include "engine/ConfigRunner.h"
+#include "metrics/GroupingKey.h"
 #include "sinks/GroupPusher.h"
 #include "sinks/PingExporterSink.h"
 #include "sinks/PushClient.h"
 #include "sinks/PushgatewaySink.h"
+#include "sinks/RemoteWriteSink.h"
 #include "sinks/StreamSink.h"
 #include "sinks/VictoriaMetricsSink.h"
 #include "util/ErrnoText.h"
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -177,6 +180,27 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(Option("victoriametrics-bearer-token-file", "",
                              "File holding a bearer token (or set FLEETPROBE_VICTORIAMETRICS_BEARER_TOKEN).")
                           .argument("FILE"));
+    options.addOption(Option("remote-write", "",
+                             "Prometheus remote write 1.0 endpoint, e.g. http://127.0.0.1:9090/api/v1/write "
+                             "(Prometheus, Mimir, Thanos Receive, Cortex, vmagent); repeatable, one spool "
+                             "each: every cycle with its timestamp.")
+                          .argument("URL")
+                          .repeatable(true));
+    options.addOption(
+        Option("remote-write-max-age", "",
+               "The oldest cycle the receivers keep (e.g. 2h for a Prometheus with "
+               "out_of_order_time_window: 2h; suffixes s, m, h, d): older cycles are dropped and "
+               "counted, not sent. Default: no limit.")
+            .argument("DURATION"));
+    options.addOption(Option("remote-write-username", "", "Basic auth user name for every --remote-write.")
+                          .argument("NAME"));
+    options.addOption(
+        Option("remote-write-password-file", "",
+               "File holding the basic auth password (or set FLEETPROBE_REMOTE_WRITE_PASSWORD).")
+            .argument("FILE"));
+    options.addOption(Option("remote-write-bearer-token-file", "",
+                             "File holding a bearer token (or set FLEETPROBE_REMOTE_WRITE_BEARER_TOKEN).")
+                          .argument("FILE"));
     options.addOption(
         Option("spool-max-bytes", "",
                "Size cap of each config's spool (default 256M; suffixes K, M, G): beyond it the "
@@ -271,6 +295,16 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _vmPasswordFile = value;
     else if (name == "victoriametrics-bearer-token-file")
         _vmBearerTokenFile = value;
+    else if (name == "remote-write")
+        _remoteWriteUrls.push_back(value);
+    else if (name == "remote-write-max-age")
+        _rwMaxAge = value;
+    else if (name == "remote-write-username")
+        _rwUsername = value;
+    else if (name == "remote-write-password-file")
+        _rwPasswordFile = value;
+    else if (name == "remote-write-bearer-token-file")
+        _rwBearerTokenFile = value;
     else if (name == "push-gzip")
         _pushGzip = true;
     else if (name == "spool-no-fsync")
@@ -465,6 +499,18 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
             std::make_unique<VictoriaMetricsSink>(std::make_unique<VictoriaMetricsClient>(_importTarget),
                                                   config.promId, _instanceName, config.file, options));
     }
+    for (const ImportTarget& target : _remoteWriteTargets)
+    {
+        RemoteWriteSink::Options options;
+        options.url = target.url;
+        if (_state)
+            options.spoolRoot = _state->directory() + "/spool-rw/" + GroupingKey::base64Url(target.url);
+        options.spoolMaxBytes = _spoolMaxBytes;
+        options.spoolFsync = _spoolFsync;
+        options.maxAgeSeconds = _rwMaxAgeSeconds;
+        sinks.push_back(std::make_unique<RemoteWriteSink>(
+            std::make_unique<RemoteWriteClient>(target), config.promId, _instanceName, config.file, options));
+    }
     if (!_target.url.empty())
     {
         auto pusher = std::make_shared<GroupPusher>(std::make_unique<PushgatewayClient>(_target));
@@ -472,7 +518,7 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
         if (config.compatPingExporter)
             sinks.push_back(std::make_unique<PingExporterSink>(pusher));
     }
-    else if (_importTarget.url.empty())
+    else if (_importTarget.url.empty() && _remoteWriteTargets.empty())
         sinks.push_back(std::make_unique<StreamSink>(std::cout));
     return sinks;
 }
@@ -500,6 +546,58 @@ void FleetprobeApp::setUpImportTarget()
     _importTarget.username = _vmUsername;
     _importTarget.password = password;
     _importTarget.bearerToken = token;
+}
+
+void FleetprobeApp::setUpRemoteWriteTargets()
+{
+    const bool credentials = !_rwUsername.empty() || !_rwPasswordFile.empty() || !_rwBearerTokenFile.empty();
+    if (_remoteWriteUrls.empty())
+    {
+        if (!_rwMaxAge.empty())
+            throw ConfigError("--remote-write-max-age needs --remote-write");
+        if (credentials)
+            throw ConfigError(
+                "--remote-write-username/-password-file/-bearer-token-file need --remote-write");
+        return;
+    }
+    if (!_rwMaxAge.empty())
+    {
+        // A number of seconds, or with one suffix as Prometheus writes durations: 90s, 30m, 2h, 7d.
+        double scale = 1;
+        std::string digits = _rwMaxAge;
+        const char unit = digits.back();
+        if (unit == 's' || unit == 'm' || unit == 'h' || unit == 'd')
+        {
+            scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+            digits.pop_back();
+        }
+        char* end = nullptr;
+        const double value = digits.empty() ? -1 : std::strtod(digits.c_str(), &end);
+        if (digits.empty() || end != digits.c_str() + digits.size() || !(value > 0) || !std::isfinite(value))
+            throw ConfigError("--remote-write-max-age: not a positive duration (e.g. 3600, 90m, 2h, 7d): \"" +
+                              _rwMaxAge + "\"");
+        _rwMaxAgeSeconds = value * scale;
+    }
+    const std::string password =
+        secretFrom(_rwPasswordFile, "--remote-write-password-file", "FLEETPROBE_REMOTE_WRITE_PASSWORD");
+    const std::string token = secretFrom(_rwBearerTokenFile, "--remote-write-bearer-token-file",
+                                         "FLEETPROBE_REMOTE_WRITE_BEARER_TOKEN");
+    if (!token.empty() && (!_rwUsername.empty() || !password.empty()))
+        throw ConfigError("--remote-write: a bearer token and basic auth are mutually exclusive");
+    if (!password.empty() && _rwUsername.empty())
+        throw ConfigError("--remote-write-password-file: a password needs --remote-write-username");
+    for (const std::string& url : _remoteWriteUrls)
+    {
+        ImportTarget target;
+        target.url = ConfigLoader::normalizePushUrl(url, "--remote-write");
+        for (const ImportTarget& other : _remoteWriteTargets)
+            if (other.url == target.url)
+                throw ConfigError("--remote-write: \"" + url + "\" given twice");
+        target.username = _rwUsername;
+        target.password = password;
+        target.bearerToken = token;
+        _remoteWriteTargets.push_back(std::move(target));
+    }
 }
 
 int FleetprobeApp::runMain()
@@ -590,6 +688,7 @@ int FleetprobeApp::runMain()
         _target = ConfigLoader::loadPushFile(_pushConfig);
     _target.gzip = _pushGzip;
     setUpImportTarget();
+    setUpRemoteWriteTargets();
     _instanceName = _instanceSet ? _instance : Poco::Environment::nodeName();
     if (_instanceName.empty())
         throw ConfigError(
@@ -601,7 +700,7 @@ int FleetprobeApp::runMain()
     {
         if (_stateDirSet)
             _state = std::make_unique<StateStore>(_stateDir);
-        else if (!_target.url.empty() || !_importTarget.url.empty())
+        else if (!_target.url.empty() || !_importTarget.url.empty() || !_remoteWriteTargets.empty())
             _state = openDefaultState();
     }
     catch (const StateLockedError& e)
@@ -628,10 +727,13 @@ int FleetprobeApp::runMain()
     log().information(
         "fleetprobe " + std::string(FLEETPROBE_VERSION) + ": " + std::to_string(configs.size()) +
         " config(s), instance \"" + _instanceName + "\", " +
-        (!_target.url.empty()        ? "pushing to " + redactUrl(_target.url)
-         : _importTarget.url.empty() ? std::string("writing to stdout")
-                                     : std::string("importing only")) +
+        (!_target.url.empty()                                       ? "pushing to " + redactUrl(_target.url)
+         : _importTarget.url.empty() && _remoteWriteTargets.empty() ? std::string("writing to stdout")
+                                                                    : std::string("importing only")) +
         (_importTarget.url.empty() ? std::string() : ", importing into " + redactUrl(_importTarget.url)) +
+        (_remoteWriteTargets.empty()
+             ? std::string()
+             : ", remote write to " + std::to_string(_remoteWriteTargets.size()) + " receiver(s)") +
         (_once ? ", one cycle" : ", loop mode") +
         (_listenSet ? ", serving HTTP on " + _listenAddress.toString() : std::string()));
     const int code =

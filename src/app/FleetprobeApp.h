@@ -65,6 +65,7 @@ private:
     std::vector<LoadedConfig> loadConfigs(ConfigProblems& errors) const;
     std::vector<std::unique_ptr<Sink>> makeSinks(const DeviceClassConfig& config) const;
     void setUpImportTarget();
+    void setUpRemoteWriteTargets();
     static std::unique_ptr<StateStore> openDefaultState();
     RunnerOptions runnerOptions(StopSignal* stop) const;
     struct Running;
@@ -109,6 +110,13 @@ private:
     // Set up by runMain for the run modes.
     PushTarget _target;
     ImportTarget _importTarget;
+    std::vector<std::string> _remoteWriteUrls;
+    std::string _rwMaxAge;
+    double _rwMaxAgeSeconds = 0; ///< 0: no limit
+    std::string _rwUsername;
+    std::string _rwPasswordFile;
+    std::string _rwBearerTokenFile;
+    std::vector<ImportTarget> _remoteWriteTargets; ///< one per --remote-write, with the credentials
     std::string _instanceName;
     std::unique_ptr<StateStore> _state;
     Poco::Net::SocketAddress _listenAddress;

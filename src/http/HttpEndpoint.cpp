@@ -144,6 +144,19 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
                       return static_cast<double>(c.snapshot.self.configReloadSuccess);
                   return std::nullopt;
               });
+    {
+        static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+        MetricFamily f = SelfMetrics::family("exporter_remote_write_requests_total");
+        for (const auto& c : configs)
+            for (const ReceiverStats& r : c.snapshot.self.remoteWrite)
+                if (r.active)
+                    for (std::size_t i = 0; i < r.outcomes.size(); ++i)
+                        f.metrics.push_back(
+                            Metric::of(static_cast<double>(r.outcomes[i]),
+                                       {{"prom_id", c.promId}, {"url", r.url}, {"result", results[i]}}));
+        if (!f.metrics.empty())
+            TextSerializer::serialize(out, f);
+    }
     perConfig("exporter_state_save_failures_total",
               [](const Entry& c) -> Value
               {

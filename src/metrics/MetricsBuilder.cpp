@@ -175,6 +175,13 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
     _self.configReloadSuccess = now.configReloadSuccess;
     _self.importEnabled = now.importEnabled;
     _self.stateEnabled = now.stateEnabled;
+    // The persisted receivers' counters, matched by URL when each sink prepares; none is active yet.
+    for (ReceiverStats& r : _self.remoteWrite)
+    {
+        r.active = false;
+        r.spoolBytes = 0;
+        r.spoolOldestUnix = 0;
+    }
     _self.spoolBytes = now.spoolBytes;
     _self.spoolOldestUnix = now.spoolOldestUnix;
     _self.cycleErrors = now.cycleErrors; // not in the state file
@@ -263,7 +270,7 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
 namespace
 {
 constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
-constexpr std::size_t selfFamilies = 16;
+constexpr std::size_t selfFamilies = 22;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -457,10 +464,60 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));
         break;
-    default:
+    case 15:
         selfFamily("exporter_spool_replayed_samples_total");
         if (_self.importEnabled)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolReplayedSamples)));
+        break;
+    case 16:
+    {
+        selfFamily("exporter_remote_write_requests_total");
+        static const char* results[] = {"ok", "http_4xx", "http_5xx", "transport"};
+        for (const ReceiverStats& r : _self.remoteWrite)
+            if (r.active)
+                for (std::size_t i = 0; i < r.outcomes.size(); ++i)
+                    f.metrics.push_back(Metric::of(static_cast<double>(r.outcomes[i]),
+                                                   {{"url", r.url}, {"result", results[i]}}));
+        break;
+    }
+    case 17:
+        selfFamily("exporter_remote_write_last_success_timestamp_seconds");
+        for (const ReceiverStats& r : _self.remoteWrite)
+            if (r.active && r.lastSuccessUnix > 0)
+                f.metrics.push_back(Metric::of(r.lastSuccessUnix, {{"url", r.url}}));
+        break;
+    case 18:
+        selfFamily("exporter_remote_write_spool_bytes");
+        for (const ReceiverStats& r : _self.remoteWrite)
+            if (r.active)
+                f.metrics.push_back(Metric::of(static_cast<double>(r.spoolBytes), {{"url", r.url}}));
+        break;
+    case 19:
+        selfFamily("exporter_remote_write_spool_oldest_timestamp_seconds");
+        for (const ReceiverStats& r : _self.remoteWrite)
+            if (r.active)
+                f.metrics.push_back(Metric::of(r.spoolOldestUnix, {{"url", r.url}}));
+        break;
+    case 20:
+    {
+        selfFamily("exporter_remote_write_dropped_samples_total");
+        static const char* reasons[] = {"rejected", "too_old", "spool_full", "no_spool", "spool_error"};
+        for (const ReceiverStats& r : _self.remoteWrite)
+            if (r.active)
+                for (const char* reason : reasons)
+                {
+                    const auto it = r.droppedSamples.find(reason);
+                    f.metrics.push_back(
+                        Metric::of(static_cast<double>(it == r.droppedSamples.end() ? 0 : it->second),
+                                   {{"url", r.url}, {"reason", reason}}));
+                }
+        break;
+    }
+    default:
+        selfFamily("exporter_remote_write_replayed_samples_total");
+        for (const ReceiverStats& r : _self.remoteWrite)
+            if (r.active)
+                f.metrics.push_back(Metric::of(static_cast<double>(r.replayedSamples), {{"url", r.url}}));
         break;
     }
 }

@@ -32,6 +32,19 @@ struct SeriesStats
 };
 
 /// The prober's own counters for one config. Plain data.
+/// The self counters of one remote-write receiver (`--remote-write URL`), kept per URL. Plain data.
+struct ReceiverStats
+{
+    std::string url;                         ///< the receiver, as given on the command line (persisted)
+    std::array<std::uint64_t, 4> outcomes{}; ///< requests by result, as SelfStats::pushOutcomes (persisted)
+    double lastSuccessUnix = 0;              ///< 0 until a request succeeded (persisted)
+    std::uint64_t replayedSamples = 0;       ///< samples delivered from the spool (persisted)
+    std::map<std::string, std::uint64_t> droppedSamples; ///< samples dropped, by reason (persisted)
+    std::uint64_t spoolBytes = 0;                        ///< the spool's size now
+    double spoolOldestUnix = 0;                          ///< the oldest spooled cycle's time; 0 when empty
+    bool active = false; ///< configured in this process (only those are written)
+};
+
 struct SelfStats
 {
     double lastDurationSeconds = 0;
@@ -56,6 +69,8 @@ struct SelfStats
     std::uint64_t spoolReplayedSamples = 0;        ///< samples delivered from the spool (persisted)
     std::uint64_t spoolBytes = 0;                  ///< the spool's size now
     double spoolOldestUnix = 0;                    ///< the oldest spooled cycle's time; 0 when empty
+
+    std::vector<ReceiverStats> remoteWrite; ///< one per remote-write receiver (and per URL a state file had)
 };
 
 struct PersistedState;

@@ -47,6 +47,24 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          MetricType::Counter},
         {"exporter_spool_replayed_samples_total",
          "Samples of spooled cycles that VictoriaMetrics accepted on a later cycle.", MetricType::Counter},
+        // Pushed only with --remote-write, label `url` (one receiver each).
+        {"exporter_remote_write_requests_total",
+         "Remote-write requests by final outcome (ok, http_4xx, http_5xx, transport), replays included.",
+         MetricType::Counter},
+        {"exporter_remote_write_last_success_timestamp_seconds",
+         "Unix time of the last remote-write request the receiver accepted before this one.",
+         MetricType::Gauge},
+        {"exporter_remote_write_spool_bytes", "Bytes of cycles the receiver has not taken yet, in its spool.",
+         MetricType::Gauge},
+        {"exporter_remote_write_spool_oldest_timestamp_seconds",
+         "Unix time of the oldest cycle in the receiver's spool; 0 when it is empty.", MetricType::Gauge},
+        {"exporter_remote_write_dropped_samples_total",
+         "Samples the receiver will never get, by reason (rejected: refused with a 4xx other than 429; "
+         "too_old: older than --remote-write-max-age; "
+         "spool_full: the spool's cap; no_spool, spool_error: a cycle that could not be spooled).",
+         MetricType::Counter},
+        {"exporter_remote_write_replayed_samples_total",
+         "Samples of spooled cycles the receiver accepted on a later cycle.", MetricType::Counter},
         // Only on /metrics.
         {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
          MetricType::Counter},

@@ -379,4 +379,42 @@ PushOutcome VictoriaMetricsClient::import(const std::string& gzipText, const Lab
     return perform(c, headers, {total, _connectTimeout, &abort, _target.username, _target.password});
 }
 
+RemoteWriteClient::RemoteWriteClient(ImportTarget target, std::chrono::milliseconds connectTimeout)
+    : _target(std::move(target)), _connectTimeout(connectTimeout), _curl(std::make_unique<CurlEasy>())
+{
+}
+
+RemoteWriteClient::~RemoteWriteClient() = default;
+
+PushOutcome RemoteWriteClient::import(const std::string& body, const Labels& extraLabels,
+                                      std::chrono::milliseconds timeout, const AbortCheck& abort)
+{
+    (void)extraLabels; // in the body
+    CURL* c = _curl->get();
+    curl_easy_reset(c);
+    HeaderList headers;
+    headers.add("Content-Type: application/x-protobuf");
+    headers.add("Content-Encoding: snappy");
+    headers.add("X-Prometheus-Remote-Write-Version: 0.1.0");
+    headers.add("User-Agent: fleetprobe/" FLEETPROBE_VERSION);
+    headers.add("Expect:");
+    std::string bearer;
+    if (!_target.bearerToken.empty())
+    {
+        bearer = "Authorization: Bearer " + _target.bearerToken;
+        headers.add(bearer.c_str());
+    }
+    const long total = std::max<long>(1, static_cast<long>(timeout.count()));
+    curl_easy_setopt(c, CURLOPT_URL, _target.url.c_str());
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    return perform(c, headers, {total, _connectTimeout, &abort, _target.username, _target.password});
+}
+
+bool RemoteWriteClient::refusedForGood(const PushOutcome& outcome) const
+{
+    return outcome.result == PushOutcome::Result::Http4xx && outcome.httpStatus != 429;
+}
+
 } // namespace fleetprobe

@@ -121,6 +121,31 @@ public:
     /// `extraLabels` to every sample. Returns within `timeout`, or soon after `abort` says so.
     virtual PushOutcome import(const std::string& gzipText, const Labels& extraLabels,
                                std::chrono::milliseconds timeout, const AbortCheck& abort) = 0;
+
+    /// The body of one replay request from the payloads of spooled cycles, oldest first. By default their
+    /// concatenation (gzip members make one gzip stream). May throw std::runtime_error on a bad payload.
+    virtual std::string joinBatch(const std::vector<std::string>& payloads) const
+    {
+        std::string body;
+        for (const auto& p : payloads)
+            body += p;
+        return body;
+    }
+
+    /// True when the receiver refused the body for good: sending it again cannot help, so it is dropped
+    /// (and counted) instead of kept. By default never (VictoriaMetrics: a 4xx says nothing against the
+    /// data).
+    virtual bool refusedForGood(const PushOutcome& outcome) const
+    {
+        (void)outcome;
+        return false;
+    }
+
+    /// True when a failed request may succeed if sent again soon (transport errors, 5xx, 429).
+    virtual bool retryable(const PushOutcome& outcome) const
+    {
+        return !outcome.ok() && !outcome.local && !refusedForGood(outcome);
+    }
 };
 
 /// POSTs to VictoriaMetrics' `<base>/api/v1/import/prometheus?extra_label=...` with `Content-Encoding: gzip`
@@ -144,6 +169,35 @@ private:
     ImportTarget _target;
     std::chrono::milliseconds _connectTimeout;
     std::unique_ptr<CurlEasy> _curl; ///< reused across transfers, so the connection is kept alive
+};
+
+/// POSTs Prometheus remote write 1.0 requests (a snappy'd protobuf WriteRequest) to the receiver's URL as
+/// given (e.g. `http://127.0.0.1:9090/api/v1/write`), with `Content-Encoding: snappy`,
+/// `Content-Type: application/x-protobuf` and `X-Prometheus-Remote-Write-Version: 0.1.0`; basic auth or a
+/// bearer token. A 4xx other than 429 is refused for good. The labels are in the body: `extraLabels` is not
+/// used. One instance per thread.
+class RemoteWriteClient : public ImportTransport
+{
+public:
+    /// Call curl_global_init once in the process before constructing any client. `target.url` is the whole
+    /// endpoint URL.
+    explicit RemoteWriteClient(ImportTarget target,
+                               std::chrono::milliseconds connectTimeout = std::chrono::seconds(5));
+    ~RemoteWriteClient() override;
+
+    PushOutcome import(const std::string& body, const Labels& extraLabels, std::chrono::milliseconds timeout,
+                       const AbortCheck& abort) override;
+
+    /// The spooled requests merged into one (RemoteWriteEncoder::merge).
+    std::string joinBatch(const std::vector<std::string>& payloads) const override;
+
+    /// A 4xx other than 429 Too Many Requests.
+    bool refusedForGood(const PushOutcome& outcome) const override;
+
+private:
+    ImportTarget _target;
+    std::chrono::milliseconds _connectTimeout;
+    std::unique_ptr<CurlEasy> _curl;
 };
 
 } // namespace fleetprobe

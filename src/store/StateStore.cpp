@@ -6,6 +6,7 @@
 //   self <cycles> <overruns> <push failures> <last push success> <push outcomes>...
 //   import <import outcomes>... <last import success> <spool dropped> <spool replayed>    (optional)
 //   save <failed state saves>                                                             (optional)
+//   rw <url> <request outcomes>... <last success> <replayed> [<reason>=<dropped>]...      (one per receiver)
 //   s <series key> <probes> <rtt sum> <rtt count> <last seen> <last up + 1> <state changes> <last rtt>
 //     <bucket count> <bucket>... [<reason>=<failures>]...
 //   c <series key> <measurement key> <value>
@@ -268,6 +269,19 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
         put(out, s.stateSaveFailures);
         out += '\n';
     }
+    for (const ReceiverStats& r : s.remoteWrite)
+    {
+        // Written only by a process with --remote-write.
+        out += "rw " + GroupingKey::base64Url(r.url);
+        for (auto n : r.outcomes)
+            put(out, n);
+        put(out, r.lastSuccessUnix);
+        put(out, r.replayedSamples);
+        for (const auto& [reason, n] : r.droppedSamples)
+            if (n > 0)
+                out += ' ' + reason + '=' + std::to_string(n);
+        out += '\n';
+    }
     std::size_t count = 0;
     series(
         [&out, &count](const std::string& key, const SeriesStats& st)
@@ -366,6 +380,21 @@ PersistedState StateStore::decode(const std::string& text)
         }
         else if (kind == "save" && !v1 && !v2)
             state.self.stateSaveFailures = f.u64();
+        else if (kind == "rw" && !v1 && !v2)
+        {
+            ReceiverStats r;
+            r.url = base64UrlDecode(f.word());
+            for (auto& n : r.outcomes)
+                n = f.u64();
+            r.lastSuccessUnix = f.f64();
+            r.replayedSamples = f.u64();
+            while (f.more())
+            {
+                const auto [reason, n] = f.namedCount();
+                r.droppedSamples[reason] = n;
+            }
+            state.self.remoteWrite.push_back(std::move(r));
+        }
         else if (kind == "s")
         {
             const std::string key = base64UrlDecode(f.word());

@@ -598,8 +598,10 @@ BOOST_FIXTURE_TEST_CASE(readyAfterTheFirstCycleThenSelfMetrics, FleetprobeFixtur
             BOOST_TEST(metrics.body.find(header) != std::string::npos, header);
             ++families;
         }
-    BOOST_TEST(families == 17u, "8 exporter_* families (no reload yet), 6 process_*, fleetprobe_build_info, "
+    BOOST_TEST(families == 17u, "8 exporter_* families (no reload yet; exporter_state_save_failures_total "
+                                "with the state directory), 6 process_*, fleetprobe_build_info, "
                                 "fleetprobe_web_config_reloads_total, fleetprobe_http_rejected_total");
+    BOOST_TEST(valueOf(samples, "exporter_state_save_failures_total", mine).value_or(-1) == 0);
     // The device series stay in the push; /metrics is the prober's own.
     BOOST_TEST(!valueOf(samples, "fleetprobe_up").has_value());
 

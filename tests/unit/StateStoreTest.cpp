@@ -145,6 +145,32 @@ BOOST_AUTO_TEST_CASE(failed_saves_round_trip_and_stay_out_of_files_without_them)
     BOOST_TEST(!out.self.stateEnabled);
 }
 
+BOOST_AUTO_TEST_CASE(remote_write_counters_round_trip_by_url)
+{
+    PersistedState in = sample();
+    BOOST_TEST(StateStore::encode(in).find("\nrw ") == std::string::npos);
+    ReceiverStats r;
+    r.url = "http://127.0.0.1:9090/api/v1/write?x=1 2";
+    r.outcomes = {4, 1, 2, 3};
+    r.lastSuccessUnix = 1795385817.5;
+    r.replayedSamples = 77;
+    r.droppedSamples = {{"rejected", 12}, {"spool_full", 0}};
+    r.spoolBytes = 99; // the running process's: not persisted
+    r.active = true;
+    in.self.remoteWrite.push_back(r);
+    const PersistedState out = StateStore::decode(StateStore::encode(in));
+    BOOST_TEST_REQUIRE(out.self.remoteWrite.size() == 1u);
+    const ReceiverStats& o = out.self.remoteWrite[0];
+    BOOST_TEST(o.url == r.url);
+    BOOST_TEST((o.outcomes == r.outcomes));
+    BOOST_TEST(o.lastSuccessUnix == r.lastSuccessUnix);
+    BOOST_TEST(o.replayedSamples == 77u);
+    BOOST_TEST(o.droppedSamples.at("rejected") == 12u);
+    BOOST_TEST(o.droppedSamples.count("spool_full") == 0u);
+    BOOST_TEST(o.spoolBytes == 0u);
+    BOOST_TEST(!o.active);
+}
+
 BOOST_AUTO_TEST_CASE(a_full_disk_keeps_the_previous_file_and_leaves_no_temporary_file)
 {
     StateStore store(dir);
