@@ -507,7 +507,8 @@ std::string StateStore::encodeProfiles(const PersistedProfiles& profiles)
         out += "d " + GroupingKey::base64Url(device);
         put(out, p.firstUnix);
         put(out, p.lastUnix);
-        put(out, static_cast<std::uint64_t>(p.lastOnline + 1));
+        const int lastOnlineCode = p.lastOnline + 1;
+        put(out, static_cast<std::uint64_t>(lastOnlineCode));
         put(out, static_cast<std::uint64_t>(p.sinceProbe));
         put(out, p.skipped);
         out += '\n';
