@@ -245,7 +245,7 @@ def build():
          target("fleetprobe_online_window_end_timestamp_seconds{%s} * 1000" % SEL, ref="B", instant=True,
                 fmt="table"),
          target("fleetprobe_online_probability{%s}" % SEL, ref="C", instant=True, fmt="table"),
-         target("fleetprobe_online_profile_weeks{%s}" % SEL, ref="D", instant=True, fmt="table")],
+         target("fleetprobe_online_profile_history_seconds{%s} / 604800" % SEL, ref="D", instant=True, fmt="table")],
         "Per device, its next (or current) online window from its online profile (docs/configuration.md): start, "
         "end, the probability that it is online in the current hour and the weeks of history behind it. Sorted "
         "by start: the technician's planning list. Devices without a known window have no start.",

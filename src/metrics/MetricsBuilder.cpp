@@ -419,10 +419,10 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
             each([](const ProfileSummary& p) { return p.window ? Value(p.window->endUnix) : Value(); });
             break;
         case 3:
-            start("fleetprobe_online_profile_weeks",
-                  "Weeks of history behind the device's online profile (time since its first cycle).",
+            start("fleetprobe_online_profile_history_seconds",
+                  "History behind the device's online profile: the time since its first cycle.",
                   MetricType::Gauge);
-            each([](const ProfileSummary& p) { return Value(p.weeks); });
+            each([](const ProfileSummary& p) { return Value(p.weeks * 7 * 86400); });
             break;
         default:
             start("fleetprobe_probes_skipped_total",

@@ -281,7 +281,7 @@ BOOST_FIXTURE_TEST_CASE(twoSimulatedWeeksLearnEveryDevicesWindow, FleetprobeFixt
                nextMonday - 2 * hour);
     BOOST_TEST(value("fleetprobe_online_window_end_timestamp_seconds", "tracker-nights") ==
                nextMonday + 6 * hour);
-    BOOST_TEST(std::abs(value("fleetprobe_online_profile_weeks", "meter-mornings") - 335.0 / 168) < 1e-6);
+    BOOST_TEST(std::abs(value("fleetprobe_online_profile_history_seconds", "meter-mornings") - 335 * hour) < 1e-3);
     BOOST_TEST(!g.has("fleetprobe_probes_skipped_total"), "not adaptive: no skipped-probe series");
 
     // The adaptive config probed its device less, and every cycle is a probe or a skip.

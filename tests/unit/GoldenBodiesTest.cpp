@@ -24,8 +24,8 @@
 // - `<hour:N>`: the value of fleetprobe_online_window_start_timestamp_seconds and _end_: the start or end of
 //   an hour of the wall clock (a whole multiple of 3600: the configs are in UTC), from the hour before the
 //   test run to eight days after it; numbered like `<time:N>`.
-// - `<weeks>`: the value of fleetprobe_online_profile_weeks, the time since the first cycle in weeks: within
-//   [0, 0.001) for a test that lasts under ten minutes.
+// - `<history>`: the value of fleetprobe_online_profile_history_seconds, the time since the first cycle:
+//   within [0, 600) s.
 // A value that fails its check is left as it is, so that the comparison shows it. Not masked: every scripted
 // value (RTTs, measurements, fleetprobe_tls_cert_expiry_timestamp_seconds), every counter, and
 // exporter_spool_oldest_timestamp_seconds (0: without a state directory there is no spool).
@@ -517,8 +517,8 @@ std::string normalise(const std::string& transcript)
                 else if (v && windowFamilies.count(name) && std::fmod(*v, 3600) == 0 &&
                          *v >= runStartUnix - 3600 && *v <= runEndUnix + 8 * 86400)
                     value = hours.token(value);
-                else if (v && name == "fleetprobe_online_profile_weeks" && *v >= 0 && *v < 0.001)
-                    value = "<weeks>";
+                else if (v && name == "fleetprobe_online_profile_history_seconds" && *v >= 0 && *v < 600)
+                    value = "<history>";
                 if (const auto ms = number(stamp);
                     ms && *ms >= runStartUnix * 1000 && *ms <= runEndUnix * 1000)
                     stamp = millis.token(stamp);
