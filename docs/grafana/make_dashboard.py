@@ -239,6 +239,29 @@ def build():
         "timeout, refused, unreachable, resolve, permission, mismatch, error (docs/metrics.md).", decimals=0))
     y += 6
     panels.append(panel(
+        "table", "Next online windows of the class: question 3, learned by fleetprobe", (0, y, 24, 8),
+        [target("sort(fleetprobe_online_window_start_timestamp_seconds{%s} * 1000)" % SEL, ref="A", instant=True,
+                fmt="table"),
+         target("fleetprobe_online_window_end_timestamp_seconds{%s} * 1000" % SEL, ref="B", instant=True,
+                fmt="table"),
+         target("fleetprobe_online_probability{%s}" % SEL, ref="C", instant=True, fmt="table"),
+         target("fleetprobe_online_profile_history_seconds{%s} / 604800" % SEL, ref="D", instant=True, fmt="table")],
+        "Per device, its next (or current) online window from its online profile (docs/configuration.md): start, "
+        "end, the probability that it is online in the current hour and the weeks of history behind it. Sorted "
+        "by start: the technician's planning list. Devices without a known window have no start.",
+        transformations=[{"id": "merge", "options": {}}, TABLE_HIDE,
+                         {"id": "organize", "options": {"renameByName": {
+                             "Value #A": "window starts", "Value #B": "window ends",
+                             "Value #C": "online now (p)", "Value #D": "weeks of history"}}},
+                         {"id": "sortBy", "options": {"sort": [{"field": "window starts"}]}}],
+        overrides=[{"matcher": {"id": "byRegexp", "options": "window.*"},
+                    "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
+                   {"matcher": {"id": "byName", "options": "online now (p)"},
+                    "properties": [{"id": "unit", "value": "percentunit"}]},
+                   {"matcher": {"id": "byName", "options": "weeks of history"},
+                    "properties": [{"id": "decimals", "value": 1}]}]))
+    y += 8
+    panels.append(panel(
         "bargauge", "When is it online? Availability by hour of the day, UTC, last 28 days (question 3)",
         (0, y, 24, 9),
         [target(hour_profile(DEV), "{{hour}} h {{scraper}} {{port}}", instant=True)],

@@ -57,9 +57,9 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 # The runtime libraries come from dpkg-shlibdeps (dpkg-dev) on the binary; these are the maintainer scripts'
-# tools.
+# tools, and tzdata for conf.timezone (the zone files are read at run time).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, libcap2-bin")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, libcap2-bin, tzdata")
 # RelWithDebInfo carries about 20 MB of debug information.
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -2,6 +2,7 @@
 
 #include "engine/Scraper.h"
 #include "metrics/MetricFamily.h"
+#include "profile/OnlineProfile.h"
 
 #include <map>
 #include <memory>
@@ -54,6 +55,9 @@ struct DeviceClassConfig
     Labels labels;                  ///< `conf.labels`, on every device series
     std::vector<double> rttBuckets; ///< upper bounds of fleetprobe_rtt_seconds; empty disables the histogram
     bool compatPingExporter = false;
+    bool onlineProfile =
+        true; ///< `conf.online_profile`: learn each device's online hours (series, status page)
+    ProfileSettings profile; ///< `conf.timezone`, `conf.window_threshold`, `conf.adaptive`, `conf.sleep_*`
     /// What each scraper's parseConf made of its conf keys (e.g. `conf.ping`), by scraper name.
     std::map<std::string, std::shared_ptr<const ScraperSettings>> confSettings;
     std::vector<JobConfig> jobs;

@@ -100,10 +100,51 @@ bool splitAddressImpl(const std::string& ip, std::string& host, std::optional<in
 /// The conf keys the core reads itself.
 const std::set<std::string>& coreConfKeys()
 {
-    static const std::set<std::string> keys = {"prom_id", "interval", "timeout",     "value_dev_down",
-                                               "threads", "labels",   "rtt_buckets", "compat"};
+    static const std::set<std::string> keys = {
+        "prom_id",          "interval",    "timeout",         "value_dev_down", "threads",
+        "labels",           "rtt_buckets", "compat",          "online_profile", "timezone",
+        "window_threshold", "adaptive",    "sleep_threshold", "sleep_every"};
     return keys;
 }
+/// The online profile's conf keys: `online_profile`, `timezone`, `window_threshold`, `adaptive`,
+/// `sleep_threshold`, `sleep_every`.
+void readProfile(const ConfigSection& conf, DeviceClassConfig& config)
+{
+    ProfileSettings& p = config.profile;
+    if (auto b = conf.boolean("online_profile"))
+        config.onlineProfile = *b;
+    if (auto s = conf.string("timezone"))
+    {
+        try
+        {
+            p.zone = TimeZone::load(*s);
+        }
+        catch (const std::exception& e)
+        {
+            conf.error("timezone", "unknown time zone " + conf.get("timezone")->show() + ": " + e.what());
+        }
+    }
+    const auto share = [&conf](const char* key, bool zeroOk, double& out)
+    {
+        if (auto d = conf.number(key))
+        {
+            if (*d > 1 || *d < 0 || (!zeroOk && *d == 0))
+                conf.error(key, std::string("must be ") + (zeroOk ? ">= 0" : "> 0") + " and <= 1, got " +
+                                    conf.get(key)->show());
+            else
+                out = *d;
+        }
+    };
+    share("window_threshold", false, p.windowThreshold);
+    share("sleep_threshold", true, p.sleepThreshold);
+    if (auto b = conf.boolean("adaptive"))
+        p.adaptive = *b;
+    if (auto n = conf.integer("sleep_every", 2, 1000000))
+        p.sleepEvery = static_cast<int>(*n);
+    if (p.adaptive && !config.onlineProfile)
+        conf.error("adaptive", "needs the online profile, but conf.online_profile is false");
+}
+
 /// The job keys the core reads itself.
 const std::set<std::string>& coreJobKeys()
 {
@@ -329,6 +370,7 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
                 check.error("conf.compat", "unknown compat mode " + conf.get("compat")->show() +
                                                " (known: \"pingexporter\")");
         }
+        readProfile(conf, config);
         // Each scraper's conf keys, read once whether or not a job names the scraper.
         for (const auto& d : _registry.descriptors())
             if (d->parseConf)

@@ -80,6 +80,31 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
     _executor = std::make_unique<CycleExecutor>(_config, plansFor(_config, registry, _metrics), _metrics);
     _group = CycleGroup{_config.file, _config.promId, _options.instance, _config.jobs.size()};
     _groupPath = GroupingKey::path(_config.promId, {{"instance", _options.instance}});
+    if (_config.onlineProfile)
+    {
+        std::vector<std::string> names;
+        for (const auto& job : _config.jobs)
+            names.push_back(job.name);
+        _profiles = std::make_unique<OnlineProfiles>(_config.profile, std::move(names));
+        _metrics.setProfiles(_profiles.get());
+    }
+    if (_options.state && _profiles)
+    {
+        std::string problem;
+        auto profiles = _options.state->loadProfiles(_config.promId, problem);
+        if (!problem.empty())
+            log().error(_config.file + ": " + problem);
+        if (profiles)
+        {
+            const std::size_t restored = _profiles->importState(*profiles, unixNow());
+            if (restored == 0 && !profiles->devices.empty() && profiles->zone != _profiles->zone().name())
+                log().warning(_config.file + ": online profiles were learned in time zone " + profiles->zone +
+                              ", conf.timezone is now " + _profiles->zone().name() + ": they start again");
+            else
+                log().information(_config.file + ": online profiles restored for " +
+                                  std::to_string(restored) + " devices");
+        }
+    }
     if (_options.state)
     {
         std::string problem;
@@ -141,6 +166,27 @@ std::string ConfigRunner::saveState()
     {
     }
     return problem;
+}
+
+void ConfigRunner::saveProfiles(bool now)
+{
+    if (!_options.state || !_profiles)
+        return;
+    // A profile changes slowly: in loop mode it is written every few minutes (and at the end), not each
+    // cycle.
+    const auto t = std::chrono::steady_clock::now();
+    if (!now && _profilesSaved.time_since_epoch().count() != 0 &&
+        t - _profilesSaved < std::chrono::minutes(5))
+        return;
+    try
+    {
+        _options.state->saveProfiles(_config.promId, _profiles->exportState());
+        _profilesSaved = t;
+    }
+    catch (const std::exception& e)
+    {
+        log().error(_config.file + ": cannot save the online profiles: " + e.what());
+    }
 }
 
 void ConfigRunner::cycleFault(const char* where, const char* what)
@@ -223,7 +269,12 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
         if (log().debug())
             log().debug(_config.file + ": cycle starts");
         const StopSignal& stop = _options.stop ? *_options.stop : _neverStop;
-        const CycleMeasurement m = _executor->run(stop);
+        std::vector<char> probeJobs;
+        if (_profiles)
+            probeJobs = _profiles->plan(unixNow());
+        const CycleMeasurement m = _executor->run(stop, _profiles ? &probeJobs : nullptr);
+        if (_profiles)
+            _profiles->record(m.probed, m.online, m.timeUnix);
         measured = true;
         outcome.up = m.up;
         outcome.down = m.down;
@@ -239,6 +290,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
         // The state first, so that a slow sink never holds back what was measured; the sinks' counters go
         // with the next save (runOnce and the end of runLoop save once more).
         outcome.stateProblem = saveState();
+        saveProfiles(false);
         bool sinkFault = false;
         outcome.pushed = deliver(m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, sinkFault);
         if (sinkFault)
@@ -255,8 +307,12 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
     try
     {
         std::shared_ptr<const std::vector<DeviceStatus>> devices;
+        std::shared_ptr<const ProfilesSnapshot> profiles;
         if (_options.deviceStatus && measured)
+        {
             devices = deviceStatuses();
+            profiles = deviceProfiles();
+        }
         {
             std::lock_guard<std::mutex> lock(_snapshotMutex);
             _snapshot.self = _metrics.self();
@@ -264,6 +320,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
             _snapshot.lastCycleEndUnix = unixNow();
             if (devices)
                 _snapshot.devices = std::move(devices);
+            if (profiles)
+                _snapshot.profiles = std::move(profiles);
         }
         if (log().debug())
             log().debug(_config.file + ": cycle " + std::to_string(_metrics.self().cycles) + ": " +
@@ -283,6 +341,7 @@ CycleOutcome ConfigRunner::runOnce()
 {
     CycleOutcome outcome = runCycle();
     outcome.stateProblem = saveState();
+    saveProfiles(true);
     if (!outcome.stateProblem.empty())
     {
         try
@@ -296,6 +355,30 @@ CycleOutcome ConfigRunner::runOnce()
         }
     }
     return outcome;
+}
+
+std::shared_ptr<const ConfigRunner::ProfilesSnapshot> ConfigRunner::deviceProfiles() const
+{
+    if (!_profiles)
+        return nullptr;
+    auto out = std::make_shared<ProfilesSnapshot>();
+    out->zone = _config.profile.zone ? _config.profile.zone : TimeZone::load("UTC");
+    out->windowThreshold = _config.profile.windowThreshold;
+    out->adaptive = _config.profile.adaptive;
+    out->devices.resize(_profiles->size());
+    for (std::size_t j = 0; j < _profiles->size(); ++j)
+    {
+        DeviceProfile& d = out->devices[j];
+        d.device = _config.jobs[j].name;
+        d.summary = _profiles->summaries()[j];
+        const OnlineProfile& p = _profiles->profile(j);
+        for (std::size_t h = 0; h < p.cells.size(); ++h)
+        {
+            d.probability[h] = p.cells[h].probability().value_or(-1);
+            d.probes[h] = p.cells[h].probes;
+        }
+    }
+    return out;
 }
 
 std::shared_ptr<const std::vector<ConfigRunner::DeviceStatus>> ConfigRunner::deviceStatuses() const
@@ -379,6 +462,7 @@ void ConfigRunner::runLoop(StopSignal& stop)
                                std::chrono::duration<double>(_config.intervalSeconds)));
     }
     saveState();
+    saveProfiles(true);
 }
 
 void ConfigRunner::runSchedule(StopSignal& stop)

@@ -5,8 +5,10 @@
 #include "engine/ScraperRegistry.h"
 #include "engine/StopSignal.h"
 #include "metrics/MetricsBuilder.h"
+#include "profile/OnlineProfile.h"
 #include "sinks/Sink.h"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -98,6 +100,24 @@ public:
         std::uint64_t stateChanges = 0;
     };
 
+    /// One device's online profile as the last cycle left it (the status page's heatmap). Plain data.
+    struct DeviceProfile
+    {
+        std::string device; ///< `jobs[].job`
+        ProfileSummary summary;
+        std::array<double, 168> probability{};   ///< by hour of the week (0: Monday 00:00); -1: no cycle yet
+        std::array<std::uint64_t, 168> probes{}; ///< cycles behind each hour
+    };
+
+    /// The online profiles of a config's devices and what they are read with. Plain data.
+    struct ProfilesSnapshot
+    {
+        std::shared_ptr<const TimeZone> zone; ///< the zone of the hours (never null)
+        double windowThreshold = 0.8;
+        bool adaptive = false;
+        std::vector<DeviceProfile> devices; ///< in config order
+    };
+
     struct Snapshot
     {
         SelfStats self;
@@ -105,6 +125,8 @@ public:
         double lastCycleEndUnix = 0; ///< 0 before the first cycle
         /// Every series, in config order; null before the first cycle or without RunnerOptions::deviceStatus.
         std::shared_ptr<const std::vector<DeviceStatus>> devices;
+        /// Every device's profile, in config order; null like `devices`, or when conf.online_profile is off.
+        std::shared_ptr<const ProfilesSnapshot> profiles;
     };
 
     /// A copy of the self statistics, the last cycle's outcome and every series' status. Thread-safe.
@@ -121,6 +143,8 @@ private:
     void cycleFault(const char* where, const char* what);
     std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
     std::string saveState();
+    void saveProfiles(bool now);
+    std::shared_ptr<const ProfilesSnapshot> deviceProfiles() const;
 
     DeviceClassConfig _config;
     RunnerOptions _options;
@@ -128,6 +152,8 @@ private:
     std::unique_ptr<CycleExecutor> _executor;
     std::vector<std::unique_ptr<Sink>> _sinks;
     std::unique_ptr<Families> _families;
+    std::unique_ptr<OnlineProfiles> _profiles; ///< null when conf.online_profile is off
+    std::chrono::steady_clock::time_point _profilesSaved{};
     CycleGroup _group;
     std::string _groupPath;
     StopSignal _neverStop; ///< handed to the scrapers and sinks when RunnerOptions::stop is null

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 namespace fleetprobe
 {
@@ -18,13 +19,21 @@ struct CycleExecutor::Task : public Poco::Runnable
     ProbePlan* plan = nullptr;
     const StopSignal* stop = nullptr;
     bool faulted = false;
+    /// The positions of the targets to probe in this cycle; empty with `all`.
+    std::vector<std::size_t> subset;
+    bool all = true;
 
     void run() override
     {
         faulted = false;
+        if (!all && subset.empty())
+            return;
         try
         {
-            plan->results = plan->scraper->probe(plan->targets, *stop);
+            if (all)
+                plan->results = plan->scraper->probe(plan->targets, *stop);
+            else
+                probeSubset();
         }
         catch (const std::exception& e)
         {
@@ -37,6 +46,21 @@ struct CycleExecutor::Task : public Poco::Runnable
         if (plan->results.size() != plan->targets.size())
             plan->results.assign(plan->targets.size(),
                                  ProbeResult::failure(FailureReason::Error, "scraper failed"));
+    }
+
+    /// Probes the targets at `subset`; the results of the others stay as they were.
+    void probeSubset()
+    {
+        std::vector<ProbeTarget> targets;
+        targets.reserve(subset.size());
+        for (std::size_t i : subset)
+            targets.push_back(plan->targets[i]);
+        std::vector<ProbeResult> results = plan->scraper->probe(targets, *stop);
+        if (results.size() != targets.size())
+            throw std::logic_error("the scraper returned " + std::to_string(results.size()) +
+                                   " results for " + std::to_string(targets.size()) + " targets");
+        for (std::size_t k = 0; k < subset.size(); ++k)
+            plan->results[subset[k]] = std::move(results[k]);
     }
 
     void fail(const char* what) noexcept
@@ -70,10 +94,29 @@ CycleExecutor::~CycleExecutor()
     _pool.joinAll();
 }
 
-CycleMeasurement CycleExecutor::run(const StopSignal& stop)
+CycleMeasurement CycleExecutor::run(const StopSignal& stop, const std::vector<char>* probeJobs)
 {
     CycleMeasurement measured;
     const auto start = std::chrono::steady_clock::now();
+    const std::size_t jobs = _config.jobs.size();
+    measured.probed.assign(jobs, 1);
+    if (probeJobs)
+        for (std::size_t j = 0; j < jobs && j < probeJobs->size(); ++j)
+            measured.probed[j] = (*probeJobs)[j];
+    measured.online.assign(jobs, 0);
+    const bool all = std::find(measured.probed.begin(), measured.probed.end(), 0) == measured.probed.end();
+    for (auto& task : _tasks)
+    {
+        task->all = all;
+        task->subset.clear();
+        if (task->plan->results.size() != task->plan->targets.size())
+            task->plan->results.assign(task->plan->targets.size(),
+                                       ProbeResult::failure(FailureReason::Timeout, "not probed yet"));
+        if (!all)
+            for (std::size_t t = 0; t < task->plan->targets.size(); ++t)
+                if (measured.probed.at(task->plan->targets[t].jobIndex))
+                    task->subset.push_back(t);
+    }
     // Every scraper probes its whole batch at once; the last one runs on this thread.
     for (std::size_t i = 0; i < _tasks.size(); ++i)
     {
@@ -104,7 +147,12 @@ CycleMeasurement CycleExecutor::run(const StopSignal& stop)
     for (const auto& plan : _plans)
         for (std::size_t t = 0; t < plan.targets.size(); ++t)
         {
+            const std::size_t job = plan.targets[t].jobIndex;
+            if (!measured.probed.at(job))
+                continue;
             const ProbeResult& r = plan.results[t];
+            if (r.up)
+                measured.online[job] = 1;
             _metrics.record(plan.series[t], r, measured.timeUnix);
             if (!r.up && log().debug())
                 log().debug(_config.file + ": " + plan.name + " " +

@@ -35,6 +35,8 @@ struct CycleMeasurement
     std::size_t up = 0, down = 0;
     bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)
     std::size_t scraperFaults = 0; ///< scrapers that threw (each of their targets counts as reason error)
+    std::vector<char> probed;      ///< per job: 1 when its targets were probed in this cycle
+    std::vector<char> online;      ///< per job: 1 when any of its probes was up in this cycle
 };
 
 /// Runs the cycles of one config: every plan's scraper probes all its targets at once, the scrapers in
@@ -55,9 +57,11 @@ public:
     CycleExecutor& operator=(const CycleExecutor&) = delete;
 
     /// Probes every target (a scraper that throws is logged and its targets fail with reason error), then
-    /// records every result at one wall time. Scrapers see `stop`. Throws when a result cannot be recorded (a
-    /// programming error of a scraper, such as an unknown measurement): what was recorded before stays.
-    CycleMeasurement run(const StopSignal& stop);
+    /// records every result at one wall time. Scrapers see `stop`. With `probeJobs` (one flag per job), the
+    /// targets of jobs whose flag is 0 are left out: not probed, not recorded, their last results kept.
+    /// Throws when a result cannot be recorded (a programming error of a scraper, such as an unknown
+    /// measurement): what was recorded before stays.
+    CycleMeasurement run(const StopSignal& stop, const std::vector<char>* probeJobs = nullptr);
 
     /// The plans, with the results of the last run.
     const std::vector<ProbePlan>& plans() const { return _plans; }

@@ -242,6 +242,66 @@ void appendDevices(std::string& out, const std::vector<DeviceStatus>& series, st
     out += ']';
 }
 
+// --- Online profiles (issue 18): a config's "profile" member, kept apart from the device rows. ---
+
+/// The "profile" member of a config: its time zone, threshold, and every device's profile with its window.
+void appendProfiles(std::string& out, const ConfigRunner::ProfilesSnapshot& profiles)
+{
+    const TimeZone& zone = *profiles.zone;
+    out += "{\"timezone\":";
+    appendString(out, zone.name());
+    out += ",\"window_threshold\":" + number(profiles.windowThreshold);
+    out += ",\"adaptive\":";
+    out += profiles.adaptive ? "true" : "false";
+    out += ",\"devices\":[";
+    bool first = true;
+    for (const auto& d : profiles.devices)
+    {
+        if (!first)
+            out += ',';
+        first = false;
+        const ProfileSummary& s = d.summary;
+        out += "{\"name\":";
+        appendString(out, d.device);
+        out += ",\"probability\":" + (s.probability ? number(*s.probability) : std::string("null"));
+        out += ",\"weeks\":" + number(s.weeks);
+        out += ",\"skipped\":" + std::to_string(s.skipped);
+        out += ",\"asleep\":";
+        out += s.asleep ? "true" : "false";
+        out += ",\"window\":";
+        if (s.window)
+        {
+            const OnlineWindow& w = *s.window;
+            out += "{\"start\":" + number(w.startUnix) + ",\"end\":" + number(w.endUnix) +
+                   ",\"probability\":" + number(std::round(w.probability * 1000) / 1000) +
+                   ",\"start_local\":";
+            appendString(out, zone.localText(w.startUnix));
+            out += ",\"end_local\":";
+            appendString(out, zone.localText(w.endUnix, w.endUnix - w.startUnix >= 86400));
+            out += '}';
+        }
+        else
+            out += "null";
+        out += ",\"hours\":[";
+        for (std::size_t h = 0; h < d.probability.size(); ++h)
+        {
+            if (h > 0)
+                out += ',';
+            out += d.probability[h] < 0 ? std::string("null")
+                                        : number(std::round(d.probability[h] * 1000) / 1000);
+        }
+        out += "],\"probes\":[";
+        for (std::size_t h = 0; h < d.probes.size(); ++h)
+        {
+            if (h > 0)
+                out += ',';
+            out += std::to_string(d.probes[h]);
+        }
+        out += "]}";
+    }
+    out += "]}";
+}
+
 std::string scriptHash()
 {
     Poco::SHA2Engine sha(Poco::SHA2Engine::SHA_256);
@@ -326,7 +386,13 @@ std::string StatusPage::json(const std::vector<RunningConfigs::Entry>& configs, 
                    ",\"modem_up_meter_dead\":" + std::to_string(counts[3]) + "}";
         else
             out += "null";
-        out += ",\"devices\":" + devices + "}";
+        out += ",\"devices\":" + devices;
+        out += ",\"profile\":";
+        if (snap.profiles)
+            appendProfiles(out, *snap.profiles);
+        else
+            out += "null";
+        out += '}';
     }
     out += "]}\n";
     return out;

@@ -2,6 +2,7 @@
 
 #include "metrics/SelfMetrics.h"
 #include "metrics/TextSerializer.h"
+#include "profile/OnlineProfile.h"
 #include "store/StateStore.h"
 
 #include <algorithm>
@@ -72,6 +73,12 @@ MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const Measuremen
         _jobNames.push_back(job.name);
         _jobLabels.push_back(job.labels);
         _jobAddresses.push_back(job.address);
+        Labels labels = {{"device", job.name}, {"address", job.address}};
+        Labels extra = _confLabels;
+        for (const auto& l : job.labels)
+            setLabel(extra, l.first, l.second);
+        labels.insert(labels.end(), extra.begin(), extra.end());
+        _jobLabelText.push_back(std::make_shared<const std::string>(TextSerializer::renderLabels(labels)));
     }
 }
 
@@ -269,13 +276,14 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
 
 namespace
 {
-constexpr std::size_t deviceFamilies = 7; // up, last rtt, histogram, probes, failures, last seen, changes
+constexpr std::size_t deviceFamilies = 7;  // up, last rtt, histogram, probes, failures, last seen, changes
+constexpr std::size_t profileFamilies = 5; // probability, window start and end, weeks, skipped probes
 constexpr std::size_t selfFamilies = 22;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
 {
-    return deviceFamilies + _measurements.kinds().size() + selfFamilies;
+    return deviceFamilies + _measurements.kinds().size() + profileFamilies + selfFamilies;
 }
 
 void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
@@ -379,6 +387,63 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         return;
     }
     index -= kinds.size();
+    if (index < profileFamilies)
+    {
+        const auto each = [&](const auto& value)
+        {
+            if (!_profiles)
+                return;
+            const auto& summaries = _profiles->summaries();
+            for (std::size_t j = 0; j < summaries.size() && j < _jobLabelText.size(); ++j)
+                if (const std::optional<double> v = value(summaries[j]))
+                {
+                    Metric m;
+                    m.value = *v;
+                    m.labelText = _jobLabelText[j];
+                    f.metrics.push_back(std::move(m));
+                }
+        };
+        using Value = std::optional<double>;
+        switch (index)
+        {
+        case 0:
+            start("fleetprobe_online_probability",
+                  "Share of cycles that found the device online (any probe up) in this hour of the week, "
+                  "recent weeks weighing more; absent before a cycle in this hour.",
+                  MetricType::Gauge);
+            each([](const ProfileSummary& p) { return p.probability; });
+            break;
+        case 1:
+            start("fleetprobe_online_window_start_timestamp_seconds",
+                  "Unix time the next (or current) online window starts: a run of hours of the week whose "
+                  "probability reaches conf.window_threshold; absent when none is known.",
+                  MetricType::Gauge);
+            each([](const ProfileSummary& p) { return p.window ? Value(p.window->startUnix) : Value(); });
+            break;
+        case 2:
+            start("fleetprobe_online_window_end_timestamp_seconds",
+                  "Unix time the next (or current) online window ends; absent when none is known.",
+                  MetricType::Gauge);
+            each([](const ProfileSummary& p) { return p.window ? Value(p.window->endUnix) : Value(); });
+            break;
+        case 3:
+            start("fleetprobe_online_profile_history_seconds",
+                  "History behind the device's online profile: the time since its first cycle.",
+                  MetricType::Gauge);
+            each([](const ProfileSummary& p) { return Value(p.weeks * 7 * 86400); });
+            break;
+        default:
+            start("fleetprobe_probes_skipped_total",
+                  "Cycles in which adaptive probing left the device out (asleep in an hour it is rarely "
+                  "online).",
+                  MetricType::Counter);
+            if (_profiles && _profiles->settings().adaptive)
+                each([](const ProfileSummary& p) { return Value(static_cast<double>(p.skipped)); });
+            break;
+        }
+        return;
+    }
+    index -= profileFamilies;
     auto selfFamily = [&start](std::string_view name)
     {
         const SelfMetric& m = SelfMetrics::get(name);

@@ -74,6 +74,7 @@ struct SelfStats
 };
 
 struct PersistedState;
+class OnlineProfiles;
 
 /// Turns probe results into metric families for one config: owns the cumulative per-series statistics and
 /// the self statistics. Used by one thread at a time (the config's loop); not synchronized.
@@ -90,6 +91,10 @@ public:
 
     /// Records one probe result of a series, made at `nowUnix` (seconds since the epoch).
     void record(std::size_t series, const ProbeResult& result, double nowUnix);
+
+    /// Writes the online-profile families of `profiles` (one series per device; null: none). `profiles` must
+    /// hold one profile per job and outlive the builder.
+    void setProfiles(const OnlineProfiles* profiles) { _profiles = profiles; }
 
     /// The self statistics, to be updated by the engine.
     SelfStats& self() { return _self; }
@@ -164,6 +169,8 @@ private:
     Labels _confLabels;
     std::vector<Labels> _jobLabels;
     std::vector<std::string> _jobAddresses;
+    std::vector<std::shared_ptr<const std::string>> _jobLabelText; ///< device, address and labels of a job
+    const OnlineProfiles* _profiles = nullptr;
     std::vector<Series> _series;
     SelfStats _self;
 };

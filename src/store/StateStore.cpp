@@ -12,6 +12,14 @@
 //   c <series key> <measurement key> <value>
 //   end <series count> <fnv1a of everything before the checksum>
 //
+// The online profiles of a config are in a file of their own, `<prom_id as base64url>.profile`:
+//
+//   fleetprobe-profile 1
+//   zone <zone name> <half-life seconds>
+//   d <device> <first cycle> <last cycle> <last online + 1> <cycles since probe> <cycles skipped>
+//   h <hour of week> <online weight> <weight> <probes> <weeks> <last cycle>     (the device's cells with
+//   data) end <device count> <fnv1a of everything before the checksum>
+//
 // Keys are base64url. Failure counters are stored by reason name (`timeout=3`), only the non-zero ones, so
 // the order of the FailureReason enum is not part of the format. A reason this version does not know (a file
 // written by a newer one) is ignored: it cannot be exported, and the rest of the series still loads.
@@ -34,7 +42,9 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -49,6 +59,7 @@ namespace
 const char* const magic = "fleetprobe-state 3";
 const char* const magicV2 = "fleetprobe-state 2"; // 0.1.0: failure counters by position
 const char* const magicV1 = "fleetprobe-state 1"; // before the `mismatch` reason and measurement counters
+const char* const profileMagic = "fleetprobe-profile 1";
 
 /// The failure counters of versions 1 and 2, in their order on the line (version 1 has the first six).
 const char* const legacyReasonOrder[] = {"timeout",    "refused", "unreachable", "resolve",
@@ -174,6 +185,23 @@ std::string base64UrlDecode(const std::string& in)
     {
         throw std::runtime_error("bad series key encoding");
     }
+}
+
+/// Checks the `end` line's checksum; returns the position of the newline before it.
+std::size_t checkSum(const std::string& text)
+{
+    const std::size_t endPos = text.rfind("\nend ");
+    if (endPos == std::string::npos || text.empty() || text.back() != '\n')
+        throw std::runtime_error("truncated (no end line)");
+    const std::string endLine = text.substr(endPos + 1, text.size() - endPos - 2);
+    Fields f(endLine, 0);
+    f.word();
+    f.u64();
+    const std::uint64_t sum = f.u64();
+    const std::size_t bodyLen = endPos + 1 + endLine.rfind(' ');
+    if (fnv1a(text.data(), bodyLen) != sum)
+        throw std::runtime_error("checksum mismatch");
+    return endPos;
 }
 
 } // namespace
@@ -330,18 +358,7 @@ PersistedState StateStore::decode(const std::string& text)
     if (!v1 && !v2 && !startsWithLine(text, magic))
         throw std::runtime_error("not a fleetprobe state file (bad header)");
     const std::size_t legacyFailureFields = v1 ? 6 : v2 ? 7 : 0;
-    if (endPos == std::string::npos || text.empty() || text.back() != '\n')
-        throw std::runtime_error("truncated (no end line)");
-    {
-        const std::string endLine = text.substr(endPos + 1, text.size() - endPos - 2);
-        Fields f(endLine, 0);
-        f.word();
-        f.u64();
-        const std::uint64_t sum = f.u64();
-        const std::size_t bodyLen = endPos + 1 + endLine.rfind(' ');
-        if (fnv1a(text.data(), bodyLen) != sum)
-            throw std::runtime_error("checksum mismatch");
-    }
+    checkSum(text);
     PersistedState state;
     std::istringstream in(text.substr(0, endPos + 1));
     std::string line;
@@ -447,9 +464,10 @@ PersistedState StateStore::decode(const std::string& text)
     return state;
 }
 
-std::optional<PersistedState> StateStore::load(const std::string& promId, std::string& problem) const
+template <class T>
+std::optional<T> StateStore::loadFile(const std::string& path, T (*decoder)(const std::string&),
+                                      std::string& problem, const char* lost) const
 {
-    const std::string path = pathFor(promId);
     std::ifstream in(path, std::ios::binary);
     if (!in)
     {
@@ -463,7 +481,7 @@ std::optional<PersistedState> StateStore::load(const std::string& promId, std::s
         ss << in.rdbuf();
         try
         {
-            return decode(ss.str());
+            return decoder(ss.str());
         }
         catch (const std::exception& e)
         {
@@ -475,11 +493,15 @@ std::optional<PersistedState> StateStore::load(const std::string& promId, std::s
             .count();
     const std::string aside = path + ".corrupt-" + std::to_string(now);
     if (::rename(path.c_str(), aside.c_str()) == 0)
-        problem += "; moved aside to " + aside + ", counters start from zero";
+        problem += "; moved aside to " + aside + ", " + lost;
     else
-        problem +=
-            "; could not move it aside (" + std::string(errnoText(errno)) + "), counters start from zero";
+        problem += "; could not move it aside (" + std::string(errnoText(errno)) + "), " + lost;
     return std::nullopt;
+}
+
+std::optional<PersistedState> StateStore::load(const std::string& promId, std::string& problem) const
+{
+    return loadFile(pathFor(promId), &StateStore::decode, problem, "counters start from zero");
 }
 
 void StateStore::save(const std::string& promId, const PersistedState& state) const
@@ -495,9 +517,125 @@ void StateStore::save(const std::string& promId, const PersistedState& state) co
 void StateStore::save(const std::string& promId, const std::vector<double>& rttBuckets, const SelfStats& self,
                       const SeriesSource& series) const
 {
-    const std::string path = pathFor(promId);
+    writeFile(pathFor(promId), encode(rttBuckets, self, series));
+}
+
+std::string StateStore::profilePathFor(const std::string& promId) const
+{
+    return _directory + "/" + GroupingKey::base64Url(promId) + ".profile";
+}
+
+std::optional<PersistedProfiles> StateStore::loadProfiles(const std::string& promId,
+                                                          std::string& problem) const
+{
+    return loadFile(profilePathFor(promId), &StateStore::decodeProfiles, problem, "profiles start empty");
+}
+
+void StateStore::saveProfiles(const std::string& promId, const PersistedProfiles& profiles) const
+{
+    writeFile(profilePathFor(promId), encodeProfiles(profiles));
+}
+
+std::string StateStore::encodeProfiles(const PersistedProfiles& profiles)
+{
+    std::string out = profileMagic;
+    out += "\nzone " + GroupingKey::base64Url(profiles.zone);
+    put(out, profiles.halfLifeSeconds);
+    out += '\n';
+    for (const auto& [device, p] : profiles.devices)
+    {
+        out += "d " + GroupingKey::base64Url(device);
+        put(out, p.firstUnix);
+        put(out, p.lastUnix);
+        const int lastOnlineCode = p.lastOnline + 1;
+        put(out, static_cast<std::uint64_t>(lastOnlineCode));
+        put(out, static_cast<std::uint64_t>(p.sinceProbe));
+        put(out, p.skipped);
+        out += '\n';
+        for (std::size_t h = 0; h < p.cells.size(); ++h)
+        {
+            const ProfileCell& c = p.cells[h];
+            if (c.probes == 0)
+                continue;
+            out += "h";
+            put(out, static_cast<std::uint64_t>(h));
+            put(out, c.online);
+            put(out, c.weight);
+            put(out, c.probes);
+            put(out, static_cast<std::uint64_t>(c.weeks));
+            put(out, c.updatedUnix);
+            out += '\n';
+        }
+    }
+    out += "end " + std::to_string(profiles.devices.size());
+    const std::uint64_t sum = fnv1a(out.data(), out.size());
+    out += ' ' + std::to_string(sum) + '\n';
+    return out;
+}
+
+PersistedProfiles StateStore::decodeProfiles(const std::string& text)
+{
+    if (!startsWithLine(text, profileMagic))
+        throw std::runtime_error("not a fleetprobe profile file (bad header)");
+    const std::size_t endPos = checkSum(text);
+    PersistedProfiles profiles;
+    std::istringstream in(text.substr(0, endPos + 1));
+    std::string line;
+    std::size_t lineNo = 0;
+    OnlineProfile* device = nullptr;
+    std::size_t count = 0;
+    while (std::getline(in, line))
+    {
+        if (++lineNo == 1)
+            continue;
+        Fields f(line, lineNo);
+        const std::string kind = f.word();
+        if (kind == "zone")
+        {
+            profiles.zone = base64UrlDecode(f.word());
+            profiles.halfLifeSeconds = f.f64();
+        }
+        else if (kind == "d")
+        {
+            OnlineProfile& p = profiles.devices[base64UrlDecode(f.word())];
+            p.firstUnix = f.f64();
+            p.lastUnix = f.f64();
+            const auto online = f.u64();
+            if (online > 2)
+                f.fail("bad last state");
+            p.lastOnline = static_cast<int>(online) - 1;
+            p.sinceProbe = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.u64(), UINT32_MAX));
+            p.skipped = f.u64();
+            device = &p;
+            ++count;
+        }
+        else if (kind == "h" && device)
+        {
+            const auto h = f.u64();
+            if (h >= device->cells.size())
+                f.fail("hour out of range");
+            ProfileCell& c = device->cells[h];
+            c.online = f.f64();
+            c.weight = f.f64();
+            c.probes = f.u64();
+            c.weeks = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.u64(), UINT32_MAX));
+            c.updatedUnix = f.f64();
+            if (c.online < 0 || c.weight < 0 || c.online > c.weight * (1 + 1e-9))
+                f.fail("bad weights");
+        }
+        else
+            f.fail("unknown record \"" + kind + "\"");
+        if (f.more())
+            f.fail("extra fields");
+    }
+    if (count != profiles.devices.size())
+        throw std::runtime_error("duplicate device");
+    return profiles;
+}
+
+void StateStore::writeFile(const std::string& path, const std::string& text) const
+{
     const std::string tmp = path + ".tmp";
-    const std::string text = encode(rttBuckets, self, series);
     // Any failure removes the temporary file: a full disk leaves the previous state file as it was and
     // nothing else.
     const auto fail = [&tmp](int fd, const std::string& what, int err)
@@ -547,7 +685,9 @@ void StateStore::removeStaleTemporaries() const
         for (const auto& entry : std::filesystem::directory_iterator(_directory, ec))
         {
             const std::string name = entry.path().filename().string();
-            if (name.size() > 10 && name.compare(name.size() - 10, 10, ".state.tmp") == 0)
+            const auto endsWith = [&name](const std::string& suffix)
+            { return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0; };
+            if (endsWith(".state.tmp") || endsWith(".profile.tmp"))
                 std::filesystem::remove(entry.path(), ec);
         }
     }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "metrics/MetricsBuilder.h"
+#include "profile/OnlineProfile.h"
 
 #include <functional>
 #include <map>
@@ -75,6 +76,22 @@ public:
     /// state.
     static PersistedState decode(const std::string& text);
 
+    /// The file that holds a config's online profiles (next to its state file, a format of its own, so that
+    /// state files stay readable by versions without profiles).
+    std::string profilePathFor(const std::string& promId) const;
+
+    /// Reads a config's online profiles, as load() reads its state (a corrupt file is moved aside).
+    std::optional<PersistedProfiles> loadProfiles(const std::string& promId, std::string& problem) const;
+
+    /// Writes a config's online profiles atomically. Throws std::runtime_error on an I/O error.
+    void saveProfiles(const std::string& promId, const PersistedProfiles& profiles) const;
+
+    /// The text form of profiles (exposed for tests).
+    static std::string encodeProfiles(const PersistedProfiles& profiles);
+
+    /// Parses the text form of profiles; throws std::runtime_error when it is not complete and valid.
+    static PersistedProfiles decodeProfiles(const std::string& text);
+
     /// The directory this store keeps its files in.
     const std::string& directory() const { return _directory; }
 
@@ -83,6 +100,10 @@ public:
 
 private:
     void removeStaleTemporaries() const;
+    template <class T>
+    std::optional<T> loadFile(const std::string& path, T (*decoder)(const std::string&), std::string& problem,
+                              const char* lost) const;
+    void writeFile(const std::string& path, const std::string& text) const;
 
     std::string _directory;
     int _lockFd = -1;

@@ -9,6 +9,7 @@ writes. Exit 0 when every check passed, 1 otherwise (each failure printed as `FA
 
 import base64
 import json
+import re
 import os
 import select
 import signal
@@ -195,6 +196,36 @@ FLEET = {
 }
 ORDER = {"down": 0, "partial": 1, "up": 2}
 
+# The planning list of online windows (issue 18): device, window start (null: none), text, heatmap cells.
+WINDOWS = """JSON.stringify(Array.from(document.querySelectorAll('#window-rows tr')).map(tr => ({
+    device: tr.dataset.device, start: tr.dataset.windowStart ? Number(tr.dataset.windowStart) : null,
+    text: tr.querySelector('td.window').innerText, cells: tr.querySelectorAll('.heat i').length,
+    on: tr.querySelectorAll('.heat i.on').length})))"""
+SILENT = {"meter-0003", "meter-0007", "datalogger-south-01"}
+
+
+def check_windows(browser):
+    """The planning list: every device, sorted by window start (none last), with its week heatmap. Devices
+    online in both cycles so far have a current window (this hour, p = 1); the silent ones (online in one cycle
+    of two) none; datalogger-north-01 carries the profile test-status-page.sh seeded: weekdays 08-12 UTC."""
+    check(browser.evaluate("document.querySelector('#planning').hidden") is False, "the planning list is shown")
+    plan = json.loads(browser.evaluate(WINDOWS))
+    check(sorted(r["device"] for r in plan) == sorted(FLEET), "one window row per device: %s" % plan)
+    starts = [r["start"] for r in plan]
+    known = [x for x in starts if x is not None]
+    check(starts[:len(known)] == sorted(known), "sorted by next window, unknown last: %s" % starts)
+    for r in plan:
+        check(r["cells"] == 168, "%s: a 7 x 24 heatmap: %d cells" % (r["device"], r["cells"]))
+        if r["device"] in SILENT:
+            check(r["start"] is None and r["text"].startswith("no window known yet"), "%s: no window: %r" % (r["device"], r["text"]))
+        elif r["device"] != "datalogger-north-01":
+            check(r["text"].startswith("current window: ") and "(p = 1.00)" in r["text"], "%s: %r" % (r["device"], r["text"]))
+    north = [r for r in plan if r["device"] == "datalogger-north-01"]
+    check(len(north) == 1 and north[0]["on"] == 20, "north: 20 likely hours (weekdays 08-12): %s" % north)
+    if north:
+        check(re.match(r"(next|current) window: (Mon|Tue|Wed|Thu|Fri) 08:00\u201312:00 \(p = 1\.00\)", north[0]["text"]),
+              "north: its seeded window: %r" % north[0]["text"])
+
 
 def main():
     # timeout(1) sends SIGTERM: leave through the finally below, which closes Chromium.
@@ -251,6 +282,7 @@ def main():
         check(others == ["meter-0009"], "status.json: no other device has a diagnosis: %r" % others)
         check(browser.evaluate("document.querySelector('#refresh').innerText.startsWith('Updated ')"),
               "the refresh time is shown")
+        check_windows(browser)
         browser.screenshot(shot, 1280, 800, False)
         print("screenshot: " + shot)
 
@@ -303,6 +335,8 @@ def main():
             check(browser.wait_for("document.body.dataset.gateway === 'ok'"),
                   "the page polls /status.json behind basic auth")
             browser.send("Fetch.disable")
+        check(browser.evaluate("document.querySelectorAll('#window-rows img, #window-rows script, #window-rows b').length") == 0,
+              "no markup from data in the planning list")
         check(browser.evaluate("document.querySelectorAll('#rows img, #rows script, #rows b, #summary b').length") == 0,
               "no element made from data")
         check(browser.evaluate("window.pwned === undefined"), "no script from data ran")

@@ -120,6 +120,25 @@ pids+=($!)
 for _ in $(seq 200); do [ -e "$work/peer.ready" ] && break; sleep 0.05; done
 [ -e "$work/peer.ready" ] || fail "fleetprobe-testpeer never became ready"
 
+# An online profile learned over two weeks for datalogger-north-01 (weekdays 08:00-12:00 UTC, 4 cycles an hour),
+# in the state file format of fleetprobe-profile 1: the planning list must show its window and heatmap.
+mkdir -p "$work/state"
+python3 - "$work/state" <<'EOF' || fail "writing the seeded profile"
+import base64, sys, time
+b64 = lambda s: base64.urlsafe_b64encode(s.encode()).decode()
+now = int(time.time())
+lines = ["fleetprobe-profile 1", "zone %s 2419200" % b64("UTC"),
+         "d %s %d %d 2 0 0" % (b64("datalogger-north-01"), now - 14 * 86400, now - 3600)]
+for h in range(168):
+    lines.append("h %d %d 4 4 2 %d" % (h, 4 if h < 120 and 8 <= h % 24 < 12 else 0, now - 3600))
+body = "\n".join(lines) + "\nend 1"
+h = 1469598103934665603
+for c in body.encode():
+    h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+with open("%s/%s.profile" % (sys.argv[1], b64("dataloggers")), "w") as f:
+    f.write("%s %d\n" % (body, h))
+EOF
+
 # One cycle while every device still answers, so the devices that go silent have a last-seen time.
 "$fleetprobe" --once --config-dir "$work/conf.d" --state-dir "$work/state" >/dev/null 2>"$work/once.log" ||
     fail "fleetprobe --once: exit $?"

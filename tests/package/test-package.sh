@@ -159,7 +159,7 @@ echo "$(basename "$deb"): $(stat -c %s "$deb") bytes"
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
 if grep -Eq -- '-dev([ ,(]|$)' <<< "$depends"; then fail "the package depends on a -dev package"; fi
-for d in adduser libcap2-bin liboping0; do
+for d in adduser libcap2-bin liboping0 tzdata; do
   grep -Eq "(^|, )$d( |,|$)" <<< "$depends" || fail "Depends lacks $d"
 done
 contents=$(dpkg-deb -c "$deb")

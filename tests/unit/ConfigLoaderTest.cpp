@@ -268,6 +268,53 @@ BOOST_AUTO_TEST_CASE(rtt_buckets)
         all());
 }
 
+BOOST_AUTO_TEST_CASE(online_profile_keys)
+{
+    auto c = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "timezone": "Europe/Madrid",
+                       "window_threshold": 0.9, "adaptive": true, "sleep_threshold": 0, "sleep_every": 4},
+                       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(c.has_value(), all());
+    BOOST_TEST(c->onlineProfile);
+    BOOST_TEST_REQUIRE(c->profile.zone != nullptr);
+    BOOST_TEST(c->profile.zone->name() == "Europe/Madrid");
+    BOOST_TEST(c->profile.windowThreshold == 0.9);
+    BOOST_TEST(c->profile.adaptive);
+    BOOST_TEST(c->profile.sleepThreshold == 0.0);
+    BOOST_TEST(c->profile.sleepEvery == 4);
+
+    auto d = parse(withJob(R"({"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]})"));
+    BOOST_TEST_REQUIRE(d.has_value(), all());
+    BOOST_TEST(d->profile.zone == nullptr); // UTC
+    BOOST_TEST(d->profile.windowThreshold == 0.8);
+    BOOST_TEST(!d->profile.adaptive);
+    BOOST_TEST(d->profile.sleepThreshold == 0.05);
+    BOOST_TEST(d->profile.sleepEvery == 10);
+
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "timezone": "Mars/Olympus",
+                          "window_threshold": 1.5, "sleep_threshold": -0.1, "sleep_every": 1, "adaptive": "yes"},
+                          "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.timezone: unknown time zone \"Mars/Olympus\": no "
+                        "/usr/share/zoneinfo/Mars/Olympus (is Debian's tzdata installed?)"),
+               all());
+    BOOST_TEST(hasError("configs/meters.json: conf.window_threshold: must be > 0 and <= 1, got 1.5"), all());
+    BOOST_TEST(hasError("configs/meters.json: conf.sleep_threshold: must be >= 0 and <= 1, got -0.1"), all());
+    BOOST_TEST(hasError("configs/meters.json: conf.sleep_every: must be an integer from 2 to 1000000, got 1"),
+               all());
+    BOOST_TEST(hasError("configs/meters.json: conf.adaptive: must be true or false, got \"yes\""), all());
+
+    BOOST_TEST(
+        !parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "timezone": "../../etc/passwd",
+                          "window_threshold": 0, "online_profile": false, "adaptive": true},
+                          "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.timezone: unknown time zone \"../../etc/passwd\": not an "
+                        "IANA zone name such as \"Europe/Madrid\""),
+               all());
+    BOOST_TEST(hasError("configs/meters.json: conf.window_threshold: must be > 0 and <= 1, got 0"), all());
+    BOOST_TEST(hasError("configs/meters.json: conf.adaptive: needs the online profile, but "
+                        "conf.online_profile is false"),
+               all());
+}
+
 BOOST_AUTO_TEST_CASE(non_utf8_bytes_are_rejected)
 {
     BOOST_TEST(!parse(withJob("{\"job\": \"a\xff\", \"ip\": \"127.0.0.2\", \"metrics\": [\"ping\"]}")));

@@ -21,6 +21,11 @@
 //   numbered the same way (one per cycle: the cycles are run more than a millisecond apart).
 // - `<duration>`: the value of exporter_duration_seconds, exporter_duration (compat group) and
 //   probe_duration_seconds (/probe), the measured probe phase; it must lie in [0, 10) s.
+// - `<hour:N>`: the value of fleetprobe_online_window_start_timestamp_seconds and _end_: the start or end of
+//   an hour of the wall clock (a whole multiple of 3600: the configs are in UTC), from the hour before the
+//   test run to eight days after it; numbered like `<time:N>`.
+// - `<history>`: the value of fleetprobe_online_profile_history_seconds, the time since the first cycle:
+//   within [0, 600) s.
 // A value that fails its check is left as it is, so that the comparison shows it. Not masked: every scripted
 // value (RTTs, measurements, fleetprobe_tls_cert_expiry_timestamp_seconds), every counter, and
 // exporter_spool_oldest_timestamp_seconds (0: without a state directory there is no spool).
@@ -42,6 +47,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -423,6 +429,8 @@ double unixNow()
 const std::set<std::string> wallClockFamilies = {"fleetprobe_last_seen_timestamp_seconds",
                                                  "exporter_last_push_success_timestamp_seconds",
                                                  "exporter_last_import_success_timestamp_seconds"};
+const std::set<std::string> windowFamilies = {"fleetprobe_online_window_start_timestamp_seconds",
+                                              "fleetprobe_online_window_end_timestamp_seconds"};
 const std::set<std::string> durationFamilies = {"exporter_duration_seconds", "exporter_duration",
                                                 "probe_duration_seconds"};
 
@@ -481,7 +489,7 @@ std::size_t seriesEnd(const std::string& line)
 std::string normalise(const std::string& transcript)
 {
     const double runEndUnix = unixNow() + 1;
-    TokenTable times("time"), millis("ms");
+    TokenTable times("time"), millis("ms"), hours("hour");
     std::istringstream in(transcript);
     std::string out;
     bool importBody = false;
@@ -507,6 +515,11 @@ std::string normalise(const std::string& transcript)
                     value = times.token(value);
                 else if (v && durationFamilies.count(name) && *v >= 0 && *v < 10)
                     value = "<duration>";
+                else if (v && windowFamilies.count(name) && std::fmod(*v, 3600) == 0 &&
+                         *v >= runStartUnix - 3600 && *v <= runEndUnix + 8 * 86400)
+                    value = hours.token(value);
+                else if (v && name == "fleetprobe_online_profile_history_seconds" && *v >= 0 && *v < 600)
+                    value = "<history>";
                 if (const auto ms = number(stamp);
                     ms && *ms >= runStartUnix * 1000 && *ms <= runEndUnix * 1000)
                     stamp = millis.token(stamp);

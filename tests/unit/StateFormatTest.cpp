@@ -3,6 +3,7 @@
 
 #include "engine/Scraper.h"
 #include "metrics/GroupingKey.h"
+#include "profile/OnlineProfile.h"
 #include "store/StateStore.h"
 
 #include <boost/test/unit_test.hpp>
@@ -181,6 +182,77 @@ BOOST_AUTO_TEST_CASE(malformed_reason_fields_are_corrupt)
 {
     for (const char* bad : {"timeout=", "=3", "timeout", "timeout=x", "timeout=-1", "timeout=1 timeout=2"})
         BOOST_CHECK_THROW(StateStore::decode(v3WithFailures(bad)), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(online_profiles_have_a_file_of_their_own_and_survive_a_restart)
+{
+    PersistedProfiles p;
+    p.zone = "Europe/Madrid";
+    p.halfLifeSeconds = 2419200;
+    OnlineProfile& m = p.devices["meter 1 \xC3\xA4"];
+    m.firstUnix = 1774224000.5;
+    m.lastUnix = 1774828000.25;
+    m.lastOnline = 0;
+    m.sinceProbe = 3;
+    m.skipped = 77;
+    m.cells[8] = ProfileCell{2.75, 3.0625, 5, 2, 1774800000};
+    m.cells[167] = ProfileCell{0, 1, 1, 1, 1774828000.25};
+    p.devices["never probed"];
+
+    const std::string text = StateStore::encodeProfiles(p);
+    BOOST_TEST(text.rfind("fleetprobe-profile 1\n", 0) == 0u);
+    char tmpl[] = "/tmp/fleetprobe-profile-format-XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    std::string problem;
+    std::optional<PersistedProfiles> loaded;
+    std::optional<PersistedState> state;
+    std::string corruptProblem;
+    {
+        StateStore store(dir);
+        store.saveProfiles("meters", p);
+        BOOST_TEST(store.profilePathFor("meters") != store.pathFor("meters"));
+        loaded = store.loadProfiles("meters", problem);
+        state = store.load("meters", problem); // no state file: the profile is not one
+        std::ofstream(store.profilePathFor("broken"), std::ios::binary) << text.substr(0, text.size() - 3);
+        BOOST_TEST(!store.loadProfiles("broken", corruptProblem).has_value());
+    }
+    std::filesystem::remove_all(dir);
+    BOOST_TEST(problem.empty(), problem);
+    BOOST_TEST(!state.has_value());
+    BOOST_TEST(corruptProblem.find("corrupt state file") != std::string::npos, corruptProblem);
+    BOOST_TEST(corruptProblem.find("profiles start empty") != std::string::npos, corruptProblem);
+    BOOST_TEST_REQUIRE(loaded.has_value());
+    BOOST_TEST(loaded->zone == "Europe/Madrid");
+    BOOST_TEST(loaded->halfLifeSeconds == 2419200.0);
+    BOOST_TEST_REQUIRE(loaded->devices.size() == 2u);
+    const OnlineProfile& b = loaded->devices.at("meter 1 \xC3\xA4");
+    BOOST_TEST(b.firstUnix == m.firstUnix);
+    BOOST_TEST(b.lastUnix == m.lastUnix);
+    BOOST_TEST(b.lastOnline == 0);
+    BOOST_TEST(b.sinceProbe == 3u);
+    BOOST_TEST(b.skipped == 77u);
+    BOOST_TEST(b.cells[8].online == 2.75);
+    BOOST_TEST(b.cells[8].weight == 3.0625);
+    BOOST_TEST(b.cells[8].probes == 5u);
+    BOOST_TEST(b.cells[8].weeks == 2u);
+    BOOST_TEST(b.cells[8].updatedUnix == 1774800000.0);
+    BOOST_TEST(b.cells[167].probes == 1u);
+    BOOST_TEST(b.cells[7].probes == 0u);
+    BOOST_TEST(loaded->devices.at("never probed").lastOnline == -1);
+    BOOST_TEST(StateStore::encodeProfiles(*loaded) == text);
+    // Damage is caught: the checksum, a weight above its total, an hour out of range.
+    std::string flipped = text;
+    flipped[flipped.find("h 8 ") + 4] = '3';
+    BOOST_CHECK_THROW(StateStore::decodeProfiles(flipped), std::runtime_error);
+    BOOST_CHECK_THROW(StateStore::decodeProfiles(sealed("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
+                                                        "h 1 2 1 1 1 0\nend 1")),
+                      std::runtime_error);
+    BOOST_CHECK_THROW(StateStore::decodeProfiles(sealed("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
+                                                        "h 168 1 1 1 1 0\nend 1")),
+                      std::runtime_error);
+    BOOST_TEST(StateStore::decodeProfiles(sealed("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
+                                                 "h 167 1 1 1 1 0\nend 1"))
+                   .zone == "UTC");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

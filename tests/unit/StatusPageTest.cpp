@@ -289,6 +289,59 @@ BOOST_AUTO_TEST_CASE(modemUpMeterDeadIsADiagnosisOfTheDevice)
             BOOST_TEST(d->isNull("diagnosis"), expected[i].first);
     }
     BOOST_TEST(config(root, 0)->getObject("counts")->getValue<int>("modem_up_meter_dead") == 2);
+BOOST_AUTO_TEST_CASE(onlineProfilesWithTheirWindowInLocalTime)
+{
+    auto e = entry("meters", {series("meter-1", "ping", true), series("meter-2", "ping", false)});
+    auto profiles = std::make_shared<ConfigRunner::ProfilesSnapshot>();
+    profiles->zone = TimeZone::load("Europe/Madrid");
+    profiles->windowThreshold = 0.75;
+    profiles->adaptive = true;
+    profiles->devices.resize(2);
+    auto& one = profiles->devices[0];
+    one.device = "meter-1";
+    one.probability.fill(-1);
+    one.probability[1 * 24 + 8] = 0.9666;
+    one.probes[1 * 24 + 8] = 12;
+    one.summary.probability = 0.25;
+    one.summary.weeks = 2.5;
+    one.summary.skipped = 7;
+    // Tuesday 2026-11-03 08:00–12:00 CET (07:00–11:00 UTC).
+    one.summary.window = OnlineWindow{1793689200, 1793703600, 0.9666};
+    auto& two = profiles->devices[1];
+    two.device = "meter-2";
+    two.probability.fill(-1);
+    two.summary.asleep = true;
+    e.snapshot.profiles = profiles;
+    RunningConfigs::Entry without = entry("loggers", {series("logger-1", "ping", true)});
+
+    const auto root = parse(StatusPage::json({e, without}, 1793660000));
+    BOOST_TEST(config(root, 0)->isNull("profile"), "no profile: null");
+    const auto p = config(root, 1)->getObject("profile");
+    BOOST_TEST_REQUIRE(p);
+    BOOST_TEST(p->getValue<std::string>("timezone") == "Europe/Madrid");
+    BOOST_TEST(p->getValue<double>("window_threshold") == 0.75);
+    BOOST_TEST(p->getValue<bool>("adaptive"));
+    const auto d = p->getArray("devices")->getObject(0);
+    BOOST_TEST(d->getValue<std::string>("name") == "meter-1");
+    BOOST_TEST(d->getValue<double>("probability") == 0.25);
+    BOOST_TEST(d->getValue<double>("weeks") == 2.5);
+    BOOST_TEST(d->getValue<int>("skipped") == 7);
+    BOOST_TEST(!d->getValue<bool>("asleep"));
+    const auto w = d->getObject("window");
+    BOOST_TEST(w->getValue<double>("start") == 1793689200.0);
+    BOOST_TEST(w->getValue<double>("end") == 1793703600.0);
+    BOOST_TEST(w->getValue<double>("probability") == 0.967);
+    BOOST_TEST(w->getValue<std::string>("start_local") == "Tue 08:00");
+    BOOST_TEST(w->getValue<std::string>("end_local") == "12:00");
+    const auto hours = d->getArray("hours");
+    BOOST_TEST_REQUIRE(hours->size() == 168u);
+    BOOST_TEST(hours->isNull(0));
+    BOOST_TEST(hours->getElement<double>(32) == 0.967);
+    BOOST_TEST(d->getArray("probes")->getElement<int>(32) == 12);
+    const auto d2 = p->getArray("devices")->getObject(1);
+    BOOST_TEST(d2->isNull("window"));
+    BOOST_TEST(d2->isNull("probability"));
+    BOOST_TEST(d2->getValue<bool>("asleep"));
 }
 
 BOOST_AUTO_TEST_CASE(noConfigs)

@@ -212,6 +212,72 @@
                                                                  : 'No device configured.');
   }
 
+  // --- Online windows (issue 18): the planning list, one row per device sorted by its next window. ---
+  const DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+  function windowText(w) {
+    const current = w.start <= data.now;
+    return (current ? 'current window: ' : 'next window: ') + w.start_local + '\u2013' + w.end_local +
+      ' (p = ' + w.probability.toFixed(2) + ')';
+  }
+
+  function heatmap(profile) {
+    const grid = el('div', 'heat');
+    grid.setAttribute('role', 'img');
+    let label = 'Week profile';
+    for (let day = 0; day < 7; ++day) {
+      const line = el('div', 'heat-day');
+      line.append(el('span', 'heat-name', DAYS[day]));
+      for (let h = 0; h < 24; ++h) {
+        const i = day * 24 + h, p = profile.hours[i];
+        const cell = el('i', p === null ? 'none' : (p >= 0.5 ? 'on' : 'off'));
+        if (p !== null) cell.style.setProperty('--p', String(p));
+        cell.title = DAYS[day] + ' ' + String(h).padStart(2, '0') + ':00 ' +
+          (p === null ? 'no cycle yet' : 'p = ' + p.toFixed(2) + ' (' + profile.probes[i] + ' cycles)');
+        line.append(cell);
+      }
+      grid.append(line);
+    }
+    if (profile.window) label += ', ' + windowText(profile.window);
+    grid.setAttribute('aria-label', label);
+    return grid;
+  }
+
+  function renderPlanning() {
+    const rows = [];
+    for (const c of data.configs) {
+      if (!c.profile) continue;
+      const addresses = new Map((c.devices || []).map((dev) => [dev.name, dev.address]));
+      for (const p of c.profile.devices) {
+        const address = addresses.get(p.name) || '';
+        if (filter.cls && c.prom_id !== filter.cls) continue;
+        if (filter.q && !(p.name + '\n' + address).toLowerCase().includes(filter.q.toLowerCase())) continue;
+        rows.push({ cls: c.prom_id, tz: c.profile.timezone, p: p, address: address });
+      }
+    }
+    rows.sort((a, b) => (a.p.window ? 0 : 1) - (b.p.window ? 0 : 1) ||
+                        (a.p.window && b.p.window ? a.p.window.start - b.p.window.start : 0) ||
+                        a.p.name.localeCompare(b.p.name));
+    const out = rows.map((row) => {
+      const tr = el('tr', row.p.window ? 'has-window' : 'no-window');
+      tr.dataset.device = row.p.name;
+      tr.dataset.class = row.cls;
+      if (row.p.window) tr.dataset.windowStart = String(row.p.window.start);
+      const next = el('td', 'window', row.p.window ? windowText(row.p.window) : 'no window known yet');
+      next.append(el('div', 'muted', row.tz + ' \u00b7 ' + row.p.weeks.toFixed(1) + ' weeks of history' +
+                                      (row.p.asleep ? ' \u00b7 asleep (probed less often)' : '')));
+      const name = el('td', 'name');
+      name.append(el('div', 'device', row.p.name), el('div', 'address', row.address));
+      const now = el('td', 'now', row.p.probability === null ? '\u2013' : 'p = ' + row.p.probability.toFixed(2));
+      const heat = el('td', 'heat-cell');
+      heat.append(heatmap(row.p));
+      tr.append(next, name, el('td', 'cls', row.cls), now, heat);
+      return tr;
+    });
+    $('window-rows').replaceChildren(...out);
+    $('planning').hidden = out.length === 0;
+  }
+
   function renderStatus() {
     const banner = $('banner');
     if (failingSince) {
@@ -233,6 +299,7 @@
     if (!data) return;
     renderSummary();
     renderRows();
+    renderPlanning();
     document.body.dataset.loaded = '1';
   }
 
