@@ -103,6 +103,9 @@ public:
         double lastCycleEndUnix = 0; ///< 0 before the first cycle
         /// Every series, in config order; null before the first cycle or without RunnerOptions::deviceStatus.
         std::shared_ptr<const std::vector<DeviceStatus>> devices;
+        /// The families of the config's metric profile after the last cycle (those with samples), for
+        /// `--listen`'s /metrics; null without RunnerOptions::deviceStatus or a profile that adds families.
+        std::shared_ptr<const std::vector<MetricFamily>> profileFamilies;
     };
 
     /// A copy of the self statistics, the last cycle's outcome and every series' status. Thread-safe.
