@@ -4,6 +4,7 @@
 #include "config/ConfigLoader.h"
 #include "engine/ConfigRunner.h"
 #include "metrics/GroupingKey.h"
+#include "metrics/MetricProfile.h"
 #include "sinks/GroupPusher.h"
 #include "sinks/PingExporterSink.h"
 #include "sinks/PushClient.h"
@@ -135,12 +136,15 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     // ServerApplication's own options (--daemon, --pidfile) are not offered: run under a supervisor instead.
     options.addOption(Option("help", "h", "Show this help and exit."));
     options.addOption(Option("version", "", "Show the version and exit."));
-    options.addOption(Option("config", "c", "A device-class config file (JSON). Repeatable.")
+    options.addOption(Option("config", "c",
+                             "A device-class config file (JSON; a tcp_ping_prometheus targets file; "
+                             "connection-status-exporter's YAML). Repeatable.")
                           .repeatable(true)
                           .argument("FILE"));
-    options.addOption(Option("config-dir", "d", "Read every *.json file of DIR as a config. Repeatable.")
-                          .repeatable(true)
-                          .argument("DIR"));
+    options.addOption(
+        Option("config-dir", "d", "Read every *.json, *.yaml and *.yml file of DIR as a config. Repeatable.")
+            .repeatable(true)
+            .argument("DIR"));
     options.addOption(Option("pushgateway", "p",
                              "Pushgateway base URL, e.g. http://127.0.0.1:9091 (may carry a path "
                              "prefix).")
@@ -149,6 +153,11 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                              "PingExporter's push file (ip_pushgateway, port_pushgateway, "
                              "username_pushgateway, pass_pushgateway).")
                           .argument("FILE"));
+    options.addOption(
+        Option("compat", "",
+               "The metric profile of every config whose file names none in conf.compat: "
+               "connection-status, pingexporter, tcp-ping, or none (default: the file format's own).")
+            .argument("NAME"));
     options.addOption(Option("push-gzip", "",
                              "Send pushes gzip-compressed (Content-Encoding: gzip): ~25x fewer bytes on the "
                              "uplink."));
@@ -305,6 +314,13 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _rwPasswordFile = value;
     else if (name == "remote-write-bearer-token-file")
         _rwBearerTokenFile = value;
+    else if (name == "compat")
+    {
+        if (value != "none" && !MetricProfile::find(value))
+            throw Poco::InvalidArgumentException("--compat: unknown metric profile \"" + value +
+                                                 "\" (known: " + ConfigLoader::knownProfiles() + ")");
+        _compat = value;
+    }
     else if (name == "push-gzip")
         _pushGzip = true;
     else if (name == "spool-no-fsync")
@@ -361,7 +377,7 @@ std::vector<std::string> FleetprobeApp::configFiles() const
         for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
         {
             const auto& p = it->path();
-            if (p.extension() == ".json" && it->is_regular_file(ec))
+            if ((p.extension() == ".json" || ConfigLoader::isYamlFile(p.string())) && it->is_regular_file(ec))
                 found.push_back(p.string());
         }
         if (ec)
@@ -385,13 +401,29 @@ std::vector<FleetprobeApp::LoadedConfig> FleetprobeApp::loadConfigs(ConfigProble
         auto config = loader.parse(*text, file, errors);
         if (!config)
             continue;
+        if (!config->compatFromFile && !_compat.empty())
+            config->compat = _compat == "none" ? "" : _compat;
+        // PingExporter runs two files of one prom_id (the later push replacing the earlier group). Here the
+        // later file's groups, state and spool get `config="<file name>"` after the instance, so that neither
+        // overwrites the other's.
         auto [it, fresh] = promIds.emplace(config->promId, file);
         if (!fresh)
         {
-            errors.push_back(ConfigProblem{file, "conf.prom_id",
-                                           "\"" + config->promId + "\" is already used by " + it->second +
-                                               " (the two would overwrite each other's push group)"});
-            continue;
+            config->groupLabels = {{"config", std::filesystem::path(file).filename().string()}};
+            for (const auto& other : configs)
+                if (other.config.promId == config->promId && other.config.groupLabels == config->groupLabels)
+                {
+                    errors.push_back(ConfigProblem{file, "conf.prom_id",
+                                                   "\"" + config->promId + "\" is already used by " +
+                                                       other.config.file + ", a file of the same name"});
+                    config.reset();
+                    break;
+                }
+            if (!config)
+                continue;
+            log().warning(file + ": conf.prom_id: \"" + config->promId + "\" is already used by " +
+                          it->second + ": this file's groups get config=\"" +
+                          config->groupLabels.front().second + "\" in their grouping key");
         }
         configs.push_back(LoadedConfig{std::move(*config), std::move(*text)});
     }
@@ -495,6 +527,8 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
             options.spoolRoot = _state->directory() + "/spool";
         options.spoolMaxBytes = _spoolMaxBytes;
         options.spoolFsync = _spoolFsync;
+        options.spoolId = config.stateId();
+        options.extraLabels = config.groupLabels;
         sinks.push_back(
             std::make_unique<VictoriaMetricsSink>(std::make_unique<VictoriaMetricsClient>(_importTarget),
                                                   config.promId, _instanceName, config.file, options));
@@ -515,7 +549,7 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
     {
         auto pusher = std::make_shared<GroupPusher>(std::make_unique<PushgatewayClient>(_target));
         sinks.push_back(std::make_unique<PushgatewaySink>(pusher));
-        if (config.compatPingExporter)
+        if (config.compatPingExporter())
             sinks.push_back(std::make_unique<PingExporterSink>(pusher));
     }
     else if (_importTarget.url.empty() && _remoteWriteTargets.empty())

@@ -106,6 +106,7 @@ private:
     std::uint64_t _spoolMaxBytes = 256ull << 20;
     bool _spoolFsync = true;
     bool _pushGzip = false;
+    std::string _compat; ///< --compat: the profile of configs without conf.compat ("none": no profile)
 
     // Set up by runMain for the run modes.
     PushTarget _target;

@@ -32,6 +32,9 @@ struct JobConfig
     std::vector<std::string> metrics; ///< the scrapers to run (registered names, aliases resolved), in order
     std::vector<std::string> named;   ///< `metrics` as written (aliases kept)
     Labels labels;                    ///< the job's own labels
+    /// The labels a metric profile writes for this job's series, when its file was in that tool's format (a
+    /// connection-status socket's host, name, port and protocol as written); empty: the profile derives them.
+    Labels profileLabels;
     /// Each scraper's own settings for this job (what its descriptor's parseJob made), by scraper name.
     std::map<std::string, std::shared_ptr<const ScraperSettings>> settings;
 
@@ -54,13 +57,31 @@ struct DeviceClassConfig
     int threads = 4;
     Labels labels;                  ///< `conf.labels`, on every device series
     std::vector<double> rttBuckets; ///< upper bounds of fleetprobe_rtt_seconds; empty disables the histogram
-    bool compatPingExporter = false;
     bool onlineProfile =
         true; ///< `conf.online_profile`: learn each device's online hours (series, status page)
     ProfileSettings profile; ///< `conf.timezone`, `conf.window_threshold`, `conf.adaptive`, `conf.sleep_*`
+    /// The metric profile (MetricProfile) written beside fleetprobe's own series: `conf.compat`, else
+    /// `--compat`, else the default of the file's format; empty for none.
+    std::string compat;
+    /// The format the file was written in: "fleetprobe" (fleetprobe's and PingExporter's JSON) or a foreign
+    /// tool's ("tcp-ping": tcp_ping_prometheus's `-targets` JSON).
+    std::string format = "fleetprobe";
+    /// True when `conf.compat` named the profile (then `--compat` does not replace it).
+    bool compatFromFile = false;
+    /// Jobs as the file lists them, repeats included (PingExporter's `exporter_jobs`); jobs.size() may be
+    /// smaller when a job repeated an earlier one and was probed once.
+    std::size_t jobsInFile = 0;
+    /// Grouping-key labels after `instance` (`config="<file name>"` when an earlier file has the same
+    /// prom_id), so that the two push groups, state files and spools stay apart.
+    Labels groupLabels;
     /// What each scraper's parseConf made of its conf keys (e.g. `conf.ping`), by scraper name.
     std::map<std::string, std::shared_ptr<const ScraperSettings>> confSettings;
     std::vector<JobConfig> jobs;
+
+    /// True when the PingExporter profile is chosen.
+    bool compatPingExporter() const { return compat == "pingexporter"; }
+    /// The key of the config's state file and spool: prom_id, plus groupLabels when there are any.
+    std::string stateId() const;
 };
 
 /// Where and how to push. An empty url means "write to stdout".

@@ -1,15 +1,22 @@
 #include "config/ConfigLoader.h"
 
 #include "config/ConfigReader.h"
+#include "config/YamlReader.h"
+#include "metrics/GroupingKey.h"
+#include "metrics/MetricProfile.h"
 #include "util/ErrnoText.h"
+#include "util/Log.h"
 #include "util/Text.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace fleetprobe
 {
@@ -20,8 +27,51 @@ const std::vector<double>& defaultRttBuckets()
     return buckets;
 }
 
+std::string DeviceClassConfig::stateId() const
+{
+    std::string id = promId;
+    for (const auto& [name, value] : groupLabels)
+        id += "/" + GroupingKey::segment(name, value);
+    return id;
+}
+
 namespace
 {
+
+/// A value as canonical text (kinds, members in file order), to tell a repeated job from another.
+void canonical(const ConfigValue& v, std::string& out)
+{
+    switch (v.kind())
+    {
+    case ConfigValue::Kind::Object:
+        out += '{';
+        for (const auto& [key, member] : v.members())
+        {
+            out += std::to_string(key.size()) + ":" + key;
+            canonical(member, out);
+        }
+        out += '}';
+        break;
+    case ConfigValue::Kind::Array:
+        out += '[';
+        for (const auto& item : v.items())
+            canonical(item, out);
+        out += ']';
+        break;
+    case ConfigValue::Kind::String:
+        out += "s" + std::to_string(v.asString().size()) + ":" + v.asString();
+        break;
+    default:
+        out += v.show() + ";";
+    }
+}
+
+std::string canonical(const ConfigValue& v)
+{
+    std::string out;
+    canonical(v, out);
+    return out;
+}
 
 /// Splits PingExporter's `ip` (host, `host:port`, `[v6]:port`, or a bare IPv6 literal).
 bool splitAddressImpl(const std::string& ip, std::string& host, std::optional<int>& port, std::string& why)
@@ -164,6 +214,20 @@ std::vector<std::string> toStrings(const ConfigProblems& problems)
 
 ConfigLoader::ConfigLoader(const ScraperRegistry& registry) : _registry(registry) {}
 
+bool ConfigLoader::isYamlFile(const std::string& file)
+{
+    const std::string extension = std::filesystem::path(file).extension().string();
+    return extension == ".yaml" || extension == ".yml";
+}
+
+std::string ConfigLoader::knownProfiles()
+{
+    std::string known = "\"none\"";
+    for (const auto& name : MetricProfile::names())
+        known += ", \"" + name + "\"";
+    return known;
+}
+
 bool ConfigLoader::splitAddress(const std::string& ip, std::string& host, std::optional<int>& port,
                                 std::string& why)
 {
@@ -261,6 +325,21 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
         check.error("", "is not valid UTF-8 text");
         return std::nullopt;
     }
+    // connection-status-exporter's YAML (*.yaml, *.yml): the only YAML config format read so far.
+    if (isYamlFile(file))
+    {
+        ConfigValue yaml;
+        try
+        {
+            yaml = parseYaml(text);
+        }
+        catch (const std::exception& e)
+        {
+            check.error("", std::string("invalid YAML: ") + e.what());
+            return std::nullopt;
+        }
+        return parseConnectionStatus(yaml, file, problems);
+    }
     ConfigValue root;
     try
     {
@@ -271,7 +350,237 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const std::string& text, co
         check.error("", std::string("invalid JSON: ") + e.what());
         return std::nullopt;
     }
+    // An array with an object in it is tcp_ping_prometheus's targets file (fleetprobe's own is an object).
+    if (root.isArray() && std::any_of(root.items().begin(), root.items().end(),
+                                      [](const ConfigValue& item) { return item.isObject(); }))
+        return parseTcpPingTargets(root, file, problems);
     return parse(root, file, problems);
+}
+
+std::optional<DeviceClassConfig> ConfigLoader::parseTcpPingTargets(const ConfigValue& root,
+                                                                   const std::string& file,
+                                                                   ConfigProblems& problems) const
+{
+    // tcp_ping_prometheus's -targets file: a JSON array of {"name", "address": "host:port"} (fleetprobe's own
+    // format is an object). Each target is a tcp_echo job; frames every 500 ms, the first frame's timeout
+    // 1 s (RFC 6298's initial RTO), as tcp_ping_prometheus's -interval and -timeout defaults.
+    ConfigReader check(file, problems);
+    ConfigValue jobs = ConfigValue::array();
+    for (std::size_t i = 0; i < root.items().size(); ++i)
+    {
+        const std::string p = "[" + std::to_string(i) + "]";
+        const ConfigValue& item = root.items()[i];
+        if (!item.isObject())
+        {
+            check.error(
+                p, "must be an object with \"name\" and \"address\" (a tcp_ping_prometheus target), got " +
+                       item.show());
+            continue;
+        }
+        const ConfigSection target(check, item, p);
+        target.unknownKeys({"name", "address"});
+        std::optional<std::string> name, address;
+        if (!target.has("name"))
+            check.error(p + ".name", "missing");
+        else
+            name = target.string("name");
+        if (!target.has("address"))
+            check.error(p + ".address", "missing");
+        else
+            address = target.string("address");
+        std::string host, why;
+        std::optional<int> port;
+        if (address && !splitAddress(*address, host, port, why))
+            check.error(p + ".address", why + ", got " + item.find("address")->show());
+        else if (address && !port)
+            check.error(p + ".address",
+                        "must be host:port (the echo server's port), got " + item.find("address")->show());
+        if (!name || !address || !port)
+            continue;
+        ConfigValue job = ConfigValue::object();
+        job.set("job", ConfigValue::string(*name));
+        job.set("ip", ConfigValue::string(*address));
+        job.set("metrics", ConfigValue::array()).add(ConfigValue::string("tcp_echo"));
+        ConfigValue echo = ConfigValue::object();
+        echo.set("port", ConfigValue::integer(*port));
+        echo.set("interval_ms", ConfigValue::integer(500));
+        job.set("tcp_echo", std::move(echo));
+        jobs.add(std::move(job));
+    }
+    if (check.count() > 0)
+        return std::nullopt;
+    ConfigValue conf = ConfigValue::object();
+    conf.set("prom_id", ConfigValue::string(std::filesystem::path(file).stem().string()));
+    conf.set("interval", ConfigValue::integer(tcpPingIntervalSeconds));
+    conf.set("timeout", ConfigValue::integer(tcpPingIntervalSeconds - 1));
+    ConfigValue buckets = ConfigValue::array();
+    for (double b : tcpPingRttBuckets())
+        buckets.add(ConfigValue::number(b));
+    conf.set("rtt_buckets", std::move(buckets));
+    ConfigValue doc = ConfigValue::object();
+    doc.set("conf", std::move(conf));
+    doc.set("jobs", std::move(jobs));
+    auto config = parse(doc, file, problems);
+    if (config)
+    {
+        config->format = "tcp-ping";
+        config->compat = "tcp-ping";
+    }
+    return config;
+}
+
+std::optional<DeviceClassConfig> ConfigLoader::parseConnectionStatus(const ConfigValue& root,
+                                                                     const std::string& file,
+                                                                     ConfigProblems& problems) const
+{
+    // connection-status-exporter's YAML: `sockets:` of name, host, port, protocol (default tcp) and timeout
+    // (seconds, default 5). Sockets of one name and host become one port job; a unix or ip socket is a job of
+    // its own that carries its labels as written (profileLabels).
+    ConfigReader check(file, problems);
+    if (!root.isObject() || !root.has("sockets"))
+    {
+        check.error("", "must be a connection-status-exporter config with \"sockets:\", got " + root.show());
+        return std::nullopt;
+    }
+    for (const auto& member : root.members())
+        if (member.first != "sockets")
+            log().warning(file + ": " + member.first +
+                          ": ignored (connection-status-exporter ignores it too)");
+    const ConfigValue& sockets = *root.find("sockets");
+    if (!sockets.isArray() || sockets.items().empty())
+    {
+        check.error("sockets", "must be a non-empty list of sockets, got " + sockets.show());
+        return std::nullopt;
+    }
+    static const std::set<std::string> networks = {"tcp", "tcp4", "tcp6", "udp",  "udp4",     "udp6",
+                                                   "ip",  "ip4",  "ip6",  "unix", "unixgram", "unixpacket"};
+    struct PendingJob
+    {
+        std::string name, host;
+        bool ping = false;
+        std::vector<ConfigValue> ports;
+        Labels profileLabels; ///< empty: derived by the profile
+    };
+    std::vector<PendingJob> pending;
+    std::map<std::pair<std::string, std::string>, std::size_t> portJobs; // (name, host) -> index in pending
+    long long maxTimeout = 1;
+    for (std::size_t i = 0; i < sockets.items().size(); ++i)
+    {
+        const std::string p = ConfigReader::at("sockets", i);
+        const ConfigValue& item = sockets.items()[i];
+        if (!item.isObject())
+        {
+            check.error(p, "must be a socket (name, host, port, protocol, timeout), got " + item.show());
+            continue;
+        }
+        const ConfigSection socket(check, item, p);
+        socket.unknownKeys({"name", "host", "port", "protocol", "timeout"});
+        std::optional<std::string> name, host;
+        std::optional<long long> port;
+        std::string protocol = "tcp";
+        long long timeout = 5;
+        if (!socket.has("name"))
+            check.error(p + ".name", "missing");
+        else
+            name = socket.string("name");
+        if (!socket.has("host"))
+            check.error(p + ".host", "missing");
+        else
+            host = socket.string("host");
+        if (!socket.has("port"))
+            check.error(p + ".port", "missing");
+        else
+            port = socket.integer("port", 1, 65535);
+        if (auto s = socket.string("protocol"))
+        {
+            if (!networks.count(*s))
+                check.error(p + ".protocol",
+                            "unknown protocol " + item.find("protocol")->show() +
+                                " (known: tcp, tcp4, tcp6, udp, udp4, udp6, ip, ip4, ip6, unix, "
+                                "unixgram, unixpacket)");
+            protocol = *s;
+        }
+        if (auto n = socket.integer("timeout", 0, 86399))
+            timeout = *n == 0 ? 5 : *n; // 0 is its default, as there
+        if (!name || !host || !port)
+            continue;
+        maxTimeout = std::max(maxTimeout, timeout);
+        const std::string portText = std::to_string(*port);
+        const Labels labels = {{"host", *host}, {"name", *name}, {"port", portText}, {"protocol", protocol}};
+        ConfigValue portValue = ConfigValue::object();
+        const bool ip = protocol.rfind("ip", 0) == 0;
+        const bool unixSocket = protocol.rfind("unix", 0) == 0;
+        if (!ip)
+        {
+            if (unixSocket)
+            {
+                portValue.set("protocol", ConfigValue::string(protocol));
+                portValue.set("path", ConfigValue::string(*host + ":" + portText)); // Go dials "host:port"
+            }
+            else
+            {
+                portValue.set("port", ConfigValue::integer(*port));
+                portValue.set("protocol", ConfigValue::string(protocol));
+            }
+            portValue.set("timeout", ConfigValue::integer(timeout));
+        }
+        auto grouped = portJobs.find({*name, *host});
+        if (!ip && !unixSocket && grouped != portJobs.end())
+        {
+            pending[grouped->second].ports.push_back(std::move(portValue));
+            continue;
+        }
+        if (!ip && !unixSocket)
+            portJobs[{*name, *host}] = pending.size();
+        PendingJob job{*name, *host, ip, {}, ip || unixSocket ? labels : Labels{}};
+        if (!ip)
+            job.ports.push_back(std::move(portValue));
+        pending.push_back(std::move(job));
+    }
+    ConfigValue jobs = ConfigValue::array();
+    for (auto& p : pending)
+    {
+        ConfigValue job = ConfigValue::object();
+        job.set("job", ConfigValue::string(p.name));
+        // A unix socket's host is part of its path; the job's own ip is then the local host.
+        const bool local = !p.ping && p.ports.size() == 1 && p.ports.front().has("path");
+        job.set("ip", ConfigValue::string(local ? "localhost" : p.host));
+        job.set("metrics", ConfigValue::array()).add(ConfigValue::string(p.ping ? "ping" : "port"));
+        if (!p.ping)
+        {
+            ConfigValue& ports = job.set("ports", ConfigValue::array());
+            for (auto& port : p.ports)
+                ports.add(std::move(port));
+        }
+        jobs.add(std::move(job));
+    }
+    if (check.count() > 0)
+        return std::nullopt;
+    ConfigValue conf = ConfigValue::object();
+    conf.set("prom_id", ConfigValue::string(std::filesystem::path(file).stem().string()));
+    conf.set("interval",
+             ConfigValue::integer(std::max<long long>(connectionStatusIntervalSeconds, maxTimeout + 1)));
+    conf.set("timeout", ConfigValue::integer(maxTimeout));
+    ConfigValue doc = ConfigValue::object();
+    doc.set("conf", std::move(conf));
+    doc.set("jobs", std::move(jobs));
+    auto config = parse(doc, file, problems);
+    if (config)
+    {
+        config->format = "connection-status";
+        config->compat = "connection-status";
+        // In order; a job the loader dropped as an exact repeat is skipped over.
+        std::size_t next = 0;
+        for (auto& job : config->jobs)
+            for (; next < pending.size(); ++next)
+                if (pending[next].name == job.name &&
+                    (pending[next].host == job.address || job.address == "localhost"))
+                {
+                    job.profileLabels = std::move(pending[next++].profileLabels);
+                    break;
+                }
+    }
+    return config;
 }
 
 std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, const std::string& file,
@@ -280,7 +589,9 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
     ConfigReader check(file, problems);
     if (!root.isObject())
     {
-        check.error("", "must be a JSON object with \"conf\" and \"jobs\", got " + root.show());
+        check.error("", "must be a JSON object with \"conf\" and \"jobs\" (or a tcp_ping_prometheus targets "
+                        "list of {\"name\", \"address\"} objects), got " +
+                            root.show());
         return std::nullopt;
     }
     check.unknownKeys(root, "", {"conf", "jobs"});
@@ -364,11 +675,11 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
         }
         if (auto s = conf.string("compat"))
         {
-            if (*s == "pingexporter")
-                config.compatPingExporter = true;
+            if (*s == "none" || MetricProfile::find(*s))
+                config.compat = *s == "none" ? "" : *s, config.compatFromFile = true;
             else
-                check.error("conf.compat", "unknown compat mode " + conf.get("compat")->show() +
-                                               " (known: \"pingexporter\")");
+                check.error("conf.compat", "unknown metric profile " + conf.get("compat")->show() +
+                                               " (known: " + knownProfiles() + ")");
         }
         readProfile(conf, config);
         // Each scraper's conf keys, read once whether or not a job names the scraper.
@@ -388,7 +699,8 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
     {
         if (jobs->items().empty())
             check.error("jobs", "is empty: a config needs at least one job");
-        std::set<std::string> seen;
+        // Earlier jobs by name: (index in the file, ip as written, canonical text of the job object).
+        std::multimap<std::string, std::tuple<std::size_t, std::string, std::string>> seen;
         std::set<std::string> knownJobKeys = coreJobKeys();
         for (const auto& d : _registry.descriptors())
             knownJobKeys.insert(d->jobKeys.begin(), d->jobKeys.end());
@@ -404,14 +716,11 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
             const ConfigSection jo(check, jv, jp);
             jo.unknownKeys(knownJobKeys);
             JobConfig job;
+            ++config.jobsInFile;
             if (!jo.has("job"))
                 check.error(jp + ".job", "missing");
             else if (auto s = jo.string("job"))
-            {
                 job.name = *s;
-                if (!seen.insert(job.name).second)
-                    check.error(jp + ".job", "duplicate job " + jo.get("job")->show());
-            }
             if (!jo.has("ip"))
                 check.error(jp + ".ip", "missing");
             else if (auto s = jo.string("ip"))
@@ -457,6 +766,44 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
             }
             if (const ConfigValue* labels = jo.get("labels"))
                 job.labels = check.labels(*labels, jp + ".labels", reserved);
+            // A repeated job name, as PingExporter's own README template has: a job identical to an earlier
+            // one is probed once; one with another ip is kept, its series told apart by `address`; the same
+            // name and ip with other settings would make the same series twice and is an error.
+            bool repeat = false;
+            if (!job.name.empty())
+            {
+                const std::string text = canonical(jv);
+                const auto [first, last] = seen.equal_range(job.name);
+                for (auto it = first; it != last; ++it)
+                {
+                    const auto& [index, address, earlier] = it->second;
+                    const std::string other = ConfigReader::at("jobs", index);
+                    if (earlier == text)
+                    {
+                        log().warning(file + ": " + jp + ".job: " + jo.get("job")->show() + " repeats " +
+                                      other + " exactly: probed once");
+                        repeat = true;
+                        break;
+                    }
+                    if (address == job.address)
+                    {
+                        check.error(jp + ".job", "duplicate job " + jo.get("job")->show() +
+                                                     " with the same ip as " + other +
+                                                     " but other settings (their series would be the same)");
+                        repeat = true;
+                        break;
+                    }
+                }
+                if (!repeat && first != last)
+                    log().warning(file + ": " + jp + ".job: duplicate job " + jo.get("job")->show() +
+                                  " (another ip than " +
+                                  ConfigReader::at("jobs", std::get<0>(first->second)) +
+                                  "): both are probed, their series told apart by the address label");
+                if (!repeat)
+                    seen.emplace(job.name, std::make_tuple(i, job.address, text));
+            }
+            if (repeat)
+                continue;
             // Each scraper's keys: allowed only with their scraper, read by it.
             for (const auto& d : _registry.descriptors())
             {

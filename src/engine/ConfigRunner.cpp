@@ -2,6 +2,7 @@
 
 #include "engine/CycleScheduler.h"
 #include "metrics/GroupingKey.h"
+#include "metrics/MetricProfile.h"
 #include "metrics/TextSerializer.h"
 #include "store/StateStore.h"
 #include "util/Clock.h"
@@ -13,21 +14,34 @@
 namespace fleetprobe
 {
 
-/// The sinks' read-only view of the runner's metrics.
+/// The sinks' read-only view of the runner's metrics: fleetprobe's own families, then those of the config's
+/// metric profile (null: none).
 class ConfigRunner::Families : public FamilySource
 {
 public:
-    explicit Families(const MetricsBuilder& metrics) : _metrics(metrics) {}
+    Families(const MetricsBuilder& metrics, const MetricProfile* profile)
+        : _metrics(metrics), _profile(profile)
+    {
+    }
 
-    std::size_t familyCount() const override { return _metrics.familyCount(); }
+    std::size_t familyCount() const override
+    {
+        return _metrics.familyCount() + (_profile ? _profile->familyCount() : 0);
+    }
     void buildFamily(std::size_t index, MetricFamily& family) const override
     {
-        _metrics.buildFamily(index, family);
+        const std::size_t own = _metrics.familyCount();
+        if (index < own)
+            _metrics.buildFamily(index, family);
+        else
+            _profile->buildFamily(
+                index - own, [this](const auto& visit) { _metrics.forEachProfileSeries(visit); }, family);
     }
     std::vector<std::pair<std::string, double>> devPing() const override { return _metrics.devPing(); }
 
 private:
     const MetricsBuilder& _metrics;
+    const MetricProfile* _profile;
 };
 
 namespace
@@ -75,11 +89,17 @@ std::vector<ProbePlan> ConfigRunner::plansFor(const DeviceClassConfig& config,
 ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& registry,
                            std::vector<std::unique_ptr<Sink>> sinks, RunnerOptions options)
     : _config(std::move(config)), _options(std::move(options)), _metrics(_config, registry.measurements()),
-      _sinks(std::move(sinks)), _families(std::make_unique<Families>(_metrics))
+      _sinks(std::move(sinks)),
+      _families(std::make_unique<Families>(_metrics, MetricProfile::find(_config.compat)))
 {
     _executor = std::make_unique<CycleExecutor>(_config, plansFor(_config, registry, _metrics), _metrics);
-    _group = CycleGroup{_config.file, _config.promId, _options.instance, _config.jobs.size()};
-    _groupPath = GroupingKey::path(_config.promId, {{"instance", _options.instance}});
+    _group = CycleGroup{_config.file,
+                        _config.promId,
+                        _options.instance,
+                        _config.jobs.size(),
+                        _config.jobsInFile > 0 ? _config.jobsInFile : _config.jobs.size(),
+                        _config.groupLabels};
+    _groupPath = _group.path();
     if (_config.onlineProfile)
     {
         std::vector<std::string> names;
@@ -91,7 +111,7 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
     if (_options.state && _profiles)
     {
         std::string problem;
-        auto profiles = _options.state->loadProfiles(_config.promId, problem);
+        auto profiles = _options.state->loadProfiles(_config.stateId(), problem);
         if (!problem.empty())
             log().error(_config.file + ": " + problem);
         if (profiles)
@@ -108,7 +128,7 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
     if (_options.state)
     {
         std::string problem;
-        auto state = _options.state->load(_config.promId, problem);
+        auto state = _options.state->load(_config.stateId(), problem);
         if (!problem.empty())
             log().error(_config.file + ": " + problem);
         if (state)
@@ -134,7 +154,7 @@ std::string ConfigRunner::saveState()
     std::string problem;
     try
     {
-        _options.state->save(_config.promId, _metrics.rttBuckets(), _metrics.self(),
+        _options.state->save(_config.stateId(), _metrics.rttBuckets(), _metrics.self(),
                              [this](const auto& visit) { _metrics.forEachSeries(visit); });
     }
     catch (const std::exception& e)
@@ -180,7 +200,7 @@ void ConfigRunner::saveProfiles(bool now)
         return;
     try
     {
-        _options.state->saveProfiles(_config.promId, _profiles->exportState());
+        _options.state->saveProfiles(_config.stateId(), _profiles->exportState());
         _profilesSaved = t;
     }
     catch (const std::exception& e)
@@ -308,10 +328,23 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
     {
         std::shared_ptr<const std::vector<DeviceStatus>> devices;
         std::shared_ptr<const ProfilesSnapshot> profiles;
+        std::shared_ptr<std::vector<MetricFamily>> profile;
         if (_options.deviceStatus && measured)
         {
             devices = deviceStatuses();
             profiles = deviceProfiles();
+            const std::size_t own = _metrics.familyCount();
+            if (_families->familyCount() > own)
+            {
+                profile = std::make_shared<std::vector<MetricFamily>>();
+                for (std::size_t i = own; i < _families->familyCount(); ++i)
+                {
+                    MetricFamily f;
+                    _families->buildFamily(i, f);
+                    if (!f.metrics.empty())
+                        profile->push_back(std::move(f));
+                }
+            }
         }
         {
             std::lock_guard<std::mutex> lock(_snapshotMutex);
@@ -322,6 +355,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
                 _snapshot.devices = std::move(devices);
             if (profiles)
                 _snapshot.profiles = std::move(profiles);
+            if (profile)
+                _snapshot.profileFamilies = std::move(profile);
         }
         if (log().debug())
             log().debug(_config.file + ": cycle " + std::to_string(_metrics.self().cycles) + ": " +

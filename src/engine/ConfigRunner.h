@@ -127,6 +127,9 @@ public:
         std::shared_ptr<const std::vector<DeviceStatus>> devices;
         /// Every device's profile, in config order; null like `devices`, or when conf.online_profile is off.
         std::shared_ptr<const ProfilesSnapshot> profiles;
+        /// The families of the config's metric profile after the last cycle (those with samples), for
+        /// `--listen`'s /metrics; null without RunnerOptions::deviceStatus or a profile that adds families.
+        std::shared_ptr<const std::vector<MetricFamily>> profileFamilies;
     };
 
     /// A copy of the self statistics, the last cycle's outcome and every series' status. Thread-safe.

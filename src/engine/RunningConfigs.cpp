@@ -29,7 +29,10 @@ std::vector<RunningConfigs::Entry> RunningConfigs::entries() const
     std::vector<Entry> out;
     out.reserve(_runners.size());
     for (const ConfigRunner* runner : _runners)
-        out.push_back(Entry{runner->config().promId, runner->config().jobs.size(), runner->snapshot()});
+        out.push_back(Entry{runner->config().promId,
+                            runner->config().jobsInFile > 0 ? runner->config().jobsInFile
+                                                            : runner->config().jobs.size(),
+                            runner->snapshot(), runner->config().groupLabels});
     return out;
 }
 

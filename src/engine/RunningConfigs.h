@@ -22,6 +22,15 @@ public:
         std::string promId;
         std::size_t jobs = 0;
         ConfigRunner::Snapshot snapshot;
+        Labels groupLabels; ///< DeviceClassConfig::groupLabels: tells configs of one prom_id apart
+
+        /// `prom_id` and the group labels: the labels of the config's series on /metrics.
+        Labels key() const
+        {
+            Labels labels = {{"prom_id", promId}};
+            labels.insert(labels.end(), groupLabels.begin(), groupLabels.end());
+            return labels;
+        }
     };
 
     /// Adds a runner; the caller keeps it alive until remove() or clear().

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -105,7 +106,7 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
         MetricFamily f = SelfMetrics::family(name);
         for (const auto& c : configs)
             if (auto v = value(c))
-                f.metrics.push_back(Metric::of(*v, {{"prom_id", c.promId}}));
+                f.metrics.push_back(Metric::of(*v, c.key()));
         if (!f.metrics.empty())
             TextSerializer::serialize(out, f);
     };
@@ -126,7 +127,12 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
         for (const auto& c : configs)
             for (std::size_t i = 0; i < c.snapshot.self.pushOutcomes.size(); ++i)
                 f.metrics.push_back(Metric::of(static_cast<double>(c.snapshot.self.pushOutcomes[i]),
-                                               {{"prom_id", c.promId}, {"result", results[i]}}));
+                                               [&]
+                                               {
+                                                   Labels l = c.key();
+                                                   l.emplace_back("result", results[i]);
+                                                   return l;
+                                               }()));
         if (!f.metrics.empty())
             TextSerializer::serialize(out, f);
     }
@@ -164,6 +170,23 @@ std::string HttpEndpoint::metricsText(const RunningConfigs& running)
                       return static_cast<double>(c.snapshot.self.stateSaveFailures);
                   return std::nullopt;
               });
+
+    // The configs' metric profiles (connection_status_up where its users' Prometheus scraped it), one family
+    // per name across the configs.
+    std::vector<MetricFamily> profiles;
+    for (const auto& c : configs)
+        if (c.snapshot.profileFamilies)
+            for (const auto& f : *c.snapshot.profileFamilies)
+            {
+                auto same = std::find_if(profiles.begin(), profiles.end(),
+                                         [&](const MetricFamily& g) { return g.name == f.name; });
+                if (same == profiles.end())
+                    profiles.push_back(f);
+                else
+                    same->metrics.insert(same->metrics.end(), f.metrics.begin(), f.metrics.end());
+            }
+    for (const auto& f : profiles)
+        TextSerializer::serialize(out, f);
 
     const ProcessStats p = readProcessStats();
     auto one = [&out](const char* name, double value, Labels labels = {})

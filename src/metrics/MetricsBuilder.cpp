@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace fleetprobe
 {
@@ -68,8 +69,13 @@ MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const Measuremen
     : _measurements(measurements), _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown),
       _confLabels(config.labels)
 {
+    std::unordered_set<std::string> names;
     for (const auto& job : config.jobs)
     {
+        // A job name repeated with another ip (PingExporter accepts that) keys its series by name and ip, so
+        // that the two keep their own counters across restarts; the first of a name keeps the plain key.
+        const bool repeated = !names.insert(job.name).second;
+        _jobKeyNames.push_back(repeated ? job.name + "\x1f" + job.address : job.name);
         _jobNames.push_back(job.name);
         _jobLabels.push_back(job.labels);
         _jobAddresses.push_back(job.address);
@@ -79,7 +85,10 @@ MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const Measuremen
             setLabel(extra, l.first, l.second);
         labels.insert(labels.end(), extra.begin(), extra.end());
         _jobLabelText.push_back(std::make_shared<const std::string>(TextSerializer::renderLabels(labels)));
+        _jobHosts.push_back(job.host);
+        _jobProfileLabels.push_back(job.profileLabels);
     }
+    _jobsInFile = config.jobsInFile > 0 ? config.jobsInFile : config.jobs.size();
 }
 
 std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& scraper,
@@ -88,7 +97,8 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
     Series s;
     s.jobIndex = jobIndex;
     s.scraper = scraper;
-    s.key = seriesKey(_jobNames.at(jobIndex), scraper, targetLabels);
+    s.key = seriesKey(_jobKeyNames.at(jobIndex), scraper, targetLabels);
+    s.targetLabels = targetLabels;
     Labels labels = {
         {"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
     for (const auto& l : targetLabels)
@@ -457,7 +467,7 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         break;
     case 1:
         selfFamily("exporter_jobs");
-        f.metrics.push_back(Metric::of(static_cast<double>(_jobNames.size())));
+        f.metrics.push_back(Metric::of(static_cast<double>(_jobsInFile)));
         break;
     case 2:
         selfFamily("exporter_cycles_total");
@@ -606,6 +616,14 @@ std::vector<std::pair<std::string, double>> MetricsBuilder::devPing() const
             out.emplace_back(_jobNames[j], n > 0 ? sum / n : _valueDevDown);
     }
     return out;
+}
+
+void MetricsBuilder::forEachProfileSeries(const std::function<void(const ProfileSeries&)>& visit) const
+{
+    for (const auto& s : _series)
+        visit(ProfileSeries{_jobNames[s.jobIndex], _jobAddresses[s.jobIndex], _jobHosts[s.jobIndex],
+                            s.scraper, s.targetLabels, s.stats, s.stats.lastUp >= 0, s.upNow, s.gauges,
+                            _buckets, _jobProfileLabels[s.jobIndex]});
 }
 
 } // namespace fleetprobe

@@ -3,6 +3,7 @@
 #include "config/Config.h"
 #include "engine/ScraperDescriptor.h"
 #include "metrics/MetricFamily.h"
+#include "metrics/MetricProfile.h"
 
 #include <array>
 #include <cstdint>
@@ -147,12 +148,16 @@ public:
     /// value_dev_down when down) for every job with a ping series.
     std::vector<std::pair<std::string, double>> devPing() const;
 
+    /// Hands every series to `visit` as a metric profile reads it (MetricProfile), in declaration order.
+    void forEachProfileSeries(const std::function<void(const ProfileSeries&)>& visit) const;
+
 private:
     struct Series
     {
         std::size_t jobIndex;
         std::string scraper;
         std::string key;
+        Labels targetLabels;
         std::shared_ptr<const std::string> labelText; ///< the full label set, rendered once
         SeriesStats stats;
         bool upNow = false;
@@ -171,6 +176,10 @@ private:
     std::vector<std::string> _jobAddresses;
     std::vector<std::shared_ptr<const std::string>> _jobLabelText; ///< device, address and labels of a job
     const OnlineProfiles* _profiles = nullptr;
+    std::vector<std::string> _jobHosts;
+    std::vector<Labels> _jobProfileLabels;
+    std::vector<std::string> _jobKeyNames; ///< the device part of series keys (see the constructor)
+    std::size_t _jobsInFile = 0;
     std::vector<Series> _series;
     SelfStats _self;
 };

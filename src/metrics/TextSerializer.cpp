@@ -40,6 +40,20 @@ void appendValue(std::string& out, double value)
     out.append(buf, res.ptr);
 }
 
+/// A bucket bound as the `le` label: Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus client
+/// libraries write (0.0005, not the shorter 5e-04), so that a query naming `le="0.0005"` finds the bucket.
+std::string formatBound(double value)
+{
+    if (!std::isfinite(value))
+        return TextSerializer::formatValue(value);
+    const double magnitude = std::fabs(value);
+    const bool scientific = magnitude != 0 && (magnitude < 1e-4 || magnitude >= 1e6);
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof buf, value,
+                             scientific ? std::chars_format::scientific : std::chars_format::fixed);
+    return std::string(buf, res.ptr);
+}
+
 void appendUint(std::string& out, std::uint64_t value)
 {
     char buf[32];
@@ -203,7 +217,7 @@ std::size_t TextSerializer::serializeMetrics(std::string& out, const MetricFamil
             {
                 les.resize(b + 1);
                 lesBounds.resize(b + 1);
-                les[b] = formatValue(bucket.upperBound);
+                les[b] = formatBound(bucket.upperBound);
                 lesBounds[b] = bucket.upperBound;
             }
             appendSeries(out, family.name, "_bucket", metric, "le", &les[b]);

@@ -10,7 +10,7 @@ PushgatewaySink::PushgatewaySink(std::shared_ptr<GroupPusher> pusher) : _pusher(
 
 bool PushgatewaySink::deliver(const FinishedCycle& cycle)
 {
-    const std::string path = GroupingKey::path(cycle.group.promId, {{"instance", cycle.group.instance}});
+    const std::string path = cycle.group.path();
     return _pusher->push(cycle.group.origin, path, expositionBody(cycle.families),
                          cycle.budgetStart + cycle.budget, cycle.stop, cycle.self);
 }

@@ -37,10 +37,17 @@ public:
 /// Whose cycle it is: what a sink needs to name its groups and to log. Plain data.
 struct CycleGroup
 {
-    std::string origin;   ///< the config file, at the start of every log line
-    std::string promId;   ///< `conf.prom_id`: the `job` of the grouping key
-    std::string instance; ///< the `instance` of the grouping key
-    std::size_t jobs = 0; ///< jobs (devices) in the config
+    std::string origin;         ///< the config file, at the start of every log line
+    std::string promId;         ///< `conf.prom_id`: the `job` of the grouping key
+    std::string instance;       ///< the `instance` of the grouping key
+    std::size_t jobs = 0;       ///< jobs (devices) in the config
+    std::size_t jobsInFile = 0; ///< jobs as the file lists them, repeats included (`exporter_jobs`)
+    Labels extraKey;            ///< grouping-key labels after `instance` (DeviceClassConfig::groupLabels)
+
+    /// The main group's path: `/metrics/job/<promId>/instance/<instance>` and then `extraKey`.
+    std::string path() const;
+    /// `/metrics/job/<name>` and then `extraKey` (PingExporter's own groups).
+    std::string pathOf(const std::string& job) const;
 };
 
 /// One finished cycle as every sink gets it. The families and the group are read-only. `self` is the

@@ -14,7 +14,7 @@ namespace fleetprobe
 bool StreamSink::deliver(const FinishedCycle& cycle)
 {
     static std::mutex streamMutex;
-    const std::string path = GroupingKey::path(cycle.group.promId, {{"instance", cycle.group.instance}});
+    const std::string path = cycle.group.path();
     {
         std::lock_guard<std::mutex> lock(streamMutex);
         _out << "# fleetprobe group: " << path << "\n";

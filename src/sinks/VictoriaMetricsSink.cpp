@@ -20,7 +20,8 @@ VictoriaMetricsSink::VictoriaMetricsSink(std::unique_ptr<ImportTransport> transp
     std::unique_ptr<Spool> spool;
     if (!options.spoolRoot.empty())
     {
-        const std::string dir = options.spoolRoot + "/" + GroupingKey::base64Url(promId);
+        const std::string dir = options.spoolRoot + "/" +
+                                GroupingKey::base64Url(options.spoolId.empty() ? promId : options.spoolId);
         try
         {
             spool = std::make_unique<Spool>(dir, options.spoolMaxBytes, options.spoolFsync);
@@ -32,8 +33,10 @@ VictoriaMetricsSink::VictoriaMetricsSink(std::unique_ptr<ImportTransport> transp
     }
     else
         log().warning(origin + ": no state directory, so no spool: cycles that cannot be imported are lost");
-    _shipper = std::make_unique<ImportShipper>(std::move(transport), std::move(spool),
-                                               Labels{{"job", promId}, {"instance", instance}}, origin);
+    Labels labels{{"job", promId}, {"instance", instance}};
+    labels.insert(labels.end(), options.extraLabels.begin(), options.extraLabels.end());
+    _shipper =
+        std::make_unique<ImportShipper>(std::move(transport), std::move(spool), std::move(labels), origin);
 }
 
 VictoriaMetricsSink::~VictoriaMetricsSink() = default;

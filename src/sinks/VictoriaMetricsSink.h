@@ -26,10 +26,12 @@ public:
         std::uint64_t spoolMaxBytes = 256ull << 20; ///< cap of the config's spool
         bool spoolFsync = true;                     ///< fsync every spooled cycle
         std::chrono::milliseconds stopGrace{5000};  ///< how long a transfer may go on after a stop request
+        std::string spoolId;                        ///< names the spool instead of promId (stateId())
+        Labels extraLabels; ///< added after job and instance (DeviceClassConfig::groupLabels)
     };
 
-    /// Opens the config's spool, `<spoolRoot>/<base64url(promId)>`, logging as `origin` why there is none;
-    /// the server adds `job=<promId>` and `instance` to every sample.
+    /// Opens the config's spool, `<spoolRoot>/<base64url(spoolId or promId)>`, logging as `origin` why there
+    /// is none; the server adds `job=<promId>` and `instance` to every sample.
     VictoriaMetricsSink(std::unique_ptr<ImportTransport> transport, const std::string& promId,
                         const std::string& instance, const std::string& origin, const Options& options);
     ~VictoriaMetricsSink() override;

@@ -29,6 +29,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -677,6 +678,83 @@ BOOST_FIXTURE_TEST_CASE(listenUsageErrors, FleetprobeFixture, *utf::precondition
     auto inUse = runFleetprobe({"--listen", address, "--config", config}, milliseconds(20000));
     BOOST_TEST(inUse.exitCode == 4, inUse.describe());
     BOOST_TEST(inUse.err.find("--listen: cannot listen on " + address) != std::string::npos, inUse.err);
+}
+
+// connection-status-exporter's own config/config.yaml, unchanged (hostname-http on 127.0.0.1:80 listens,
+// hostname-https on 8080 is closed), and a YAML of the same format with a silent socket, a udp one and two
+// sockets of one name: connection_status_up{host,name,port,protocol} with its HELP in the push and on
+// --listen's /metrics, where its users' Prometheus scraped it.
+BOOST_FIXTURE_TEST_CASE(connectionStatusYamlOnMetricsAndInThePush, FleetprobeFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    TestPeerProcess peer(testPeerBinary(),
+                         {{"127.0.0.1:80", "127.0.3.1:502", "127.0.3.1:503"}, {"127.0.3.2:4001"}, {}});
+    Nftables firewall;
+    firewall.makeSilent({"127.0.3.9"});
+    const std::string fleet = writeConfig("meters.yml", R"(# connection-status-exporter's format
+sockets:
+  - name: meter-1
+    host: 127.0.3.1
+    port: 502
+  - name: meter-1
+    host: 127.0.3.1
+    port: 503
+    protocol: tcp4
+  - name: meter-udp
+    host: 127.0.3.2
+    port: 4001
+    protocol: udp
+    timeout: 2
+  - name: meter-silent
+    host: 127.0.3.9
+    port: 502
+    timeout: 1
+)");
+    PullServer server(*this,
+                      {"--config", sourceDir() + "/tests/data/foreign/connection-status-config.yaml",
+                       "--config", fleet, "--pushgateway", pushgateway->url(), "--instance", instance});
+    std::vector<Sample> samples;
+    const bool seen = WaitCondition::until(
+        [&]
+        {
+            samples = parseExposition(get(server.port, "/metrics").body);
+            return std::count_if(samples.begin(), samples.end(),
+                                 [](const Sample& s) { return s.name == "connection_status_up"; }) == 6;
+        },
+        milliseconds(30000));
+    BOOST_TEST_REQUIRE(seen,
+                       "connection_status_up never complete on /metrics: " << server.process->stderrText());
+    const auto up = [&](const std::string& host, const std::string& name, const std::string& port,
+                        const std::string& protocol)
+    {
+        return valueOf(samples, "connection_status_up",
+                       {{"host", host}, {"name", name}, {"port", port}, {"protocol", protocol}})
+            .value_or(-1);
+    };
+    BOOST_TEST(up("127.0.0.1", "hostname-http", "80", "tcp") == 1);
+    BOOST_TEST(up("127.0.0.1", "hostname-https", "8080", "tcp") == 0);
+    BOOST_TEST(up("127.0.3.1", "meter-1", "502", "tcp") == 1);
+    BOOST_TEST(up("127.0.3.1", "meter-1", "503", "tcp4") == 1);
+    BOOST_TEST(up("127.0.3.2", "meter-udp", "4001", "udp") == 1);
+    BOOST_TEST(up("127.0.3.9", "meter-silent", "502", "tcp") == 0);
+    const std::string body = get(server.port, "/metrics").body;
+    BOOST_TEST(
+        body.find("# HELP connection_status_up Connection status of the socket.\n# TYPE connection_status_up "
+                  "gauge\n") != std::string::npos,
+        body);
+
+    // The push: the same series in each file's group (prom_id: the file name without extension).
+    std::optional<MetricGroup> group;
+    BOOST_TEST_REQUIRE(WaitCondition::until(
+        [&] { return (group = pushgateway->group(groupKey("meters"))).has_value(); }, milliseconds(20000)));
+    BOOST_TEST(
+        group->value("connection_status_up", {{"name", "meter-silent"}, {"port", "502"}}).value_or(-1) == 0);
+    BOOST_TEST(
+        group->value("fleetprobe_up", {{"device", "meter-silent"}, {"scraper", "port"}}).value_or(-1) == 0);
+    BOOST_TEST(group->family("connection_status_up")->help == "Connection status of the socket.");
+    const auto original = pushgateway->group(groupKey("connection-status-config"));
+    BOOST_TEST_REQUIRE(original.has_value());
+    BOOST_TEST(original->value("connection_status_up", {{"name", "hostname-http"}}).value_or(-1) == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

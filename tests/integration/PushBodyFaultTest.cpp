@@ -232,7 +232,7 @@ BOOST_FIXTURE_TEST_CASE(aFamilyThatCannotBeBuiltFailsThePushgatewaySinksPush, Pu
     target.url = server.url();
     PushgatewaySink sink(std::make_shared<GroupPusher>(std::make_unique<PushgatewayClient>(target)));
     const FailingFamilies families;
-    const CycleGroup group{"faults.json", "faults", "gw-1", 1};
+    const CycleGroup group{"faults.json", "faults", "gw-1", 1, 1, {}};
     const FinishedCycle cycle{families, group, 1000, steady_clock::now(), milliseconds(5000), stop, self};
     BOOST_TEST(!sink.deliver(cycle));
     BOOST_TEST(self.pushOutcomes[transport] == 1u);

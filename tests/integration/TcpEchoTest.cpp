@@ -624,3 +624,56 @@ BOOST_FIXTURE_TEST_CASE(loopModeKeepsTheConnectionReconnectsAndDropsADeadOne, Tc
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(tcp_ping_drop_in)
+
+// tcp_ping_prometheus's own targets.json (its README's example, addresses on loopback: tests/data/foreign) as
+// a config, unchanged: server1 answers (fleetprobe's echo server on its address), server2 is silent. The main
+// group holds, beside fleetprobe's series, tcp_ping_prometheus's eight families {target, address} with its
+// TYPEs, its histogram bounds, and values that agree with fleetprobe's own.
+BOOST_FIXTURE_TEST_CASE(targetsFileUnchangedWritesItsSeries, TcpEchoFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    auto server = startEchoServer({"--listen", "127.0.2.10:4000"});
+    Nftables firewall;
+    firewall.makeSilent({"127.0.2.11"});
+    const auto group = runOnce(sourceDir() + "/tests/data/foreign/tcp-ping-targets.json", "tcp-ping-targets");
+    BOOST_TEST_REQUIRE(group.has_value());
+
+    const LabelMap up = {{"target", "server1"}, {"address", "127.0.2.10:4000"}};
+    const LabelMap silent = {{"target", "server2"}, {"address", "127.0.2.11:4000"}};
+    checkProbeUp(*group, "server1");
+    checkProbe(*group, series("server2", "tcp_echo"), false, "timeout");
+    const double sent = group->value("tcp_echo_sent_total", up).value_or(-1);
+    BOOST_TEST(sent > 10, "a frame every 500 ms for 14 s");
+    BOOST_TEST(sent == value(*group, "fleetprobe_tcp_echo_sent_total", "server1"));
+    BOOST_TEST(group->value("tcp_echo_received_total", up).value_or(-1) == sent);
+    BOOST_TEST(group->value("tcp_echo_timeouts_total", up).value_or(-1) == 0);
+    BOOST_TEST(group->value("tcp_echo_dropped_total", up).value_or(-1) == 0);
+    BOOST_TEST(group->value("tcp_echo_connected", up).value_or(-1) == 1);
+    const double rto = group->value("tcp_echo_estimated_timeout_seconds", up).value_or(-1);
+    BOOST_TEST((rto >= 0.1 && rto <= 3), "rto " << rto);
+    const double last = group->value("tcp_echo_last_rtt_seconds", up).value_or(-1);
+    BOOST_TEST((last > 0 && last < 1), "last rtt " << last);
+    const auto hist = group->histogram("tcp_echo_rtt_seconds", up);
+    BOOST_TEST_REQUIRE(hist.has_value());
+    BOOST_TEST(hist->count == sent);
+    BOOST_TEST(hist->buckets.size() >= 14u, "tcp_ping_prometheus's 14 bounds (and +Inf)");
+    BOOST_TEST(hist->buckets.count(0.0005) == 1u);
+    BOOST_TEST(hist->buckets.count(4.096) == 1u);
+
+    BOOST_TEST(group->value("tcp_echo_sent_total", silent).value_or(-1) == 0);
+    BOOST_TEST(group->value("tcp_echo_connected", silent).value_or(-1) == 0);
+    BOOST_TEST(group->value("tcp_echo_last_rtt_seconds", silent).value_or(-1) == 0);
+
+    for (const char* family : {"tcp_echo_sent_total", "tcp_echo_received_total", "tcp_echo_timeouts_total",
+                               "tcp_echo_dropped_total"})
+        BOOST_TEST(group->family(family)->type == "COUNTER", family);
+    for (const char* family :
+         {"tcp_echo_last_rtt_seconds", "tcp_echo_connected", "tcp_echo_estimated_timeout_seconds"})
+        BOOST_TEST(group->family(family)->type == "GAUGE", family);
+    BOOST_TEST(group->family("tcp_echo_rtt_seconds")->type == "HISTOGRAM");
+    BOOST_TEST(group->family("tcp_echo_connected")->help == "1 if currently connected, 0 otherwise.");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

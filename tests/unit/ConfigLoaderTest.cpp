@@ -135,7 +135,7 @@ BOOST_AUTO_TEST_CASE(every_error_is_reported_not_only_the_first)
     BOOST_TEST(!parse(
         R"({"conf": {"prom_id": "", "interval": -5, "timeout": 0, "bogus": 1, "labels": {"1bad": "x", "job": "y"}},
       "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]},
-               {"job": "a", "ip": "127.0.0.3", "metrics": ["ping", "ping"]},
+               {"job": "a", "ip": "127.0.0.2", "metrics": ["ping", "ping"]},
                {"job": "b", "ip": "127.0.0.4 x", "metrics": "ping", "extra": true},
                {"job": 7, "ip": "127.0.0.5", "metrics": ["port"]}]})"));
     const char* expected[] = {
@@ -147,7 +147,9 @@ BOOST_AUTO_TEST_CASE(every_error_is_reported_not_only_the_first)
         "[a-zA-Z_][a-zA-Z0-9_]* and not "
         "start with __)",
         "configs/meters.json: conf.labels.job: label name \"job\" is reserved: fleetprobe sets it itself",
-        "configs/meters.json: jobs[1].job: duplicate job \"a\"",
+        "configs/meters.json: jobs[1].job: duplicate job \"a\" with the same ip as jobs[0] but other "
+        "settings "
+        "(their series would be the same)",
         "configs/meters.json: jobs[1].metrics[1]: scraper \"ping\" is named twice",
         "configs/meters.json: jobs[2].extra: unknown key \"extra\"",
         "configs/meters.json: jobs[2].ip: must be an IPv4 or IPv6 address or a host name, optionally with "
@@ -171,7 +173,9 @@ BOOST_AUTO_TEST_CASE(invalid_and_truncated_json)
     BOOST_TEST(errors[0].rfind("configs/meters.json: invalid JSON: ", 0) == 0u, errors[0]);
     BOOST_TEST(!parse("[1,2]"));
     BOOST_TEST(
-        hasError("configs/meters.json: must be a JSON object with \"conf\" and \"jobs\", got an array"),
+        hasError(
+            "configs/meters.json: must be a JSON object with \"conf\" and \"jobs\" (or a tcp_ping_prometheus "
+            "targets list of {\"name\", \"address\"} objects), got an array"),
         all());
     BOOST_TEST(!parse(""));
     BOOST_TEST(errors.size() == 1u);
@@ -556,6 +560,123 @@ BOOST_FIXTURE_TEST_CASE(problems_are_data, LoaderFixture)
     BOOST_TEST(problems[0].path == "jobs[0].ports[0]");
     BOOST_TEST(problems[0].message == "must be an integer from 1 to 65535, got 0");
     BOOST_TEST(problems[0].text() == "f.json: jobs[0].ports[0]: must be an integer from 1 to 65535, got 0");
+}
+
+BOOST_FIXTURE_TEST_CASE(repeated_job_names_as_pingexporter_has_them, LoaderFixture)
+{
+    // An exact repeat is probed once; another ip is kept; the file's count of jobs stays what it lists.
+    auto config = parse(R"({"conf": {"prom_id": "p", "interval": 55, "timeout": 3}, "jobs": [
+        {"job": "MyDevice01", "ip": "127.0.0.2", "metrics": ["ping"]},
+        {"job": "MyDevice01", "ip": "127.0.0.2", "metrics": ["ping"]},
+        {"job": "MyDevice01", "ip": "127.0.0.3", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(config.has_value(), all());
+    BOOST_TEST(config->jobs.size() == 2u);
+    BOOST_TEST(config->jobsInFile == 3u);
+    BOOST_TEST(config->jobs[1].address == "127.0.0.3");
+}
+
+BOOST_FIXTURE_TEST_CASE(compat_names_a_metric_profile, LoaderFixture)
+{
+    auto config = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "compat": "tcp-ping"},
+        "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(config.has_value(), all());
+    BOOST_TEST(config->compat == "tcp-ping");
+    BOOST_TEST(config->compatFromFile);
+    config = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "compat": "none"},
+        "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(config.has_value(), all());
+    BOOST_TEST(config->compat.empty());
+    BOOST_TEST(!parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "compat": "smokeping"},
+        "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})"));
+    BOOST_TEST(hasError("configs/meters.json: conf.compat: unknown metric profile \"smokeping\" (known: "
+                        "\"none\", \"connection-status\", "
+                        "\"pingexporter\", \"tcp-ping\")"),
+               all());
+}
+
+BOOST_FIXTURE_TEST_CASE(tcp_ping_targets_file_is_a_config_of_tcp_echo_jobs, LoaderFixture)
+{
+    auto config = parse(R"([
+  {"name": "server1", "address": "127.0.0.10:4000"},
+  {"name": "server2", "address": "[::1]:4001"}
+])");
+    BOOST_TEST_REQUIRE(config.has_value(), all());
+    BOOST_TEST(config->format == "tcp-ping");
+    BOOST_TEST(config->compat == "tcp-ping");
+    BOOST_TEST(!config->compatFromFile);
+    BOOST_TEST(config->promId == "meters");
+    BOOST_TEST(config->intervalSeconds == 15);
+    BOOST_TEST(config->timeoutSeconds == 14);
+    BOOST_TEST(config->rttBuckets.size() == 14u);
+    BOOST_TEST(config->rttBuckets.front() == 0.0005);
+    BOOST_TEST_REQUIRE(config->jobs.size() == 2u);
+    BOOST_TEST(config->jobs[0].name == "server1");
+    BOOST_TEST(config->jobs[0].address == "127.0.0.10:4000");
+    BOOST_TEST((config->jobs[0].metrics == std::vector<std::string>{"tcp_echo"}));
+    BOOST_TEST(config->jobs[1].host == "::1");
+
+    BOOST_TEST(!parse(R"([{"name": "a", "address": "127.0.0.10"}, {"address": "127.0.0.11:1", "x": 1}, 7])"));
+    for (const char* e :
+         {"configs/meters.json: [0].address: must be host:port (the echo server's port), got "
+          "\"127.0.0.10\"",
+          "configs/meters.json: [1].name: missing", "configs/meters.json: [1].x: unknown key \"x\"",
+          "configs/meters.json: [2]: must be an object with \"name\" and \"address\" (a "
+          "tcp_ping_prometheus target), got 7"})
+        BOOST_TEST(hasError(e), "missing: " << e << "\n" << all());
+    BOOST_TEST(!parse("[]"));
+}
+
+BOOST_FIXTURE_TEST_CASE(connection_status_sockets_are_port_jobs, LoaderFixture)
+{
+    // The document connection-status-exporter's YAML parses to (its config/config.yaml, plus the other
+    // networks it lists): sockets of one name and host share a job; unix and ip sockets carry their labels.
+    const ConfigValue root = ConfigValue::parseJson(R"({"sockets": [
+        {"name": "hostname-http", "host": "127.0.0.1", "port": 80, "protocol": "tcp"},
+        {"name": "hostname-http", "host": "127.0.0.1", "port": 8080},
+        {"name": "meter-udp", "host": "127.0.3.2", "port": 4001, "protocol": "udp4", "timeout": 2},
+        {"name": "gw", "host": "127.0.3.3", "port": 0, "protocol": "ip4"},
+        {"name": "gw-ip", "host": "127.0.3.3", "port": 1, "protocol": "ip4"},
+        {"name": "daemon", "host": "/run/daemon", "port": 1, "protocol": "unix"}]})");
+    ConfigProblems problems;
+    auto config = loader.parseConnectionStatus(root, "conf.d/sockets.yaml", problems);
+    BOOST_TEST(!config.has_value());
+    BOOST_TEST_REQUIRE(problems.size() == 1u);
+    BOOST_TEST(problems[0].text() ==
+               "conf.d/sockets.yaml: sockets[3].port: must be an integer from 1 to 65535, got 0");
+
+    ConfigValue fixed = root;
+    ConfigValue sockets = ConfigValue::array();
+    for (std::size_t i = 0; i < root.find("sockets")->items().size(); ++i)
+        if (i != 3)
+            sockets.add(root.find("sockets")->items()[i]);
+    fixed.set("sockets", std::move(sockets));
+    problems.clear();
+    config = loader.parseConnectionStatus(fixed, "conf.d/sockets.yaml", problems);
+    BOOST_TEST_REQUIRE(config.has_value());
+    BOOST_TEST(config->promId == "sockets");
+    BOOST_TEST(config->compat == "connection-status");
+    BOOST_TEST(config->timeoutSeconds == 5, "the default timeout, the longest");
+    BOOST_TEST(config->intervalSeconds == 15);
+    BOOST_TEST_REQUIRE(config->jobs.size() == 4u);
+    BOOST_TEST(config->jobs[0].name == "hostname-http");
+    BOOST_TEST(config->jobs[0].profileLabels.empty());
+    BOOST_TEST((config->jobs[2].metrics == std::vector<std::string>{"ping"}));
+    BOOST_TEST((config->jobs[2].profileLabels ==
+                Labels{{"host", "127.0.3.3"}, {"name", "gw-ip"}, {"port", "1"}, {"protocol", "ip4"}}));
+    BOOST_TEST((config->jobs[3].profileLabels ==
+                Labels{{"host", "/run/daemon"}, {"name", "daemon"}, {"port", "1"}, {"protocol", "unix"}}));
+
+    problems.clear();
+    BOOST_TEST(!loader.parseConnectionStatus(
+        ConfigValue::parseJson(R"({"sockets": [{"host": "", "port": 22, "protocol": "sctp"}]})"), "s.yml",
+        problems));
+    std::string all;
+    for (const auto& p : problems)
+        all += p.text() + "\n";
+    BOOST_TEST(all ==
+               "s.yml: sockets[0].name: missing\ns.yml: sockets[0].host: must not be empty\n"
+               "s.yml: sockets[0].protocol: unknown protocol \"sctp\" (known: tcp, tcp4, tcp6, udp, udp4, "
+               "udp6, ip, ip4, ip6, unix, unixgram, unixpacket)\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

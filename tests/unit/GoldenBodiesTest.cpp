@@ -364,7 +364,7 @@ std::string runConfig(const std::string& json, const Script& script, Sinks sinks
         auto pusher =
             std::make_shared<GroupPusher>(std::make_unique<RecordingSink>(transcript, links.puts), policy);
         sinkList.push_back(std::make_unique<PushgatewaySink>(pusher));
-        if (config.compatPingExporter)
+        if (config.compatPingExporter())
             sinkList.push_back(std::make_unique<PingExporterSink>(pusher));
     }
     if (sinks == Sinks::Stdout)
@@ -720,6 +720,38 @@ const Script pingExporterScript = {
     {"port pe-003 port=23 protocol=tcp", {downWith(FailureReason::Refused, "connect: Connection refused")}},
 };
 
+// tcp_ping_prometheus's targets file as it is (addresses on loopback): tcp_echo jobs with its profile, so the
+// main group also holds its eight tcp_echo_* families {target, address}; prom_id "golden" (the file name).
+const std::string tcpPingTargets = R"json([
+  {"name": "server1", "address": "127.0.2.10:4000"},
+  {"name": "server2", "address": "127.0.2.11:4000"}
+])json";
+
+const Script tcpPingScript = {
+    {"tcp_echo server1",
+     {burst({0.0007, 0.0011, 0.0024}, echoes(3, 3, 0, 0, 1, 1)),
+      burst({0.003, 0.2}, echoes(3, 2, 1, 0, 1, 0.45))}},
+    {"tcp_echo server2",
+     {downWith(FailureReason::Refused, "connect: Connection refused", echoes(0, 0, 0, 0, 0, 1)),
+      downWith(FailureReason::Timeout, "connection lost", echoes(2, 0, 2, 1, 0, 2))}},
+};
+
+// conf.compat "connection-status" on a fleetprobe file: connection_status_up{host,name,port,protocol} of
+// every port series (not of ping), beside fleetprobe's own series.
+const std::string connectionStatusConfig = R"json({
+  "conf": {"prom_id": "sockets", "interval": 30, "timeout": 5, "compat": "connection-status"},
+  "jobs": [
+    {"job": "hostname-http", "ip": "127.0.3.1", "metrics": ["ping", "port"], "ports": [80]},
+    {"job": "meter-udp", "ip": "127.0.3.2:4001", "metrics": ["port"], "ports": [{"port": 4001, "protocol": "udp4"}]}
+  ]
+})json";
+
+const Script connectionStatusScript = {
+    {"ping hostname-http", {upWith(0.001, pings(1, 1))}},
+    {"port hostname-http port=80 protocol=tcp", {upWith(0.002), downWith(FailureReason::Refused, "RST")}},
+    {"port meter-udp port=4001 protocol=udp4", {downWith(FailureReason::Timeout, "silence"), upWith(0.3)}},
+};
+
 /// A set of sinks and the suffix of its golden files.
 struct ModeName
 {
@@ -763,8 +795,14 @@ BOOST_AUTO_TEST_CASE(pingexporter_compat_groups)
 }
 
 // Failed pushes and imports: a 5xx retried, a 4xx not, a transport error; an import lost without a spool.
+BOOST_AUTO_TEST_CASE(tcp_ping_profile)
+{
+    checkGolden("tcp-ping.pushgateway.txt",
+                normalise(runConfig(tcpPingTargets, tcpPingScript, Sinks::Pushgateway, 2)));
+}
+
 // Every metric name has one HELP text and one TYPE across every body of every golden file (the main groups,
-// the compat groups, /probe): a Pushgateway holding several of them, or fleetprobe's and a real
+// the compat groups, the profiles, /probe): a Pushgateway holding several of them, or fleetprobe's and a real
 // PingExporter's groups, never logs "inconsistent help strings".
 BOOST_AUTO_TEST_CASE(one_help_and_type_per_metric_name)
 {
@@ -800,6 +838,12 @@ BOOST_AUTO_TEST_CASE(one_help_and_type_per_metric_name)
             }
             BOOST_TEST(distinct.size() == 1u, name << " has " << distinct.size() << " texts:" << all);
         }
+}
+
+BOOST_AUTO_TEST_CASE(connection_status_profile)
+{
+    checkGolden("connection-status.pushgateway.txt",
+                normalise(runConfig(connectionStatusConfig, connectionStatusScript, Sinks::Pushgateway, 2)));
 }
 
 BOOST_AUTO_TEST_CASE(failing_links)

@@ -263,7 +263,7 @@ BOOST_AUTO_TEST_CASE(liveWithinHalfTheBudgetReplayOnlyAfterADeliveredCycleUntilT
     BOOST_TEST(self.importEnabled);
 
     const TwoFamilies families;
-    const CycleGroup group{"meters.json", "meters", "gw-1", 2};
+    const CycleGroup group{"meters.json", "meters", "gw-1", 2, 2, {}};
     const StopSignal stop;
     const auto cycleAt = [&](double timeUnix)
     { return FinishedCycle{families, group, timeUnix, steady_clock::now(), milliseconds(8000), stop, self}; };
@@ -296,7 +296,7 @@ BOOST_AUTO_TEST_CASE(aStopRequestAbortsTransfersAfterTheGrace)
     VictoriaMetricsSink sink(std::make_unique<FakeImport>(calls), "meters", "gw-1", "meters.json", options);
     SelfStats self;
     const TwoFamilies families;
-    const CycleGroup group{"meters.json", "meters", "gw-1", 2};
+    const CycleGroup group{"meters.json", "meters", "gw-1", 2, 2, {}};
     StopSignal stop;
     const FinishedCycle cycle{families, group, 1000, steady_clock::now(), milliseconds(8000), stop, self};
     sink.deliver(cycle);

@@ -83,6 +83,20 @@ BOOST_AUTO_TEST_CASE(timestamps_for_the_import_api)
     BOOST_TEST(out == "up{device=\"m1\"} 1\n"); // no timestamp for the Pushgateway
 }
 
+BOOST_AUTO_TEST_CASE(bucket_bounds_are_written_as_client_libraries_write_them)
+{
+    // Go's strconv 'g' shortest (client_golang): decimal from 1e-4 up to 1e6, else an exponent; a query that
+    // names le="0.0005" (tcp_ping_prometheus's first bound) finds the bucket.
+    MetricFamily histogram{
+        "rtt",
+        "h",
+        MetricType::Histogram,
+        {Metric{{}, 0, {{1e-05, 0}, {0.0005, 0}, {0.25, 0}, {100000, 0}, {1e6, 0}}, 0, 0}}};
+    const std::string text = TextSerializer::serialize({histogram});
+    for (const char* le : {"le=\"1e-05\"", "le=\"0.0005\"", "le=\"0.25\"", "le=\"100000\"", "le=\"1e+06\""})
+        BOOST_TEST(text.find(le) != std::string::npos, le << " in:\n" << text);
+}
+
 BOOST_AUTO_TEST_CASE(empty_list_gives_empty_text)
 {
     BOOST_TEST(TextSerializer::serialize({}).empty());
