@@ -972,8 +972,8 @@ Poco::Net::SocketAddress HttpEndpoint::parseAddress(const std::string& text, con
 HttpEndpoint::HttpEndpoint(const Poco::Net::SocketAddress& address, const ScraperRegistry& registry,
                            const RunningConfigs& running, ProbeAccess access,
                            std::shared_ptr<const WebConfig> web, BlackboxModules modules)
-    : _server(std::make_unique<Server>(registry, running, std::move(access), std::move(web),
-                                       std::move(modules))),
+    : _server(
+          std::make_unique<Server>(registry, running, std::move(access), std::move(web), std::move(modules))),
       _address(address)
 {
     try

@@ -5,6 +5,7 @@
 #include "sinks/RemoteWriteEncoder.h"
 #include "store/Spool.h"
 #include "util/Log.h"
+#include "util/Text.h"
 
 #include <algorithm>
 
@@ -14,7 +15,7 @@ namespace fleetprobe
 RemoteWriteSink::RemoteWriteSink(std::unique_ptr<ImportTransport> transport, const std::string& promId,
                                  const std::string& instance, const std::string& origin,
                                  const Options& options)
-    : _url(options.url), _labels{{"job", promId}, {"instance", instance}}, _retry(options.retry)
+    : _url(redactUrl(options.url)), _labels{{"job", promId}, {"instance", instance}}, _retry(options.retry)
 {
     std::unique_ptr<Spool> spool;
     if (!options.spoolRoot.empty())

@@ -52,7 +52,7 @@ public:
 private:
     AbortCheck abortCheck(const FinishedCycle& cycle) const;
 
-    std::string _url;
+    std::string _url; ///< as logs and the `url` label show it (a password in it replaced by xxxxx)
     Labels _labels;
     RetryPolicy _retry;
     std::unique_ptr<ImportShipper> _shipper;

@@ -686,7 +686,10 @@ void StateStore::removeStaleTemporaries() const
         {
             const std::string name = entry.path().filename().string();
             const auto endsWith = [&name](const std::string& suffix)
-            { return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0; };
+            {
+                return name.size() > suffix.size() &&
+                       name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+            };
             if (endsWith(".state.tmp") || endsWith(".profile.tmp"))
                 std::filesystem::remove(entry.path(), ec);
         }

@@ -170,9 +170,12 @@ BOOST_FIXTURE_TEST_CASE(twoSimulatedWeeksLearnEveryDevicesWindow, FleetprobeFixt
     const double strayStart = monday + week + 2 * 86400 + 14 * hour;
     const auto sleepyOnline = [&](int h, double unix)
     { return weekdayMornings(h) || (unix >= strayStart && unix < strayStart + 4 * hour); };
-    TestPeerProcess peer(
-        testPeerBinary(),
-        {{"127.0.18.1:502", "127.0.18.2:502", "127.0.18.3:502", "127.0.18.4:502", "127.0.18.5:502"}, {}, {}});
+    TestPeerProcess peer(testPeerBinary(), {{"127.0.18.1:502", "127.0.18.2:502", "127.0.18.3:502",
+                                             "127.0.18.4:502", "127.0.18.5:502"},
+                                            {},
+                                            {},
+                                            {},
+                                            {}});
     const std::string configDir = dir.makeDirectory("conf.d");
     std::string jobs;
     for (const auto& d : fleet)
@@ -281,7 +284,8 @@ BOOST_FIXTURE_TEST_CASE(twoSimulatedWeeksLearnEveryDevicesWindow, FleetprobeFixt
                nextMonday - 2 * hour);
     BOOST_TEST(value("fleetprobe_online_window_end_timestamp_seconds", "tracker-nights") ==
                nextMonday + 6 * hour);
-    BOOST_TEST(std::abs(value("fleetprobe_online_profile_history_seconds", "meter-mornings") - 335 * hour) < 1e-3);
+    BOOST_TEST(std::abs(value("fleetprobe_online_profile_history_seconds", "meter-mornings") - 335 * hour) <
+               1e-3);
     BOOST_TEST(!g.has("fleetprobe_probes_skipped_total"), "not adaptive: no skipped-probe series");
 
     // The adaptive config probed its device less, and every cycle is a probe or a skip.

@@ -687,8 +687,9 @@ BOOST_FIXTURE_TEST_CASE(listenUsageErrors, FleetprobeFixture, *utf::precondition
 BOOST_FIXTURE_TEST_CASE(connectionStatusYamlOnMetricsAndInThePush, FleetprobeFixture,
                         *utf::precondition(NetNamespace::required))
 {
-    TestPeerProcess peer(testPeerBinary(),
-                         {{"127.0.0.1:80", "127.0.3.1:502", "127.0.3.1:503"}, {"127.0.3.2:4001"}, {}});
+    TestPeerProcess peer(
+        testPeerBinary(),
+        {{"127.0.0.1:80", "127.0.3.1:502", "127.0.3.1:503"}, {"127.0.3.2:4001"}, {}, {}, {}});
     Nftables firewall;
     firewall.makeSilent({"127.0.3.9"});
     const std::string fleet = writeConfig("meters.yml", R"(# connection-status-exporter's format

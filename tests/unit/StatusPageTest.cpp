@@ -289,6 +289,8 @@ BOOST_AUTO_TEST_CASE(modemUpMeterDeadIsADiagnosisOfTheDevice)
             BOOST_TEST(d->isNull("diagnosis"), expected[i].first);
     }
     BOOST_TEST(config(root, 0)->getObject("counts")->getValue<int>("modem_up_meter_dead") == 2);
+}
+
 BOOST_AUTO_TEST_CASE(onlineProfilesWithTheirWindowInLocalTime)
 {
     auto e = entry("meters", {series("meter-1", "ping", true), series("meter-2", "ping", false)});
