@@ -12,6 +12,7 @@
 // for a quarter of a second of start-up on a loaded machine. Lock-step hours are exact and need no sleeps.
 
 #include "ChildProcess.h"
+#include "Faketime.h"
 #include "FleetprobeFixture.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
@@ -55,25 +56,6 @@ constexpr double week = 7 * 86400;
 /// Monday 2026-11-02 00:00 in Madrid (CET, UTC+1), i.e. 2026-11-01 23:00 UTC. No DST change in the weeks
 /// simulated (the unit tests cover those).
 constexpr double monday = 1793574000;
-
-/// Debian's libfaketime (package faketime), multi-threaded flavour; empty when not installed.
-std::string faketimeLibrary()
-{
-    for (const char* p :
-         {"/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-          "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1", "/usr/lib/faketime/libfaketimeMT.so.1"})
-        if (::access(p, R_OK) == 0)
-            return p;
-    return {};
-}
-
-/// The sanitizer build's ASAN_OPTIONS, plus what lets libfaketime be preloaded before the ASan runtime.
-std::string asanOptions()
-{
-    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, no thread changes the environment
-    const char* given = std::getenv("ASAN_OPTIONS");
-    return std::string(given && *given ? std::string(given) + ":" : "") + "verify_asan_link_order=0";
-}
 
 /// What a device of the fleet does at a local hour of the week (0: Monday 00:00).
 struct Device
@@ -207,7 +189,7 @@ BOOST_FIXTURE_TEST_CASE(twoSimulatedWeeksLearnEveryDevicesWindow, FleetprobeFixt
                            {"FAKETIME_NO_CACHE", "1"},
                            {"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
                            {"TZ", "UTC"},
-                           {"ASAN_OPTIONS", asanOptions()}};
+                           {"ASAN_OPTIONS", asanOptionsForPreload()}};
     options.timeout = milliseconds(30000);
     std::vector<std::string> once = {binary(), "--once", "--config-dir", configDir};
     for (const auto& list : {stateArguments(), pushArguments()})

@@ -5,6 +5,7 @@
 // and vmagent on loopback in the private network namespace; a fake receiver only to answer a chosen status.
 
 #include "FakePushgateway.h"
+#include "Faketime.h"
 #include "FleetprobeFixture.h"
 #include "NetNamespace.h"
 #include "PrometheusProcess.h"
@@ -225,13 +226,18 @@ BOOST_FIXTURE_TEST_CASE(cyclesOlderThanTheMaxAgeAreDroppedAndCountedNotSent, Rem
         argv.insert(argv.end(), args.begin(), args.end());
         argv.insert(argv.end(), more.begin(), more.end());
         ProcessOptions options;
-        options.environment = {{"FAKETIME_DONT_FAKE_MONOTONIC", "1"}};
+        options.environment = {{"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
+                               {"ASAN_OPTIONS", asanOptionsForPreload()}};
         ProcessResult r = ProcessRunner::run(argv, options);
         BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << "\n" << r.describe());
         return r;
     };
     for (int i = 0; i < 2; ++i)
-        BOOST_TEST(dayBehind({}).exitCode == 1);
+    {
+        const ProcessResult spooled = dayBehind({});
+        BOOST_TEST(spooled.exitCode == 1);
+        BOOST_TEST(spooled.err.find("cycle spooled") != std::string::npos, spooled.err);
+    }
     prometheus.start();
 
     // The clock is right again: the live cycle goes, the spooled ones are too old for the receiver.

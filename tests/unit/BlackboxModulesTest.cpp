@@ -174,8 +174,9 @@ BOOST_AUTO_TEST_CASE(module_options_reach_the_scrapers_settings)
 {
     ConfigProblems problems;
     const ProbeService service(registry(), ProbeAccess(), debian(problems));
-    const auto irc =
-        portsOf(service.plan({{"target", "127.0.0.2:6667"}, {"module", "irc_banner"}}).config.jobs[0]);
+    // Each plan owns the config its settings live in: kept while they are read.
+    const auto ircPlan = service.plan({{"target", "127.0.0.2:6667"}, {"module", "irc_banner"}});
+    const auto irc = portsOf(ircPlan.config.jobs[0]);
     BOOST_TEST_REQUIRE(irc.size() == 1U);
     BOOST_TEST(irc[0].port == 6667);
     BOOST_TEST_REQUIRE(irc[0].queryResponse.size() == 4U);
@@ -184,10 +185,10 @@ BOOST_AUTO_TEST_CASE(module_options_reach_the_scrapers_settings)
     BOOST_TEST(irc[0].queryResponse[2].expect.value_or("") == "PING :([^ ]+)");
     BOOST_TEST(irc[0].queryResponse[2].send.value_or("") == "PONG ${1}");
 
-    BOOST_TEST(pingOf(service.plan({{"target", "127.0.0.2"}, {"module", "icmp_ttl5"}}).config.jobs[0]).ttl ==
-               5);
-    const HttpConfig* post =
-        httpOf(service.plan({{"target", "http://127.0.0.2/"}, {"module", "http_post_2xx"}}).config.jobs[0]);
+    const auto ttlPlan = service.plan({{"target", "127.0.0.2"}, {"module", "icmp_ttl5"}});
+    BOOST_TEST(pingOf(ttlPlan.config.jobs[0]).ttl == 5);
+    const auto postPlan = service.plan({{"target", "http://127.0.0.2/"}, {"module", "http_post_2xx"}});
+    const HttpConfig* post = httpOf(postPlan.config.jobs[0]);
     BOOST_TEST_REQUIRE(post);
     BOOST_TEST(post->method == "POST");
     BOOST_TEST(post->followRedirects); // blackbox_exporter's default

@@ -1,0 +1,27 @@
+#include "Faketime.h"
+
+#include <cstdlib>
+
+#include <unistd.h>
+
+namespace fleetprobe::test
+{
+
+std::string faketimeLibrary()
+{
+    for (const char* p :
+         {"/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+          "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1", "/usr/lib/faketime/libfaketimeMT.so.1"})
+        if (::access(p, R_OK) == 0)
+            return p;
+    return {};
+}
+
+std::string asanOptionsForPreload()
+{
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, no thread changes the environment
+    const char* given = std::getenv("ASAN_OPTIONS");
+    return std::string(given && *given ? std::string(given) + ":" : "") + "verify_asan_link_order=0";
+}
+
+} // namespace fleetprobe::test
