@@ -956,7 +956,9 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
     std::map<std::string, Running> running;
     if (_listenSet)
     {
-        // Before the runners, so that /-/ready answers 503 until their first cycles are done.
+        // Bound before the runners start (a port in use is an error before any cycle), served only once they
+        // are all registered: /-/ready never counts zero configs as ready, and --probe.configured-only knows
+        // every device from the first request.
         ProbeAccess access;
         access.allow(_probeAllow);
         if (_probeConfiguredOnly)
@@ -964,14 +966,17 @@ int FleetprobeApp::runLoop(std::vector<LoadedConfig>& configs, const sigset_t& s
                                   { return _runningConfigs.hasDevice(target, host); });
         _endpoint = std::make_unique<HttpEndpoint>(_listenAddress, _registry, _runningConfigs,
                                                    std::move(access), _webConfig, _blackboxModules);
+    }
+    for (auto& loaded : configs)
+        start(running, std::move(loaded), false);
+    if (_endpoint)
+    {
         _endpoint->start();
         log().information(
             std::string("serving /, /status.json, /probe, /metrics, /-/healthy and /-/ready on ") +
             (_webConfig && _webConfig->tlsContext() ? "https://" : "http://") + _listenAddress.toString() +
             (_webConfig ? " (" + _webConfig->summary() + ")" : ""));
     }
-    for (auto& loaded : configs)
-        start(running, std::move(loaded), false);
     for (;;)
     {
         int signal = 0;
