@@ -49,6 +49,22 @@ std::string joinErrors(const std::vector<std::string>& errors)
     return out;
 }
 
+/// Adds `message` to `errors` unless it is there already (`job` and `ip` both come from the target).
+void addOnce(std::vector<std::string>& errors, std::string message)
+{
+    if (std::find(errors.begin(), errors.end(), message) == errors.end())
+        errors.push_back(std::move(message));
+}
+
+/// The config a /probe request made; when it did not load, a ProbeRequestError with every message.
+DeviceClassConfig requireConfig(std::optional<DeviceClassConfig> config,
+                                const std::vector<std::string>& errors)
+{
+    if (!config)
+        throw ProbeRequestError(errors.empty() ? std::string("invalid request") : joinErrors(errors));
+    return std::move(*config);
+}
+
 /// True when `text` begins with `prefix`, ASCII case ignored (URL schemes).
 bool startsWith(const std::string& text, const std::string& prefix)
 {
@@ -372,21 +388,9 @@ ProbeRequestPlan ProbeService::plan(const QueryParameters& parameters,
     ConfigProblems problems;
     auto config = ConfigLoader(_registry).parse(root, probeFile, problems);
     for (const auto& problem : problems)
-    {
-        // `job` and `ip` both come from the target: say it once.
-        std::string message = rephrase(problem, module);
-        if (std::find(errors.begin(), errors.end(), message) == errors.end())
-            errors.push_back(std::move(message));
-    }
-    if (!config)
-    {
-        if (errors.empty())
-            errors.push_back("invalid request");
-        throw ProbeRequestError(joinErrors(errors));
-    }
-
-    config->timeoutSeconds = boundedTimeout(config->timeoutSeconds, given, scrapeTimeoutHeader);
-    plan.config = std::move(*config);
+        addOnce(errors, rephrase(problem, module));
+    plan.config = requireConfig(std::move(config), errors);
+    plan.config.timeoutSeconds = boundedTimeout(plan.config.timeoutSeconds, given, scrapeTimeoutHeader);
     return plan;
 }
 
@@ -498,17 +502,10 @@ ProbeRequestPlan ProbeService::blackboxPlan(const BlackboxModule& module,
                       ": " + problem.message;
         for (auto pos = message.find('\n'); pos != std::string::npos; pos = message.find('\n', pos))
             message[pos] = ' ';
-        if (std::find(errors.begin(), errors.end(), message) == errors.end())
-            errors.push_back(std::move(message));
+        addOnce(errors, std::move(message));
     }
-    if (!config)
-    {
-        if (errors.empty())
-            errors.push_back("invalid request");
-        throw ProbeRequestError(joinErrors(errors));
-    }
-    config->timeoutSeconds = boundedTimeout(config->timeoutSeconds, given, scrapeTimeoutHeader);
-    plan.config = std::move(*config);
+    plan.config = requireConfig(std::move(config), errors);
+    plan.config.timeoutSeconds = boundedTimeout(plan.config.timeoutSeconds, given, scrapeTimeoutHeader);
     return plan;
 }
 
