@@ -1,6 +1,7 @@
 #include "scrapers/common/TlsClient.h"
 
 #include "scrapers/common/CertificateExpiry.h"
+#include "util/ErrnoText.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -12,7 +13,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 namespace fleetprobe
 {
@@ -296,8 +296,8 @@ TlsSession::Status TlsSession::status(int rc, std::string& why, const char* what
     const long verify = SSL_get_verify_result(_ssl.get());
     std::string text = _verify && verify != X509_V_OK ? X509_verify_cert_error_string(verify) : tlsErrors();
     if (text.empty())
-        text = e == SSL_ERROR_SYSCALL && err != 0 ? std::strerror(err) : "the connection was closed";
-    why = std::string(what) + ": " + text;
+        text = e == SSL_ERROR_SYSCALL && err != 0 ? errnoText(err) : std::string("the connection was closed");
+    why = std::string("TLS: ") + what + text;
     return Status::Failed;
 }
 
@@ -306,7 +306,7 @@ TlsSession::Status TlsSession::handshake(std::string& why)
     ERR_clear_error();
     errno = 0;
     const int rc = SSL_connect(_ssl.get());
-    return rc == 1 ? Status::Done : status(rc, why, "TLS handshake");
+    return rc == 1 ? Status::Done : status(rc, why, "");
 }
 
 TlsSession::Status TlsSession::read(char* buffer, std::size_t size, std::size_t& got, std::string& why)
@@ -315,7 +315,7 @@ TlsSession::Status TlsSession::read(char* buffer, std::size_t size, std::size_t&
     errno = 0;
     got = 0;
     const int rc = SSL_read_ex(_ssl.get(), buffer, size, &got);
-    return rc == 1 ? Status::Done : status(rc, why, "TLS read");
+    return rc == 1 ? Status::Done : status(rc, why, "read: ");
 }
 
 TlsSession::Status TlsSession::write(const char* data, std::size_t size, std::size_t& written,
@@ -325,7 +325,7 @@ TlsSession::Status TlsSession::write(const char* data, std::size_t size, std::si
     errno = 0;
     written = 0;
     const int rc = SSL_write_ex(_ssl.get(), data, size, &written);
-    return rc == 1 ? Status::Done : status(rc, why, "TLS write");
+    return rc == 1 ? Status::Done : status(rc, why, "write: ");
 }
 
 TlsPeerInfo TlsSession::peer() const

@@ -103,7 +103,7 @@ public:
         WantRead,  ///< call again once the socket is readable
         WantWrite, ///< call again once the socket is writable
         Closed,    ///< read: the peer closed the session
-        Failed     ///< broken: `why` says how
+        Failed     ///< broken: `why` says how ("TLS: " and OpenSSL's reason)
     };
 
     TlsSession() = default;

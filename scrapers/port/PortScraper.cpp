@@ -265,10 +265,10 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             }
             else
             {
-                finish(f,
-                       ProbeResult::failure(FailureReason::Error, s == TlsSession::Status::Closed
-                                                                      ? "TLS write: the connection was closed"
-                                                                      : why));
+                finish(f, ProbeResult::failure(FailureReason::Error,
+                                               s == TlsSession::Status::Closed
+                                                   ? "TLS: write: the connection was closed"
+                                                   : why));
                 return false;
             }
         }
@@ -286,10 +286,10 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         }
         if (s != TlsSession::Status::Done)
         {
-            finish(f,
-                   ProbeResult::failure(FailureReason::Error, s == TlsSession::Status::Closed
-                                                                  ? "TLS handshake: the connection was closed"
-                                                                  : why));
+            finish(f, ProbeResult::failure(FailureReason::Error,
+                                           s == TlsSession::Status::Closed
+                                               ? "TLS: the connection was closed during the handshake"
+                                               : why));
             return false;
         }
         f.peer = f.tls.peer();
@@ -473,8 +473,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     {
         const PortConfig& cfg = portOf(targets[f.target]);
         if (f.phase == InFlight::Phase::Handshaking)
-            finish(f,
-                   ProbeResult::failure(FailureReason::Timeout, "TLS handshake not done within the timeout"));
+            finish(f, ProbeResult::failure(FailureReason::Timeout,
+                                           "TLS: handshake not done within the timeout"));
         else if (!cfg.queryResponse.empty() && f.phase != InFlight::Phase::Connecting)
             finish(f,
                    ProbeResult::failure(
