@@ -45,10 +45,14 @@ void readTls(const ConfigSection& po, PortConfig& port)
             port.tls = *b;
     }
     TlsClientConfig& tls = port.tlsConfig;
+    const bool startTls = std::any_of(port.queryResponse.begin(), port.queryResponse.end(),
+                                      [](const QueryStep& s) { return s.startTls; });
+    if (startTls && port.tls)
+        po.error("tls", "a query_response with starttls begins without TLS: leave tls out");
     for (const char* key : {"tls_verify", "ca_file", "cert_file", "key_file", "server_name",
                             "tls_min_version", "tls_max_version"})
-        if (po.has(key) && !port.tls)
-            po.error(key, "needs \"tls\": true");
+        if (po.has(key) && !port.tls && !startTls)
+            po.error(key, "needs \"tls\": true or a query_response step with \"starttls\": true");
     if (auto b = po.boolean("tls_verify"))
         tls.verify = *b;
     if (auto s = po.string("ca_file"))
@@ -153,6 +157,11 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
                 bool ok = step.isObject();
                 for (const auto& [key, value] : step.members())
                 {
+                    if (key == "starttls" && value.isBoolean())
+                    {
+                        out.startTls = value.asBoolean();
+                        continue;
+                    }
                     if ((key != "expect" && key != "send") || !value.isString())
                     {
                         ok = false;
@@ -174,10 +183,11 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
                                               "invalid regular expression " + value.show() + ": " + e.what());
                         }
                 }
-                if (!ok || (!out.expect && !out.send && step.isObject() && step.members().empty()))
+                if (!ok ||
+                    (!out.expect && !out.send && !out.startTls && step.isObject() && step.members().empty()))
                     po.reader().error(at,
-                                      "must be an object of \"expect\" (a regex of at most 1024 characters) "
-                                      "and/or \"send\" (a string), got " +
+                                      "must be an object of \"expect\" (a regex of at most 1024 characters), "
+                                      "\"send\" (a string) and/or \"starttls\" (a boolean), got " +
                                           step.show());
                 else
                     port.queryResponse.push_back(std::move(out));

@@ -96,6 +96,7 @@ struct InFlight
     TlsSession tls;                  ///< `tls`: the session over the socket
     short tlsWants = 0;              ///< what the last TLS call waits for (POLLIN, POLLOUT), 0 when none
     std::optional<TlsPeerInfo> peer; ///< `tls`: what the server presented, once the handshake is done
+    bool inStartTls = false;         ///< query_response: the handshake of the step's starttls is under way
 
     short pollEvents() const
     {
@@ -228,6 +229,23 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     std::map<TlsClientConfig, std::unique_ptr<TlsClientContext>> tlsContexts;
     std::map<TlsClientConfig, std::string> tlsProblems;
 
+    // Starts the client side of TLS on `fd` with the target's settings; empty, or why it cannot.
+    auto startSession = [&](TlsSession& session, int fd, const ProbeTarget& t)
+    {
+        const TlsClientConfig& config = portOf(t).tlsConfig;
+        if (!tlsContexts.count(config) && !tlsProblems.count(config))
+        {
+            std::string problem;
+            if (auto made = TlsClientContext::make(config, problem))
+                tlsContexts[config] = std::move(made);
+            else
+                tlsProblems[config] = problem;
+        }
+        std::string why = tlsProblems.count(config) ? "TLS: " + tlsProblems[config] : "";
+        if (why.empty())
+            session.start(*tlsContexts[config], fd, t.host, config, why);
+        return why;
+    };
     auto finish = [&](InFlight& f, ProbeResult r)
     {
         if (f.peer)
@@ -320,6 +338,25 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         }
         return false;
     };
+    // query_response: the starttls of the current step; true once its handshake is done (the dialog goes
+    // on), false while it waits for the socket (advance() then finishes the step) or when it failed.
+    auto beginStartTls = [&](InFlight& f)
+    {
+        if (const std::string why = startSession(f.tls, f.socket.fd(), targets[f.target]); !why.empty())
+        {
+            finish(f, ProbeResult::failure(FailureReason::Error, why));
+            return false;
+        }
+        f.answer.clear(); // what came before the handshake is not part of the TLS dialog
+        f.phase = InFlight::Phase::Handshaking;
+        if (!handshake(f))
+        {
+            f.inStartTls = f.socket.isOpen();
+            return false;
+        }
+        f.phase = InFlight::Phase::Reading;
+        return true;
+    };
     // query_response: runs the dialog as far as the answers read so far allow.
     auto dialog = [&](InFlight& f, bool ended)
     {
@@ -330,6 +367,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             {
                 if (!flushOutput(f))
                     return; // wait until writable again, or failed
+                if (steps[f.step].startTls && !beginStartTls(f))
+                    return;
                 ++f.step;
                 f.stepMatched = false;
                 f.phase = InFlight::Phase::Reading;
@@ -359,6 +398,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 f.phase = InFlight::Phase::Sending;
                 continue;
             }
+            if (step.startTls && !beginStartTls(f))
+                return;
             ++f.step;
             f.stepMatched = false;
         }
@@ -373,6 +414,16 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         {
             if (!handshake(f))
                 return; // waiting for the socket, or failed
+            if (f.inStartTls)
+            {
+                // The starttls step is done: the dialog goes on over TLS.
+                f.inStartTls = false;
+                ++f.step;
+                f.stepMatched = false;
+                f.phase = InFlight::Phase::Reading;
+                dialog(f, false);
+                return;
+            }
             // Connected and secured: on as a plain connection would go from here.
             f.phase = InFlight::Phase::Connecting;
         }
@@ -538,24 +589,11 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             return true;
         }
         if (cfg.tls)
-        {
-            if (!tlsContexts.count(cfg.tlsConfig) && !tlsProblems.count(cfg.tlsConfig))
-            {
-                std::string problem;
-                if (auto made = TlsClientContext::make(cfg.tlsConfig, problem))
-                    tlsContexts[cfg.tlsConfig] = std::move(made);
-                else
-                    tlsProblems[cfg.tlsConfig] = problem;
-            }
-            std::string why = tlsProblems.count(cfg.tlsConfig) ? "TLS: " + tlsProblems[cfg.tlsConfig] : "";
-            if (why.empty())
-                started.tls.start(*tlsContexts[cfg.tlsConfig], fd, t.host, cfg.tlsConfig, why);
-            if (!why.empty())
+            if (const std::string why = startSession(started.tls, fd, t); !why.empty())
             {
                 results[i] = ProbeResult::failure(FailureReason::Error, why);
                 return true;
             }
-        }
         if (started.type == SOCK_DGRAM && addr.ss_family != AF_UNIX)
             reportUnreachable(fd, addr.ss_family);
         if (started.type == SOCK_DGRAM && addr.ss_family == AF_UNIX)

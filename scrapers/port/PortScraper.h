@@ -16,6 +16,7 @@ struct QueryStep
 {
     std::optional<std::string> expect; ///< ECMAScript regex a line of the answer must match
     std::optional<std::string> send;   ///< sent after the expect (if any), with ${n} substituted
+    bool startTls = false; ///< then a TLS handshake (STARTTLS); the rest of the dialog runs over TLS
 };
 
 /// One socket a `port` job probes (an entry of `jobs[].ports`): the settings of one port target.
@@ -31,7 +32,7 @@ struct PortConfig : ScraperSettings
     bool tcpInfo = false;              ///< tcp: report the kernel's TCP_INFO of the connection
     std::vector<QueryStep> queryResponse; ///< stream sockets: a dialog instead of send/expect; up when done
     bool tls = false;                     ///< tcp: a TLS handshake after the connect; the rest runs over it
-    TlsClientConfig tlsConfig;            ///< with `tls`: how the server is verified
+    TlsClientConfig tlsConfig;            ///< with `tls` or a `starttls` step: how the server is verified
     std::string sourceAddress; ///< IP literal the socket is bound to before it connects; empty: any
 };
 

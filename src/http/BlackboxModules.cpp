@@ -236,6 +236,7 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
 {
     ConfigValue port = ConfigValue::object();
     bool tls = false;
+    bool startTls = false;
     const ConfigValue* tlsConfig = nullptr;
     for (const auto& [key, v] : section.members())
     {
@@ -280,10 +281,11 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
                         out.set(k, value);
                     else if (k == "starttls")
                     {
-                        if (!(value.isBoolean() && !value.asBoolean()))
-                            r.unsupported(at + ".starttls",
-                                          "fleetprobe's port scraper has no STARTTLS (TLS from the start "
-                                          "only: tls: true)");
+                        if (auto b = boolean(r, at + ".starttls", value); b && *b)
+                        {
+                            out.set("starttls", ConfigValue::boolean(true));
+                            startTls = true;
+                        }
                     }
                     else
                         r.bad(at + "." + k, "unknown key or not a string");
@@ -296,13 +298,11 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
         else
             r.bad("tcp." + key, "unknown key");
     }
-    // tls_config without tls only serves starttls in blackbox_exporter, which fleetprobe does not have.
+    // tls_config serves tls and the starttls steps; without either blackbox_exporter ignores it.
     if (tls)
-    {
         port.set("tls", ConfigValue::boolean(true));
-        if (tlsConfig)
-            readTlsConfig(r, "tcp.tls_config", *tlsConfig, port);
-    }
+    if ((tls || startTls) && tlsConfig)
+        readTlsConfig(r, "tcp.tls_config", *tlsConfig, port);
     m.section.set("port", std::move(port));
 }
 

@@ -491,8 +491,11 @@ ProbeRequestPlan ProbeService::blackboxPlan(const BlackboxModule& module,
         ConfigValue socket = own ? *own : ConfigValue::object();
         // The host is probed at the address resolved here; TLS still verifies (and sends) the target's name,
         // as blackbox_exporter does.
-        if (const ConfigValue* tls = socket.find("tls");
-            tls && tls->isBoolean() && tls->asBoolean() && !socket.find("server_name"))
+        bool tls = socket.find("tls") != nullptr;
+        if (const ConfigValue* steps = socket.find("query_response"))
+            for (const auto& step : steps->items())
+                tls = tls || step.find("starttls") != nullptr;
+        if (tls && !socket.find("server_name"))
             socket.set("server_name", ConfigValue::string(plan.host));
         socket.set("port", ProbeRequest::integerOrString(port));
         socket.set("protocol", ConfigValue::string("tcp"));

@@ -67,7 +67,7 @@ SILENT_HOSTS = ["127.0.0.24", "127.0.0.33"]
 # blackbox targets: 127.0.0.31 serves HTTP and HTTPS (and answers ping), 127.0.0.32 answers ping but has no
 # listener (refused), 127.0.0.33 is silent (nftables drop).
 BB_UP, BB_CLOSED, BB_SILENT = "127.0.0.31", "127.0.0.32", "127.0.0.33"
-BB_HTTP_PORT, BB_HTTPS_PORT, BB_SSH_PORT, BB_IRC_PORT, BB_POP3S_PORT = 8080, 8443, 2222, 6667, 9995
+BB_HTTP_PORT, BB_HTTPS_PORT, BB_SSH_PORT, BB_IRC_PORT, BB_POP3S_PORT, BB_SMTP_PORT = 8080, 8443, 2222, 6667, 9995, 2525
 BB_SOURCE_IP = "127.0.0.5"  # the source_ip_address of the test's tcp_source and http_source modules
 EXTRA_MODULES = os.path.join(DATA, "blackbox", "extra-modules.yml")
 MIXIN_DASHBOARD = os.path.join(DATA, "blackbox", "blackbox-exporter-mixin-dashboard.json")
@@ -399,6 +399,38 @@ class Pop3sServer(ListeningServer):
             conn.close()
 
 
+class SmtpServer(ListeningServer):
+    """SMTP with STARTTLS on BB_UP:BB_SMTP_PORT, as blackbox_exporter's example smtp_starttls expects it: the
+    greeting, EHLO offering STARTTLS, STARTTLS, then over TLS (the POP3S server's chain) EHLO offering AUTH and
+    QUIT."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        super().__init__(BB_UP, BB_SMTP_PORT)
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        try:
+            lines = conn.makefile("rb")
+            conn.sendall(b"220 smtp.test ESMTP ready\r\n")
+            if not lines.readline().startswith(b"EHLO "):
+                return
+            conn.sendall(b"250-smtp.test\r\n250-STARTTLS\r\n250 OK\r\n")
+            if lines.readline().strip() != b"STARTTLS":
+                return
+            conn.sendall(b"220 go ahead\r\n")
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+            lines = tls.makefile("rb")
+            if lines.readline().startswith(b"EHLO "):
+                tls.sendall(b"250-smtp.test\r\n250-AUTH PLAIN\r\n250 OK\r\n")
+                lines.readline()
+                tls.sendall(b"221 bye\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
 def probe_text(url, timeout_header="2"):
     check_loopback(url)
     req = urllib.request.Request(url, headers={"X-Prometheus-Scrape-Timeout-Seconds": timeout_header})
@@ -426,7 +458,7 @@ def bb_targets(prober):
         return [BB_UP, BB_CLOSED, BB_SILENT]
     if prober == "tcp":
         return ["%s:%d" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)] + \
-            ["%s:%d" % (BB_UP, p) for p in (BB_SSH_PORT, BB_IRC_PORT, BB_POP3S_PORT)]
+            ["%s:%d" % (BB_UP, p) for p in (BB_SSH_PORT, BB_IRC_PORT, BB_POP3S_PORT, BB_SMTP_PORT)]
     return ["http://%s:%d/" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)] + \
         ["https://%s:%d/" % (BB_UP, BB_HTTPS_PORT)]
 
@@ -509,7 +541,8 @@ def part_bb(args, work, procs, modules_file, tag):
             compared += 1
             if f.get("probe_success") == 1:
                 succeeded.add(name)
-    for name in ("ssh_banner", "irc_banner", "pop3s_test_ca", "pop3s_insecure", "tcp_source"):
+    for name in ("ssh_banner", "irc_banner", "pop3s_test_ca", "pop3s_insecure", "smtp_starttls_test_ca",
+                 "tcp_source"):
         if name in modules and name not in succeeded:
             problems.append("%s succeeded on no target" % name)
     if problems:
@@ -694,6 +727,7 @@ def inner(args):
             servers.append(BannerServers())
             pop3s = Pop3sServer(work)
             servers.append(pop3s)
+            servers.append(SmtpServer(pop3s.ctx))
             # Debian's file unchanged, then modules of our own that trust the test's certificates.
             part_bb(args, work, procs, BLACKBOX_YML, "debian")[0].stop()
             extra = os.path.join(work, "extra-modules.yml")

@@ -145,6 +145,8 @@ BOOST_AUTO_TEST_CASE(tls_config_source_address_and_go_regexes)
           "h": {"prober": "http", "http": {"source_ip_address": "::1", "tls_config": {"server_name": "x"}}},
           "i": {"prober": "icmp", "icmp": {"source_ip_address": "127.0.0.9"}},
           "n": {"prober": "tcp", "tcp": {"query_response": [{"expect": "(?i)ok"}]}},
+          "s": {"prober": "tcp", "tcp": {"query_response": [{"send": "STARTTLS"}, {"starttls": true}],
+                "tls_config": {"ca_file": "/ca.pem"}}},
           "bad": {"prober": "tcp", "tcp": {"source_ip_address": "here", "tls": true,
                   "tls_config": {"min_version": "TLS9"}}}}})"),
                                                      "bb.yml", problems);
@@ -161,6 +163,12 @@ BOOST_AUTO_TEST_CASE(tls_config_source_address_and_go_regexes)
     BOOST_TEST(m.find("h")->unsupported == "modules.h.http.tls_config.server_name: not supported by "
                                            "fleetprobe's http scraper");
     BOOST_TEST(m.find("i")->unsupported.rfind("modules.i.icmp.source_ip_address: ", 0) == 0U);
+    // starttls: the step and the tls_config it uses; no tls from the start.
+    const ConfigValue* s = m.find("s")->section.find("port");
+    BOOST_TEST(m.find("s")->unsupported.empty(), m.find("s")->unsupported);
+    BOOST_TEST(s->find("query_response")->items()[1].find("starttls")->asBoolean());
+    BOOST_TEST(s->find("ca_file")->asString() == "/ca.pem");
+    BOOST_TEST(!s->find("tls"));
     BOOST_TEST(m.find("n")->unsupported.rfind("modules.n.tcp.query_response[0].expect: ", 0) == 0U);
     BOOST_TEST_REQUIRE(problems.size() == 2U);
     BOOST_TEST(problems[0].text() ==
