@@ -3,6 +3,7 @@
 #include "net/SocketBudget.h"
 #include "scrapers/ping/IcmpFilter.h"
 #include "scrapers/ping/LibopingHooks.h"
+#include "util/ErrnoText.h"
 #include "util/Log.h"
 
 #include <oping.h>
@@ -279,8 +280,9 @@ void PingObject::refreshFilters()
         if (program.empty() || !IcmpFilter::attach(fd, program))
         {
             if (log().debug())
-                log().debug("ping: no BPF filter on a raw socket (" + std::to_string(idents.size()) +
-                            " identifiers): " + std::strerror(errno));
+                log().debug(
+                    "ping: no BPF filter on a raw socket (" + std::to_string(idents.size()) +
+                    " identifiers): " + (program.empty() ? std::string("too many") : errnoText(errno)));
         }
         // What queued before the filter was someone else's (or a late reply nobody waits for any more).
         char buffer[64];

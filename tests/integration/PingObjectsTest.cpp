@@ -30,6 +30,7 @@ namespace
 std::vector<std::string> hosts(int block, int n)
 {
     std::vector<std::string> out;
+    out.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i)
         out.push_back("127." + std::to_string(block) + "." + std::to_string(i / 250) + "." +
                       std::to_string(i % 250 + 1));
@@ -42,6 +43,7 @@ std::vector<ProbeTarget> targetsOf(const std::vector<std::string>& addresses, in
     options->count = count;
     options->intervalMs = intervalMs;
     std::vector<ProbeTarget> targets;
+    targets.reserve(addresses.size());
     for (std::size_t i = 0; i < addresses.size(); ++i)
         targets.push_back(
             ProbeTarget::forJob(i, addresses[i], std::chrono::milliseconds(1000), std::nullopt, options));
