@@ -1,10 +1,15 @@
 // The ping scraper's kept liboping objects, in this test process (the scraper itself, real ICMP on the
 // namespace's loopback, silent devices dropped by nftables on the input hook): objects kept across cycles
 // and handed over on a reload so that only what changed is added, burst counts, and two scrapers (two
-// configs) in one process that each see and count only their own replies.
+// configs) in one process that each see and count only their own replies; and the binary under a wall clock
+// that disagrees with the kernel's receive timestamps (libfaketime), which must give no false RTT.
 
+#include "Faketime.h"
+#include "FleetprobeFixture.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
+#include "ProcessRunner.h"
+#include "TempDir.h"
 
 #include "scrapers/ping/PingScraper.h"
 
@@ -13,8 +18,12 @@
 #include <sys/ioctl.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -155,6 +164,59 @@ BOOST_AUTO_TEST_CASE(two_configs_count_only_their_own_replies_in_bursts,
     checkResults(b, scraperB.probe(targetsOf(b, 3, 100), stop), silent, 3);
     for (int fd : socketsA)
         BOOST_TEST(queued(fd) == 0, "socket " << fd << " of the other config queued B's replies");
+}
+
+BOOST_AUTO_TEST_CASE(a_wall_clock_an_hour_off_gives_no_false_rtt, *utf::precondition(NetNamespace::required))
+{
+    // liboping times the send with gettimeofday (faked an hour back here) and the receive with the kernel's
+    // SO_TIMESTAMP (real): without fleetprobe's check every RTT would be about 3,600 s.
+    const std::string faketime = faketimeLibrary();
+    if (faketime.empty())
+    {
+        if (NetNamespace::isCi())
+            BOOST_FAIL("no libfaketime under CI=true (apt-get install faketime)");
+        BOOST_TEST_MESSAGE("SKIPPED: no libfaketime (apt-get install faketime)");
+        return;
+    }
+    TempDir dir;
+    const std::string config = dir.path() + "/clock.json";
+    std::ofstream(config) << R"({"conf": {"prom_id": "clock", "interval": 60, "timeout": 1,
+  "ping": {"count": 3, "interval_ms": 100}},
+ "jobs": [{"job": "a", "ip": "127.0.50.1", "metrics": ["ping"]},
+          {"job": "b", "ip": "127.0.50.2", "metrics": ["ping"]}]})";
+    ProcessOptions options;
+    options.environment = {{"LD_PRELOAD", faketime},
+                           {"FAKETIME", "-3600"},
+                           {"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
+                           {"ASAN_OPTIONS", asanOptionsForPreload()}};
+    options.timeout = std::chrono::milliseconds(30000);
+    const ProcessResult r = ProcessRunner::run(
+        {FleetprobeFixture::binary(), "--once", "--config", config, "--state-dir", dir.path() + "/state"},
+        options);
+    BOOST_TEST_REQUIRE(r.exitCode == 0, r.describe());
+    std::istringstream lines(r.out);
+    std::string line;
+    int up = 0, sent = 0, received = 0, rttLines = 0;
+    while (std::getline(lines, line))
+    {
+        const double value = std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
+        if (line.rfind("fleetprobe_up{", 0) == 0 && value == 1)
+            ++up;
+        else if (line.rfind("fleetprobe_ping_packets_sent_total{", 0) == 0)
+            sent += static_cast<int>(value);
+        else if (line.rfind("fleetprobe_ping_packets_received_total{", 0) == 0)
+            received += static_cast<int>(value);
+        else if (line.rfind("fleetprobe_last_rtt_seconds{", 0) == 0 ||
+                 line.rfind("fleetprobe_rtt_seconds_sum{", 0) == 0)
+        {
+            ++rttLines;
+            BOOST_TEST(value < 1.0, "a false RTT: " << line);
+        }
+    }
+    BOOST_TEST(up == 2, r.out);
+    BOOST_TEST(sent == 6);
+    BOOST_TEST(received == 6, "every reply counted");
+    BOOST_TEST_MESSAGE(rttLines << " RTT lines, all below 1 s");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
