@@ -145,7 +145,7 @@ pinghost* PingObject::tail()
     return _tail;
 }
 
-bool PingObject::add(const std::string& address, std::vector<AddFailure>& failures)
+bool PingObject::add(const std::string& address, std::vector<AddFailure>& failures, std::size_t& redrawn)
 {
     IdentRegistry& registry = IdentRegistry::instance();
     for (int attempt = 0; attempt < 64; ++attempt)
@@ -194,6 +194,7 @@ bool PingObject::add(const std::string& address, std::vector<AddFailure>& failur
         }
         ping_host_remove(_obj, address.c_str()); // identifier taken: draw another
         _tail = last;
+        ++redrawn;
     }
     ping_host_remove(_obj, address.c_str());
     _tail = nullptr;
@@ -233,7 +234,7 @@ PingObject::SyncStats PingObject::sync(const std::vector<std::string>& wanted,
             ++stats.kept;
             continue;
         }
-        if (add(a, failures))
+        if (add(a, failures, stats.redrawn))
             ++stats.added;
     }
     if (stats.added > 0 || stats.removed > 0)

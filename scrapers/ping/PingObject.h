@@ -30,6 +30,7 @@ public:
     struct SyncStats
     {
         std::size_t added = 0, removed = 0, kept = 0;
+        std::size_t redrawn = 0; ///< identifiers drawn again because the one liboping drew was taken
     };
 
     /// A host that could not be added: why. Plain data.
@@ -93,7 +94,7 @@ public:
     int ipv6Socket() const { return _fd6; }
 
 private:
-    bool add(const std::string& address, std::vector<AddFailure>& failures);
+    bool add(const std::string& address, std::vector<AddFailure>& failures, std::size_t& redrawn);
     pinghost* tail();
     void refreshFilters();
     void tuneSocket(int fd, int family);

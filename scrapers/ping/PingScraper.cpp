@@ -306,6 +306,7 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
         stats.added += round.sync.added;
         stats.removed += round.sync.removed;
         stats.kept += round.sync.kept;
+        stats.redrawn += round.sync.redrawn;
         if (round.unusable)
         {
             for (const auto& a : *round.chunk)
@@ -350,7 +351,8 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
     if (log().debug())
         log().debug("ping: " + std::to_string(stats.objects) +
                     " liboping objects, host entries: " + std::to_string(stats.added) + " added, " +
-                    std::to_string(stats.removed) + " removed, " + std::to_string(stats.kept) + " kept");
+                    std::to_string(stats.removed) + " removed, " + std::to_string(stats.kept) + " kept, " +
+                    std::to_string(stats.redrawn) + " identifiers drawn again");
 
     for (std::size_t i = 0; i < targets.size(); ++i)
     {

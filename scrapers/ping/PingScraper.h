@@ -45,6 +45,7 @@ public:
         std::size_t added = 0;   ///< host entries added (a host is in one object per round of its burst)
         std::size_t removed = 0;
         std::size_t kept = 0;
+        std::size_t redrawn = 0; ///< identifiers drawn again (the one liboping drew was taken)
     };
 
     PingScraper();
