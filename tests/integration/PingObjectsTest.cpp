@@ -4,18 +4,22 @@
 // configs) in one process that each see and count only their own replies; and the binary under a wall clock
 // that disagrees with the kernel's receive timestamps (libfaketime), which must give no false RTT.
 
+#include "ChildProcess.h"
 #include "Faketime.h"
 #include "FleetprobeFixture.h"
 #include "NetNamespace.h"
 #include "Nftables.h"
 #include "ProcessRunner.h"
 #include "TempDir.h"
+#include "WaitCondition.h"
 
 #include "scrapers/ping/PingScraper.h"
 
 #include <boost/test/unit_test.hpp>
 
 #include <sys/ioctl.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <cstdlib>
@@ -57,6 +61,26 @@ std::vector<ProbeTarget> targetsOf(const std::vector<std::string>& addresses, in
         targets.push_back(
             ProbeTarget::forJob(i, addresses[i], std::chrono::milliseconds(1000), std::nullopt, options));
     return targets;
+}
+
+/// How often `text` occurs in `haystack`.
+std::size_t occurrences(const std::string& haystack, const std::string& text)
+{
+    std::size_t n = 0;
+    for (auto at = haystack.find(text); at != std::string::npos; at = haystack.find(text, at + 1))
+        ++n;
+    return n;
+}
+
+/// A ping-only config of `addresses` with interval 2 s.
+std::string pingConfig(const std::vector<std::string>& addresses)
+{
+    std::string jobs;
+    for (std::size_t i = 0; i < addresses.size(); ++i)
+        jobs += std::string(i ? ",\n" : "") + R"({"job": "d)" + std::to_string(i) + R"(", "ip": ")" +
+                addresses[i] + R"(", "metrics": ["ping"]})";
+    return R"({"conf": {"prom_id": "reloaded", "interval": 2, "timeout": 1, "rtt_buckets": []}, "jobs": [)" +
+           jobs + "]}";
 }
 
 double measurement(const ProbeResult& r, const std::string& key)
@@ -217,6 +241,30 @@ BOOST_AUTO_TEST_CASE(a_wall_clock_an_hour_off_gives_no_false_rtt, *utf::precondi
     BOOST_TEST(sent == 6);
     BOOST_TEST(received == 6, "every reply counted");
     BOOST_TEST_MESSAGE(rttLines << " RTT lines, all below 1 s");
+}
+
+BOOST_AUTO_TEST_CASE(a_sighup_reload_re_adds_only_the_hosts_that_changed,
+                     *utf::precondition(NetNamespace::required))
+{
+    TempDir dir;
+    auto addresses = hosts(60, 300);
+    const std::string config = dir.writeFile("reloaded.json", pingConfig(addresses));
+    ChildProcess fleetprobe({FleetprobeFixture::binary(), "--config", config, "--state-dir",
+                             dir.path() + "/state", "--log-level", "debug"});
+    const auto log = [&] { return fleetprobe.stderrText(); };
+    BOOST_TEST_REQUIRE(
+        WaitCondition::until([&] { return occurrences(log(), "300 kept") >= 1; }, std::chrono::seconds(20)),
+        log());
+    BOOST_TEST(occurrences(log(), "host entries: 300 added, 0 removed, 0 kept") == 1u);
+
+    addresses[7] = "127.61.0.1";
+    dir.writeFile("reloaded.json", pingConfig(addresses));
+    fleetprobe.signal(SIGHUP);
+    BOOST_TEST(WaitCondition::until(
+                   [&] { return occurrences(log(), "host entries: 1 added, 1 removed, 299 kept") == 1; },
+                   std::chrono::seconds(20)),
+               log());
+    BOOST_TEST(occurrences(log(), "300 added") == 1u, "the reload built no object again");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
