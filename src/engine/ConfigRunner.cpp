@@ -147,6 +147,14 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
 
 ConfigRunner::~ConfigRunner() = default;
 
+void ConfigRunner::takeOver(ConfigRunner& previous)
+{
+    for (auto& plan : _executor->plans())
+        for (auto& old : previous._executor->plans())
+            if (old.name == plan.name && old.scraper && plan.scraper)
+                plan.scraper->takeOver(*old.scraper);
+}
+
 std::string ConfigRunner::saveState()
 {
     if (!_options.state)
