@@ -4,6 +4,8 @@
 #include "config/Config.h"
 #include "metrics/TextSerializer.h"
 
+#include <arpa/inet.h>
+
 namespace fleetprobe
 {
 namespace
@@ -13,7 +15,7 @@ namespace
 /// given.
 bool readPingOptions(const ConfigSection& section, PingOptions& out)
 {
-    section.unknownKeys({"count", "interval_ms", "size", "ttl"});
+    section.unknownKeys({"count", "interval_ms", "size", "ttl", "dont_fragment", "source_address"});
     if (auto n = section.integer("count", 1, 100))
         out.count = static_cast<int>(*n);
     if (auto n = section.integer("interval_ms", 10, 60000))
@@ -22,6 +24,18 @@ bool readPingOptions(const ConfigSection& section, PingOptions& out)
         out.size = static_cast<int>(*n);
     if (auto n = section.integer("ttl", 1, 255))
         out.ttl = static_cast<int>(*n);
+    if (auto b = section.boolean("dont_fragment"))
+        out.dontFragment = *b;
+    if (auto s = section.string("source_address"))
+    {
+        in6_addr literal{};
+        if (::inet_pton(AF_INET, s->c_str(), &literal) != 1 &&
+            ::inet_pton(AF_INET6, s->c_str(), &literal) != 1)
+            section.error("source_address",
+                          "must be an IPv4 or IPv6 address, got " + section.get("source_address")->show());
+        else
+            out.sourceAddress = *s;
+    }
     return section.has("count") || section.has("interval_ms");
 }
 

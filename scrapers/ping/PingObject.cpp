@@ -110,7 +110,8 @@ struct ClockPair
 
 } // namespace
 
-PingObject::PingObject(int payloadBytes, int ttl)
+PingObject::PingObject(int payloadBytes, int ttl, bool dontFragment, const std::string& sourceAddress)
+    : _dontFragment(dontFragment)
 {
     if (!SocketBudget::instance().acquire(socketsPerObject,
                                           std::chrono::steady_clock::now() + std::chrono::seconds(30)))
@@ -122,6 +123,15 @@ PingObject::PingObject(int payloadBytes, int ttl)
     ping_setopt(_obj, PING_OPT_TTL, &ttl);
     std::string payload(static_cast<std::size_t>(payloadBytes), 'f'); // liboping copies a C string: no NULs
     ping_setopt(_obj, PING_OPT_DATA, payload.data());
+    // liboping binds each socket it opens to the source, and then adds only hosts of the source's family.
+    // An object that cannot take its source is not used: it would ping from another address.
+    if (!sourceAddress.empty() &&
+        ping_setopt(_obj, PING_OPT_SOURCE, const_cast<char*>(sourceAddress.c_str())) != 0)
+    {
+        log().warning("ping: source address " + sourceAddress + " not taken: " + ping_get_error(_obj));
+        ping_destroy(_obj);
+        _obj = nullptr;
+    }
 }
 
 PingObject::~PingObject()
@@ -248,6 +258,20 @@ void PingObject::tuneSocket(int fd, int family)
     socklen_t len = sizeof type;
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_RAW)
         return;
+    // Don't fragment: the kernel sets DF (IPv4) or refuses to fragment (IPv6); a datagram larger than the
+    // path's MTU then fails to send (EMSGSIZE), which liboping reports for the host.
+    if (_dontFragment)
+    {
+        const int pmtu = family == AF_INET ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
+        if (family == AF_INET)
+            ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+        else
+        {
+            const int on = 1;
+            ::setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof pmtu);
+            ::setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &on, sizeof on);
+        }
+    }
     // A first cut before the BPF filter: the kernel tests the type before it copies a packet to the socket.
     if (family == AF_INET)
     {

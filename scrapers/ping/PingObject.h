@@ -60,9 +60,12 @@ public:
         std::string error;           ///< ping_send's error for some hosts, if any
     };
 
-    /// An object sending `payloadBytes` of payload with `ttl`. Takes two sockets of the process's budget
-    /// (SocketBudget) for its lifetime; valid() is false when none were free or liboping failed.
-    PingObject(int payloadBytes, int ttl);
+    /// An object sending `payloadBytes` of payload with `ttl`, with the don't-fragment bit when
+    /// `dontFragment` (a payload too large for the path then fails to send), from `sourceAddress` (numeric;
+    /// empty: the kernel chooses; hosts of the other address family then cannot be added). Takes two sockets
+    /// of the process's budget (SocketBudget) for its lifetime; valid() is false when none were free or
+    /// liboping failed.
+    PingObject(int payloadBytes, int ttl, bool dontFragment = false, const std::string& sourceAddress = {});
     ~PingObject();
     PingObject(const PingObject&) = delete;
     PingObject& operator=(const PingObject&) = delete;
@@ -104,6 +107,7 @@ private:
     std::unordered_map<std::string, std::uint16_t> _idents; ///< host -> its identifier
     pinghost* _tail = nullptr; ///< the last host of liboping's list; null: unknown
     int _fd4 = -1, _fd6 = -1;
+    bool _dontFragment = false;
 };
 
 } // namespace fleetprobe

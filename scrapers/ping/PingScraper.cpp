@@ -91,7 +91,7 @@ struct Round
     std::vector<PingObject::AddFailure> failures;
     PingObject::SyncStats sync;
     PingObject::RoundOutcome outcome;
-    bool unusable = false; ///< no object (no socket in the budget, or ping_construct failed)
+    bool unusable = false; ///< no object (no socket in the budget, ping_construct failed, a bad source)
     std::atomic<std::int64_t> sendingSince{0}; ///< steady-clock ns when ping_send began; 0: not in it
 };
 
@@ -99,7 +99,8 @@ void runRound(Round& round, double timeoutSeconds, const StopSignal& stop)
 {
     std::unique_ptr<PingObject>& object = *round.object;
     if (!object)
-        object = std::make_unique<PingObject>(round.options.size, round.options.ttl);
+        object = std::make_unique<PingObject>(round.options.size, round.options.ttl,
+                                              round.options.dontFragment, round.options.sourceAddress);
     if (!object->valid())
     {
         round.unusable = true;
@@ -169,7 +170,8 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
 
     // Targets with the same burst settings are pinged together, each distinct address once per round; each
     // address has a slot that tallies its replies.
-    auto key = [](const PingOptions& o) { return std::make_tuple(o.count, o.intervalMs, o.size, o.ttl); };
+    auto key = [](const PingOptions& o)
+    { return std::make_tuple(o.count, o.intervalMs, o.size, o.ttl, o.dontFragment, o.sourceAddress); };
     std::map<Key, PingOptions> optionsByKey;
     std::map<Key, std::unordered_map<std::string, std::size_t>> slotOf;
     std::map<Key, std::vector<std::string>> wanted;
@@ -313,7 +315,9 @@ std::vector<ProbeResult> PingScraper::probe(const std::vector<ProbeTarget>& targ
             {
                 Tally& t = tallies[round.slotOf->at(a)];
                 t.reason = FailureReason::Error;
-                t.detail = "no socket free within 30 s (open-file limit), or ping_construct failed";
+                t.detail =
+                    "no socket free within 30 s (open-file limit), ping_construct failed or liboping did not "
+                    "take the source address";
             }
             continue;
         }

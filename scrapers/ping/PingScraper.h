@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -19,6 +20,8 @@ struct PingOptions : ScraperSettings
     int intervalMs = 1000; ///< gap between the requests of a burst
     int size = 56;         ///< ICMP payload bytes
     int ttl = 64;
+    bool dontFragment = false; ///< the don't-fragment bit (IPv4) / no fragmentation by this host (IPv6)
+    std::string sourceAddress; ///< numeric address the echoes leave from; empty: the kernel chooses
 };
 
 /// The `ping` scraper's registration: its `ping` keys (conf and job), targets, measurements, `/probe` module.
@@ -64,7 +67,8 @@ public:
     std::vector<int> sockets() const;
 
 private:
-    using Key = std::tuple<int, int, int, int>; ///< count, interval_ms, size, ttl
+    using Key = std::tuple<int, int, int, int, bool, std::string>; ///< count, interval_ms, size, ttl,
+                                                                   ///< dont_fragment, source_address
 
     /// The kept objects of one burst setting: chunks of hosts, each pinged by `count` objects (one per
     /// round).

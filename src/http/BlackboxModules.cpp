@@ -124,9 +124,9 @@ std::optional<std::string> ecmascriptOf(ModuleReader& r, const std::string& key,
 }
 
 /// `preferred_ip_protocol`, `ip_protocol_fallback`, `source_ip_address`: the keys every prober has.
-/// `source` is the member of the scraper's section that takes the source address (none for icmp).
+/// `source` is the member of the scraper's section that takes the source address.
 bool commonKey(ModuleReader& r, BlackboxModule& m, const std::string& prefix, const std::string& key,
-               const ConfigValue& v, ConfigValue* source = nullptr)
+               const ConfigValue& v, ConfigValue& source)
 {
     if (key == "preferred_ip_protocol")
     {
@@ -153,12 +153,8 @@ bool commonKey(ModuleReader& r, BlackboxModule& m, const std::string& prefix, co
         if (!v.isString() || (::inet_pton(AF_INET, v.asString().c_str(), &literal) != 1 &&
                               ::inet_pton(AF_INET6, v.asString().c_str(), &literal) != 1))
             r.bad(prefix + key, "must be an IPv4 or IPv6 address, got " + v.show());
-        else if (!source)
-            r.unsupported(prefix + key,
-                          "fleetprobe's ping scraper does not take a source address (liboping's "
-                          "PING_OPT_SOURCE is not wired to a setting yet)");
         else
-            source->set("source_address", v);
+            source.set("source_address", v);
         return true;
     }
     return false;
@@ -211,7 +207,7 @@ void readIcmp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
     for (const auto& [key, v] : section.members())
     {
         r.note("icmp." + key, v);
-        if (commonKey(r, m, "icmp.", key, v))
+        if (commonKey(r, m, "icmp.", key, v, ping))
             continue;
         if (key == "payload_size" || key == "ttl")
         {
@@ -222,9 +218,8 @@ void readIcmp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
         }
         else if (key == "dont_fragment")
         {
-            if (auto b = boolean(r, "icmp." + key, v); b && *b)
-                r.unsupported("icmp." + key, "liboping has no option for the don't-fragment bit "
-                                             "(IP_MTU_DISCOVER) and gives no access to its sockets");
+            if (auto b = boolean(r, "icmp." + key, v))
+                ping.set("dont_fragment", ConfigValue::boolean(*b));
         }
         else
             r.bad("icmp." + key, "unknown key");
@@ -241,7 +236,7 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
     for (const auto& [key, v] : section.members())
     {
         r.note("tcp." + key, v);
-        if (commonKey(r, m, "tcp.", key, v, &port))
+        if (commonKey(r, m, "tcp.", key, v, port))
             continue;
         if (key == "tls")
         {
@@ -313,7 +308,7 @@ void readHttp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
     for (const auto& [key, v] : section.members())
     {
         r.note("http." + key, v);
-        if (commonKey(r, m, "http.", key, v, &http))
+        if (commonKey(r, m, "http.", key, v, http))
             continue;
         if (key == "method")
         {

@@ -267,4 +267,59 @@ BOOST_AUTO_TEST_CASE(a_sighup_reload_re_adds_only_the_hosts_that_changed,
     BOOST_TEST(occurrences(log(), "300 added") == 1u, "the reload built no object again");
 }
 
+// blackbox's icmp `source_ip_address` and `dont_fragment` as the ping scraper's `source_address` and
+// `dont_fragment`: the echoes leave from the source (a firewall dropping that source's echo requests makes
+// the device silent for those probes only), a source of the other address family fails the probe instead of
+// pinging from another address, and with don't-fragment a payload larger than the MTU fails to send where
+// without it the echo is fragmented and answered.
+BOOST_AUTO_TEST_CASE(source_address_and_dont_fragment, *utf::precondition(NetNamespace::required))
+{
+    Nftables firewall;
+    firewall.apply("table inet " + std::string(Nftables::table) +
+                   " {\n chain input {\n  type filter hook input priority 0;\n"
+                   "  ip saddr 127.0.0.5 icmp type echo-request drop\n }\n}\n");
+    StopSignal stop;
+    auto plain = std::make_shared<PingOptions>();
+    auto fromDropped = std::make_shared<PingOptions>();
+    fromDropped->sourceAddress = "127.0.0.5";
+    auto fromOther = std::make_shared<PingOptions>();
+    fromOther->sourceAddress = "127.0.0.6";
+    auto fromIpv6 = std::make_shared<PingOptions>();
+    fromIpv6->sourceAddress = "::1";
+    const std::chrono::milliseconds timeout(1000);
+    PingScraper scraper;
+    const auto results =
+        scraper.probe({ProbeTarget::forJob(0, "127.40.0.1", timeout, std::nullopt, plain),
+                       ProbeTarget::forJob(1, "127.40.0.1", timeout, std::nullopt, fromDropped),
+                       ProbeTarget::forJob(2, "127.40.0.1", timeout, std::nullopt, fromOther),
+                       ProbeTarget::forJob(3, "127.40.0.1", timeout, std::nullopt, fromIpv6)},
+                      stop);
+    BOOST_TEST_REQUIRE(results.size() == 4u);
+    BOOST_TEST(results[0].up, results[0].detail);
+    BOOST_TEST(!results[1].up, "its echo requests come from 127.0.0.5, which the firewall drops");
+    BOOST_TEST((results[1].reason == FailureReason::Timeout));
+    BOOST_TEST(results[2].up, results[2].detail);
+    BOOST_TEST(!results[3].up,
+               "an IPv6 source cannot ping an IPv4 host: it fails, never pings from elsewhere");
+    BOOST_TEST((results[3].reason == FailureReason::Error), results[3].detail);
+
+    // A 3,000-byte payload over a 1,500-byte MTU: fragmented and answered, or refused with don't-fragment.
+    BOOST_TEST_REQUIRE(ProcessRunner::run({"ip", "link", "set", "lo", "mtu", "1500"}).exitCode == 0);
+    auto big = std::make_shared<PingOptions>();
+    big->size = 3000;
+    auto bigDf = std::make_shared<PingOptions>(*big);
+    bigDf->dontFragment = true;
+    auto smallDf = std::make_shared<PingOptions>();
+    smallDf->dontFragment = true;
+    const auto sized = scraper.probe({ProbeTarget::forJob(0, "127.40.0.2", timeout, std::nullopt, big),
+                                      ProbeTarget::forJob(1, "127.40.0.2", timeout, std::nullopt, bigDf),
+                                      ProbeTarget::forJob(2, "127.40.0.2", timeout, std::nullopt, smallDf)},
+                                     stop);
+    ProcessRunner::run({"ip", "link", "set", "lo", "mtu", "65536"});
+    BOOST_TEST_REQUIRE(sized.size() == 3u);
+    BOOST_TEST(sized[0].up, sized[0].detail);
+    BOOST_TEST(!sized[1].up, "don't fragment: 3,028 bytes do not fit a 1,500-byte MTU");
+    BOOST_TEST(sized[2].up, sized[2].detail);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -143,7 +143,7 @@ BOOST_AUTO_TEST_CASE(tls_config_source_address_and_go_regexes)
                                "min_version": "TLS13", "cert_file": "/c.pem", "key_file": "/k.pem"},
                 "query_response": [{"expect": "\\Aa[^+]+b$*\\z"}]}},
           "h": {"prober": "http", "http": {"source_ip_address": "::1", "tls_config": {"server_name": "x"}}},
-          "i": {"prober": "icmp", "icmp": {"source_ip_address": "127.0.0.9"}},
+          "i": {"prober": "icmp", "icmp": {"source_ip_address": "127.0.0.9", "dont_fragment": true}},
           "n": {"prober": "tcp", "tcp": {"query_response": [{"expect": "(?i)ok"}]}},
           "s": {"prober": "tcp", "tcp": {"query_response": [{"send": "STARTTLS"}, {"starttls": true}],
                 "tls_config": {"ca_file": "/ca.pem"}}},
@@ -162,7 +162,9 @@ BOOST_AUTO_TEST_CASE(tls_config_source_address_and_go_regexes)
     BOOST_TEST(m.find("h")->section.find("http")->find("source_address")->asString() == "::1");
     BOOST_TEST(m.find("h")->unsupported == "modules.h.http.tls_config.server_name: not supported by "
                                            "fleetprobe's http scraper");
-    BOOST_TEST(m.find("i")->unsupported.rfind("modules.i.icmp.source_ip_address: ", 0) == 0U);
+    BOOST_TEST(m.find("i")->unsupported.empty(), m.find("i")->unsupported);
+    BOOST_TEST(m.find("i")->section.find("ping")->find("source_address")->asString() == "127.0.0.9");
+    BOOST_TEST(m.find("i")->section.find("ping")->find("dont_fragment")->asBoolean());
     // starttls: the step and the tls_config it uses; no tls from the start.
     const ConfigValue* s = m.find("s")->section.find("port");
     BOOST_TEST(m.find("s")->unsupported.empty(), m.find("s")->unsupported);
