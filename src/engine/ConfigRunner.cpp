@@ -254,12 +254,9 @@ bool ConfigRunner::deliver(double timeUnix, std::chrono::milliseconds budget, bo
         all = all && delivered[i];
     }
     for (std::size_t i = 0; i < _sinks.size(); ++i)
-        guarded(*_sinks[i],
-                [&cycle, done = delivered[i] != 0](Sink& sink)
-                {
-                    sink.catchUp(cycle, done);
-                    return true;
-                });
+        all = guarded(*_sinks[i],
+                      [&cycle, done = delivered[i] != 0](Sink& sink) { return sink.catchUp(cycle, done); }) &&
+              all;
     return all;
 }
 

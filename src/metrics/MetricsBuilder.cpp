@@ -65,6 +65,13 @@ void setLabel(Labels& labels, const std::string& name, const std::string& value)
 
 } // namespace
 
+const std::vector<const char*>& droppedReasons()
+{
+    static const std::vector<const char*> reasons = {"spool_full", "no_spool", "spool_error", "rejected",
+                                                     "too_old",    "future",   "unsynced"};
+    return reasons;
+}
+
 MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const MeasurementCatalog& measurements)
     : _measurements(measurements), _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown),
       _confLabels(config.labels)
@@ -537,7 +544,13 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     case 14:
         selfFamily("exporter_spool_dropped_samples_total");
         if (_self.importEnabled)
-            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));
+            for (const char* reason : droppedReasons())
+            {
+                const auto it = _self.spoolDropped.find(reason);
+                f.metrics.push_back(
+                    Metric::of(static_cast<double>(it == _self.spoolDropped.end() ? 0 : it->second),
+                               {{"reason", reason}}));
+            }
         break;
     case 15:
         selfFamily("exporter_spool_replayed_samples_total");
@@ -576,10 +589,9 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     case 20:
     {
         selfFamily("exporter_remote_write_dropped_samples_total");
-        static const char* reasons[] = {"rejected", "too_old", "spool_full", "no_spool", "spool_error"};
         for (const ReceiverStats& r : _self.remoteWrite)
             if (r.active)
-                for (const char* reason : reasons)
+                for (const char* reason : droppedReasons())
                 {
                     const auto it = r.droppedSamples.find(reason);
                     f.metrics.push_back(

@@ -83,11 +83,14 @@ public:
     virtual bool deliver(const FinishedCycle& cycle) = 0;
 
     /// After every sink's deliver(): work that may wait for the others (replaying a backlog), in what is
-    /// left of the sink's share. `delivered` is what this sink's deliver() returned for the cycle.
-    virtual void catchUp(const FinishedCycle& cycle, bool delivered)
+    /// left of the sink's share. `delivered` is what this sink's deliver() returned for the cycle. Returns
+    /// false when it dropped part of the backlog for good (counted and logged by the sink): `--once` then
+    /// fails as when a cycle is not delivered.
+    virtual bool catchUp(const FinishedCycle& cycle, bool delivered)
     {
         (void)cycle;
         (void)delivered;
+        return true;
     }
 };
 

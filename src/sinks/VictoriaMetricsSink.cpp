@@ -37,6 +37,11 @@ VictoriaMetricsSink::VictoriaMetricsSink(std::unique_ptr<ImportTransport> transp
     labels.insert(labels.end(), options.extraLabels.begin(), options.extraLabels.end());
     _shipper =
         std::make_unique<ImportShipper>(std::move(transport), std::move(spool), std::move(labels), origin);
+    _shipper->setWindow(options.window);
+    std::string empty;
+    GzipWriter gzip;
+    gzip.finish(empty);
+    _shipper->setClockProbe(empty);
 }
 
 VictoriaMetricsSink::~VictoriaMetricsSink() = default;
@@ -91,11 +96,12 @@ bool VictoriaMetricsSink::deliver(const FinishedCycle& cycle)
                              cycle.self, abortCheck(cycle));
 }
 
-void VictoriaMetricsSink::catchUp(const FinishedCycle& cycle, bool delivered)
+bool VictoriaMetricsSink::catchUp(const FinishedCycle& cycle, bool delivered)
 {
     if (!delivered)
-        return; // the link is down: the spool waits for a cycle that gets through
-    _shipper->replay(cycle.budgetStart + cycle.budget / 2 + cycle.budget / 4, cycle.self, abortCheck(cycle));
+        return true; // the link is down: the spool waits for a cycle that gets through
+    return _shipper->replay(cycle.budgetStart + cycle.budget / 2 + cycle.budget / 4, cycle.self,
+                            abortCheck(cycle));
 }
 
 } // namespace fleetprobe

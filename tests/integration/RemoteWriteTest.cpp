@@ -240,11 +240,12 @@ BOOST_FIXTURE_TEST_CASE(cyclesOlderThanTheMaxAgeAreDroppedAndCountedNotSent, Rem
     }
     prometheus.start();
 
-    // The clock is right again: the live cycle goes, the spooled ones are too old for the receiver.
+    // The clock is right again: the live cycle goes, the spooled ones are too old for the receiver, by its
+    // clock: dropped, and the run says so (exit 1).
     const std::int64_t from = nowMs();
     const ProcessResult r = once(args);
     const std::int64_t to = nowMs();
-    BOOST_TEST(r.exitCode == 0, r.describe());
+    BOOST_TEST(r.exitCode == 1, r.describe());
     BOOST_TEST(r.err.find("2 cycle(s)") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("counted with reason too_old") != std::string::npos, r.err);
     std::vector<std::pair<std::int64_t, double>> c;
@@ -276,6 +277,53 @@ BOOST_FIXTURE_TEST_CASE(cyclesOlderThanTheMaxAgeAreDroppedAndCountedNotSent, Rem
         group->value("exporter_remote_write_dropped_samples_total", {{"url", url}, {"reason", "rejected"}})
                 .value_or(-1) == 0.0,
         "nothing too old reached the receiver");
+    BOOST_TEST(group->value("exporter_remote_write_spool_bytes", {{"url", url}}).value_or(-1) == 0.0);
+}
+
+BOOST_FIXTURE_TEST_CASE(aClockADayBehindIsJudgedByTheReceiversClockNotSpooledNorRefused, RemoteWriteFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // Prometheus is up and keeps 2 h back; the gateway's clock is a day behind. Before its first cycle the
+    // sink asks the receiver's time (an empty request: its Date), so the cycle is known too old before it is
+    // sent: dropped and counted as too_old, never spooled, never sent to be refused.
+    const std::string config = writeConfig("meters.json", smallFleet);
+    PrometheusProcess prometheus("2h");
+    prometheus.start();
+    std::vector<std::string> argv = {"faketime",
+                                     "-f",
+                                     "-1d",
+                                     binary(),
+                                     "--once",
+                                     "--state-dir",
+                                     dir.file("state"),
+                                     "--config",
+                                     config,
+                                     "--remote-write",
+                                     prometheus.writeUrl(),
+                                     "--instance",
+                                     "gw-b",
+                                     "--push-timeout",
+                                     "2",
+                                     "--remote-write-max-age",
+                                     "2h",
+                                     "--pushgateway",
+                                     pushgateway->url()};
+    ProcessOptions options;
+    options.environment = {{"FAKETIME_DONT_FAKE_MONOTONIC", "1"}, {"ASAN_OPTIONS", asanOptionsForPreload()}};
+    const ProcessResult r = ProcessRunner::run(argv, options);
+    BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << "\n" << r.describe());
+    BOOST_TEST(r.exitCode == 1, r.describe());
+    BOOST_TEST(r.err.find("counted with reason too_old") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("cycle spooled") == std::string::npos, r.err);
+    BOOST_TEST(r.err.find("reason rejected") == std::string::npos, r.err);
+    const auto held = prometheus.samples(R"(exporter_cycles_total{job="meters",instance="gw-b"})", "3d");
+    BOOST_TEST(held.empty(), "nothing stored at a false time");
+    const auto group = pushgateway->group({{"job", "meters"}, {"instance", "gw-b"}});
+    BOOST_TEST_REQUIRE(group.has_value());
+    const std::string url = prometheus.writeUrl();
+    BOOST_TEST(
+        group->value("exporter_remote_write_dropped_samples_total", {{"url", url}, {"reason", "too_old"}})
+            .value_or(0) > 0);
     BOOST_TEST(group->value("exporter_remote_write_spool_bytes", {{"url", url}}).value_or(-1) == 0.0);
 }
 

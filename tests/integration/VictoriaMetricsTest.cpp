@@ -4,6 +4,7 @@
 // and vmauth on loopback in the private network namespace.
 
 #include "ChildProcess.h"
+#include "Faketime.h"
 #include "FleetprobeFixture.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
@@ -18,6 +19,7 @@
 #include <csignal>
 #include <limits>
 #include <random>
+#include <regex>
 #include <set>
 
 using namespace fleetprobe::test;
@@ -84,6 +86,50 @@ struct VictoriaMetricsFixture : FleetprobeFixture
                 out.emplace_back(s->timestamps[i], s->values[i]);
         std::sort(out.begin(), out.end());
         return out;
+    }
+
+    /// Runs fleetprobe --once with the wall clock shifted by faketime (`shift` as FAKETIME takes it:
+    /// "-40d", "+3d", "@1970-01-02 00:00:00"; empty: the true clock). The monotonic and boot clocks, and
+    /// every receiver, keep the true time.
+    ProcessResult onceShifted(const std::string& shift, const std::vector<std::string>& arguments) const
+    {
+        std::vector<std::string> argv;
+        if (!shift.empty())
+            argv = {"faketime", "-f", shift};
+        argv.push_back(binary());
+        argv.push_back("--once");
+        argv.insert(argv.end(), arguments.begin(), arguments.end());
+        ProcessOptions options;
+        options.workingDirectory = dir.path();
+        options.timeout = milliseconds(60000);
+        options.environment = {{"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
+                               {"ASAN_OPTIONS", asanOptionsForPreload()}};
+        ProcessResult r = ProcessRunner::run(argv, options);
+        BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << "\n" << r.describe());
+        return r;
+    }
+
+    /// The samples a run's log says it dropped with `reason` ("N cycle(s) (M samples) ... reason R").
+    static std::uint64_t droppedInLog(const std::string& log, const std::string& reason)
+    {
+        std::uint64_t n = 0;
+        const std::regex line(R"((\d+) cycle\(s\) \((\d+) samples\)[^\n]*counted with reason )" + reason);
+        for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it)
+            n += std::stoull((*it)[2].str());
+        return n;
+    }
+
+    /// The value of `name`{`labels`} in `all` at time `ts`; -1 when there is none.
+    static double valueAt(const std::vector<ExportedSeries>& all, const std::string& name,
+                          const std::map<std::string, std::string>& labels, std::int64_t ts)
+    {
+        auto selector = labels;
+        selector["__name__"] = name;
+        for (const auto* s : selectSeries(all, selector))
+            for (std::size_t i = 0; i < s->timestamps.size(); ++i)
+                if (s->timestamps[i] == ts)
+                    return s->values[i];
+        return -1;
     }
 
     /// How many samples of all series carry timestamp `ts`.
@@ -302,7 +348,8 @@ BOOST_FIXTURE_TEST_CASE(capDropsExactlyTheOldest, VictoriaMetricsFixture,
         BOOST_TEST(c[i].second == static_cast<double>(offline - kept + 1 + i));
     // The counter says how many samples went: the dropped cycles had as many as each kept spooled one.
     const std::size_t perCycle = samplesAt(all, c[0].first);
-    const auto dropped = selectSeries(all, {{"__name__", "exporter_spool_dropped_samples_total"}});
+    const auto dropped =
+        selectSeries(all, {{"__name__", "exporter_spool_dropped_samples_total"}, {"reason", "spool_full"}});
     BOOST_TEST_REQUIRE(dropped.size() == 1u);
     BOOST_TEST(dropped[0]->values.back() == static_cast<double>((offline - kept) * perCycle));
 }
@@ -401,6 +448,138 @@ BOOST_FIXTURE_TEST_CASE(threeGatewaysOneThroughVmagentWithCredentials, VictoriaM
     BOOST_TEST(seriesPer["gw-a"] > 20u);
     BOOST_TEST(seriesPer["gw-b"] == seriesPer["gw-a"]);
     BOOST_TEST(seriesPer["gw-c"] == seriesPer["gw-a"]);
+}
+
+namespace
+{
+
+/// The issue's six runs: the wall clock right, in 1970, 40 days behind, 3 and 400 days ahead, right again.
+const std::vector<std::string> sixClocks = {"", "@1970-01-02 00:00:00", "-40d", "+3d", "+400d", ""};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(sixClocksEveryCycleStoredAtItsTimeOrCountedDropped, VictoriaMetricsFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // VictoriaMetrics keeps one month (31 days) back and 2 days ahead of its clock, and answers 204 to what
+    // it then drops. fleetprobe must not count such a cycle delivered: its answer's Date shows the cycle's
+    // stamp outside what the receiver keeps.
+    BOOST_TEST_REQUIRE(!faketimeLibrary().empty(), "Debian's faketime is needed (scripts/install-deps)");
+    const std::string config = writeConfig("meters.json", smallFleet);
+    VictoriaMetricsProcess vm(VictoriaMetricsProcess::Kind::Single, {"-retentionPeriod=1"});
+    vm.start();
+    std::vector<std::string> args = {
+        "--config",       config, "--victoriametrics",           vm.url(), "--instance", "gw-t",
+        "--push-timeout", "2",    "--victoriametrics-retention", "31d"};
+    const auto state = stateFor("t");
+    args.insert(args.end(), state.begin(), state.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+    std::vector<ProcessResult> runs;
+    for (const std::string& shift : sixClocks)
+    {
+        const std::int64_t from = nowMs();
+        runs.push_back(onceShifted(shift, args));
+        windows.emplace_back(from, nowMs());
+    }
+    const std::vector<int> exits = {0, 1, 1, 1, 1, 0};
+    const std::vector<const char*> reasons = {"", "too_old", "too_old", "future", "future", ""};
+    std::uint64_t tooOld = 0;
+    std::uint64_t future = 0;
+    for (std::size_t i = 0; i < runs.size(); ++i)
+    {
+        BOOST_TEST(runs[i].exitCode == exits[i], "run " << i + 1 << ": " << runs[i].describe());
+        if (*reasons[i])
+            BOOST_TEST(droppedInLog(runs[i].err, reasons[i]) > 0u, "run " << i + 1 << ": " << runs[i].err);
+        tooOld += droppedInLog(runs[i].err, "too_old");
+        future += droppedInLog(runs[i].err, "future");
+    }
+
+    // What VictoriaMetrics holds: the cycles of the right clock, at their time, and nothing else.
+    const auto all = vm.exportSeries(R"({job="meters",instance="gw-t"})");
+    const auto c = cycles(all, "gw-t");
+    BOOST_TEST_REQUIRE(c.size() == 2u, "the two cycles of the right clock: " << c.size());
+    BOOST_TEST(c[0].second == 1.0);
+    BOOST_TEST(c[1].second == 6.0);
+    for (const auto& s : all)
+        for (std::int64_t ts : s.timestamps)
+            BOOST_TEST(((ts >= windows[0].first && ts <= windows[0].second) ||
+                        (ts >= windows[5].first && ts <= windows[5].second)),
+                       "a sample at " << ts << " lies outside the runs of the right clock");
+    // The last cycle's own counters: the four cycles dropped by reason, exactly as logged; the only ok
+    // import before it is the first run's.
+    const std::int64_t last = c[1].first;
+    BOOST_TEST(valueAt(all, "exporter_spool_dropped_samples_total", {{"reason", "too_old"}}, last) ==
+               static_cast<double>(tooOld));
+    BOOST_TEST(valueAt(all, "exporter_spool_dropped_samples_total", {{"reason", "future"}}, last) ==
+               static_cast<double>(future));
+    BOOST_TEST(valueAt(all, "exporter_imports_total", {{"result", "ok"}}, last) == 1.0);
+}
+
+BOOST_FIXTURE_TEST_CASE(sixClocksWithAnOutageTheSpoolReplaysOnlyWhatTheReceiverKeeps, VictoriaMetricsFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // The same six clocks, VictoriaMetrics down for the four wrong ones: their cycles wait in the spool and,
+    // at the last run, are judged against the receiver's clock before they are replayed.
+    BOOST_TEST_REQUIRE(!faketimeLibrary().empty(), "Debian's faketime is needed (scripts/install-deps)");
+    const std::string config = writeConfig("meters.json", smallFleet);
+    VictoriaMetricsProcess vm(VictoriaMetricsProcess::Kind::Single, {"-retentionPeriod=1"});
+    vm.start();
+    std::vector<std::string> args = {"--config",       config,       "--victoriametrics",
+                                     vm.url(),         "--instance", "gw-s",
+                                     "--push-timeout", "2"}; // the default retention: 31 days
+    const auto state = stateFor("s");
+    args.insert(args.end(), state.begin(), state.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+    std::vector<ProcessResult> runs;
+    for (std::size_t i = 0; i < sixClocks.size(); ++i)
+    {
+        if (i == 1)
+            vm.stop();
+        if (i == 5)
+            vm.start();
+        const std::int64_t from = nowMs();
+        runs.push_back(onceShifted(sixClocks[i], args));
+        windows.emplace_back(from, nowMs());
+    }
+    BOOST_TEST(runs[0].exitCode == 0, runs[0].describe());
+    for (std::size_t i = 1; i < 5; ++i)
+    {
+        BOOST_TEST(runs[i].exitCode == 1, runs[i].describe());
+        BOOST_TEST(runs[i].err.find("cycle spooled") != std::string::npos, runs[i].err);
+    }
+    BOOST_TEST(runs[5].exitCode == 1, "the replay dropped cycles: " << runs[5].describe());
+    const std::uint64_t tooOld = droppedInLog(runs[5].err, "too_old");
+    const std::uint64_t future = droppedInLog(runs[5].err, "future");
+    BOOST_TEST(runs[5].err.find("2 cycle(s) (" + std::to_string(tooOld) + " samples) older") !=
+                   std::string::npos,
+               runs[5].err);
+    BOOST_TEST(runs[5].err.find("2 cycle(s) (" + std::to_string(future) + " samples) further ahead") !=
+                   std::string::npos,
+               runs[5].err);
+
+    // One more run: its cycle carries the counters of the last one.
+    const std::int64_t from = nowMs();
+    const ProcessResult next = onceShifted("", args);
+    windows.emplace_back(from, nowMs());
+    BOOST_TEST(next.exitCode == 0, next.describe());
+    const auto all = vm.exportSeries(R"({job="meters",instance="gw-s"})");
+    const auto c = cycles(all, "gw-s");
+    BOOST_TEST_REQUIRE(c.size() == 3u, "the cycles of the right clock: " << c.size());
+    BOOST_TEST(c[0].second == 1.0);
+    BOOST_TEST(c[1].second == 6.0);
+    BOOST_TEST(c[2].second == 7.0);
+    for (const auto& s : all)
+        for (std::int64_t ts : s.timestamps)
+            BOOST_TEST(((ts >= windows[0].first && ts <= windows[0].second) ||
+                        (ts >= windows[5].first && ts <= windows[6].second)),
+                       "a sample at " << ts << " lies outside the runs of the right clock");
+    const std::int64_t last = c[2].first;
+    BOOST_TEST(valueAt(all, "exporter_spool_dropped_samples_total", {{"reason", "too_old"}}, last) ==
+               static_cast<double>(tooOld));
+    BOOST_TEST(valueAt(all, "exporter_spool_dropped_samples_total", {{"reason", "future"}}, last) ==
+               static_cast<double>(future));
+    BOOST_TEST(valueAt(all, "exporter_spool_bytes", {}, last) == 0.0);
+    BOOST_TEST(valueAt(all, "exporter_spool_replayed_samples_total", {}, last) == 0.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

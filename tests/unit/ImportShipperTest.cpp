@@ -7,6 +7,7 @@
 #include "engine/StopSignal.h"
 #include "sinks/VictoriaMetricsSink.h"
 #include "store/Spool.h"
+#include "util/Clock.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -53,8 +54,11 @@ public:
         }
         if (!o.ok())
             o.message = "scripted failure";
+        o.serverDateUnix = dateUnix;
         return o;
     }
+
+    double dateUnix = 0; ///< the Date of every answer (0: none)
 
 private:
     std::vector<ImportCall>& _calls;
@@ -66,6 +70,19 @@ constexpr auto Transport = PushOutcome::Result::Transport;
 constexpr auto Http4xx = PushOutcome::Result::Http4xx;
 
 const Labels extra = {{"job", "meters"}, {"instance", "gw-1"}};
+
+/// A clock the test sets.
+class SetClock : public TimeSource
+{
+public:
+    double wall = 1.7e9;
+    double boot = 1000;
+    double wallUnix() const override { return wall; }
+    double bootSeconds() const override { return boot; }
+    std::string bootId() const override { return "test-boot"; }
+};
+
+constexpr double day = 86400;
 
 steady_clock::time_point inSeconds(int s)
 {
@@ -230,9 +247,109 @@ BOOST_AUTO_TEST_CASE(withoutASpoolAnUndeliveredCycleIsLostAndCounted)
     ImportShipper shipper(std::make_unique<FakeImport>(calls, std::deque{Transport}), nullptr, extra,
                           "meters.json");
     BOOST_TEST(!shipper.deliver(1, 42, "lost;", inSeconds(5), self));
-    BOOST_TEST(self.spoolDroppedSamples == 42u);
+    BOOST_TEST(self.spoolDropped["no_spool"] == 42u);
     shipper.replay(inSeconds(5), self);
     BOOST_TEST(calls.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(aLiveCycleOutsideTheWindowIsDroppedNotSent)
+{
+    std::vector<ImportCall> calls;
+    SelfStats self;
+    SetClock clock;
+    ImportShipper shipper(std::make_unique<FakeImport>(calls), nullptr, extra, "meters.json");
+    shipper.setClock(clock);
+    shipper.setWindow({31 * day, 2 * day});
+    BOOST_TEST(!shipper.deliver(clock.wall - 40 * day, 5, "old;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(clock.wall + 3 * day, 7, "ahead;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(clock.wall - 31 * day + 30, 1, "at the edge;", inSeconds(5), self),
+               "within the margin of the edge: not sent");
+    BOOST_TEST(calls.empty());
+    BOOST_TEST(self.spoolDropped["too_old"] == 6u);
+    BOOST_TEST(self.spoolDropped["future"] == 7u);
+    BOOST_TEST(shipper.deliver(clock.wall - 30 * day, 1, "fine;", inSeconds(5), self));
+    BOOST_TEST(shipper.deliver(clock.wall + 1 * day, 1, "fine too;", inSeconds(5), self));
+    BOOST_TEST(calls.size() == 2u);
+    BOOST_TEST(self.importOutcomes[0] == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(aTwoHundredWhoseDateShowsTheCycleOutsideIsADropNotAnOk)
+{
+    // The local clock is 40 days behind the receiver's: the first answer shows it, and the 204 did not
+    // store the cycle (VictoriaMetrics drops such samples itself).
+    std::vector<ImportCall> calls;
+    SelfStats self;
+    SetClock clock;
+    auto transport = std::make_unique<FakeImport>(calls);
+    transport->dateUnix = clock.wall + 40 * day;
+    ImportShipper shipper(std::move(transport), nullptr, extra, "meters.json");
+    shipper.setClock(clock);
+    shipper.setWindow({31 * day, 2 * day});
+    BOOST_TEST(!shipper.deliver(clock.wall, 3, "behind;", inSeconds(5), self));
+    BOOST_TEST(calls.size() == 1u);
+    BOOST_TEST(self.importOutcomes[0] == 0u, "not counted ok");
+    BOOST_TEST(self.spoolDropped["too_old"] == 3u);
+    BOOST_TEST(std::abs(shipper.skewSeconds() - 40 * day) <= 1);
+    // Now the receiver's clock is known: the next one is judged before sending.
+    BOOST_TEST(!shipper.deliver(clock.wall + 1, 3, "behind again;", inSeconds(5), self));
+    BOOST_TEST(calls.size() == 1u);
+    BOOST_TEST(self.spoolDropped["too_old"] == 6u);
+}
+
+BOOST_AUTO_TEST_CASE(replayDropsWhatTheReceiverWouldNotKeepAndSendsTheRest)
+{
+    ScratchDir dir;
+    std::vector<ImportCall> calls;
+    SelfStats self;
+    SetClock clock;
+    auto transport =
+        std::make_unique<FakeImport>(calls, std::deque{Transport, Transport, Transport, Transport});
+    FakeImport* fake = transport.get();
+    ImportShipper shipper(std::move(transport), spoolIn(dir), extra, "meters.json");
+    shipper.setClock(clock);
+    shipper.setWindow({31 * day, 2 * day});
+    const double t = clock.wall;
+    // Spooled while the receiver was down and the local clock was wherever it was.
+    BOOST_TEST(!shipper.deliver(t, 1, "a;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(t + 1, 2, "b;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(t + 2, 4, "c;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(t + 3, 8, "d;", inSeconds(5), self));
+    // The receiver is back, and its clock is 40 days ahead of the stamps: all four are past its retention.
+    fake->dateUnix = t + 40 * day;
+    clock.wall = t + 40 * day;
+    BOOST_TEST(shipper.deliver(clock.wall, 16, "live;", inSeconds(5), self));
+    BOOST_TEST(!shipper.replay(inSeconds(5), self), "something was dropped");
+    BOOST_TEST_REQUIRE(calls.size() == 5u, "the four failures, the live one, and nothing of the spool");
+    BOOST_TEST(self.spoolDropped["too_old"] == 15u);
+    BOOST_TEST(self.spoolBytes == 0u);
+    BOOST_TEST(self.spoolReplayedSamples == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(replayCountsTheDropsOnlyOnceTheBatchIsAcknowledged)
+{
+    ScratchDir dir;
+    std::vector<ImportCall> calls;
+    SelfStats self;
+    SetClock clock;
+    auto transport =
+        std::make_unique<FakeImport>(calls, std::deque{Transport, Transport, Transport, Ok, Transport, Ok});
+    ImportShipper shipper(std::move(transport), spoolIn(dir), extra, "meters.json");
+    shipper.setClock(clock);
+    shipper.setWindow({31 * day, 2 * day});
+    const double t = clock.wall;
+    BOOST_TEST(!shipper.deliver(t, 1, "a;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(t + 100, 2, "b;", inSeconds(5), self));
+    BOOST_TEST(!shipper.deliver(t + 1000, 4, "c;", inSeconds(5), self));
+    clock.wall = t + 31 * day - ImportShipper::windowMargin + 500; // a and b are too old now, c is not
+    BOOST_TEST(shipper.deliver(clock.wall, 8, "live;", inSeconds(5), self));
+    BOOST_TEST(shipper.replay(inSeconds(5), self), "the batch failed: nothing acknowledged, nothing dropped");
+    BOOST_TEST(self.spoolDropped["too_old"] == 0u);
+    BOOST_TEST(shipper.deliver(clock.wall, 8, "live2;", inSeconds(5), self));
+    BOOST_TEST(!shipper.replay(inSeconds(5), self));
+    BOOST_TEST(calls.back().body == "c;");
+    BOOST_TEST(self.spoolDropped["too_old"] == 3u);
+    BOOST_TEST(self.spoolReplayedSamples == 4u);
+    BOOST_TEST(self.spoolBytes == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -254,6 +371,7 @@ BOOST_AUTO_TEST_CASE(liveWithinHalfTheBudgetReplayOnlyAfterADeliveredCycleUntilT
     ScratchDir dir;
     std::vector<ImportCall> calls;
     VictoriaMetricsSink::Options options;
+    options.window = {}; // the cycles here are of 1970
     options.spoolRoot = dir.path() + "/spool";
     options.spoolFsync = false;
     VictoriaMetricsSink sink(std::make_unique<FakeImport>(calls, std::deque{Transport}), "meters", "gw-1",
@@ -292,6 +410,7 @@ BOOST_AUTO_TEST_CASE(aStopRequestAbortsTransfersAfterTheGrace)
 {
     std::vector<ImportCall> calls;
     VictoriaMetricsSink::Options options;
+    options.window = {}; // the cycles here are of 1970
     options.stopGrace = milliseconds(0);
     VictoriaMetricsSink sink(std::make_unique<FakeImport>(calls), "meters", "gw-1", "meters.json", options);
     SelfStats self;
