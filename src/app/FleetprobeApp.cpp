@@ -14,6 +14,7 @@
 #include "sinks/VictoriaMetricsSink.h"
 #include "util/ErrnoText.h"
 #include "util/Log.h"
+#include "util/TrueClock.h"
 
 #include <Poco/Environment.h>
 #include <Poco/Exception.h>
@@ -756,6 +757,12 @@ int FleetprobeApp::runMain()
             _state = std::make_unique<StateStore>(_stateDir);
         else if (!_target.url.empty() || !_importTarget.url.empty() || !_remoteWriteTargets.empty())
             _state = openDefaultState();
+        if (_state)
+        {
+            const std::string problem = TrueClock::process().load(_state->directory() + "/clock");
+            if (!problem.empty())
+                log().warning("cannot read the clock's state: " + problem);
+        }
     }
     catch (const StateLockedError& e)
     {

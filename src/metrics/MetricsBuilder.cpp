@@ -209,6 +209,7 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
     _self.spoolBytes = now.spoolBytes;
     _self.spoolOldestUnix = now.spoolOldestUnix;
     _self.cycleErrors = now.cycleErrors; // not in the state file
+    _self.rttDiscarded = now.rttDiscarded;
     return restored;
 }
 
@@ -295,7 +296,7 @@ namespace
 {
 constexpr std::size_t deviceFamilies = 7;  // up, last rtt, histogram, probes, failures, last seen, changes
 constexpr std::size_t profileFamilies = 5; // probability, window start and end, weeks, skipped probes
-constexpr std::size_t selfFamilies = 22;
+constexpr std::size_t selfFamilies = 27;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -600,11 +601,35 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                 }
         break;
     }
-    default:
+    case 21:
         selfFamily("exporter_remote_write_replayed_samples_total");
         for (const ReceiverStats& r : _self.remoteWrite)
             if (r.active)
                 f.metrics.push_back(Metric::of(static_cast<double>(r.replayedSamples), {{"url", r.url}}));
+        break;
+    case 22:
+        selfFamily("exporter_rtt_discarded_total");
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.rttDiscarded)));
+        break;
+    case 23:
+        selfFamily("exporter_clock_skew_seconds");
+        if (_self.clockKnown)
+            f.metrics.push_back(Metric::of(_self.clockSkewSeconds));
+        break;
+    case 24:
+        selfFamily("exporter_clock_synchronized");
+        if (_self.clockSynchronized >= 0)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.clockSynchronized)));
+        break;
+    case 25:
+        selfFamily("exporter_clock_maxerror_seconds");
+        if (_self.clockSynchronized >= 0)
+            f.metrics.push_back(Metric::of(_self.clockMaxErrorSeconds));
+        break;
+    default:
+        selfFamily("exporter_clock_steps_total");
+        if (_self.clockSynchronized >= 0)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.clockSteps)));
         break;
     }
 }

@@ -77,6 +77,14 @@ struct SelfStats
     double spoolOldestUnix = 0;             ///< the oldest spooled cycle's time; 0 when empty
 
     std::vector<ReceiverStats> remoteWrite; ///< one per remote-write receiver (and per URL a state file had)
+
+    // The clocks (TrueClock), set every cycle; not in the state file (the steps are, in `<state-dir>/clock`).
+    std::uint64_t rttDiscarded = 0; ///< RTTs outside [0, timeout] discarded (not persisted)
+    bool clockKnown = false;        ///< a receiver's Date was seen: clockSkewSeconds is valid
+    double clockSkewSeconds = 0;    ///< the last answer's Date minus the local wall clock
+    int clockSynchronized = -1;     ///< adjtimex: 1, 0; -1 before the first cycle
+    double clockMaxErrorSeconds = 0;
+    std::uint64_t clockSteps = 0;
 };
 
 struct PersistedState;

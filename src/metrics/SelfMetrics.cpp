@@ -72,6 +72,21 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          MetricType::Counter},
         {"exporter_remote_write_replayed_samples_total",
          "Samples of spooled cycles the receiver accepted on a later cycle.", MetricType::Counter},
+        // The clocks (every cycle).
+        {"exporter_rtt_discarded_total",
+         "Probe results whose RTT was outside [0, the timeout]: the RTT was discarded, the answer kept.",
+         MetricType::Counter},
+        {"exporter_clock_skew_seconds",
+         "The HTTP Date of the last Pushgateway, VictoriaMetrics or remote-write answer minus the local wall "
+         "clock (whole seconds of the Date).",
+         MetricType::Gauge},
+        {"exporter_clock_synchronized",
+         "1 when the kernel says the wall clock is synchronized (adjtimex: no STA_UNSYNC), else 0.",
+         MetricType::Gauge},
+        {"exporter_clock_maxerror_seconds",
+         "The kernel's bound on the wall clock's error (adjtimex maxerror).", MetricType::Gauge},
+        {"exporter_clock_steps_total",
+         "Jumps of the wall clock against the boot clock of more than a second.", MetricType::Counter},
         // Only on /metrics.
         {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
          MetricType::Counter},

@@ -5,6 +5,7 @@
 #include "store/Spool.h"
 #include "util/Clock.h"
 #include "util/Log.h"
+#include "util/TrueClock.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +17,7 @@ namespace fleetprobe
 ImportShipper::ImportShipper(std::unique_ptr<ImportTransport> transport, std::unique_ptr<Spool> spool,
                              Labels extraLabels, std::string origin)
     : _transport(std::move(transport)), _spool(std::move(spool)), _extraLabels(std::move(extraLabels)),
-      _origin(std::move(origin)), _clock(&TimeSource::system())
+      _origin(std::move(origin)), _clock(&TimeSource::system()), _trueClock(&TrueClock::process())
 {
     if (_spool)
         for (const auto& repair : _spool->repairs())
@@ -48,6 +49,9 @@ void ImportShipper::updateStats(SelfStats& self) const
 
 double ImportShipper::receiverNow() const
 {
+    // The receivers' clock as this boot learned it; before that, this receiver's last Date against ours.
+    if (const auto truth = _trueClock->trueNow())
+        return *truth;
     return _clock->wallUnix() + _skewSeconds;
 }
 
@@ -55,6 +59,7 @@ void ImportShipper::learn(const PushOutcome& outcome)
 {
     if (outcome.serverDateUnix <= 0)
         return;
+    _trueClock->observeDate(outcome.serverDateUnix);
     // The Date is cut to the second: the middle of that second, against the time the answer was read.
     _skewSeconds = outcome.serverDateUnix + 0.5 - _clock->wallUnix();
     _skewKnown = true;
@@ -83,6 +88,15 @@ void ImportShipper::drop(const char* reason, std::uint64_t cycles, std::uint64_t
     counters(self).drop(reason, samples);
     if (!_logged.insert(reason).second)
         return;
+    if (std::string(reason) == "unsynced")
+    {
+        log().warning(
+            _origin + ": " + std::to_string(cycles) + " spooled cycle(s) (" + std::to_string(samples) +
+            " samples) of an earlier boot whose clock was never confirmed dropped, counted with reason "
+            "unsynced (their true time cannot be known); further drops are counted, not logged, until "
+            "a cycle is stored");
+        return;
+    }
     const bool old = std::string(reason) == "too_old";
     const double limit = old ? _window.maxAgeSeconds : _window.maxFutureSeconds;
     log().warning(
@@ -113,18 +127,37 @@ std::chrono::milliseconds left(std::chrono::steady_clock::time_point deadline)
 
 bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, const std::string& gzipText,
                             std::chrono::steady_clock::time_point liveDeadline, SelfStats& self,
-                            const AbortCheck& abort, const RetryPolicy* retry, const StopSignal* stop)
+                            const AbortCheck& abort, const RetryPolicy* retry, const StopSignal* stop,
+                            const SpoolStamp* stamp)
 {
     (void)counters(self); // marks the receiver in use
     if (!_probed && !_skewKnown && !_clockProbe.empty() &&
         (_window.maxAgeSeconds > 0 || _window.maxFutureSeconds > 0))
     {
-        _probed = true; // once: a receiver whose answers carry no Date is not asked again
         // The receiver's time first (a quarter of the live budget at most): a cycle it would not keep is then
-        // never sent, and one it keeps never judged by a wrong local clock.
+        // never sent, and one it keeps never judged by a wrong local clock. Until it answers; a receiver
+        // whose answers carry no Date is not asked again.
         const auto budget = left(liveDeadline) / 4;
         if (budget.count() > 0)
-            learn(_transport->import(_clockProbe, _extraLabels, budget, abort));
+        {
+            const PushOutcome probe = _transport->import(_clockProbe, _extraLabels, budget, abort);
+            _probed = probe.httpStatus != 0;
+            learn(probe);
+        }
+    }
+    std::string restamped;
+    const std::string* body = &gzipText;
+    if (stamp && _restamp)
+    {
+        // What the probe (or any answer since the cycle was stamped) taught: its true time.
+        const auto truth =
+            _trueClock->trueTimeOf(timestampUnix, stamp->bootSeconds, stamp->bootId, stamp->confirmed);
+        if (truth && std::abs(*truth - timestampUnix) > TrueClock::agreeSeconds)
+        {
+            restamped = _restamp(gzipText, *truth);
+            body = &restamped;
+            timestampUnix = *truth;
+        }
     }
     if (const char* reason = outside(timestampUnix, receiverNow(), windowMargin))
     {
@@ -141,7 +174,7 @@ bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, const s
         const auto budget = left(liveDeadline);
         if (budget.count() <= 0)
             break;
-        outcome = _transport->import(gzipText, _extraLabels, budget, abort);
+        outcome = _transport->import(*body, _extraLabels, budget, abort);
         learn(outcome);
         attempted = true;
         if (!retry || outcome.ok() || !_transport->retryable(outcome) || (stop && stop->requested()))
@@ -192,7 +225,8 @@ bool ImportShipper::deliver(double timestampUnix, std::uint64_t samples, const s
         {
             try
             {
-                const SpoolDrop dropped = _spool->append(timestampUnix, samples, gzipText);
+                const SpoolDrop dropped =
+                    _spool->append(timestampUnix, samples, *body, stamp ? *stamp : SpoolStamp{});
                 if (dropped.samples)
                     c.drop("spool_full", dropped.samples);
                 log().warning(_origin + ": import failed (" + outcome.resultName() + "): " + outcome.message +
@@ -252,9 +286,25 @@ bool ImportShipper::replayBatches(std::chrono::steady_clock::time_point deadline
         std::vector<std::pair<const char*, const SpoolRecord*>> outsiders;
         std::vector<const SpoolRecord*> inside;
         const double now = receiverNow();
-        for (const SpoolRecord& r : batch)
+        for (SpoolRecord& r : batch)
         {
-            if (const char* reason = outside(r.timestampUnix, now, windowMargin))
+            // Its true time: re-worked from its boot stamp when a step or a skew showed the stamp wrong;
+            // unknown for an unconfirmed cycle of an earlier boot, which is never stored at a false time.
+            const auto truth = _trueClock->trueTimeOf(r.timestampUnix, r.stamp.bootSeconds, r.stamp.bootId,
+                                                      r.stamp.confirmed);
+            if (truth && std::abs(*truth - r.timestampUnix) > TrueClock::agreeSeconds)
+            {
+                if (!_restamp)
+                {
+                    outsiders.emplace_back("unsynced", &r);
+                    continue;
+                }
+                r.payload = _restamp(r.payload, *truth);
+                r.timestampUnix = *truth;
+            }
+            if (!truth)
+                outsiders.emplace_back("unsynced", &r);
+            else if (const char* reason = outside(r.timestampUnix, now, windowMargin))
                 outsiders.emplace_back(reason, &r);
             else
                 inside.push_back(&r);

@@ -17,6 +17,8 @@ namespace fleetprobe
 {
 
 class TimeSource;
+class TrueClock;
+struct SpoolStamp;
 class Spool;
 class StopSignal;
 struct RetryPolicy;
@@ -79,7 +81,7 @@ public:
     bool deliver(double timestampUnix, std::uint64_t samples, const std::string& gzipText,
                  std::chrono::steady_clock::time_point liveDeadline, SelfStats& self,
                  const AbortCheck& abort = {}, const RetryPolicy* retry = nullptr,
-                 const StopSignal* stop = nullptr);
+                 const StopSignal* stop = nullptr, const SpoolStamp* stamp = nullptr);
 
     /// After a delivered cycle (call it only then): sends spooled cycles, oldest first, in batches until the
     /// spool is empty, a batch fails or `deadline` passes; each accepted batch is deleted from the spool.
@@ -101,13 +103,23 @@ public:
     /// samples are counted dropped the same way.
     void setWindow(AcceptanceWindow window) { _window = window; }
 
+    /// Re-stamps a payload (every sample) with a new time in Unix seconds: how a cycle of this boot whose
+    /// stamp a step or a skew showed wrong is sent at its true time. Unset: such a spooled cycle is dropped
+    /// as `unsynced` rather than stored at a false time.
+    using Restamp = std::function<std::string(const std::string& payload, double timeUnix)>;
+    void setRestamp(Restamp restamp) { _restamp = std::move(restamp); }
+
+    /// Where the true time of a cycle is worked out and every answer's Date goes (default
+    /// TrueClock::process()); must outlive the shipper. For tests.
+    void setTrueClock(TrueClock& clock) { _trueClock = &clock; }
+
     /// The clocks to read (default TimeSource::system()); must outlive the shipper. For tests.
     void setClock(const TimeSource& clock) { _clock = &clock; }
 
     /// A body that stores nothing (an empty import, an empty WriteRequest): with a window set, it is sent
     /// before the first cycle of the process, so that the receiver's clock (its answer's `Date`) is known
-    /// before anything is judged or stored. Once per shipper (when it did not get through, the first answer
-    /// that does is checked instead); not counted as a request. Empty: no such request.
+    /// before anything is judged or stored. Sent before each cycle until the receiver answered it once;
+    /// not counted as a request. Empty: no such request.
     void setClockProbe(std::string body) { _clockProbe = std::move(body); }
 
     /// The receiver's clock minus the local wall clock, as the last answer's `Date` showed it (0 before any).
@@ -137,8 +149,10 @@ private:
     const TimeSource* _clock;
     double _skewSeconds = 0;
     bool _skewKnown = false;
-    bool _probed = false; ///< the clock probe was sent (or tried)
+    bool _probed = false; ///< the receiver answered the clock probe
     std::string _clockProbe;
+    Restamp _restamp;
+    TrueClock* _trueClock;
     std::set<std::string> _logged; ///< reasons whose run of drops was logged; reset by a stored cycle
 };
 

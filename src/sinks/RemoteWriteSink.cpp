@@ -39,6 +39,7 @@ RemoteWriteSink::RemoteWriteSink(std::unique_ptr<ImportTransport> transport, con
                                                origin + ": remote write " + _url);
     _shipper->setWindow(AcceptanceWindow{options.maxAgeSeconds, 0});
     _shipper->setClockProbe(RemoteWriteEncoder::compress(std::string())); // an empty WriteRequest
+    _shipper->setRestamp(&RemoteWriteEncoder::restamp);
     _shipper->setCounters(
         [url](SelfStats& self) -> ShipperCounters
         {
@@ -79,8 +80,9 @@ bool RemoteWriteSink::deliver(const FinishedCycle& cycle)
 {
     std::uint64_t samples = 0;
     const std::string body = RemoteWriteEncoder::encode(cycle.families, cycle.timeUnix, _labels, samples);
+    const SpoolStamp stamp{cycle.bootSeconds, cycle.bootId, cycle.confirmed};
     return _shipper->deliver(cycle.timeUnix, samples, body, cycle.budgetStart + cycle.budget / 2, cycle.self,
-                             abortCheck(cycle), &_retry, &cycle.stop);
+                             abortCheck(cycle), &_retry, &cycle.stop, &stamp);
 }
 
 bool RemoteWriteSink::catchUp(const FinishedCycle& cycle, bool delivered)

@@ -62,6 +62,9 @@ struct FinishedCycle
     std::chrono::milliseconds budget; ///< the time the sinks of this cycle share, from budgetStart
     const StopSignal& stop; ///< a stop request: finish within the sink's grace, start no new attempt
     SelfStats& self;
+    double bootSeconds = 0; ///< CLOCK_BOOTTIME when timeUnix was taken (TrueClock::Stamp)
+    std::string bootId{};   ///< the boot of bootSeconds; empty: unknown
+    bool confirmed = false; ///< timeUnix was confirmed by a receiver's clock or the kernel's sync
 };
 
 /// Where finished cycles go (a Pushgateway, VictoriaMetrics, stdout): an independent writer of the cycles of

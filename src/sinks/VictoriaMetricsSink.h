@@ -56,6 +56,10 @@ public: /// VictoriaMetrics' default -retentionPeriod, 1 month, which it counts 
     /// `samples` counts them.
     static std::string importBody(const FamilySource& families, double timeUnix, std::uint64_t& samples);
 
+    /// `gzipText` (an importBody()) with every sample stamped `timeUnix` instead. Throws std::runtime_error
+    /// when it is not valid gzip.
+    static std::string restamp(const std::string& gzipText, double timeUnix);
+
 private:
     AbortCheck abortCheck(const FinishedCycle& cycle) const;
 

@@ -8,6 +8,7 @@
 #include "sinks/VictoriaMetricsSink.h"
 #include "store/Spool.h"
 #include "util/Clock.h"
+#include "util/TrueClock.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -79,7 +80,7 @@ public:
     double boot = 1000;
     double wallUnix() const override { return wall; }
     double bootSeconds() const override { return boot; }
-    std::string bootId() const override { return "test-boot"; }
+    std::string bootId() const override { return "0b5e2c6e-1111-4a4a-9a9a-0123456789ab"; }
 };
 
 constexpr double day = 86400;
@@ -258,6 +259,8 @@ BOOST_AUTO_TEST_CASE(aLiveCycleOutsideTheWindowIsDroppedNotSent)
     SelfStats self;
     SetClock clock;
     ImportShipper shipper(std::make_unique<FakeImport>(calls), nullptr, extra, "meters.json");
+    TrueClock trueClock(clock);
+    shipper.setTrueClock(trueClock);
     shipper.setClock(clock);
     shipper.setWindow({31 * day, 2 * day});
     BOOST_TEST(!shipper.deliver(clock.wall - 40 * day, 5, "old;", inSeconds(5), self));
@@ -283,6 +286,8 @@ BOOST_AUTO_TEST_CASE(aTwoHundredWhoseDateShowsTheCycleOutsideIsADropNotAnOk)
     auto transport = std::make_unique<FakeImport>(calls);
     transport->dateUnix = clock.wall + 40 * day;
     ImportShipper shipper(std::move(transport), nullptr, extra, "meters.json");
+    TrueClock trueClock(clock);
+    shipper.setTrueClock(trueClock);
     shipper.setClock(clock);
     shipper.setWindow({31 * day, 2 * day});
     BOOST_TEST(!shipper.deliver(clock.wall, 3, "behind;", inSeconds(5), self));
@@ -306,6 +311,8 @@ BOOST_AUTO_TEST_CASE(replayDropsWhatTheReceiverWouldNotKeepAndSendsTheRest)
         std::make_unique<FakeImport>(calls, std::deque{Transport, Transport, Transport, Transport});
     FakeImport* fake = transport.get();
     ImportShipper shipper(std::move(transport), spoolIn(dir), extra, "meters.json");
+    TrueClock trueClock(clock);
+    shipper.setTrueClock(trueClock);
     shipper.setClock(clock);
     shipper.setWindow({31 * day, 2 * day});
     const double t = clock.wall;
@@ -334,6 +341,8 @@ BOOST_AUTO_TEST_CASE(replayCountsTheDropsOnlyOnceTheBatchIsAcknowledged)
     auto transport =
         std::make_unique<FakeImport>(calls, std::deque{Transport, Transport, Transport, Ok, Transport, Ok});
     ImportShipper shipper(std::move(transport), spoolIn(dir), extra, "meters.json");
+    TrueClock trueClock(clock);
+    shipper.setTrueClock(trueClock);
     shipper.setClock(clock);
     shipper.setWindow({31 * day, 2 * day});
     const double t = clock.wall;
@@ -350,6 +359,95 @@ BOOST_AUTO_TEST_CASE(replayCountsTheDropsOnlyOnceTheBatchIsAcknowledged)
     BOOST_TEST(self.spoolDropped["too_old"] == 3u);
     BOOST_TEST(self.spoolReplayedSamples == 4u);
     BOOST_TEST(self.spoolBytes == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(aCycleOfThisBootStampedByAWrongClockIsSentAtItsTrueTime)
+{
+    // The wall clock is 14 days behind (fake-hwclock) while the receiver is down: the cycle is spooled with
+    // its boot stamp. The receiver's Date then shows the truth: the spooled cycle is re-stamped, and so is a
+    // live one stamped before the truth was known.
+    ScratchDir dir;
+    std::vector<ImportCall> calls;
+    SelfStats self;
+    SetClock clock;
+    const double truth = clock.wall;
+    clock.wall -= 14 * day;
+    auto transport = std::make_unique<FakeImport>(calls, std::deque{Transport, Transport});
+    FakeImport* fake = transport.get();
+    ImportShipper shipper(std::move(transport), spoolIn(dir), extra, "meters.json");
+    TrueClock trueClock(clock);
+    shipper.setTrueClock(trueClock);
+    shipper.setClock(clock);
+    shipper.setWindow({31 * day, 2 * day});
+    shipper.setClockProbe("probe;");
+    shipper.setRestamp([](const std::string& payload, double t)
+                       { return payload + "@" + std::to_string(std::llround(t)); });
+    const TrueClock::Stamp first = trueClock.stamp();
+    const SpoolStamp firstStamp{first.bootSeconds, first.bootId, first.confirmed};
+    BOOST_TEST(
+        !shipper.deliver(first.trueUnix, 1, "a", inSeconds(5), self, {}, nullptr, nullptr, &firstStamp));
+    BOOST_TEST(self.spoolOldestUnix == clock.wall, "spooled with the only time known");
+    // Ten seconds later the receiver answers (probe first) with its true Date.
+    clock.wall += 10;
+    clock.boot += 10;
+    fake->dateUnix = std::floor(truth + 10);
+    const TrueClock::Stamp second = trueClock.stamp(); // taken before any answer: the wrong wall clock
+    const SpoolStamp secondStamp{second.bootSeconds, second.bootId, second.confirmed};
+    BOOST_TEST(
+        shipper.deliver(second.trueUnix, 1, "b", inSeconds(5), self, {}, nullptr, nullptr, &secondStamp));
+    BOOST_TEST_REQUIRE(calls.size() == 4u, "a probe and a (both failed), a probe and b");
+    BOOST_TEST(calls[0].body == "probe;");
+    BOOST_TEST(calls[2].body == "probe;");
+    // Within the second a Date leaves open.
+    const auto stampedAt = [](const std::string& body, const std::string& name)
+    { return body.rfind(name + "@", 0) == 0 ? std::stod(body.substr(name.size() + 1)) : -1.0; };
+    BOOST_TEST(std::abs(stampedAt(calls[3].body, "b") - (truth + 10)) <= 1.5, calls[3].body);
+    BOOST_TEST(shipper.replay(inSeconds(5), self));
+    BOOST_TEST_REQUIRE(calls.size() == 5u);
+    BOOST_TEST(std::abs(stampedAt(calls[4].body, "a") - truth) <= 1.5, calls[4].body);
+    BOOST_TEST(self.spoolReplayedSamples == 1u);
+    BOOST_TEST(self.importOutcomes[0] == 2u, "the probe is not counted");
+}
+
+BOOST_AUTO_TEST_CASE(anUnconfirmedCycleOfAnEarlierBootIsDroppedAsUnsynced)
+{
+    ScratchDir dir;
+    std::vector<ImportCall> calls;
+    SelfStats self;
+    SetClock clock;
+    {
+        ImportShipper before(std::make_unique<FakeImport>(calls, std::deque{Transport}), spoolIn(dir), extra,
+                             "meters.json");
+        TrueClock trueClock(clock);
+        before.setTrueClock(trueClock);
+        before.setClock(clock);
+        const SpoolStamp stamp{900, "0b5e2c6e-9999-4a4a-9a9a-0123456789ab", false};
+        BOOST_TEST(!before.deliver(clock.wall - 3 * day, 5, "old boot;", inSeconds(5), self, {}, nullptr,
+                                   nullptr, &stamp));
+    }
+    auto transport = std::make_unique<FakeImport>(calls);
+    transport->dateUnix = std::floor(clock.wall);
+    ImportShipper shipper(std::move(transport), spoolIn(dir), extra, "meters.json");
+    TrueClock trueClock(clock);
+    shipper.setTrueClock(trueClock);
+    shipper.setClock(clock);
+    shipper.setWindow({31 * day, 2 * day});
+    shipper.setRestamp([](const std::string& payload, double) { return payload; });
+    BOOST_TEST(shipper.deliver(clock.wall, 1, "live;", inSeconds(5), self));
+    BOOST_TEST(!shipper.replay(inSeconds(5), self));
+    BOOST_TEST(calls.back().body == "live;", "the unsynced cycle is never sent");
+    BOOST_TEST(self.spoolDropped["unsynced"] == 5u);
+    BOOST_TEST(self.spoolBytes == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(restampGivesEverySampleTheNewTime)
+{
+    std::uint64_t samples = 0;
+    const std::string body = VictoriaMetricsSink::importBody(TwoFamilies(), 1700000000.1234, samples);
+    const std::string text = gunzip(VictoriaMetricsSink::restamp(body, 1800000000.5));
+    BOOST_TEST(text == "# HELP a_gauge A gauge.\n# TYPE a_gauge gauge\n"
+                       "a_gauge{k=\"x\"} 1 1800000000500\na_gauge{k=\"y\"} 2 1800000000500\n"
+                       "# HELP a_total A counter.\n# TYPE a_total counter\na_total 7 1800000000500\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -182,7 +182,11 @@ BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
         "# TYPE exporter_spool_dropped_samples_total counter\n"
         "# HELP exporter_spool_replayed_samples_total Samples of spooled cycles that VictoriaMetrics "
         "accepted on a later cycle.\n"
-        "# TYPE exporter_spool_replayed_samples_total counter\n";
+        "# TYPE exporter_spool_replayed_samples_total counter\n"
+        "# HELP exporter_rtt_discarded_total Probe results whose RTT was outside [0, the timeout]: the RTT "
+        "was "
+        "discarded, the answer kept.\n"
+        "# TYPE exporter_rtt_discarded_total counter\n";
     std::string meta;
     std::istringstream text(TextSerializer::serialize(b.collect()));
     for (std::string line; std::getline(text, line);)
