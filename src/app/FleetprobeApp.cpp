@@ -14,6 +14,7 @@
 #include "sinks/VictoriaMetricsSink.h"
 #include "util/ErrnoText.h"
 #include "util/Log.h"
+#include "util/TrueClock.h"
 
 #include <Poco/Environment.h>
 #include <Poco/Exception.h>
@@ -180,6 +181,12 @@ void FleetprobeApp::defineOptions(OptionSet& options)
                              "http://vminsert:8480/insert/0/prometheus): every cycle with its timestamp; "
                              "undelivered cycles wait in a spool in the state directory.")
                           .argument("URL"));
+    options.addOption(
+        Option("victoriametrics-retention", "",
+               "VictoriaMetrics' -retentionPeriod (default 31d, its default of one month; suffixes s, m, h, "
+               "d, w, y): cycles older than that, or more than 2 days ahead, by its clock, are dropped and "
+               "counted, not sent.")
+            .argument("DURATION"));
     options.addOption(Option("victoriametrics-username", "", "Basic auth user name for --victoriametrics.")
                           .argument("NAME"));
     options.addOption(
@@ -298,6 +305,8 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
         _webConfigFile = value, _webConfigSet = true;
     else if (name == "victoriametrics")
         _victoriaMetrics = value;
+    else if (name == "victoriametrics-retention")
+        _vmRetention = value;
     else if (name == "victoriametrics-username")
         _vmUsername = value;
     else if (name == "victoriametrics-password-file")
@@ -529,6 +538,8 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
         options.spoolFsync = _spoolFsync;
         options.spoolId = config.stateId();
         options.extraLabels = config.groupLabels;
+        if (!_vmRetention.empty())
+            options.window.maxAgeSeconds = parseDuration(_vmRetention, "--victoriametrics-retention");
         sinks.push_back(
             std::make_unique<VictoriaMetricsSink>(std::make_unique<VictoriaMetricsClient>(_importTarget),
                                                   config.promId, _instanceName, config.file, options));
@@ -557,17 +568,43 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
     return sinks;
 }
 
+double FleetprobeApp::parseDuration(const std::string& text, const char* flag)
+{
+    // A number of seconds, or with one suffix as Prometheus and VictoriaMetrics write durations: 90s, 30m,
+    // 2h, 7d, 2w, 1y.
+    double scale = 1;
+    std::string digits = text;
+    const std::string units = "smhdwy";
+    const double scales[] = {1, 60, 3600, 86400, 7 * 86400, 365 * 86400};
+    if (!digits.empty() && units.find(digits.back()) != std::string::npos)
+    {
+        scale = scales[units.find(digits.back())];
+        digits.pop_back();
+    }
+    char* end = nullptr;
+    const double value = digits.empty() ? -1 : std::strtod(digits.c_str(), &end);
+    if (digits.empty() || end != digits.c_str() + digits.size() || !(value > 0) || !std::isfinite(value))
+        throw ConfigError(std::string(flag) + ": not a positive duration (e.g. 3600, 90m, 2h, 7d): \"" +
+                          text + "\"");
+    return value * scale;
+}
+
 void FleetprobeApp::setUpImportTarget()
 {
     const bool credentials = !_vmUsername.empty() || !_vmPasswordFile.empty() || !_vmBearerTokenFile.empty();
     if (_victoriaMetrics.empty())
     {
+        if (!_vmRetention.empty())
+            throw ConfigError("--victoriametrics-retention needs --victoriametrics");
         if (credentials)
             throw ConfigError(
                 "--victoriametrics-username/-password-file/-bearer-token-file need --victoriametrics");
         return;
     }
     _importTarget.url = ConfigLoader::normalizePushUrl(_victoriaMetrics, "--victoriametrics");
+    if (!_vmRetention.empty())
+        (void)parseDuration(_vmRetention,
+                            "--victoriametrics-retention"); // a bad value fails before any cycle
     // Secrets come from a file or the environment, never from the command line that ps shows.
     const std::string password =
         secretFrom(_vmPasswordFile, "--victoriametrics-password-file", "FLEETPROBE_VICTORIAMETRICS_PASSWORD");
@@ -595,23 +632,7 @@ void FleetprobeApp::setUpRemoteWriteTargets()
         return;
     }
     if (!_rwMaxAge.empty())
-    {
-        // A number of seconds, or with one suffix as Prometheus writes durations: 90s, 30m, 2h, 7d.
-        double scale = 1;
-        std::string digits = _rwMaxAge;
-        const char unit = digits.back();
-        if (unit == 's' || unit == 'm' || unit == 'h' || unit == 'd')
-        {
-            scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
-            digits.pop_back();
-        }
-        char* end = nullptr;
-        const double value = digits.empty() ? -1 : std::strtod(digits.c_str(), &end);
-        if (digits.empty() || end != digits.c_str() + digits.size() || !(value > 0) || !std::isfinite(value))
-            throw ConfigError("--remote-write-max-age: not a positive duration (e.g. 3600, 90m, 2h, 7d): \"" +
-                              _rwMaxAge + "\"");
-        _rwMaxAgeSeconds = value * scale;
-    }
+        _rwMaxAgeSeconds = parseDuration(_rwMaxAge, "--remote-write-max-age");
     const std::string password =
         secretFrom(_rwPasswordFile, "--remote-write-password-file", "FLEETPROBE_REMOTE_WRITE_PASSWORD");
     const std::string token = secretFrom(_rwBearerTokenFile, "--remote-write-bearer-token-file",
@@ -736,6 +757,12 @@ int FleetprobeApp::runMain()
             _state = std::make_unique<StateStore>(_stateDir);
         else if (!_target.url.empty() || !_importTarget.url.empty() || !_remoteWriteTargets.empty())
             _state = openDefaultState();
+        if (_state)
+        {
+            const std::string problem = TrueClock::process().load(_state->directory() + "/clock");
+            if (!problem.empty())
+                log().warning("cannot read the clock's state: " + problem);
+        }
     }
     catch (const StateLockedError& e)
     {

@@ -65,6 +65,9 @@ private:
     std::vector<LoadedConfig> loadConfigs(ConfigProblems& errors) const;
     std::vector<std::unique_ptr<Sink>> makeSinks(const DeviceClassConfig& config) const;
     void setUpImportTarget();
+    /// Seconds of a duration flag's value (`3600`, `90m`, `2h`, `7d`, `2w`, `1y`); throws ConfigError naming
+    /// `flag` and the value when it is not a positive duration.
+    static double parseDuration(const std::string& text, const char* flag);
     void setUpRemoteWriteTargets();
     static std::unique_ptr<StateStore> openDefaultState();
     RunnerOptions runnerOptions(StopSignal* stop) const;
@@ -115,6 +118,7 @@ private:
     std::vector<std::string> _remoteWriteUrls;
     std::string _rwMaxAge;
     double _rwMaxAgeSeconds = 0; ///< 0: no limit
+    std::string _vmRetention;    ///< --victoriametrics-retention as given
     std::string _rwUsername;
     std::string _rwPasswordFile;
     std::string _rwBearerTokenFile;

@@ -164,6 +164,9 @@ std::string ConfigRunner::saveState()
     {
         _options.state->save(_config.stateId(), _metrics.rttBuckets(), _metrics.self(),
                              [this](const auto& visit) { _metrics.forEachSeries(visit); });
+        const std::string clockProblem = TrueClock::process().save(_options.state->directory() + "/clock");
+        if (!clockProblem.empty())
+            log().warning(_config.file + ": cannot save the clock's state: " + clockProblem);
     }
     catch (const std::exception& e)
     {
@@ -230,11 +233,30 @@ void ConfigRunner::cycleFault(const char* where, const char* what)
     }
 }
 
-bool ConfigRunner::deliver(double timeUnix, std::chrono::milliseconds budget, bool& faulted)
+namespace
+{
+
+/// The clocks' self-metrics as the process's TrueClock and the kernel see them now.
+void clockStats(SelfStats& self)
+{
+    const TrueClock& clock = TrueClock::process();
+    const KernelClockSync kernel = TrueClock::kernelSync();
+    self.clockKnown = clock.knowsTrueTime();
+    self.clockSkewSeconds = clock.skewSeconds();
+    self.clockSynchronized = kernel.synchronized ? 1 : 0;
+    self.clockMaxErrorSeconds = kernel.maxErrorSeconds;
+    self.clockSteps = clock.steps();
+}
+
+} // namespace
+
+bool ConfigRunner::deliver(const TrueClock::Stamp& stamp, double timeUnix, std::chrono::milliseconds budget,
+                           bool& faulted)
 {
     const StopSignal& stop = _options.stop ? *_options.stop : _neverStop;
-    const FinishedCycle cycle{*_families, _group, timeUnix,       std::chrono::steady_clock::now(),
-                              budget,     stop,   _metrics.self()};
+    const FinishedCycle cycle{*_families,   _group,         timeUnix,        std::chrono::steady_clock::now(),
+                              budget,       stop,           _metrics.self(), stamp.bootSeconds,
+                              stamp.bootId, stamp.confirmed};
     // Each sink on its own: one that throws is a fault of this cycle, and the others still get it.
     const auto guarded = [this, &faulted](Sink& sink, auto&& call)
     {
@@ -257,17 +279,15 @@ bool ConfigRunner::deliver(double timeUnix, std::chrono::milliseconds budget, bo
     bool all = true;
     for (std::size_t i = 0; i < _sinks.size(); ++i)
     {
+        clockStats(_metrics.self()); // what the sinks before this one learned of the receivers' clocks
         delivered[i] =
             static_cast<char>(guarded(*_sinks[i], [&cycle](Sink& sink) { return sink.deliver(cycle); }));
         all = all && delivered[i];
     }
     for (std::size_t i = 0; i < _sinks.size(); ++i)
-        guarded(*_sinks[i],
-                [&cycle, done = delivered[i] != 0](Sink& sink)
-                {
-                    sink.catchUp(cycle, done);
-                    return true;
-                });
+        all = guarded(*_sinks[i],
+                      [&cycle, done = delivered[i] != 0](Sink& sink) { return sink.catchUp(cycle, done); }) &&
+              all;
     return all;
 }
 
@@ -302,7 +322,7 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
             probeJobs = _profiles->plan(unixNow());
         const CycleMeasurement m = _executor->run(stop, _profiles ? &probeJobs : nullptr);
         if (_profiles)
-            _profiles->record(m.probed, m.online, m.timeUnix);
+            _profiles->record(m.probed, m.online, m.stamp.wallUnix); // hours of the local clock, as plan()
         measured = true;
         outcome.up = m.up;
         outcome.down = m.down;
@@ -313,6 +333,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
         counted = true;
         self.configReloadSuccess = _reloadSuccess.load();
         self.lastDurationSeconds = m.probeSeconds;
+        self.rttDiscarded += m.rttDiscarded;
+        clockStats(self);
         if (m.scraperFaults > 0)
             countError();
         // The state first, so that a slow sink never holds back what was measured; the sinks' counters go
@@ -320,7 +342,8 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
         outcome.stateProblem = saveState();
         saveProfiles(false);
         bool sinkFault = false;
-        outcome.pushed = deliver(m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, sinkFault);
+        outcome.pushed =
+            deliver(m.stamp, m.timeUnix, budget.count() > 0 ? budget : _options.pushTimeout, sinkFault);
         if (sinkFault)
             countError();
     }

@@ -146,7 +146,8 @@ private:
     class Families;
 
     void runSchedule(StopSignal& stop);
-    bool deliver(double timeUnix, std::chrono::milliseconds budget, bool& faulted);
+    bool deliver(const TrueClock::Stamp& stamp, double timeUnix, std::chrono::milliseconds budget,
+                 bool& faulted);
     void cycleFault(const char* where, const char* what);
     std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
     std::string saveState();

@@ -8,10 +8,42 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 
 namespace fleetprobe
 {
+namespace
+{
+
+/// An RTT outside [0, timeout] is no measurement (a wall clock that jumped under a scraper, a bug): `result`
+/// without it, the answer kept (up stays up). nullopt when every RTT of `result` is within.
+std::optional<ProbeResult> withoutImpossibleRtts(const ProbeResult& result, double timeoutSeconds)
+{
+    if (!result.up || !result.rttMeasured)
+        return std::nullopt;
+    const auto bad = [timeoutSeconds](double rtt) { return !(rtt >= 0 && rtt <= timeoutSeconds); };
+    const bool anyBad = result.rttSamples.empty()
+                            ? bad(result.rttSeconds)
+                            : std::any_of(result.rttSamples.begin(), result.rttSamples.end(), bad);
+    if (!anyBad)
+        return std::nullopt;
+    ProbeResult kept = result;
+    kept.rttSamples.erase(std::remove_if(kept.rttSamples.begin(), kept.rttSamples.end(), bad),
+                          kept.rttSamples.end());
+    if (kept.rttSamples.empty())
+        kept.rttMeasured = false;
+    else
+    {
+        double sum = 0;
+        for (double rtt : kept.rttSamples)
+            sum += rtt;
+        kept.rttSeconds = sum / static_cast<double>(kept.rttSamples.size());
+    }
+    return kept;
+}
+
+} // namespace
 
 /// Probes one plan on a pool thread. A scraper must not throw; when it does, no exception leaves the task.
 struct CycleExecutor::Task : public Poco::Runnable
@@ -143,14 +175,19 @@ CycleMeasurement CycleExecutor::run(const StopSignal& stop, const std::vector<ch
 
     if (log().debug())
         log().debug(_config.file + ": probes done");
-    measured.timeUnix = unixNow();
+    measured.stamp = TrueClock::process().stamp();
+    measured.timeUnix = measured.stamp.trueUnix;
     for (const auto& plan : _plans)
         for (std::size_t t = 0; t < plan.targets.size(); ++t)
         {
             const std::size_t job = plan.targets[t].jobIndex;
             if (!measured.probed.at(job))
                 continue;
-            const ProbeResult& r = plan.results[t];
+            const std::optional<ProbeResult> checked = withoutImpossibleRtts(
+                plan.results[t], std::chrono::duration<double>(plan.targets[t].timeout).count());
+            if (checked)
+                ++measured.rttDiscarded;
+            const ProbeResult& r = checked ? *checked : plan.results[t];
             if (r.up)
                 measured.online[job] = 1;
             _metrics.record(plan.series[t], r, measured.timeUnix);

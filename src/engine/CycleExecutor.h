@@ -3,6 +3,7 @@
 #include "config/Config.h"
 #include "engine/Scraper.h"
 #include "engine/StopSignal.h"
+#include "util/TrueClock.h"
 
 #include <Poco/ThreadPool.h>
 
@@ -30,7 +31,11 @@ struct ProbePlan
 /// What one cycle measured. Plain data.
 struct CycleMeasurement
 {
-    double timeUnix = 0;     ///< wall time at the end of the probes: the time every result was recorded at
+    double timeUnix =
+        0; ///< the best true time at the end of the probes (stamp.trueUnix): every result's time
+    TrueClock::Stamp stamp; ///< that time with its wall and boot clocks and boot id
+    std::size_t rttDiscarded =
+        0;                   ///< results whose RTT was outside [0, the target's timeout]: RTT not recorded
     double probeSeconds = 0; ///< the probes and the recording of their results
     std::size_t up = 0, down = 0;
     bool permissionDenied = false; ///< a probe failed for lack of privilege (raw ICMP)

@@ -65,6 +65,13 @@ void setLabel(Labels& labels, const std::string& name, const std::string& value)
 
 } // namespace
 
+const std::vector<const char*>& droppedReasons()
+{
+    static const std::vector<const char*> reasons = {"spool_full", "no_spool", "spool_error", "rejected",
+                                                     "too_old",    "future",   "unsynced"};
+    return reasons;
+}
+
 MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const MeasurementCatalog& measurements)
     : _measurements(measurements), _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown),
       _confLabels(config.labels)
@@ -202,6 +209,7 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
     _self.spoolBytes = now.spoolBytes;
     _self.spoolOldestUnix = now.spoolOldestUnix;
     _self.cycleErrors = now.cycleErrors; // not in the state file
+    _self.rttDiscarded = now.rttDiscarded;
     return restored;
 }
 
@@ -288,7 +296,7 @@ namespace
 {
 constexpr std::size_t deviceFamilies = 7;  // up, last rtt, histogram, probes, failures, last seen, changes
 constexpr std::size_t profileFamilies = 5; // probability, window start and end, weeks, skipped probes
-constexpr std::size_t selfFamilies = 22;
+constexpr std::size_t selfFamilies = 27;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -537,7 +545,13 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     case 14:
         selfFamily("exporter_spool_dropped_samples_total");
         if (_self.importEnabled)
-            f.metrics.push_back(Metric::of(static_cast<double>(_self.spoolDroppedSamples)));
+            for (const char* reason : droppedReasons())
+            {
+                const auto it = _self.spoolDropped.find(reason);
+                f.metrics.push_back(
+                    Metric::of(static_cast<double>(it == _self.spoolDropped.end() ? 0 : it->second),
+                               {{"reason", reason}}));
+            }
         break;
     case 15:
         selfFamily("exporter_spool_replayed_samples_total");
@@ -576,10 +590,9 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     case 20:
     {
         selfFamily("exporter_remote_write_dropped_samples_total");
-        static const char* reasons[] = {"rejected", "too_old", "spool_full", "no_spool", "spool_error"};
         for (const ReceiverStats& r : _self.remoteWrite)
             if (r.active)
-                for (const char* reason : reasons)
+                for (const char* reason : droppedReasons())
                 {
                     const auto it = r.droppedSamples.find(reason);
                     f.metrics.push_back(
@@ -588,11 +601,35 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                 }
         break;
     }
-    default:
+    case 21:
         selfFamily("exporter_remote_write_replayed_samples_total");
         for (const ReceiverStats& r : _self.remoteWrite)
             if (r.active)
                 f.metrics.push_back(Metric::of(static_cast<double>(r.replayedSamples), {{"url", r.url}}));
+        break;
+    case 22:
+        selfFamily("exporter_rtt_discarded_total");
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.rttDiscarded)));
+        break;
+    case 23:
+        selfFamily("exporter_clock_skew_seconds");
+        if (_self.clockKnown)
+            f.metrics.push_back(Metric::of(_self.clockSkewSeconds));
+        break;
+    case 24:
+        selfFamily("exporter_clock_synchronized");
+        if (_self.clockSynchronized >= 0)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.clockSynchronized)));
+        break;
+    case 25:
+        selfFamily("exporter_clock_maxerror_seconds");
+        if (_self.clockSynchronized >= 0)
+            f.metrics.push_back(Metric::of(_self.clockMaxErrorSeconds));
+        break;
+    default:
+        selfFamily("exporter_clock_steps_total");
+        if (_self.clockSynchronized >= 0)
+            f.metrics.push_back(Metric::of(static_cast<double>(_self.clockSteps)));
         break;
     }
 }

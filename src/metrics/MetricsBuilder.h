@@ -46,6 +46,10 @@ struct ReceiverStats
     bool active = false; ///< configured in this process (only those are written)
 };
 
+/// The reasons a timestamped sink drops samples, in the order the dropped-samples families list them:
+/// `spool_full`, `no_spool`, `spool_error`, `rejected`, `too_old`, `future`, `unsynced`.
+const std::vector<const char*>& droppedReasons();
+
 struct SelfStats
 {
     double lastDurationSeconds = 0;
@@ -66,12 +70,21 @@ struct SelfStats
     bool importEnabled = false;
     std::array<std::uint64_t, 4> importOutcomes{}; ///< import requests by result, as pushOutcomes (persisted)
     double lastImportSuccessUnix = 0;              ///< 0 until an import succeeded (persisted)
-    std::uint64_t spoolDroppedSamples = 0;         ///< samples dropped by the spool cap (persisted)
-    std::uint64_t spoolReplayedSamples = 0;        ///< samples delivered from the spool (persisted)
-    std::uint64_t spoolBytes = 0;                  ///< the spool's size now
-    double spoolOldestUnix = 0;                    ///< the oldest spooled cycle's time; 0 when empty
+    std::map<std::string, std::uint64_t>
+        spoolDropped;                       ///< samples the receiver will never get, by reason (persisted)
+    std::uint64_t spoolReplayedSamples = 0; ///< samples delivered from the spool (persisted)
+    std::uint64_t spoolBytes = 0;           ///< the spool's size now
+    double spoolOldestUnix = 0;             ///< the oldest spooled cycle's time; 0 when empty
 
     std::vector<ReceiverStats> remoteWrite; ///< one per remote-write receiver (and per URL a state file had)
+
+    // The clocks (TrueClock), set every cycle; not in the state file (the steps are, in `<state-dir>/clock`).
+    std::uint64_t rttDiscarded = 0; ///< RTTs outside [0, timeout] discarded (not persisted)
+    bool clockKnown = false;        ///< a receiver's Date was seen: clockSkewSeconds is valid
+    double clockSkewSeconds = 0;    ///< the last answer's Date minus the local wall clock
+    int clockSynchronized = -1;     ///< adjtimex: 1, 0; -1 before the first cycle
+    double clockMaxErrorSeconds = 0;
+    std::uint64_t clockSteps = 0;
 };
 
 struct PersistedState;

@@ -34,7 +34,8 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          MetricType::Counter},
         // Pushed only with the VictoriaMetrics sink.
         {"exporter_imports_total",
-         "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays included.",
+         "VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, transport), replays included; "
+         "a 2xx whose Date shows the cycle outside what it keeps is not ok but dropped.",
          MetricType::Counter},
         {"exporter_last_import_success_timestamp_seconds",
          "Unix time of the last import VictoriaMetrics accepted before this one.", MetricType::Gauge},
@@ -43,7 +44,10 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          "Unix time of the oldest undelivered cycle in the spool; 0 when the spool is empty.",
          MetricType::Gauge},
         {"exporter_spool_dropped_samples_total",
-         "Samples of undelivered cycles dropped, oldest first, to keep the spool under its size cap.",
+         "Samples VictoriaMetrics will never get, by reason (spool_full: the spool's cap, oldest first; "
+         "too_old, future: outside its retention or more than 2 days ahead by its clock; rejected; unsynced: "
+         "of an earlier boot whose true time is unknown; no_spool, spool_error: a cycle that could not be "
+         "spooled).",
          MetricType::Counter},
         {"exporter_spool_replayed_samples_total",
          "Samples of spooled cycles that VictoriaMetrics accepted on a later cycle.", MetricType::Counter},
@@ -60,11 +64,29 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          "Unix time of the oldest cycle in the receiver's spool; 0 when it is empty.", MetricType::Gauge},
         {"exporter_remote_write_dropped_samples_total",
          "Samples the receiver will never get, by reason (rejected: refused with a 4xx other than 429; "
-         "too_old: older than --remote-write-max-age; "
-         "spool_full: the spool's cap; no_spool, spool_error: a cycle that could not be spooled).",
+         "too_old: older than --remote-write-max-age by its clock; future; unsynced: of an earlier boot "
+         "whose "
+         "true time is unknown; spool_full: the spool's cap; no_spool, spool_error: a cycle that could not "
+         "be "
+         "spooled).",
          MetricType::Counter},
         {"exporter_remote_write_replayed_samples_total",
          "Samples of spooled cycles the receiver accepted on a later cycle.", MetricType::Counter},
+        // The clocks (every cycle).
+        {"exporter_rtt_discarded_total",
+         "Probe results whose RTT was outside [0, the timeout]: the RTT was discarded, the answer kept.",
+         MetricType::Counter},
+        {"exporter_clock_skew_seconds",
+         "The HTTP Date of the last Pushgateway, VictoriaMetrics or remote-write answer minus the local wall "
+         "clock (whole seconds of the Date).",
+         MetricType::Gauge},
+        {"exporter_clock_synchronized",
+         "1 when the kernel says the wall clock is synchronized (adjtimex: no STA_UNSYNC), else 0.",
+         MetricType::Gauge},
+        {"exporter_clock_maxerror_seconds",
+         "The kernel's bound on the wall clock's error (adjtimex maxerror).", MetricType::Gauge},
+        {"exporter_clock_steps_total",
+         "Jumps of the wall clock against the boot clock of more than a second.", MetricType::Counter},
         // Only on /metrics.
         {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
          MetricType::Counter},

@@ -26,6 +26,11 @@ public:
     /// The handle, for curl_easy_setopt and curl_easy_getinfo. Owned by this object.
     CURL* get() const { return _easy; }
 
+    /// The `Date` header of the last answer `easy` received, in seconds since the Unix epoch (whole seconds,
+    /// as HTTP dates are); 0 when there was none or it could not be read. Call after a transfer, on the
+    /// thread that owns the handle.
+    static double answerDateUnix(CURL* easy);
+
 private:
     friend class CurlMulti;
     CURL* _easy;

@@ -4,6 +4,7 @@
 #include "metrics/MetricsBuilder.h"
 #include "util/Clock.h"
 #include "util/Log.h"
+#include "util/TrueClock.h"
 
 #include <algorithm>
 
@@ -36,6 +37,7 @@ bool GroupPusher::push(const std::string& origin, const std::string& path, const
             break;
         }
         outcome = _transport->put(path, body, left, abort);
+        TrueClock::process().observeDate(outcome.serverDateUnix);
         if (outcome.ok())
         {
             ++self.pushOutcomes[static_cast<std::size_t>(PushOutcome::Result::Ok)];

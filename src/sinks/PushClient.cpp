@@ -177,7 +177,9 @@ PushOutcome perform(CURL* c, const HeaderList& headers, const Transfer& t)
         curl_easy_setopt(c, CURLOPT_PASSWORD, t.password.c_str());
     }
     const CURLcode rc = curl_easy_perform(c);
-    return outcomeOf(c, rc, errorBuffer, std::move(answer));
+    PushOutcome outcome = outcomeOf(c, rc, errorBuffer, std::move(answer));
+    outcome.serverDateUnix = rc == CURLE_OK ? CurlEasy::answerDateUnix(c) : 0;
+    return outcome;
 }
 
 } // namespace

@@ -69,6 +69,7 @@ struct PushOutcome
     long httpStatus = 0; ///< 0 when no HTTP answer came
     std::string message; ///< curl's error text or the start of the server's answer
     bool local = false;  ///< failed on this side (the body could not be produced): sending again cannot help
+    double serverDateUnix = 0; ///< the answer's HTTP `Date` (whole seconds); 0 when none came
 
     bool ok() const { return result == Result::Ok; }
     /// `ok`, `http_4xx`, `http_5xx` or `transport`.

@@ -184,6 +184,20 @@ std::string RemoteWriteEncoder::merge(const std::vector<std::string>& compressed
     return compress(merged.SerializeAsString());
 }
 
+std::string RemoteWriteEncoder::restamp(const std::string& compressedRequest, double timeUnix)
+{
+    prompb::WriteRequest request;
+    if (!request.ParseFromString(uncompress(compressedRequest)))
+        throw std::runtime_error("a spooled remote-write request is not a valid WriteRequest");
+    const auto ms = static_cast<std::int64_t>(std::llround(timeUnix * 1000.0));
+    for (prompb::TimeSeries& series : *request.mutable_timeseries())
+        for (prompb::Sample& sample : *series.mutable_samples())
+            sample.set_timestamp(ms);
+    std::string raw;
+    request.SerializeToString(&raw);
+    return compress(raw);
+}
+
 std::string RemoteWriteEncoder::describe(const std::string& compressedRequest)
 {
     prompb::WriteRequest request;

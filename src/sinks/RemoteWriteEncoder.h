@@ -29,6 +29,10 @@ public:
     /// is not valid snappy or protobuf.
     static std::string merge(const std::vector<std::string>& compressedRequests);
 
+    /// `compressedRequest` with every sample stamped `timeUnix` (in milliseconds) instead. Throws
+    /// std::runtime_error when it is not valid snappy or protobuf.
+    static std::string restamp(const std::string& compressedRequest, double timeUnix);
+
     /// Snappy block compression (the remote-write framing: no stream header).
     static std::string compress(const std::string& raw);
 

@@ -37,7 +37,9 @@ RemoteWriteSink::RemoteWriteSink(std::unique_ptr<ImportTransport> transport, con
     const std::string url = _url;
     _shipper = std::make_unique<ImportShipper>(std::move(transport), std::move(spool), Labels{},
                                                origin + ": remote write " + _url);
-    _shipper->setMaxAge(options.maxAgeSeconds);
+    _shipper->setWindow(AcceptanceWindow{options.maxAgeSeconds, 0});
+    _shipper->setClockProbe(RemoteWriteEncoder::compress(std::string())); // an empty WriteRequest
+    _shipper->setRestamp(&RemoteWriteEncoder::restamp);
     _shipper->setCounters(
         [url](SelfStats& self) -> ShipperCounters
         {
@@ -78,15 +80,17 @@ bool RemoteWriteSink::deliver(const FinishedCycle& cycle)
 {
     std::uint64_t samples = 0;
     const std::string body = RemoteWriteEncoder::encode(cycle.families, cycle.timeUnix, _labels, samples);
+    const SpoolStamp stamp{cycle.bootSeconds, cycle.bootId, cycle.confirmed};
     return _shipper->deliver(cycle.timeUnix, samples, body, cycle.budgetStart + cycle.budget / 2, cycle.self,
-                             abortCheck(cycle), &_retry, &cycle.stop);
+                             abortCheck(cycle), &_retry, &cycle.stop, &stamp);
 }
 
-void RemoteWriteSink::catchUp(const FinishedCycle& cycle, bool delivered)
+bool RemoteWriteSink::catchUp(const FinishedCycle& cycle, bool delivered)
 {
     if (!delivered)
-        return;
-    _shipper->replay(cycle.budgetStart + cycle.budget / 2 + cycle.budget / 4, cycle.self, abortCheck(cycle));
+        return true;
+    return _shipper->replay(cycle.budgetStart + cycle.budget / 2 + cycle.budget / 4, cycle.self,
+                            abortCheck(cycle));
 }
 
 } // namespace fleetprobe

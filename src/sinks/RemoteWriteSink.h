@@ -47,7 +47,7 @@ public:
     bool deliver(const FinishedCycle& cycle) override;
 
     /// When the live cycle was delivered: replays the spool until three quarters of the budget.
-    void catchUp(const FinishedCycle& cycle, bool delivered) override;
+    bool catchUp(const FinishedCycle& cycle, bool delivered) override;
 
 private:
     AbortCheck abortCheck(const FinishedCycle& cycle) const;

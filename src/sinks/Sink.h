@@ -62,6 +62,9 @@ struct FinishedCycle
     std::chrono::milliseconds budget; ///< the time the sinks of this cycle share, from budgetStart
     const StopSignal& stop; ///< a stop request: finish within the sink's grace, start no new attempt
     SelfStats& self;
+    double bootSeconds = 0; ///< CLOCK_BOOTTIME when timeUnix was taken (TrueClock::Stamp)
+    std::string bootId{};   ///< the boot of bootSeconds; empty: unknown
+    bool confirmed = false; ///< timeUnix was confirmed by a receiver's clock or the kernel's sync
 };
 
 /// Where finished cycles go (a Pushgateway, VictoriaMetrics, stdout): an independent writer of the cycles of
@@ -83,11 +86,14 @@ public:
     virtual bool deliver(const FinishedCycle& cycle) = 0;
 
     /// After every sink's deliver(): work that may wait for the others (replaying a backlog), in what is
-    /// left of the sink's share. `delivered` is what this sink's deliver() returned for the cycle.
-    virtual void catchUp(const FinishedCycle& cycle, bool delivered)
+    /// left of the sink's share. `delivered` is what this sink's deliver() returned for the cycle. Returns
+    /// false when it dropped part of the backlog for good (counted and logged by the sink): `--once` then
+    /// fails as when a cycle is not delivered.
+    virtual bool catchUp(const FinishedCycle& cycle, bool delivered)
     {
         (void)cycle;
         (void)delivered;
+        return true;
     }
 };
 

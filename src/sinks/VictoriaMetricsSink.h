@@ -18,7 +18,11 @@ namespace fleetprobe
 /// called by the config's thread only.
 class VictoriaMetricsSink : public Sink
 {
-public:
+public: /// VictoriaMetrics' default -retentionPeriod, 1 month, which it counts as 31 days.
+    static constexpr double defaultRetentionSeconds = 31.0 * 86400;
+    /// VictoriaMetrics takes no sample more than 2 days ahead of its clock (lib/storage, not configurable).
+    static constexpr double maxFutureSeconds = 2.0 * 86400;
+
     /// Where the spool lives and how. Plain data.
     struct Options
     {
@@ -28,6 +32,9 @@ public:
         std::chrono::milliseconds stopGrace{5000};  ///< how long a transfer may go on after a stop request
         std::string spoolId;                        ///< names the spool instead of promId (stateId())
         Labels extraLabels; ///< added after job and instance (DeviceClassConfig::groupLabels)
+        /// What VictoriaMetrics keeps by its clock: `--victoriametrics-retention` (default 31 d, its default
+        /// -retentionPeriod of one month) back, 2 days ahead (its fixed limit).
+        AcceptanceWindow window{defaultRetentionSeconds, maxFutureSeconds};
     };
 
     /// Opens the config's spool, `<spoolRoot>/<base64url(spoolId or promId)>`, logging as `origin` why there
@@ -43,11 +50,15 @@ public:
     bool deliver(const FinishedCycle& cycle) override;
 
     /// When the live cycle was delivered: replays the spool until three quarters of the budget.
-    void catchUp(const FinishedCycle& cycle, bool delivered) override;
+    bool catchUp(const FinishedCycle& cycle, bool delivered) override;
 
     /// The gzip'd text of every family with samples, each sample stamped with `timeUnix` (in milliseconds);
     /// `samples` counts them.
     static std::string importBody(const FamilySource& families, double timeUnix, std::uint64_t& samples);
+
+    /// `gzipText` (an importBody()) with every sample stamped `timeUnix` instead. Throws std::runtime_error
+    /// when it is not valid gzip.
+    static std::string restamp(const std::string& gzipText, double timeUnix);
 
 private:
     AbortCheck abortCheck(const FinishedCycle& cycle) const;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -91,27 +92,83 @@ struct Header
     std::uint64_t sequence = 0;
     double timestampUnix = 0;
     std::uint64_t samples = 0;
+    double bootSeconds = 0;                 ///< version 2 only
+    std::array<unsigned char, 16> bootId{}; ///< version 2 only; all zero: unknown
+    std::uint32_t flags = 0;                ///< version 2 only
+    std::size_t size = 0;                   ///< of the header: 36 (version 1), 64 (version 2); 0: bad magic
 };
 
-Header decodeHeader(const char* p)
+double getDouble(const char* p)
+{
+    const std::uint64_t bits = get64(p);
+    double v;
+    std::memcpy(&v, &bits, 8);
+    return v;
+}
+
+/// Decodes the header at `p`, of which `left` bytes are in the file (at least Spool::v1HeaderBytes).
+Header decodeHeader(const char* p, std::uint64_t left)
 {
     Header h;
     h.magic = get32(p);
     h.length = get32(p + 4);
     h.crc = get32(p + 8);
     h.sequence = get64(p + 12);
-    const std::uint64_t ts = get64(p + 20);
-    std::memcpy(&h.timestampUnix, &ts, 8);
+    h.timestampUnix = getDouble(p + 20);
     h.samples = get64(p + 28);
+    if (h.magic == Spool::magicV1)
+        h.size = Spool::v1HeaderBytes;
+    else if (h.magic == Spool::magic && left >= Spool::headerBytes)
+    {
+        h.size = Spool::headerBytes;
+        h.bootSeconds = getDouble(p + 36);
+        std::memcpy(h.bootId.data(), p + 44, 16);
+        h.flags = get32(p + 60);
+    }
     return h;
 }
 
 /// The CRC a record must carry: over the header without its CRC field, then the payload.
-std::uint32_t recordCrc(const char* header, const char* payload, std::size_t length)
+std::uint32_t recordCrc(const char* header, std::size_t headerSize, const char* payload, std::size_t length)
 {
     std::uint32_t crc = Spool::crc32c(header, 8);
-    crc = Spool::crc32c(header + 12, Spool::headerBytes - 12, crc);
+    crc = Spool::crc32c(header + 12, headerSize - 12, crc);
     return Spool::crc32c(payload, length, crc);
+}
+
+/// A boot id's 32 hex digits as 16 bytes; all zero when `text` is not one.
+std::array<unsigned char, 16> bootIdBytes(const std::string& text)
+{
+    std::array<unsigned char, 16> out{};
+    std::size_t digits = 0;
+    for (char c : text)
+    {
+        if (c == '-')
+            continue;
+        const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0 || digits >= 32)
+            return {};
+        out[digits / 2] = static_cast<unsigned char>(out[digits / 2] | (v << (digits % 2 ? 0 : 4)));
+        ++digits;
+    }
+    return digits == 32 ? out : std::array<unsigned char, 16>{};
+}
+
+/// The text form of bootIdBytes() (8-4-4-4-12 hex digits); empty for all zero.
+std::string bootIdText(const std::array<unsigned char, 16>& id)
+{
+    if (id == std::array<unsigned char, 16>{})
+        return {};
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < 16; ++i)
+    {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out += '-';
+        out += hex[id[i] >> 4];
+        out += hex[id[i] & 15];
+    }
+    return out;
 }
 
 void pwriteAll(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& path)
@@ -374,24 +431,24 @@ void Spool::scanSegment(std::uint64_t first, const std::string& path, bool newes
     while (offset < data.size())
     {
         const std::uint64_t left = data.size() - offset;
-        if (left < headerBytes)
+        if (left < v1HeaderBytes)
         {
             problem = "a partial header";
             break;
         }
         const char* p = data.data() + offset;
-        const Header h = decodeHeader(p);
-        if (h.magic != magic)
+        const Header h = decodeHeader(p, left);
+        if (h.size == 0)
         {
-            problem = "a bad magic number";
+            problem = h.magic == magic ? "a partial header" : "a bad magic number";
             break;
         }
-        if (h.length > maxPayloadBytes || h.length > left - headerBytes)
+        if (h.length > maxPayloadBytes || h.length > left - h.size)
         {
             problem = "a record running past the end of the file";
             break;
         }
-        if (h.crc != recordCrc(p, p + headerBytes, h.length))
+        if (h.crc != recordCrc(p, h.size, p + h.size, h.length))
         {
             problem = "a checksum mismatch";
             break;
@@ -408,8 +465,12 @@ void Spool::scanSegment(std::uint64_t first, const std::string& path, bool newes
         e.length = h.length;
         e.timestampUnix = h.timestampUnix;
         e.samples = h.samples;
+        e.headerSize = static_cast<std::uint8_t>(h.size);
+        e.bootSeconds = h.bootSeconds;
+        e.bootId = h.bootId;
+        e.flags = h.flags;
         found.push_back(e);
-        offset += headerBytes + h.length;
+        offset += h.size + h.length;
         ++expected;
     }
 
@@ -446,7 +507,7 @@ void Spool::scanSegment(std::uint64_t first, const std::string& path, bool newes
         if (e.sequence > _acked)
         {
             _index.push_back(e);
-            _bytes += headerBytes + e.length;
+            _bytes += e.headerSize + e.length;
         }
     if (expected - 1 > previous)
         previous = expected - 1;
@@ -488,7 +549,7 @@ void Spool::markDone(std::uint64_t sequence)
     _acked = sequence;
     while (!_index.empty() && _index.front().sequence <= _acked)
     {
-        _bytes -= headerBytes + _index.front().length;
+        _bytes -= _index.front().headerSize + _index.front().length;
         _index.pop_front();
     }
     removeDoneSegments();
@@ -505,7 +566,8 @@ void Spool::removeDoneSegments()
     }
 }
 
-SpoolDrop Spool::append(double timestampUnix, std::uint64_t samples, const std::string& payload)
+SpoolDrop Spool::append(double timestampUnix, std::uint64_t samples, const std::string& payload,
+                        const SpoolStamp& stamp)
 {
     if (payload.size() > maxPayloadBytes)
         throw std::runtime_error(_directory + ": a spool record of " + std::to_string(payload.size()) +
@@ -524,7 +586,7 @@ SpoolDrop Spool::append(double timestampUnix, std::uint64_t samples, const std::
     {
         if (remaining + recordBytes <= _maxBytes)
             break;
-        remaining -= headerBytes + e.length;
+        remaining -= e.headerSize + e.length;
         ++drop.records;
         drop.samples += e.samples;
         through = e.sequence;
@@ -573,7 +635,14 @@ SpoolDrop Spool::append(double timestampUnix, std::uint64_t samples, const std::
     std::memcpy(&ts, &timestampUnix, 8);
     put64(header + 20, ts);
     put64(header + 28, samples);
-    put32(header + 8, recordCrc(header, payload.data(), payload.size()));
+    std::uint64_t boot;
+    std::memcpy(&boot, &stamp.bootSeconds, 8);
+    put64(header + 36, boot);
+    const auto bootId = bootIdBytes(stamp.bootId);
+    std::memcpy(header + 44, bootId.data(), 16);
+    const std::uint32_t flags = stamp.confirmed ? 1u : 0u;
+    put32(header + 60, flags);
+    put32(header + 8, recordCrc(header, headerBytes, payload.data(), payload.size()));
 
     try
     {
@@ -605,6 +674,10 @@ SpoolDrop Spool::append(double timestampUnix, std::uint64_t samples, const std::
     e.length = static_cast<std::uint32_t>(payload.size());
     e.timestampUnix = timestampUnix;
     e.samples = samples;
+    e.headerSize = headerBytes;
+    e.bootSeconds = stamp.bootSeconds;
+    e.bootId = bootId;
+    e.flags = flags;
     _index.push_back(e);
     seg.size += recordBytes;
     seg.lastSequence = sequence;
@@ -637,26 +710,29 @@ std::vector<SpoolRecord> Spool::peek(std::size_t maxRecords, std::size_t maxByte
         SpoolRecord r;
         char header[headerBytes];
         r.payload.resize(e.length);
-        bool ok = preadAll(fd.get(), header, headerBytes, e.offset, seg->second.path) &&
-                  preadAll(fd.get(), r.payload.data(), e.length, e.offset + headerBytes, seg->second.path);
+        bool ok = preadAll(fd.get(), header, e.headerSize, e.offset, seg->second.path) &&
+                  preadAll(fd.get(), r.payload.data(), e.length, e.offset + e.headerSize, seg->second.path);
         if (ok)
         {
-            const Header h = decodeHeader(header);
-            ok = h.magic == magic && h.length == e.length && h.sequence == e.sequence &&
-                 h.crc == recordCrc(header, r.payload.data(), h.length);
+            const Header h = decodeHeader(header, e.headerSize);
+            ok = h.size == e.headerSize && h.length == e.length && h.sequence == e.sequence &&
+                 h.crc == recordCrc(header, h.size, r.payload.data(), h.length);
         }
         if (!ok)
         {
             _repairs.push_back("dropped record " + std::to_string(e.sequence) + " at offset " +
                                std::to_string(e.offset) + " of " + seg->second.path +
                                ": it changed on disk since it was written");
-            _bytes -= headerBytes + e.length;
+            _bytes -= e.headerSize + e.length;
             it = _index.erase(it);
             continue;
         }
         r.sequence = e.sequence;
         r.timestampUnix = e.timestampUnix;
         r.samples = e.samples;
+        r.stamp.bootSeconds = e.bootSeconds;
+        r.stamp.bootId = bootIdText(e.bootId);
+        r.stamp.confirmed = (e.flags & 1u) != 0;
         payloadBytes += e.length;
         out.push_back(std::move(r));
         ++it;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -10,6 +11,15 @@
 namespace fleetprobe
 {
 
+/// When a cycle was measured besides its wall time, so that its true time can be worked out later
+/// (TrueClock::trueTimeOf). Plain data.
+struct SpoolStamp
+{
+    double bootSeconds = 0; ///< CLOCK_BOOTTIME
+    std::string bootId;     ///< the kernel's boot id; empty: unknown (a record of before boot stamps)
+    bool confirmed = false; ///< the time was confirmed by a receiver's clock or the kernel's sync
+};
+
 /// One undelivered cycle as the spool keeps it. Plain data.
 struct SpoolRecord
 {
@@ -17,6 +27,7 @@ struct SpoolRecord
     double timestampUnix = 0;   ///< the cycle's time
     std::uint64_t samples = 0;  ///< samples in the payload (for the dropped counter)
     std::string payload;        ///< opaque bytes (the sink stores gzip'd text)
+    SpoolStamp stamp;           ///< empty for a version-1 record
 };
 
 /// What append() had to drop to stay under the cap.
@@ -39,11 +50,12 @@ struct SpoolDrop
 /// - `lock`: flock'ed for the life of the object (one process per directory).
 /// Any other file is ignored and left alone.
 ///
-/// Record, little-endian, 36-byte header then the payload:
-///   u32 magic 0x31535046 ("FPS1") | u32 payload length | u32 CRC32C | u64 sequence | f64 timestamp |
-///   u64 samples | payload.
-/// The CRC32C (Castagnoli) covers the magic, the length, the sequence, timestamp and samples fields and the
-/// payload. Payloads up to maxPayloadBytes.
+/// Record, little-endian, 64-byte header then the payload:
+///   u32 magic 0x32535046 ("FPS2") | u32 payload length | u32 CRC32C | u64 sequence | f64 timestamp |
+///   u64 samples | f64 CLOCK_BOOTTIME | 16 bytes boot id | u32 flags (bit 0: confirmed) | payload.
+/// Version 1 records (magic 0x31535046 "FPS1", the header's first 36 bytes only: no boot stamp) are still
+/// read. The CRC32C (Castagnoli) covers the header but its CRC field, then the payload. Payloads up to
+/// maxPayloadBytes.
 ///
 /// Opening scans every segment that is not wholly done and validates each record (magic, length within the
 /// file, CRC, sequence following on). In the newest segment the first bad record and everything after it is a
@@ -77,7 +89,8 @@ public:
     /// itself and counted, and takes no sequence number). Throws std::runtime_error on I/O errors (disk
     /// full...) with the file name and errno text; the spool is then as before the call, except for records
     /// dropped by the cap.
-    SpoolDrop append(double timestampUnix, std::uint64_t samples, const std::string& payload);
+    SpoolDrop append(double timestampUnix, std::uint64_t samples, const std::string& payload,
+                     const SpoolStamp& stamp = {});
 
     /// The oldest undelivered records, oldest first: at most maxRecords, and at most maxBytes of payload (but
     /// at least one record when any and maxRecords > 0). Does not remove them. Each record's checksum is
@@ -112,8 +125,10 @@ public:
     /// CRC32C (Castagnoli), continuing from `crc` (0 to start).
     static std::uint32_t crc32c(const void* data, std::size_t size, std::uint32_t crc = 0);
 
-    static constexpr std::size_t headerBytes = 36;
-    static constexpr std::uint32_t magic = 0x31535046;
+    static constexpr std::size_t headerBytes = 64;   ///< of the records written (version 2)
+    static constexpr std::size_t v1HeaderBytes = 36; ///< of version-1 records
+    static constexpr std::uint32_t magic = 0x32535046;
+    static constexpr std::uint32_t magicV1 = 0x31535046;
     static constexpr std::uint64_t defaultSegmentBytes = std::uint64_t{4} * 1024 * 1024;
     static constexpr std::uint32_t maxPayloadBytes = 1024u * 1024 * 1024;
 
@@ -145,6 +160,10 @@ private:
         std::uint32_t length = 0;  ///< of the payload
         double timestampUnix = 0;
         std::uint64_t samples = 0;
+        std::uint8_t headerSize = 0; ///< headerBytes or v1HeaderBytes
+        std::uint32_t flags = 0;
+        double bootSeconds = 0;
+        std::array<unsigned char, 16> bootId{};
     };
 
     struct Segment

@@ -5,6 +5,7 @@
 //   buckets <bound>...
 //   self <cycles> <overruns> <push failures> <last push success> <push outcomes>...
 //   import <import outcomes>... <last import success> <spool dropped> <spool replayed>    (optional)
+//   idrop [<reason>=<dropped>]...                     (optional: the import's drops by reason)
 //   save <failed state saves>                                                             (optional)
 //   rw <url> <request outcomes>... <last success> <replayed> [<reason>=<dropped>]...      (one per receiver)
 //   s <series key> <probes> <rtt sum> <rtt count> <last seen> <last up + 1> <state changes> <last rtt>
@@ -278,7 +279,10 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
     for (auto n : s.pushOutcomes)
         put(out, n);
     out += '\n';
-    if (s.lastImportSuccessUnix > 0 || s.spoolDroppedSamples > 0 || s.spoolReplayedSamples > 0 ||
+    std::uint64_t importDropped = 0;
+    for (const auto& [reason, n] : s.spoolDropped)
+        importDropped += n;
+    if (s.lastImportSuccessUnix > 0 || importDropped > 0 || s.spoolReplayedSamples > 0 ||
         s.importOutcomes != decltype(s.importOutcomes){})
     {
         // Written only by a process with the VictoriaMetrics sink, so older versions still read other files.
@@ -286,8 +290,17 @@ std::string StateStore::encode(const std::vector<double>& rttBuckets, const Self
         for (auto n : s.importOutcomes)
             put(out, n);
         put(out, s.lastImportSuccessUnix);
-        put(out, s.spoolDroppedSamples);
+        put(out, importDropped); // the total, as versions before the reasons read it
         put(out, s.spoolReplayedSamples);
+        out += '\n';
+    }
+    if (importDropped > 0)
+    {
+        // The same by reason; written only after a drop, so older versions still read the other files.
+        out += "idrop";
+        for (const auto& [reason, n] : s.spoolDropped)
+            if (n > 0)
+                out += ' ' + reason + '=' + std::to_string(n);
         out += '\n';
     }
     if (s.stateSaveFailures > 0)
@@ -392,8 +405,19 @@ PersistedState StateStore::decode(const std::string& text)
             for (auto& n : s.importOutcomes)
                 n = f.u64();
             s.lastImportSuccessUnix = f.f64();
-            s.spoolDroppedSamples = f.u64();
+            const std::uint64_t dropped = f.u64();
+            if (dropped > 0 && s.spoolDropped.empty())
+                s.spoolDropped["spool_full"] = dropped; // a file from before the reasons: the cap's drops
             s.spoolReplayedSamples = f.u64();
+        }
+        else if (kind == "idrop" && !v1 && !v2)
+        {
+            state.self.spoolDropped.clear(); // the total of the import line, by reason
+            while (f.more())
+            {
+                const auto [reason, n] = f.namedCount();
+                state.self.spoolDropped[reason] = n;
+            }
         }
         else if (kind == "save" && !v1 && !v2)
             state.self.stateSaveFailures = f.u64();

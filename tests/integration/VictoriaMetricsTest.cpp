@@ -4,6 +4,7 @@
 // and vmauth on loopback in the private network namespace.
 
 #include "ChildProcess.h"
+#include "Faketime.h"
 #include "FleetprobeFixture.h"
 #include "LoopbackPort.h"
 #include "NetNamespace.h"
@@ -18,6 +19,7 @@
 #include <csignal>
 #include <limits>
 #include <random>
+#include <regex>
 #include <set>
 
 using namespace fleetprobe::test;
@@ -84,6 +86,50 @@ struct VictoriaMetricsFixture : FleetprobeFixture
                 out.emplace_back(s->timestamps[i], s->values[i]);
         std::sort(out.begin(), out.end());
         return out;
+    }
+
+    /// Runs fleetprobe --once with the wall clock shifted by faketime (`shift` as FAKETIME takes it:
+    /// "-40d", "+3d", "@1970-01-02 00:00:00"; empty: the true clock). The monotonic and boot clocks, and
+    /// every receiver, keep the true time.
+    ProcessResult onceShifted(const std::string& shift, const std::vector<std::string>& arguments) const
+    {
+        std::vector<std::string> argv;
+        if (!shift.empty())
+            argv = {"faketime", "-f", shift};
+        argv.push_back(binary());
+        argv.push_back("--once");
+        argv.insert(argv.end(), arguments.begin(), arguments.end());
+        ProcessOptions options;
+        options.workingDirectory = dir.path();
+        options.timeout = milliseconds(60000);
+        options.environment = {{"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
+                               {"ASAN_OPTIONS", asanOptionsForPreload()}};
+        ProcessResult r = ProcessRunner::run(argv, options);
+        BOOST_TEST_MESSAGE("$ " << ProcessRunner::commandLine(argv) << "\n" << r.describe());
+        return r;
+    }
+
+    /// The samples a run's log says it dropped with `reason` ("N cycle(s) (M samples) ... reason R").
+    static std::uint64_t droppedInLog(const std::string& log, const std::string& reason)
+    {
+        std::uint64_t n = 0;
+        const std::regex line(R"((\d+) cycle\(s\) \((\d+) samples\)[^\n]*counted with reason )" + reason);
+        for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it)
+            n += std::stoull((*it)[2].str());
+        return n;
+    }
+
+    /// The value of `name`{`labels`} in `all` at time `ts`; -1 when there is none.
+    static double valueAt(const std::vector<ExportedSeries>& all, const std::string& name,
+                          const std::map<std::string, std::string>& labels, std::int64_t ts)
+    {
+        auto selector = labels;
+        selector["__name__"] = name;
+        for (const auto* s : selectSeries(all, selector))
+            for (std::size_t i = 0; i < s->timestamps.size(); ++i)
+                if (s->timestamps[i] == ts)
+                    return s->values[i];
+        return -1;
     }
 
     /// How many samples of all series carry timestamp `ts`.
@@ -302,7 +348,8 @@ BOOST_FIXTURE_TEST_CASE(capDropsExactlyTheOldest, VictoriaMetricsFixture,
         BOOST_TEST(c[i].second == static_cast<double>(offline - kept + 1 + i));
     // The counter says how many samples went: the dropped cycles had as many as each kept spooled one.
     const std::size_t perCycle = samplesAt(all, c[0].first);
-    const auto dropped = selectSeries(all, {{"__name__", "exporter_spool_dropped_samples_total"}});
+    const auto dropped =
+        selectSeries(all, {{"__name__", "exporter_spool_dropped_samples_total"}, {"reason", "spool_full"}});
     BOOST_TEST_REQUIRE(dropped.size() == 1u);
     BOOST_TEST(dropped[0]->values.back() == static_cast<double>((offline - kept) * perCycle));
 }
@@ -393,14 +440,157 @@ BOOST_FIXTURE_TEST_CASE(threeGatewaysOneThroughVmagentWithCredentials, VictoriaM
     for (const auto& s : all)
     {
         ++seriesPer[s.labels.at("instance")];
-        if (s.labels.at("__name__") == "exporter_last_import_success_timestamp_seconds")
-            continue; // present from the second cycle on: it tells the previous import's time
+        if (s.labels.at("__name__") == "exporter_last_import_success_timestamp_seconds" ||
+            s.labels.at("__name__") == "exporter_clock_skew_seconds")
+            continue; // present from the second cycle on: the previous import's time, the receiver's clock
         BOOST_TEST(s.values.size() == static_cast<std::size_t>(runs), s.labels.at("__name__"));
     }
     BOOST_TEST(seriesPer.count("gw-x") == 0u);
     BOOST_TEST(seriesPer["gw-a"] > 20u);
     BOOST_TEST(seriesPer["gw-b"] == seriesPer["gw-a"]);
     BOOST_TEST(seriesPer["gw-c"] == seriesPer["gw-a"]);
+}
+
+namespace
+{
+
+/// The issue's six runs: the wall clock right, in 1970, 40 days behind, 3 and 400 days ahead, right again.
+const std::vector<std::string> sixClocks = {"", "@1970-01-02 00:00:00", "-40d", "+3d", "+400d", ""};
+
+} // namespace
+
+/// True when `ts` (ms) lies within `window` with the second a Date may be off either way.
+bool within(std::int64_t ts, const std::pair<std::int64_t, std::int64_t>& window)
+{
+    return ts >= window.first - 1500 && ts <= window.second + 1500;
+}
+
+BOOST_FIXTURE_TEST_CASE(sixClocksEveryCycleStoredAtItsTrueTime, VictoriaMetricsFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // VictoriaMetrics keeps one month back and 2 days ahead and answers 204 to what it then drops. The first
+    // run learns the receiver's clock (its Date) against CLOCK_BOOTTIME; every later run of this boot stamps
+    // its cycle with boot time plus that offset, whatever the wall clock says.
+    BOOST_TEST_REQUIRE(!faketimeLibrary().empty(), "Debian's faketime is needed (scripts/install-deps)");
+    const std::string config = writeConfig("meters.json", smallFleet);
+    VictoriaMetricsProcess vm(VictoriaMetricsProcess::Kind::Single, {"-retentionPeriod=1"});
+    vm.start();
+    std::vector<std::string> args = {
+        "--config",       config, "--victoriametrics",           vm.url(), "--instance", "gw-t",
+        "--push-timeout", "2",    "--victoriametrics-retention", "31d"};
+    const auto state = stateFor("t");
+    args.insert(args.end(), state.begin(), state.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+    for (const std::string& shift : sixClocks)
+    {
+        const std::int64_t from = nowMs();
+        const ProcessResult r = onceShifted(shift, args);
+        windows.emplace_back(from, nowMs());
+        BOOST_TEST(r.exitCode == 0, "clock " << shift << ": " << r.describe());
+    }
+    const auto all = vm.exportSeries(R"({job="meters",instance="gw-t"})");
+    const auto c = cycles(all, "gw-t");
+    BOOST_TEST_REQUIRE(c.size() == sixClocks.size(), "every cycle once: " << c.size());
+    for (std::size_t i = 0; i < c.size(); ++i)
+    {
+        BOOST_TEST(c[i].second == static_cast<double>(i + 1));
+        BOOST_TEST(within(c[i].first, windows[i]), "cycle " << i + 1 << " at " << c[i].first << ", its run "
+                                                            << windows[i].first << ".." << windows[i].second);
+    }
+    for (const auto& s : all)
+        for (std::int64_t ts : s.timestamps)
+            BOOST_TEST(
+                std::any_of(windows.begin(), windows.end(), [ts](const auto& w) { return within(ts, w); }),
+                "a sample at " << ts << " lies outside every run");
+    // What each cycle said of the clocks: the skew its clock had, the steps so far; nothing dropped.
+    BOOST_TEST(std::abs(valueAt(all, "exporter_clock_skew_seconds", {}, c[3].first) + 3 * 86400) <= 2,
+               "the +3d run saw the receiver 3 days behind it");
+    BOOST_TEST(valueAt(all, "exporter_clock_steps_total", {}, c[5].first) == 5.0);
+    for (const char* reason : {"too_old", "future", "unsynced"})
+        BOOST_TEST(valueAt(all, "exporter_spool_dropped_samples_total", {{"reason", reason}}, c[5].first) ==
+                       0.0,
+                   reason);
+}
+
+BOOST_FIXTURE_TEST_CASE(sixClocksWithAnOutageTheSpoolReplaysEveryCycleAtItsTrueTime, VictoriaMetricsFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // The same six clocks, VictoriaMetrics down for the four wrong ones: their cycles wait in the spool with
+    // their true times (the offset the first run learned) and arrive with them.
+    BOOST_TEST_REQUIRE(!faketimeLibrary().empty(), "Debian's faketime is needed (scripts/install-deps)");
+    const std::string config = writeConfig("meters.json", smallFleet);
+    VictoriaMetricsProcess vm(VictoriaMetricsProcess::Kind::Single, {"-retentionPeriod=1"});
+    vm.start();
+    std::vector<std::string> args = {"--config",       config,       "--victoriametrics",
+                                     vm.url(),         "--instance", "gw-s",
+                                     "--push-timeout", "2"}; // the default retention: 31 days
+    const auto state = stateFor("s");
+    args.insert(args.end(), state.begin(), state.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+    std::vector<ProcessResult> runs;
+    for (std::size_t i = 0; i < sixClocks.size(); ++i)
+    {
+        if (i == 1)
+            vm.stop();
+        if (i == 5)
+            vm.start();
+        const std::int64_t from = nowMs();
+        runs.push_back(onceShifted(sixClocks[i], args));
+        windows.emplace_back(from, nowMs());
+    }
+    BOOST_TEST(runs[0].exitCode == 0, runs[0].describe());
+    for (std::size_t i = 1; i < 5; ++i)
+    {
+        BOOST_TEST(runs[i].exitCode == 1, runs[i].describe());
+        BOOST_TEST(runs[i].err.find("cycle spooled") != std::string::npos, runs[i].err);
+    }
+    BOOST_TEST(runs[5].exitCode == 0, runs[5].describe());
+    BOOST_TEST(runs[5].err.find("replayed 4 spooled cycle(s); 0 waiting") != std::string::npos, runs[5].err);
+    const auto all = vm.exportSeries(R"({job="meters",instance="gw-s"})");
+    const auto c = cycles(all, "gw-s");
+    BOOST_TEST_REQUIRE(c.size() == sixClocks.size(), "every cycle once: " << c.size());
+    for (std::size_t i = 0; i < c.size(); ++i)
+    {
+        BOOST_TEST(c[i].second == static_cast<double>(i + 1));
+        BOOST_TEST(within(c[i].first, windows[i]), "cycle " << i + 1 << " at " << c[i].first << ", its run "
+                                                            << windows[i].first << ".." << windows[i].second);
+    }
+    for (const auto& s : all)
+        for (std::int64_t ts : s.timestamps)
+            BOOST_TEST(
+                std::any_of(windows.begin(), windows.end(), [ts](const auto& w) { return within(ts, w); }),
+                "a sample at " << ts << " lies outside every run");
+}
+
+BOOST_FIXTURE_TEST_CASE(aCycleStampedByAWrongClockBeforeAnyAnswerIsReStampedAtReplay, VictoriaMetricsFixture,
+                        *utf::precondition(NetNamespace::required))
+{
+    // The first run of a boot has a clock 40 days behind and no receiver: nothing tells the truth, the cycle
+    // is spooled with its boot stamp. The next run reaches VictoriaMetrics: its Date shows the truth, and the
+    // spooled cycle is sent at boot time plus the learned offset, its true time.
+    BOOST_TEST_REQUIRE(!faketimeLibrary().empty(), "Debian's faketime is needed (scripts/install-deps)");
+    const std::string config = writeConfig("meters.json", smallFleet);
+    VictoriaMetricsProcess vm(VictoriaMetricsProcess::Kind::Single, {"-retentionPeriod=1"});
+    std::vector<std::string> args = {"--config",   config, "--victoriametrics", vm.url(),
+                                     "--instance", "gw-r", "--push-timeout",    "2"};
+    const auto state = stateFor("r");
+    args.insert(args.end(), state.begin(), state.end());
+    std::vector<std::pair<std::int64_t, std::int64_t>> windows;
+    std::int64_t from = nowMs();
+    const ProcessResult first = onceShifted("-40d", args);
+    windows.emplace_back(from, nowMs());
+    BOOST_TEST(first.exitCode == 1, first.describe());
+    BOOST_TEST(first.err.find("cycle spooled") != std::string::npos, first.err);
+    vm.start();
+    from = nowMs();
+    const ProcessResult second = onceShifted("", args);
+    windows.emplace_back(from, nowMs());
+    BOOST_TEST(second.exitCode == 0, second.describe());
+    const auto all = vm.exportSeries(R"({job="meters",instance="gw-r"})");
+    const auto c = cycles(all, "gw-r");
+    BOOST_TEST_REQUIRE(c.size() == 2u, "both cycles: " << c.size());
+    for (std::size_t i = 0; i < c.size(); ++i)
+        BOOST_TEST(within(c[i].first, windows[i]), "cycle " << i + 1 << " at its true time");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

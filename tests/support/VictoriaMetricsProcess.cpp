@@ -49,6 +49,15 @@ int httpRequest(int port, const std::string& method, const std::string& path, co
     return static_cast<int>(response.getStatus());
 }
 
+/// An export's end, as Unix seconds: 30 days ahead, so that samples stamped in the future show too (the
+/// default end is now).
+std::string farFuture()
+{
+    using namespace std::chrono;
+    return std::to_string(duration_cast<seconds>(system_clock::now().time_since_epoch()).count() +
+                          30 * 86400);
+}
+
 } // namespace
 
 VictoriaMetricsProcess::VictoriaMetricsProcess(Kind kind, std::vector<std::string> extraArgs)
@@ -136,9 +145,9 @@ std::vector<ExportedSeries> VictoriaMetricsProcess::exportSeries(const std::stri
     {
         std::string answer;
         httpRequest(_port, "GET", "/internal/force_flush", "", answer, user, password);
-        const int status =
-            httpRequest(_port, "POST", "/api/v1/export", "match[]=" + fleetprobe::percentEncode(selector),
-                        answer, user, password);
+        const int status = httpRequest(
+            _port, "POST", "/api/v1/export",
+            "match[]=" + fleetprobe::percentEncode(selector) + "&end=" + farFuture(), answer, user, password);
         if (status != 200)
             throw std::runtime_error("export " + selector + ": HTTP " + std::to_string(status) + ": " +
                                      answer);
@@ -158,12 +167,17 @@ std::size_t VictoriaMetricsProcess::rowsAdded(const std::string& user, const std
     std::string answer;
     if (httpRequest(_port, "GET", "/metrics", "", answer, user, password) != 200)
         return 0;
+    // Rows outside the retention or more than 2 days ahead are counted as added, then ignored.
     std::istringstream lines(answer);
     std::string line;
+    double added = 0;
+    double ignored = 0;
     while (std::getline(lines, line))
         if (line.rfind("vm_rows_added_to_storage_total ", 0) == 0)
-            return static_cast<std::size_t>(std::stod(line.substr(line.find(' ') + 1)));
-    return 0;
+            added = std::stod(line.substr(line.find(' ') + 1));
+        else if (line.rfind("vm_rows_ignored_total{", 0) == 0)
+            ignored += std::stod(line.substr(line.rfind(' ') + 1));
+    return added > ignored ? static_cast<std::size_t>(added - ignored) : 0;
 }
 
 std::vector<ExportedSeries> VictoriaMetricsProcess::parseExport(const std::string& answer)

@@ -54,8 +54,9 @@ public:
     /// The directory for its data (storage or vmagent's buffer).
     std::string dataPath() const { return _data.path(); }
 
-    /// Exports the series matching `selector` (e.g. `{job="meters"}`) once every sample the storage took is
-    /// searchable (or after 10 s). Single node only. Basic auth when `user` is set.
+    /// Exports the series matching `selector` (e.g. `{job="meters"}`), every sample from 1970 to 30 days
+    /// ahead, once every sample the storage kept is searchable (or after 10 s). Single node only. Basic auth
+    /// when `user` is set.
     std::vector<ExportedSeries> exportSeries(const std::string& selector, const std::string& user = "",
                                              const std::string& password = "") const;
 

@@ -162,4 +162,39 @@ BOOST_AUTO_TEST_CASE(plansForGroupsTargetsByScraperInConfigOrder)
                       std::out_of_range);
 }
 
+BOOST_AUTO_TEST_CASE(anRttOutsideZeroToTheTimeoutIsDiscardedAndCountedNeverRecorded)
+{
+    // A scraper whose clock jumped: a day-long RTT, a negative one, and a burst with one of each among good
+    // ones. The answers stand (up), the impossible RTTs are not recorded.
+    ScraperRegistry registry;
+    addFake(registry, "day", [] { return answerAll(ProbeResult::success(86400.0)); });
+    addFake(registry, "negative", [] { return answerAll(ProbeResult::success(-0.5)); });
+    addFake(registry, "burst",
+            []
+            {
+                ProbeResult r = ProbeResult::success(0.002);
+                r.rttSamples = {0.001, 86400.0, 0.003, -1.0};
+                return answerAll(r);
+            });
+    addFake(registry, "fine", [] { return answerAll(ProbeResult::success(0.004)); });
+    const DeviceClassConfig config = configOf("clocks", {{"day", "negative", "burst", "fine"}});
+    MetricsBuilder metrics(config, registry.measurements());
+    CycleExecutor executor(config, ConfigRunner::plansFor(config, registry, metrics), metrics);
+    const StopSignal stop;
+    const CycleMeasurement m = executor.run(stop);
+    BOOST_TEST(m.rttDiscarded == 3u);
+    BOOST_TEST(m.up == 4u, "every answer is kept");
+    for (const auto& plan : executor.plans())
+    {
+        const SeriesStats& s = metrics.stats(plan.series[0]);
+        BOOST_TEST(s.lastUp == 1, plan.name);
+        BOOST_TEST(s.rttSum >= 0, plan.name);
+        BOOST_TEST(s.rttSum < 1, plan.name << ": " << s.rttSum);
+        if (plan.name == "day" || plan.name == "negative")
+            BOOST_TEST(s.rttCount == 0u, plan.name);
+        if (plan.name == "burst")
+            BOOST_TEST(s.lastRttSeconds == 0.002, "the mean of the two possible RTTs");
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

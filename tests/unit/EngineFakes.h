@@ -189,9 +189,10 @@ public:
         return _delivered;
     }
 
-    void catchUp(const FinishedCycle&, bool delivered) override
+    bool catchUp(const FinishedCycle&, bool delivered) override
     {
         _record.add("catchUp " + _name + (delivered ? " delivered" : " not delivered"));
+        return true;
     }
 
     std::function<void(const FinishedCycle&)> onDeliver; ///< called first in deliver()

@@ -26,6 +26,8 @@
 //   test run to eight days after it; numbered like `<time:N>`.
 // - `<history>`: the value of fleetprobe_online_profile_history_seconds, the time since the first cycle:
 //   within [0, 600) s.
+// - `<synchronized>`, `<maxerror>`: exporter_clock_synchronized (0 or 1) and exporter_clock_maxerror_seconds
+//   (within [0, 16] s, the kernel's largest), what adjtimex says of this machine's clock.
 // A value that fails its check is left as it is, so that the comparison shows it. Not masked: every scripted
 // value (RTTs, measurements, fleetprobe_tls_cert_expiry_timestamp_seconds), every counter, and
 // exporter_spool_oldest_timestamp_seconds (0: without a state directory there is no spool).
@@ -353,9 +355,14 @@ std::string runConfig(const std::string& json, const Script& script, Sinks sinks
     DeviceClassConfig config = loadConfig(json, registry);
     std::vector<std::unique_ptr<Sink>> sinkList;
     if (sinks == Sinks::PushgatewayAndImport || sinks == Sinks::ImportOnly)
+    {
+        // No acceptance window, so no clock probe: the scripted answers are the cycles' own imports.
+        VictoriaMetricsSink::Options importOptions;
+        importOptions.window = {};
         sinkList.push_back(std::make_unique<VictoriaMetricsSink>(
             std::make_unique<RecordingImport>(transcript, links.imports), config.promId, "gw-01", config.file,
-            VictoriaMetricsSink::Options{}));
+            importOptions));
+    }
     if (sinks == Sinks::Pushgateway || sinks == Sinks::PushgatewayAndImport)
     {
         RetryPolicy policy;
@@ -520,6 +527,10 @@ std::string normalise(const std::string& transcript)
                     value = hours.token(value);
                 else if (v && name == "fleetprobe_online_profile_history_seconds" && *v >= 0 && *v < 600)
                     value = "<history>";
+                else if (v && name == "exporter_clock_synchronized" && (*v == 0 || *v == 1))
+                    value = "<synchronized>";
+                else if (v && name == "exporter_clock_maxerror_seconds" && *v >= 0 && *v <= 16)
+                    value = "<maxerror>";
                 if (const auto ms = number(stamp);
                     ms && *ms >= runStartUnix * 1000 && *ms <= runEndUnix * 1000)
                     stamp = millis.token(stamp);

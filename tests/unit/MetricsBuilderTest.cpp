@@ -163,7 +163,8 @@ BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
         "else 0.\n"
         "# TYPE exporter_config_reload_success gauge\n"
         "# HELP exporter_imports_total VictoriaMetrics import requests by outcome (ok, http_4xx, http_5xx, "
-        "transport), replays included.\n"
+        "transport), replays included; a 2xx whose Date shows the cycle outside what it keeps is not ok but "
+        "dropped.\n"
         "# TYPE exporter_imports_total counter\n"
         "# HELP exporter_last_import_success_timestamp_seconds Unix time of the last import VictoriaMetrics "
         "accepted before this one.\n"
@@ -173,12 +174,19 @@ BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
         "# HELP exporter_spool_oldest_timestamp_seconds Unix time of the oldest undelivered cycle in the "
         "spool; 0 when the spool is empty.\n"
         "# TYPE exporter_spool_oldest_timestamp_seconds gauge\n"
-        "# HELP exporter_spool_dropped_samples_total Samples of undelivered cycles dropped, oldest first, to "
-        "keep the spool under its size cap.\n"
+        "# HELP exporter_spool_dropped_samples_total Samples VictoriaMetrics will never get, by reason "
+        "(spool_full: the spool's cap, oldest first; too_old, future: outside its retention or more than 2 "
+        "days ahead by its clock; rejected; unsynced: of an earlier boot whose true time is unknown; "
+        "no_spool, "
+        "spool_error: a cycle that could not be spooled).\n"
         "# TYPE exporter_spool_dropped_samples_total counter\n"
         "# HELP exporter_spool_replayed_samples_total Samples of spooled cycles that VictoriaMetrics "
         "accepted on a later cycle.\n"
-        "# TYPE exporter_spool_replayed_samples_total counter\n";
+        "# TYPE exporter_spool_replayed_samples_total counter\n"
+        "# HELP exporter_rtt_discarded_total Probe results whose RTT was outside [0, the timeout]: the RTT "
+        "was "
+        "discarded, the answer kept.\n"
+        "# TYPE exporter_rtt_discarded_total counter\n";
     std::string meta;
     std::istringstream text(TextSerializer::serialize(b.collect()));
     for (std::string line; std::getline(text, line);)

@@ -175,7 +175,7 @@ BOOST_AUTO_TEST_CASE(acknowledge_frees_segments)
 {
     Spool spool(dir, 1 << 20, true, 1000);
     for (int i = 0; i < 20; ++i)
-        appendNumbered(spool, 200); // 236 bytes a record: 4 per 1000-byte segment
+        appendNumbered(spool, 236 - Spool::headerBytes); // 236 bytes a record: 4 per 1000-byte segment
     BOOST_TEST(spool.segments() == 5u);
     BOOST_TEST(segmentFiles(dir).size() == 5u);
     BOOST_TEST(fs::exists(dir + "/00000000000000000001.seg"));

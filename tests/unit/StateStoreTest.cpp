@@ -81,13 +81,13 @@ BOOST_AUTO_TEST_CASE(import_counters_round_trip_and_stay_out_of_files_without_th
     BOOST_TEST(StateStore::encode(in).find("\nimport") == std::string::npos);
     in.self.importOutcomes = {9, 1, 0, 3};
     in.self.lastImportSuccessUnix = 1795396318.3185;
-    in.self.spoolDroppedSamples = 1234;
+    in.self.spoolDropped = {{"spool_full", 1200}, {"too_old", 34}};
     in.self.spoolReplayedSamples = 5678;
     in.self.spoolBytes = 99; // a gauge of the running process: not persisted
     const PersistedState out = StateStore::decode(StateStore::encode(in));
     BOOST_TEST((out.self.importOutcomes == in.self.importOutcomes));
     BOOST_TEST(out.self.lastImportSuccessUnix == in.self.lastImportSuccessUnix);
-    BOOST_TEST(out.self.spoolDroppedSamples == 1234u);
+    BOOST_TEST((out.self.spoolDropped == in.self.spoolDropped));
     BOOST_TEST(out.self.spoolReplayedSamples == 5678u);
     BOOST_TEST(out.self.spoolBytes == 0u);
 }
