@@ -145,7 +145,10 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
         sink->prepare(_metrics.self());
 }
 
-ConfigRunner::~ConfigRunner() = default;
+ConfigRunner::~ConfigRunner()
+{
+    _sinks.clear(); // first: a sink's background push may still look at the stop signals below
+}
 
 std::string ConfigRunner::saveState()
 {
@@ -495,6 +498,17 @@ void ConfigRunner::runLoop(StopSignal& stop)
             stop.waitUntil(std::chrono::steady_clock::now() +
                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                std::chrono::duration<double>(_config.intervalSeconds)));
+    }
+    for (auto& sink : _sinks)
+    {
+        try
+        {
+            sink->finish(_metrics.self());
+        }
+        catch (const std::exception& e)
+        {
+            cycleFault("a sink's finish", e.what());
+        }
     }
     saveState();
     saveProfiles(true);

@@ -288,7 +288,7 @@ namespace
 {
 constexpr std::size_t deviceFamilies = 7;  // up, last rtt, histogram, probes, failures, last seen, changes
 constexpr std::size_t profileFamilies = 5; // probability, window start and end, weeks, skipped probes
-constexpr std::size_t selfFamilies = 22;
+constexpr std::size_t selfFamilies = 23;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -588,11 +588,15 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                 }
         break;
     }
-    default:
+    case 21:
         selfFamily("exporter_remote_write_replayed_samples_total");
         for (const ReceiverStats& r : _self.remoteWrite)
             if (r.active)
                 f.metrics.push_back(Metric::of(static_cast<double>(r.replayedSamples), {{"url", r.url}}));
+        break;
+    default:
+        selfFamily("exporter_push_bytes_total");
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.pushBytes)));
         break;
     }
 }

@@ -65,6 +65,10 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          MetricType::Counter},
         {"exporter_remote_write_replayed_samples_total",
          "Samples of spooled cycles the receiver accepted on a later cycle.", MetricType::Counter},
+        {"exporter_push_bytes_total",
+         "Bytes of push requests put on the wire (headers and bodies, compressed with --push-gzip), every "
+         "attempt and group included.",
+         MetricType::Counter},
         // Only on /metrics.
         {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
          MetricType::Counter},

@@ -89,6 +89,10 @@ public:
         (void)cycle;
         (void)delivered;
     }
+
+    /// After the last cycle (loop mode's end): waits for deliveries still in flight, within the stop grace,
+    /// and puts what they counted into `self` before the state is saved for the last time.
+    virtual void finish(SelfStats& self) { (void)self; }
 };
 
 } // namespace fleetprobe

@@ -178,7 +178,10 @@ BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
         "# TYPE exporter_spool_dropped_samples_total counter\n"
         "# HELP exporter_spool_replayed_samples_total Samples of spooled cycles that VictoriaMetrics "
         "accepted on a later cycle.\n"
-        "# TYPE exporter_spool_replayed_samples_total counter\n";
+        "# TYPE exporter_spool_replayed_samples_total counter\n"
+        "# HELP exporter_push_bytes_total Bytes of push requests put on the wire (headers and bodies, "
+        "compressed with --push-gzip), every attempt and group included.\n"
+        "# TYPE exporter_push_bytes_total counter\n";
     std::string meta;
     std::istringstream text(TextSerializer::serialize(b.collect()));
     for (std::string line; std::getline(text, line);)
