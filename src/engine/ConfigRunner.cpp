@@ -514,6 +514,37 @@ void ConfigRunner::runLoop(StopSignal& stop)
     saveProfiles(true);
 }
 
+bool ConfigRunner::waitRefreshing(StopSignal& stop, std::chrono::steady_clock::time_point until)
+{
+    // A push in the background may end while the loop waits: what it counted goes into the snapshot (the
+    // prober's /metrics) now, not only with the next cycle.
+    using Clock = std::chrono::steady_clock;
+    for (;;)
+    {
+        if (stop.waitUntil(std::min(until, Clock::now() + std::chrono::milliseconds(250))))
+            return true;
+        if (Clock::now() >= until)
+            return false;
+        bool changed = false;
+        for (auto& sink : _sinks)
+        {
+            try
+            {
+                changed = sink->refresh(_metrics.self()) || changed;
+            }
+            catch (const std::exception& e)
+            {
+                cycleFault("a sink's refresh", e.what());
+            }
+        }
+        if (changed)
+        {
+            std::lock_guard<std::mutex> lock(_snapshotMutex);
+            _snapshot.self = _metrics.self();
+        }
+    }
+}
+
 void ConfigRunner::runSchedule(StopSignal& stop)
 {
     using Clock = std::chrono::steady_clock;
@@ -554,7 +585,7 @@ void ConfigRunner::runSchedule(StopSignal& stop)
             countMissed("cycle overran the interval of " +
                             TextSerializer::formatValue(_config.intervalSeconds) + " s",
                         next.skipped);
-        if (stop.waitUntil(next.start))
+        if (waitRefreshing(stop, next.start))
             break;
     }
 }

@@ -90,14 +90,16 @@ bool GroupPusher::pushNow(const std::string& origin, const std::string& path, co
     return false;
 }
 
-void GroupPusher::fold(SelfStats& self)
+bool GroupPusher::fold(SelfStats& self)
 {
+    const bool any = _tally.any;
     for (std::size_t i = 0; i < _tally.outcomes.size(); ++i)
         self.pushOutcomes[i] += _tally.outcomes[i];
     self.pushFailures += _tally.failures;
     self.pushBytes += _tally.bytes;
     self.lastPushSuccessUnix = std::max(self.lastPushSuccessUnix, _tally.lastSuccessUnix);
     _tally = Tally{};
+    return any;
 }
 
 bool GroupPusher::push(const std::string& origin, const std::string& path, const Body& body,
@@ -165,16 +167,17 @@ void GroupPusher::work()
         _tally.failures += tally.failures;
         _tally.bytes += tally.bytes;
         _tally.lastSuccessUnix = std::max(_tally.lastSuccessUnix, tally.lastSuccessUnix);
+        _tally.any = true;
         _lastOk[job.path] = ok;
         _busy = false;
         _cv.notify_all();
     }
 }
 
-void GroupPusher::collect(SelfStats& self)
+bool GroupPusher::collect(SelfStats& self)
 {
     std::lock_guard<std::mutex> lock(_mutex);
-    fold(self);
+    return fold(self);
 }
 
 void GroupPusher::drain(SelfStats& self)

@@ -67,8 +67,8 @@ public:
               std::chrono::steady_clock::time_point deadline, const StopSignal& stop, SelfStats& self);
 
     /// Adds what the background pushes finished since the last call to `self` (nothing without a background
-    /// thread). Called by the config's thread.
-    void collect(SelfStats& self);
+    /// thread); true when there was something. Called by the config's thread.
+    bool collect(SelfStats& self);
 
     /// Waits until every queued push has ended (after a stop request each ends within the stop grace), then
     /// collect(). Without a background thread it returns at once.
@@ -82,6 +82,7 @@ private:
         std::uint64_t failures = 0;
         std::uint64_t bytes = 0;
         double lastSuccessUnix = 0;
+        bool any = false; ///< a push ended
     };
 
     /// A body waiting for the background thread.
@@ -96,7 +97,7 @@ private:
     bool pushNow(const std::string& origin, const std::string& path, const Body& body,
                  std::chrono::steady_clock::time_point deadline, const StopSignal& stop, Tally& tally);
     void work();
-    void fold(SelfStats& self); ///< moves _tally into `self`; _mutex held
+    bool fold(SelfStats& self); ///< moves _tally into `self`, true when it was not empty; _mutex held
 
     std::unique_ptr<PushTransport> _transport;
     RetryPolicy _policy;

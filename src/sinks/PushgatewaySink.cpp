@@ -19,6 +19,11 @@ bool PushgatewaySink::deliver(const FinishedCycle& cycle)
                          cycle.budgetStart + cycle.budget, cycle.stop, cycle.self);
 }
 
+bool PushgatewaySink::refresh(SelfStats& self)
+{
+    return _pusher->collect(self);
+}
+
 void PushgatewaySink::finish(SelfStats& self)
 {
     _pusher->drain(self);

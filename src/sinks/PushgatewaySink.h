@@ -25,6 +25,9 @@ public:
     /// Pushes (or queues) the main group; the sync push ends by `cycle.budgetStart + cycle.budget`.
     bool deliver(const FinishedCycle& cycle) override;
 
+    /// Counts the background pushes that ended since the last call.
+    bool refresh(SelfStats& self) override;
+
     /// Waits for the pushes still in the background and counts them.
     void finish(SelfStats& self) override;
 
