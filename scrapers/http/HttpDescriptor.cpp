@@ -2,8 +2,11 @@
 #include "scrapers/http/HttpScraper.h"
 
 #include "config/Config.h"
-#include "scrapers/common/CertificateExpiry.h"
+#include "scrapers/common/TlsClient.h"
 #include "scrapers/common/TlsSection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <regex>
 #include <set>
@@ -23,7 +26,8 @@ ScraperDescriptor httpScraperDescriptor()
         if (!o)
             return nullptr;
         o->unknownKeys({"url", "method", "status", "tls_verify", "ca_file", "timeout", "headers",
-                        "follow_redirects", "versions", "fail_if_body_matches", "fail_if_body_not_matches"});
+                        "follow_redirects", "versions", "fail_if_body_matches", "fail_if_body_not_matches",
+                        "source_address"});
         auto http = std::make_shared<HttpConfig>();
         if (!o->has("url"))
             o->error("url", "missing");
@@ -111,6 +115,16 @@ ScraperDescriptor httpScraperDescriptor()
                     }
             }
         readTlsKeys(*o, *http);
+        if (auto s = o->string("source_address"))
+        {
+            in6_addr literal{};
+            if (::inet_pton(AF_INET, s->c_str(), &literal) != 1 &&
+                ::inet_pton(AF_INET6, s->c_str(), &literal) != 1)
+                o->error("source_address",
+                         "must be an IPv4 or IPv6 address, got " + o->get("source_address")->show());
+            else
+                http->sourceAddress = *s;
+        }
         if (o->has("timeout"))
             http->timeoutSeconds = o->timeout("timeout", context.config.intervalSeconds);
         return http;
@@ -139,9 +153,12 @@ ScraperDescriptor httpScraperDescriptor()
          MetricType::Gauge},
         {"http_failed_due_to_regex", "fleetprobe_http_failed_due_to_regex",
          "1 when the last request failed a fail_if_body_(not_)matches check, else 0.", MetricType::Gauge},
-        certificateExpiryKind(),
     };
+    for (auto& kind : tlsPeerKinds())
+        d.measurements.push_back(std::move(kind));
     d.labels = {"phase"};
+    for (auto& label : tlsPeerLabels())
+        d.labels.push_back(std::move(label));
     d.probeParameters = {{"url", "http.url"}, {"url", "http"}};
     d.probeJob = [](const ProbeRequest& request, ConfigValue& job)
     { urlProbeJob(request, job, "http", "http(s)://..."); };

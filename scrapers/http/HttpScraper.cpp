@@ -7,7 +7,7 @@
 #include "net/CurlMulti.h"
 #include "net/PollSet.h"
 #include "net/Socket.h"
-#include "scrapers/common/CertificateExpiry.h"
+#include "scrapers/common/TlsClient.h"
 
 #include <sys/socket.h>
 
@@ -44,7 +44,9 @@ struct Transfer
     std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers{nullptr, curl_slist_free_all};
     bool keepBody = false; ///< the body regexes need the body
     std::string body;      ///< its first HttpScraper::maxBodyBytes bytes
-    CurlEasy easy;         ///< after what libcurl points to: destroyed first
+    bool verify = true; ///< the server certificate is verified (a TLS peer's chain then counts as verified)
+    std::optional<TlsPeerInfo> peer; ///< what the server of the last request presented (https only)
+    CurlEasy easy;                   ///< after what libcurl points to: destroyed first
 
     /// Notes an exception a callback caught (what it said), without anything that could throw again.
     void noteCallbackError(const char* what) noexcept
@@ -96,6 +98,27 @@ size_t discardBody(char* data, size_t size, size_t count, void* transfer) noexce
                        if (t->keepBody && t->body.size() < HttpScraper::maxBodyBytes)
                            t->body.append(data, std::min(n, HttpScraper::maxBodyBytes - t->body.size()));
                        return n;
+                   });
+}
+
+/// Called by libcurl once the connection of a request (the first, or one after a redirect) is ready, TLS
+/// handshake done: keeps what that server presented, so the answer reports the last request's certificates.
+int beforeRequest(void* transfer, char* /*ip*/, char* /*localIp*/, int /*port*/, int /*localPort*/) noexcept
+{
+    return guarded(transfer, static_cast<int>(CURL_PREREQFUNC_ABORT),
+                   [&]
+                   {
+                       auto* t = static_cast<Transfer*>(transfer);
+                       t->peer.reset();
+                       curl_tlssessioninfo* info = nullptr;
+                       if (curl_easy_getinfo(t->easy.get(), CURLINFO_TLS_SSL_PTR, &info) == CURLE_OK &&
+                           info && info->backend == CURLSSLBACKEND_OPENSSL && info->internals)
+                       {
+                           const SSL* ssl = static_cast<const SSL*>(info->internals);
+                           t->peer =
+                               TlsPeerInfo::of(ssl, t->verify && SSL_get_verify_result(ssl) == X509_V_OK);
+                       }
+                       return static_cast<int>(CURL_PREREQFUNC_OK);
                    });
 }
 
@@ -250,6 +273,11 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
     }
     if (t.headers)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, t.headers.get());
+    if (!http.sourceAddress.empty())
+        curl_easy_setopt(c, CURLOPT_INTERFACE, ("host!" + http.sourceAddress).c_str());
+    t.verify = http.tlsVerify;
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, beforeRequest);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &t);
     if (t.https)
     {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, http.tlsVerify ? 1L : 0L);
@@ -260,7 +288,6 @@ std::string prepare(Transfer& t, const HttpConfig& http, std::chrono::millisecon
             curl_easy_setopt(c, CURLOPT_CAINFO, http.caFile.c_str());
             curl_easy_setopt(c, CURLOPT_CAPATH, static_cast<char*>(nullptr));
         }
-        curl_easy_setopt(c, CURLOPT_CERTINFO, 1L);
     }
     return {};
 }
@@ -350,23 +377,8 @@ ProbeResult finish(Transfer& t, CURLcode code, const HttpConfig& http)
     result.measurements.push_back({"http_ssl", {}, ssl && status > 0 ? 1.0 : 0.0});
     if (!http.failIfBodyMatches.empty() || !http.failIfBodyNotMatches.empty())
         result.measurements.push_back({"http_failed_due_to_regex", {}, regexFailed ? 1.0 : 0.0});
-    if (t.https)
-    {
-        curl_certinfo* info = nullptr;
-        if (curl_easy_getinfo(c, CURLINFO_CERTINFO, &info) == CURLE_OK && info && info->num_of_certs > 0)
-        {
-            // The first certificate is the server's own (the leaf).
-            for (const curl_slist* field = info->certinfo[0]; field; field = field->next)
-            {
-                const std::string text = field->data;
-                if (text.compare(0, 5, "Cert:") != 0)
-                    continue;
-                if (auto expiry = CertificateExpiry::fromPem(text.substr(5)))
-                    result.measurements.push_back({"tls_cert_expiry_timestamp_seconds", {}, *expiry});
-                break;
-            }
-        }
-    }
+    if (t.peer)
+        t.peer->addTo(result.measurements);
     return result;
 }
 

@@ -22,14 +22,16 @@ struct HttpConfig : ScraperSettings
     std::vector<std::string> failIfBodyNotMatches; ///< ECMAScript regexes the body must match
     bool tlsVerify = true;                         ///< verify the server certificate and name
     std::string caFile;                            ///< extra CA bundle (PEM); empty: the system's
+    std::string sourceAddress;                     ///< IP literal the request leaves from; empty: any
     std::optional<double> timeoutSeconds;          ///< overrides conf.timeout
 };
 
 /// The `http` scraper's registration: `jobs[].http`, one target per job, its `/probe` module.
 ScraperDescriptor httpScraperDescriptor();
 
-/// `http`: one HTTP(S) request per device and cycle through libcurl: status, phase timings, certificate
-/// expiry. All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy
+/// `http`: one HTTP(S) request per device and cycle through libcurl: status, phase timings, what the server's
+/// TLS presented (certificate expiry over the whole chain, version; from OpenSSL's session of the last
+/// request). All requests of a cycle run at once on the calling thread (libcurl's multi interface, one easy
 /// handle and one fresh connection per target, no redirects followed, no proxy). Up when the status is
 /// accepted (`jobs[].http.status`, default any 2xx); an answer with another status is `mismatch`.
 /// With `follow_redirects` up to maxRedirects redirects are followed (the timings and status are then those

@@ -5,6 +5,9 @@
 #include "config/Config.h"
 #include "config/ConfigLoader.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <regex>
 
@@ -30,11 +33,57 @@ bool isTcp(const std::string& p)
     return p.compare(0, 3, "tcp") == 0;
 }
 
+/// `tls` and the keys that only mean something with it (`tls_verify`, `ca_file`, `cert_file`, `key_file`,
+/// `server_name`, `tls_min_version`, `tls_max_version`).
+void readTls(const ConfigSection& po, PortConfig& port)
+{
+    if (auto b = po.boolean("tls"))
+    {
+        if (*b && !isTcp(port.protocol))
+            po.error("tls", "only a tcp socket has TLS");
+        else
+            port.tls = *b;
+    }
+    TlsClientConfig& tls = port.tlsConfig;
+    const bool startTls = std::any_of(port.queryResponse.begin(), port.queryResponse.end(),
+                                      [](const QueryStep& s) { return s.startTls; });
+    if (startTls && port.tls)
+        po.error("tls", "a query_response with starttls begins without TLS: leave tls out");
+    for (const char* key : {"tls_verify", "ca_file", "cert_file", "key_file", "server_name",
+                            "tls_min_version", "tls_max_version"})
+        if (po.has(key) && !port.tls && !startTls)
+            po.error(key, "needs \"tls\": true or a query_response step with \"starttls\": true");
+    if (auto b = po.boolean("tls_verify"))
+        tls.verify = *b;
+    if (auto s = po.string("ca_file"))
+        tls.caFile = *s;
+    if (auto s = po.string("cert_file"))
+        tls.certFile = *s;
+    if (auto s = po.string("key_file"))
+        tls.keyFile = *s;
+    if (tls.certFile.empty() != tls.keyFile.empty())
+        po.error(tls.certFile.empty() ? "key_file" : "cert_file", "cert_file and key_file go together");
+    if (auto s = po.string("server_name"))
+        tls.serverName = *s;
+    for (const char* key : {"tls_min_version", "tls_max_version"})
+        if (auto s = po.string(key))
+        {
+            const int version = TlsClientConfig::versionOf(*s);
+            if (version == 0)
+                po.error(key, "must be TLS10, TLS11, TLS12 or TLS13, got " + po.get(key)->show());
+            else
+                (std::string(key) == "tls_min_version" ? tls.minVersion : tls.maxVersion) = version;
+        }
+    if (tls.maxVersion != 0 && tls.maxVersion < tls.minVersion)
+        po.error("tls_max_version", "is below tls_min_version");
+}
+
 /// Reads one socket object of `ports`.
 void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, PortConfig& port)
 {
     po.unknownKeys({"port", "protocol", "timeout", "path", "send", "expect", "silence_ok", "tcp_info",
-                    "query_response"});
+                    "query_response", "tls", "tls_verify", "ca_file", "cert_file", "key_file", "server_name",
+                    "tls_min_version", "tls_max_version", "source_address"});
     if (auto s = po.string("protocol"))
     {
         if (protocols().count(*s))
@@ -108,6 +157,11 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
                 bool ok = step.isObject();
                 for (const auto& [key, value] : step.members())
                 {
+                    if (key == "starttls" && value.isBoolean())
+                    {
+                        out.startTls = value.asBoolean();
+                        continue;
+                    }
                     if ((key != "expect" && key != "send") || !value.isString())
                     {
                         ok = false;
@@ -129,10 +183,11 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
                                               "invalid regular expression " + value.show() + ": " + e.what());
                         }
                 }
-                if (!ok || (!out.expect && !out.send && step.isObject() && step.members().empty()))
+                if (!ok ||
+                    (!out.expect && !out.send && !out.startTls && step.isObject() && step.members().empty()))
                     po.reader().error(at,
-                                      "must be an object of \"expect\" (a regex of at most 1024 characters) "
-                                      "and/or \"send\" (a string), got " +
+                                      "must be an object of \"expect\" (a regex of at most 1024 characters), "
+                                      "\"send\" (a string) and/or \"starttls\" (a boolean), got " +
                                           step.show());
                 else
                     port.queryResponse.push_back(std::move(out));
@@ -151,6 +206,19 @@ void readPortObject(const ConfigSection& po, const DeviceClassConfig& config, Po
             po.error("tcp_info", "only a tcp socket has TCP_INFO");
         else
             port.tcpInfo = *b;
+    }
+    readTls(po, port);
+    if (auto s = po.string("source_address"))
+    {
+        in6_addr literal{};
+        if (isUnix(port.protocol))
+            po.error("source_address", "a unix socket has no source address");
+        else if (::inet_pton(AF_INET, s->c_str(), &literal) != 1 &&
+                 ::inet_pton(AF_INET6, s->c_str(), &literal) != 1)
+            po.error("source_address",
+                     "must be an IPv4 or IPv6 address, got " + po.get("source_address")->show());
+        else
+            port.sourceAddress = *s;
     }
 }
 
@@ -304,7 +372,11 @@ ScraperDescriptor portScraperDescriptor()
          "Congestion window of the probe connection, in segments (TCP_INFO tcpi_snd_cwnd).",
          MetricType::Gauge},
     };
+    for (auto& kind : tlsPeerKinds())
+        d.measurements.push_back(std::move(kind));
     d.labels = {"port", "protocol"};
+    for (auto& label : tlsPeerLabels())
+        d.labels.push_back(std::move(label));
     d.probeParameters = {{"port", "ports[0].port"},
                          {"protocol", "ports[0].protocol"},
                          {"target", "ports[0].path"},

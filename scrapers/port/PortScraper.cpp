@@ -1,6 +1,7 @@
 // The port scraper: every socket of every job of a config in one poll loop.
 //
-// Each target walks a small state machine: Connecting (non-blocking connect until writable) -> Sending (the
+// Each target walks a small state machine: Connecting (non-blocking connect until writable) -> Handshaking
+// (with `tls` only: SSL_connect until done, polling for what OpenSSL wants) -> Sending (the
 // configured `send` bytes, the UDP datagram) -> Reading (until the answer matches `expect`, for UDP until a
 // datagram arrives) -> done. A per-target deadline (its timeout, from its connect) ends any phase. The round
 // trip is the time from connect() to the end of the phase that decides up: the connect for a plain TCP/unix
@@ -13,10 +14,12 @@
 #include "net/Resolver.h"
 #include "net/SendBuffer.h"
 #include "net/Socket.h"
+#include "scrapers/common/TlsClient.h"
 #include "util/ErrnoText.h"
 
 #include <cctype>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -74,6 +77,7 @@ struct InFlight
     enum class Phase
     {
         Connecting,
+        Handshaking,
         Sending,
         Reading
     };
@@ -89,8 +93,17 @@ struct InFlight
     std::size_t step = 0;            ///< query_response: the step in progress
     bool stepMatched = false;        ///< query_response: the step's expect has matched
     std::vector<std::string> groups; ///< query_response: the groups of the last match (${0}, ${1}, ...)
+    TlsSession tls;                  ///< `tls`: the session over the socket
+    short tlsWants = 0;              ///< what the last TLS call waits for (POLLIN, POLLOUT), 0 when none
+    std::optional<TlsPeerInfo> peer; ///< `tls`: what the server presented, once the handshake is done
+    bool inStartTls = false;         ///< query_response: the handshake of the step's starttls is under way
 
-    short pollEvents() const { return phase == Phase::Reading ? POLLIN : POLLOUT; }
+    short pollEvents() const
+    {
+        if (tlsWants != 0)
+            return tlsWants;
+        return phase == Phase::Reading ? POLLIN : POLLOUT;
+    }
     Clock::time_point wakeAt() const { return deadline; }
 };
 
@@ -151,6 +164,32 @@ void addTcpInfo(int fd, ProbeResult& r)
     r.measurements.push_back({"tcp_info_snd_cwnd", {}, static_cast<double>(info.tcpi_snd_cwnd)});
 }
 
+/// Binds `fd` (of `family`) to the IP literal `source` (any port), so the probe leaves from that address.
+/// False with errno set when it cannot (EAFNOSUPPORT for an address of the other family).
+bool bindSource(int fd, int family, const std::string& source)
+{
+    sockaddr_storage local{};
+    socklen_t length = 0;
+    if (family == AF_INET &&
+        ::inet_pton(AF_INET, source.c_str(), &reinterpret_cast<sockaddr_in*>(&local)->sin_addr) == 1)
+    {
+        local.ss_family = AF_INET;
+        length = sizeof(sockaddr_in);
+    }
+    else if (family == AF_INET6 &&
+             ::inet_pton(AF_INET6, source.c_str(), &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr) == 1)
+    {
+        local.ss_family = AF_INET6;
+        length = sizeof(sockaddr_in6);
+    }
+    else
+    {
+        errno = EAFNOSUPPORT;
+        return false;
+    }
+    return ::bind(fd, reinterpret_cast<const sockaddr*>(&local), length) == 0;
+}
+
 } // namespace
 
 std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targets, const StopSignal& stop)
@@ -186,9 +225,32 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                                                  : std::nullopt);
 
     std::vector<InFlight> active;
+    // One TLS context per distinct tls settings of this cycle, or why it cannot be made.
+    std::map<TlsClientConfig, std::unique_ptr<TlsClientContext>> tlsContexts;
+    std::map<TlsClientConfig, std::string> tlsProblems;
 
+    // Starts the client side of TLS on `fd` with the target's settings; empty, or why it cannot.
+    auto startSession = [&](TlsSession& session, int fd, const ProbeTarget& t)
+    {
+        const TlsClientConfig& config = portOf(t).tlsConfig;
+        if (!tlsContexts.count(config) && !tlsProblems.count(config))
+        {
+            std::string problem;
+            if (auto made = TlsClientContext::make(config, problem))
+                tlsContexts[config] = std::move(made);
+            else
+                tlsProblems[config] = problem;
+        }
+        std::string why = tlsProblems.count(config) ? "TLS: " + tlsProblems[config] : "";
+        if (why.empty())
+            session.start(*tlsContexts[config], fd, t.host, config, why);
+        return why;
+    };
     auto finish = [&](InFlight& f, ProbeResult r)
     {
+        if (f.peer)
+            f.peer->addTo(r.measurements);
+        f.tls.close();
         if (r.up && r.rttMeasured)
             r.rttSeconds = std::chrono::duration<double>(Clock::now() - f.start).count();
         if (r.up && f.type == SOCK_STREAM && !isUnix(portOf(targets[f.target]).protocol) &&
@@ -196,6 +258,60 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             addTcpInfo(f.socket.fd(), r);
         results[f.target] = std::move(r);
         f.socket.reset();
+    };
+    // Writes what the socket (or the TLS session) takes now: true when everything is written, false when the
+    // rest waits for the socket or the write failed (the target is then finished).
+    auto flushOutput = [&](InFlight& f)
+    {
+        if (!f.tls.active())
+        {
+            if (const int err = f.output.flush(f.socket.fd()))
+                finish(f, failure(err));
+            return f.socket.isOpen() && f.output.empty();
+        }
+        while (!f.output.empty())
+        {
+            std::size_t written = 0;
+            std::string why;
+            const auto s = f.tls.write(f.output.data(), f.output.pending(), written, why);
+            if (s == TlsSession::Status::Done)
+                f.output.consume(written);
+            else if (s == TlsSession::Status::WantRead || s == TlsSession::Status::WantWrite)
+            {
+                f.tlsWants = s == TlsSession::Status::WantRead ? POLLIN : POLLOUT;
+                return false;
+            }
+            else
+            {
+                finish(f, ProbeResult::failure(FailureReason::Error,
+                                               s == TlsSession::Status::Closed
+                                                   ? "TLS: write: the connection was closed"
+                                                   : why));
+                return false;
+            }
+        }
+        return true;
+    };
+    // `tls`: advances the handshake; true once it is done (the server's certificates are then kept).
+    auto handshake = [&](InFlight& f)
+    {
+        std::string why;
+        const auto s = f.tls.handshake(why);
+        if (s == TlsSession::Status::WantRead || s == TlsSession::Status::WantWrite)
+        {
+            f.tlsWants = s == TlsSession::Status::WantRead ? POLLIN : POLLOUT;
+            return false;
+        }
+        if (s != TlsSession::Status::Done)
+        {
+            finish(f, ProbeResult::failure(FailureReason::Error,
+                                           s == TlsSession::Status::Closed
+                                               ? "TLS: the connection was closed during the handshake"
+                                               : why));
+            return false;
+        }
+        f.peer = f.tls.peer();
+        return true;
     };
     // query_response: matches the next complete line (or, at the end of the stream, the rest) against the
     // step's expect; consumed lines are dropped.
@@ -222,6 +338,25 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         }
         return false;
     };
+    // query_response: the starttls of the current step; true once its handshake is done (the dialog goes
+    // on), false while it waits for the socket (advance() then finishes the step) or when it failed.
+    auto beginStartTls = [&](InFlight& f)
+    {
+        if (const std::string why = startSession(f.tls, f.socket.fd(), targets[f.target]); !why.empty())
+        {
+            finish(f, ProbeResult::failure(FailureReason::Error, why));
+            return false;
+        }
+        f.answer.clear(); // what came before the handshake is not part of the TLS dialog
+        f.phase = InFlight::Phase::Handshaking;
+        if (!handshake(f))
+        {
+            f.inStartTls = f.socket.isOpen();
+            return false;
+        }
+        f.phase = InFlight::Phase::Reading;
+        return true;
+    };
     // query_response: runs the dialog as far as the answers read so far allow.
     auto dialog = [&](InFlight& f, bool ended)
     {
@@ -230,13 +365,10 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         {
             if (f.phase == InFlight::Phase::Sending)
             {
-                if (const int err = f.output.flush(f.socket.fd()))
-                {
-                    finish(f, failure(err));
+                if (!flushOutput(f))
+                    return; // wait until writable again, or failed
+                if (steps[f.step].startTls && !beginStartTls(f))
                     return;
-                }
-                if (!f.output.empty())
-                    return; // wait until writable again
                 ++f.step;
                 f.stepMatched = false;
                 f.phase = InFlight::Phase::Reading;
@@ -266,6 +398,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                 f.phase = InFlight::Phase::Sending;
                 continue;
             }
+            if (step.startTls && !beginStartTls(f))
+                return;
             ++f.step;
             f.stepMatched = false;
         }
@@ -274,6 +408,25 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     auto advance = [&](InFlight& f)
     {
         const PortConfig& cfg = portOf(targets[f.target]);
+        if (f.phase == InFlight::Phase::Connecting && f.tls.active())
+            f.phase = InFlight::Phase::Handshaking;
+        if (f.phase == InFlight::Phase::Handshaking)
+        {
+            if (!handshake(f))
+                return; // waiting for the socket, or failed
+            if (f.inStartTls)
+            {
+                // The starttls step is done: the dialog goes on over TLS.
+                f.inStartTls = false;
+                ++f.step;
+                f.stepMatched = false;
+                f.phase = InFlight::Phase::Reading;
+                dialog(f, false);
+                return;
+            }
+            // Connected and secured: on as a plain connection would go from here.
+            f.phase = InFlight::Phase::Connecting;
+        }
         if (!cfg.queryResponse.empty() && f.type != SOCK_DGRAM)
         {
             if (f.phase == InFlight::Phase::Connecting)
@@ -297,13 +450,8 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         }
         if (f.phase == InFlight::Phase::Sending)
         {
-            if (const int err = f.output.flush(f.socket.fd()))
-            {
-                finish(f, failure(err));
-                return;
-            }
-            if (!f.output.empty())
-                return; // wait until writable again
+            if (!flushOutput(f))
+                return; // wait until writable again, or failed
             const bool needAnswer =
                 (portOf(targets[f.target]).protocol.compare(0, 3, "udp") == 0) || cfg.expect.has_value();
             if (!needAnswer)
@@ -317,12 +465,33 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     auto read = [&](InFlight& f)
     {
         char buf[2048];
-        ssize_t n = ::recv(f.socket.fd(), buf, sizeof buf, 0);
-        if (n < 0)
+        ssize_t n = 0;
+        if (f.tls.active())
         {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                finish(f, failure(errno));
-            return;
+            std::size_t got = 0;
+            std::string why;
+            const auto s = f.tls.read(buf, sizeof buf, got, why);
+            if (s == TlsSession::Status::WantRead || s == TlsSession::Status::WantWrite)
+            {
+                f.tlsWants = s == TlsSession::Status::WantRead ? POLLIN : POLLOUT;
+                return;
+            }
+            if (s == TlsSession::Status::Failed)
+            {
+                finish(f, ProbeResult::failure(FailureReason::Error, why));
+                return;
+            }
+            n = static_cast<ssize_t>(got); // 0: the session ended
+        }
+        else
+        {
+            n = ::recv(f.socket.fd(), buf, sizeof buf, 0);
+            if (n < 0)
+            {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    finish(f, failure(errno));
+                return;
+            }
         }
         const PortConfig& cfg = portOf(targets[f.target]);
         const bool datagram = f.type != SOCK_STREAM;
@@ -354,7 +523,10 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
     auto expire = [&](InFlight& f)
     {
         const PortConfig& cfg = portOf(targets[f.target]);
-        if (!cfg.queryResponse.empty() && f.phase != InFlight::Phase::Connecting)
+        if (f.phase == InFlight::Phase::Handshaking)
+            finish(f, ProbeResult::failure(FailureReason::Timeout,
+                                           "TLS: handshake not done within the timeout"));
+        else if (!cfg.queryResponse.empty() && f.phase != InFlight::Phase::Connecting)
             finish(f,
                    ProbeResult::failure(
                        f.answer.empty() && f.step == 0 && !f.stepMatched ? FailureReason::Timeout
@@ -409,6 +581,19 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
             return true;
         }
         const int fd = started.socket.fd();
+        const PortConfig& cfg = portOf(t);
+        if (!cfg.sourceAddress.empty() && !bindSource(fd, addr.ss_family, cfg.sourceAddress))
+        {
+            results[i] = ProbeResult::failure(reasonFromErrno(errno),
+                                              "bind to " + cfg.sourceAddress + ": " + errnoText(errno));
+            return true;
+        }
+        if (cfg.tls)
+            if (const std::string why = startSession(started.tls, fd, t); !why.empty())
+            {
+                results[i] = ProbeResult::failure(FailureReason::Error, why);
+                return true;
+            }
         if (started.type == SOCK_DGRAM && addr.ss_family != AF_UNIX)
             reportUnreachable(fd, addr.ss_family);
         if (started.type == SOCK_DGRAM && addr.ss_family == AF_UNIX)
@@ -429,7 +614,17 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
         return true;
     };
     auto ready = [&](InFlight& f)
-    { streamReady(f, advance, advance, read, [&](InFlight& g, int err) { finish(g, failure(err)); }); };
+    {
+        f.tlsWants = 0;
+        if (f.phase == InFlight::Phase::Handshaking)
+            advance(f);
+        else
+            streamReady(f, advance, advance, read, [&](InFlight& g, int err) { finish(g, failure(err)); });
+        // Bytes OpenSSL holds already are never announced by the socket again: read them now.
+        while (f.socket.isOpen() && f.tls.active() && f.phase == InFlight::Phase::Reading &&
+               f.tlsWants == 0 && f.tls.hasPending())
+            read(f);
+    };
 
     runBatchLoop(
         everyTarget(targets.size()), results, active, stop, open, ready,

@@ -864,7 +864,8 @@ struct FleetprobeApp::Running
     }
 };
 
-void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded)
+void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded,
+                          ConfigRunner* previous)
 {
     const std::string file = loaded.config.file;
     Running r;
@@ -875,6 +876,8 @@ void FleetprobeApp::start(std::map<std::string, Running>& running, LoadedConfig 
                                               runnerOptions(r.stop.get()));
     if (reloaded)
         r.runner->setReloadSuccess(true);
+    if (previous)
+        r.runner->takeOver(*previous);
     r.thread = std::thread([runner = r.runner.get(), stop = r.stop.get()] { runner->runLoop(*stop); });
     _runningConfigs.add(*r.runner);
     running[file] = std::move(r);
@@ -932,8 +935,9 @@ void FleetprobeApp::reload(std::map<std::string, Running>& running)
             log().information("reload: " + file + " changed; restarting it");
             it->second.halt();
             _runningConfigs.remove(*it->second.runner);
+            std::unique_ptr<ConfigRunner> previous = std::move(it->second.runner);
             it = running.erase(it);
-            start(running, std::move(*f->second), true);
+            start(running, std::move(*f->second), true, previous.get());
             fresh.erase(f);
             continue;
         }

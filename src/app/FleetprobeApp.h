@@ -70,7 +70,8 @@ private:
     static std::unique_ptr<StateStore> openDefaultState();
     RunnerOptions runnerOptions(StopSignal* stop) const;
     struct Running;
-    void start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded);
+    void start(std::map<std::string, Running>& running, LoadedConfig loaded, bool reloaded,
+               ConfigRunner* previous = nullptr);
     void reload(std::map<std::string, Running>& running);
     /// Re-reads --web.config.file on SIGHUP; a bad file keeps the running one (logged and counted).
     void reloadWebConfig();

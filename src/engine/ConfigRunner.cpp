@@ -150,6 +150,14 @@ ConfigRunner::~ConfigRunner()
     _sinks.clear(); // first: a sink's background push may still look at the stop signals below
 }
 
+void ConfigRunner::takeOver(ConfigRunner& previous)
+{
+    for (auto& plan : _executor->plans())
+        for (auto& old : previous._executor->plans())
+            if (old.name == plan.name && old.scraper && plan.scraper)
+                plan.scraper->takeOver(*old.scraper);
+}
+
 std::string ConfigRunner::saveState()
 {
     if (!_options.state)

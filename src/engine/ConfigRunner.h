@@ -74,6 +74,10 @@ public:
     /// whose sinks' counters are then saved. Never throws.
     void runLoop(StopSignal& stop);
 
+    /// On a reload: lets each scraper take over what the same scraper of `previous` (the config's previous
+    /// version, stopped) keeps from cycle to cycle (Scraper::takeOver). Call before the first cycle.
+    void takeOver(ConfigRunner& previous);
+
     /// The config this runner runs.
     const DeviceClassConfig& config() const { return _config; }
 

@@ -66,6 +66,9 @@ public:
     /// The plans, with the results of the last run.
     const std::vector<ProbePlan>& plans() const { return _plans; }
 
+    /// The plans, to hand their scrapers over (ConfigRunner::takeOver); not while run() runs.
+    std::vector<ProbePlan>& plans() { return _plans; }
+
 private:
     struct Task;
 

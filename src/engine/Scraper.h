@@ -133,6 +133,11 @@ public:
     /// device failure.
     virtual std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets,
                                            const StopSignal& stop) = 0;
+
+    /// On a reload, before the first probe: `previous` is the scraper of the same name of the config's
+    /// previous version, stopped and about to be destroyed. A scraper may take what it keeps from cycle to
+    /// cycle (ping's liboping objects) so that only what changed is redone. Default: nothing.
+    virtual void takeOver(Scraper& previous) { (void)previous; }
 };
 
 } // namespace fleetprobe

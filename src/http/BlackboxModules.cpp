@@ -4,6 +4,9 @@
 #include "config/YamlReader.h"
 #include "metrics/TextSerializer.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -59,9 +62,71 @@ std::optional<bool> boolean(ModuleReader& r, const std::string& key, const Confi
     return std::nullopt;
 }
 
+/// A Go regular expression of the module (`expect`, a body regexp) as the ECMAScript one the scrapers run,
+/// or nothing when it uses what ECMAScript lacks (a problem naming `key`). A repeated anchor (`^+OK` of
+/// Debian's pop3s_banner) is the anchor once for `+`, nothing for `*` and `?`, as RE2 reads it; `\A` and `\z`
+/// are `^` and `$`.
+std::optional<std::string> ecmascriptOf(ModuleReader& r, const std::string& key, const std::string& go)
+{
+    std::string out;
+    bool inClass = false;
+    for (std::size_t i = 0; i < go.size(); ++i)
+    {
+        const char c = go[i];
+        if (c == '\\' && i + 1 < go.size())
+        {
+            const char n = go[++i];
+            if (!inClass && (n == 'A' || n == 'z'))
+                out += n == 'A' ? '^' : '$';
+            else
+                out += std::string{c, n};
+            continue;
+        }
+        if (inClass)
+        {
+            inClass = c != ']';
+            out += c;
+            continue;
+        }
+        if (c == '[')
+        {
+            inClass = true;
+            out += c;
+            if (i + 1 < go.size() && go[i + 1] == '^')
+                out += go[++i];
+            if (i + 1 < go.size() && go[i + 1] == ']')
+                out += go[++i];
+            continue;
+        }
+        if (c == '(' && i + 2 < go.size() && go[i + 1] == '?' && go[i + 2] != ':' && go[i + 2] != '=' &&
+            go[i + 2] != '!')
+        {
+            r.unsupported(key, "the Go regular expression " + go +
+                                   " uses (?...) flags or named groups, which fleetprobe's ECMAScript "
+                                   "regular expressions lack");
+            return std::nullopt;
+        }
+        if ((c == '^' || c == '$') && i + 1 < go.size() &&
+            (go[i + 1] == '+' || go[i + 1] == '*' || go[i + 1] == '?'))
+        {
+            const char q = go[i + 1];
+            std::size_t j = i + 1;
+            while (j < go.size() && (go[j] == '+' || go[j] == '*' || go[j] == '?'))
+                ++j;
+            if (q == '+')
+                out += c;
+            i = j - 1;
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
 /// `preferred_ip_protocol`, `ip_protocol_fallback`, `source_ip_address`: the keys every prober has.
+/// `source` is the member of the scraper's section that takes the source address (none for icmp).
 bool commonKey(ModuleReader& r, BlackboxModule& m, const std::string& prefix, const std::string& key,
-               const ConfigValue& v)
+               const ConfigValue& v, ConfigValue* source = nullptr)
 {
     if (key == "preferred_ip_protocol")
     {
@@ -82,11 +147,62 @@ bool commonKey(ModuleReader& r, BlackboxModule& m, const std::string& prefix, co
     }
     if (key == "source_ip_address")
     {
-        if (!(v.isString() && v.asString().empty()))
-            r.unsupported(prefix + key, "fleetprobe's scrapers cannot choose the source address");
+        in6_addr literal{};
+        if (v.isString() && v.asString().empty())
+            return true;
+        if (!v.isString() || (::inet_pton(AF_INET, v.asString().c_str(), &literal) != 1 &&
+                              ::inet_pton(AF_INET6, v.asString().c_str(), &literal) != 1))
+            r.bad(prefix + key, "must be an IPv4 or IPv6 address, got " + v.show());
+        else if (!source)
+            r.unsupported(prefix + key,
+                          "fleetprobe's ping scraper does not take a source address (liboping's "
+                          "PING_OPT_SOURCE is not wired to a setting yet)");
+        else
+            source->set("source_address", v);
         return true;
     }
     return false;
+}
+
+/// A `tls_config` (Prometheus' common TLS settings) into the scraper's keys: `insecure_skip_verify`,
+/// `ca_file`, `server_name` and, where the scraper has them (`full`: the port scraper), `cert_file`,
+/// `key_file`, `min_version`, `max_version`.
+void readTlsConfig(ModuleReader& r, const std::string& at, const ConfigValue& v, ConfigValue& out,
+                   bool full = true)
+{
+    if (!v.isObject())
+    {
+        r.bad(at, "must be a mapping, got " + v.show());
+        return;
+    }
+    for (const auto& [k, value] : v.members())
+    {
+        const std::string key = at + "." + k;
+        if (k == "insecure_skip_verify")
+        {
+            if (auto b = boolean(r, key, value))
+                out.set("tls_verify", ConfigValue::boolean(!*b));
+        }
+        else if (!value.isString())
+            r.bad(key, "must be a string, got " + value.show());
+        else if (value.asString().empty())
+            continue; // Prometheus' default for every string key
+        else if (k == "ca_file")
+            out.set("ca_file", value);
+        else if (full && (k == "cert_file" || k == "key_file" || k == "server_name"))
+            out.set(k, value);
+        else if (full && (k == "min_version" || k == "max_version"))
+        {
+            static const std::set<std::string> versions = {"TLS10", "TLS11", "TLS12", "TLS13"};
+            if (!versions.count(value.asString()))
+                r.bad(key, "must be TLS10, TLS11, TLS12 or TLS13, got " + value.show());
+            else
+                out.set("tls_" + k, value);
+        }
+        else
+            r.unsupported(key, "not supported by fleetprobe's " + std::string(full ? "port" : "http") +
+                                   " scraper");
+    }
 }
 
 void readIcmp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
@@ -107,7 +223,8 @@ void readIcmp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
         else if (key == "dont_fragment")
         {
             if (auto b = boolean(r, "icmp." + key, v); b && *b)
-                r.unsupported("icmp." + key, "liboping cannot set the don't-fragment bit");
+                r.unsupported("icmp." + key, "liboping has no option for the don't-fragment bit "
+                                             "(IP_MTU_DISCOVER) and gives no access to its sockets");
         }
         else
             r.bad("icmp." + key, "unknown key");
@@ -119,10 +236,12 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
 {
     ConfigValue port = ConfigValue::object();
     bool tls = false;
+    bool startTls = false;
+    const ConfigValue* tlsConfig = nullptr;
     for (const auto& [key, v] : section.members())
     {
         r.note("tcp." + key, v);
-        if (commonKey(r, m, "tcp.", key, v))
+        if (commonKey(r, m, "tcp.", key, v, &port))
             continue;
         if (key == "tls")
         {
@@ -130,7 +249,7 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
                 tls = *b;
         }
         else if (key == "tls_config")
-            continue; // only read with tls, which is unsupported
+            tlsConfig = &v; // read below, once tls is known
         else if (key == "query_response")
         {
             if (!v.isArray())
@@ -153,12 +272,20 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
                 ConfigValue out = ConfigValue::object();
                 for (const auto& [k, value] : step.members())
                 {
-                    if ((k == "expect" || k == "send") && value.isString())
+                    if (k == "expect" && value.isString())
+                    {
+                        if (auto re = ecmascriptOf(r, at + ".expect", value.asString()))
+                            out.set(k, ConfigValue::string(*re));
+                    }
+                    else if (k == "send" && value.isString())
                         out.set(k, value);
                     else if (k == "starttls")
                     {
-                        if (!(value.isBoolean() && !value.asBoolean()))
-                            r.unsupported(at + ".starttls", "fleetprobe's port scraper has no TLS");
+                        if (auto b = boolean(r, at + ".starttls", value); b && *b)
+                        {
+                            out.set("starttls", ConfigValue::boolean(true));
+                            startTls = true;
+                        }
                     }
                     else
                         r.bad(at + "." + k, "unknown key or not a string");
@@ -171,8 +298,11 @@ void readTcp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
         else
             r.bad("tcp." + key, "unknown key");
     }
+    // tls_config serves tls and the starttls steps; without either blackbox_exporter ignores it.
     if (tls)
-        r.unsupported("tcp.tls", "fleetprobe's port scraper has no TLS");
+        port.set("tls", ConfigValue::boolean(true));
+    if ((tls || startTls) && tlsConfig)
+        readTlsConfig(r, "tcp.tls_config", *tlsConfig, port);
     m.section.set("port", std::move(port));
 }
 
@@ -183,7 +313,7 @@ void readHttp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
     for (const auto& [key, v] : section.members())
     {
         r.note("http." + key, v);
-        if (commonKey(r, m, "http.", key, v))
+        if (commonKey(r, m, "http.", key, v, &http))
             continue;
         if (key == "method")
         {
@@ -228,30 +358,24 @@ void readHttp(ModuleReader& r, BlackboxModule& m, const ConfigValue& section)
             if (!v.isArray())
                 r.bad("http." + key, "must be a list of regular expressions, got " + v.show());
             else if (!v.items().empty())
+            {
+                ConfigValue regexes = ConfigValue::array();
+                for (std::size_t i = 0; i < v.items().size(); ++i)
+                {
+                    const ConfigValue& item = v.items()[i];
+                    const std::string at = "http." + key + "[" + std::to_string(i) + "]";
+                    if (!item.isString())
+                        r.bad(at, "must be a regular expression, got " + item.show());
+                    else if (auto re = ecmascriptOf(r, at, item.asString()))
+                        regexes.add(ConfigValue::string(*re));
+                }
                 http.set(key == "fail_if_body_matches_regexp" ? "fail_if_body_matches"
                                                               : "fail_if_body_not_matches",
-                         v);
+                         std::move(regexes));
+            }
         }
         else if (key == "tls_config")
-        {
-            if (!v.isObject())
-            {
-                r.bad("http.tls_config", "must be a mapping, got " + v.show());
-                continue;
-            }
-            for (const auto& [k, value] : v.members())
-            {
-                if (k == "insecure_skip_verify")
-                {
-                    if (auto b = boolean(r, "http.tls_config." + k, value))
-                        http.set("tls_verify", ConfigValue::boolean(!*b));
-                }
-                else if (k == "ca_file")
-                    http.set("ca_file", value);
-                else
-                    r.unsupported("http.tls_config." + k, "not supported by fleetprobe's http scraper");
-            }
-        }
+            readTlsConfig(r, "http.tls_config", v, http, false);
         else if (key == "enable_http2" || key == "compression")
         {
             // libcurl negotiates HTTP/2 over TLS as Go's client does; bodies are never decompressed.

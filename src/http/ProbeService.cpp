@@ -168,6 +168,47 @@ private:
     std::string _text;
 };
 
+/// The measurement `key` of a result with its labels, or null.
+const Measurement* measurement(const ProbeResult& result, const std::string& key)
+{
+    for (const auto& m : result.measurements)
+        if (m.key == key)
+            return &m;
+    return nullptr;
+}
+
+/// The value of label `name` of `m`, empty when it has none.
+std::string labelOf(const Measurement& m, const std::string& name)
+{
+    for (const auto& [n, v] : m.labels)
+        if (n == name)
+            return v;
+    return {};
+}
+
+/// blackbox_exporter's TLS series (tcp with `tls`, https) when the scraper completed a handshake: the
+/// earliest expiry over the presented chain, the verified chain's (Go's zero time, -62135596800, when none
+/// was verified, as blackbox writes it), the leaf's identity and the protocol version.
+template <typename Gauge> void tlsSeries(const ProbeResult& first, Gauge& gauge)
+{
+    const auto earliest = measuredValue(first, "tls_earliest_cert_expiry_timestamp_seconds");
+    if (!earliest)
+        return;
+    constexpr double goZeroTime = -62135596800.0;
+    gauge("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", *earliest);
+    gauge("probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp",
+          measuredValue(first, "tls_last_chain_expiry_timestamp_seconds").value_or(goZeroTime));
+    if (const Measurement* info = measurement(first, "tls_certificate_info"))
+        gauge("probe_ssl_last_chain_info", "Contains SSL leaf certificate information", 1,
+              {{"fingerprint_sha256", labelOf(*info, "tls_fingerprint_sha256")},
+               {"issuer", labelOf(*info, "tls_issuer")},
+               {"subject", labelOf(*info, "tls_subject")},
+               {"subjectalternative", labelOf(*info, "tls_dns_names")}});
+    if (const Measurement* version = measurement(first, "tls_version_info"))
+        gauge("probe_tls_version_info", "Returns the TLS version used or NaN when unknown", 1,
+              {{"version", labelOf(*version, "tls_version")}});
+}
+
 /// The series blackbox_exporter answers for `module`, from what the scraper measured.
 template <typename Gauge>
 void blackboxSeries(const BlackboxModule& module, const std::optional<ResolvedAddress>& resolved,
@@ -205,6 +246,8 @@ void blackboxSeries(const BlackboxModule& module, const std::optional<ResolvedAd
     }
     gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex",
           module.prober == "tcp" ? (failure == "mismatch" ? 1 : 0) : value("http_failed_due_to_regex"));
+    if (first)
+        tlsSeries(*first, gauge);
     if (module.prober != "http")
         return;
     const std::string help = "Duration of http request by phase, summed over all redirects";
@@ -228,9 +271,6 @@ void blackboxSeries(const BlackboxModule& module, const std::optional<ResolvedAd
     gauge("probe_http_version", "Returns the version of HTTP of the probe response", value("http_version"));
     gauge("probe_http_redirects", "The number of redirects", value("http_redirects"));
     gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect", value("http_ssl"));
-    if (first)
-        if (auto expiry = measuredValue(*first, "tls_cert_expiry_timestamp_seconds"))
-            gauge("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", *expiry);
 }
 
 } // namespace
@@ -449,6 +489,14 @@ ProbeRequestPlan ProbeService::blackboxPlan(const BlackboxModule& module,
             throw ProbeRequestError("target: module=" + module.name + " (prober tcp) needs host:port, got " +
                                     quoted(target));
         ConfigValue socket = own ? *own : ConfigValue::object();
+        // The host is probed at the address resolved here; TLS still verifies (and sends) the target's name,
+        // as blackbox_exporter does.
+        bool tls = socket.find("tls") != nullptr;
+        if (const ConfigValue* steps = socket.find("query_response"))
+            for (const auto& step : steps->items())
+                tls = tls || step.find("starttls") != nullptr;
+        if (tls && !socket.find("server_name"))
+            socket.set("server_name", ConfigValue::string(plan.host));
         socket.set("port", ProbeRequest::integerOrString(port));
         socket.set("protocol", ConfigValue::string("tcp"));
         ConfigValue ports = ConfigValue::array();

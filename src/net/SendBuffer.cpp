@@ -31,6 +31,13 @@ int SendBuffer::flush(int fd)
     return 0;
 }
 
+void SendBuffer::consume(std::size_t count)
+{
+    _offset += count < pending() ? count : pending();
+    if (_offset == _data.size())
+        clear();
+}
+
 void SendBuffer::clear()
 {
     _data.clear();

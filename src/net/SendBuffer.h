@@ -27,6 +27,11 @@ public:
     /// send (the connection is broken).
     int flush(int fd);
 
+    /// The bytes not yet written (pending() of them), for a writer other than flush() (a TLS session).
+    const char* data() const { return _data.data() + _offset; }
+    /// Marks `count` bytes of data() as written.
+    void consume(std::size_t count);
+
     /// Drops everything queued.
     void clear();
 

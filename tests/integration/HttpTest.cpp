@@ -191,6 +191,10 @@ BOOST_FIXTURE_TEST_CASE(httpsVerificationAndCertificateExpiry, FleetprobeFixture
     BOOST_TEST_REQUIRE(expiry.has_value());
     BOOST_TEST(std::fabs(*expiry - certificate.notAfter()) <= 1.0,
                std::fixed << "expiry " << *expiry << " vs notAfter " << certificate.notAfter());
+    // A self-signed certificate is the whole chain: the earliest and the verified chain's expiry are its own.
+    for (const char* name : {"fleetprobe_tls_earliest_cert_expiry_timestamp_seconds",
+                             "fleetprobe_tls_last_chain_expiry_timestamp_seconds"})
+        BOOST_TEST(group.value(name, series("tls-ca", "http")).value_or(-1) == *expiry, name);
 
     // Verification on, a self-signed certificate the system does not trust: error, no answer.
     for (const char* device : {"tls-system-ca", "tls-wrong-ca", "tls-wrong-name"})
@@ -206,6 +210,10 @@ BOOST_FIXTURE_TEST_CASE(httpsVerificationAndCertificateExpiry, FleetprobeFixture
         group.value("fleetprobe_tls_cert_expiry_timestamp_seconds", series("tls-no-verify", "http"));
     BOOST_TEST_REQUIRE(unverified.has_value());
     BOOST_TEST(std::fabs(*unverified - certificate.notAfter()) <= 1.0);
+    // Nothing was verified: no verified chain to report.
+    BOOST_TEST(
+        !group.value("fleetprobe_tls_last_chain_expiry_timestamp_seconds", series("tls-no-verify", "http"))
+             .has_value());
 }
 
 BOOST_AUTO_TEST_CASE(tlsFailureDetails, *utf::precondition(NetNamespace::required))

@@ -17,6 +17,7 @@ Exit codes: 0 pass, 1 fail, 77 skipped.
 
 import argparse
 import math
+import json
 import os
 import shutil
 import socket
@@ -105,7 +106,16 @@ scrape_configs:
     honor_labels: true
     static_configs:
       - targets: ['127.0.0.1:%d']
-""" % pg_port, os.path.join(tmp, "data"))
+  # The job name tcp_ping_prometheus's Grafana dashboard selects (its author's Alloy scrape job); a plain
+  # scrape sets it, as it did for tcp_ping_prometheus's own /metrics. Only its series are kept.
+  - job_name: prometheus.scrape.local_2113_metrics
+    static_configs:
+      - targets: ['127.0.0.1:%d']
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'tcp_echo_.*'
+        action: keep
+""" % (pg_port, pg_port), os.path.join(tmp, "data"))
         procs.append(prom)
         prom.start()
         work = {"dir": tmp, "pg_url": pg_url}
@@ -154,6 +164,22 @@ scrape_configs:
         }
         for expr in q:
             expect(prom, expr, keys, want[expr], at)
+        # Its Grafana dashboard's queries (tests/data/foreign/tcp-ping-grafana-dashboard.json), unchanged.
+        with open(os.path.join(FOREIGN, "tcp-ping-grafana-dashboard.json")) as f:
+            panels = json.load(f)["panels"]
+        log("tcp_ping_prometheus's Grafana dashboard queries:")
+        ms = between(0, 100)  # milliseconds on loopback
+        want = {
+            "base_ms": {s1: ms, s2: NAN},                # p10, nothing measured on the silent server2
+            "band_ms": {s1: lambda v: 0 <= v < 100, s2: NAN},
+            "loss_pct": {s1: 0, s2: NAN},
+            "p50_ms": {s1: ms, s2: NAN},
+            "Latency": {s1: between(0, 0.1), s2: NAN},  # seconds, both scrape jobs (same target labels)
+            "Packet Loss": {s1: 0, s2: NAN},
+        }
+        for panel in panels:
+            name = panel["legendFormat"] if panel["legendFormat"] != "__auto" else panel["title"]
+            expect(prom, panel["expr"], keys, want[name], at)
 
         # connection-status-exporter: its README's config, fleetprobe in loop mode with --listen, scraped by
         # a second Prometheus at /metrics as its users scraped the exporter (:9293 there).

@@ -13,9 +13,12 @@ Parts (see docs/migrating.md):
       alerts must be pending for exactly those.
   bb. blackbox_exporter (when --blackbox is given or prometheus-blackbox-exporter is installed): Debian's shipped
       /etc/prometheus/blackbox.yml (a copy in tests/data/blackbox/) fed unchanged to fleetprobe's --probe-modules
-      and to the real blackbox_exporter, both probing the same loopback targets (some silent); per target and
-      module the series names and probe_success must agree, and the blackbox README/dashboard queries must
-      answer from a Prometheus scraping fleetprobe.
+      and to the real blackbox_exporter, both probing the same loopback targets (some silent; HTTP, HTTPS, SSH
+      and IRC banners, and POP3 over TLS with a chain whose intermediate CA expires first), then the test's own
+      modules (TLS verified against the test's CAs, source_ip_address); per target and module the series names,
+      probe_success and the TLS series must agree. A Prometheus scraping fleetprobe's /probe as
+      job="blackbox-exporter" then answers every query of the blackbox-exporter-mixin's Grafana dashboard and
+      evaluates its alert rules, both copied unchanged into tests/data/blackbox/.
 
 Network: everything runs in a private network namespace made here (unshare -n) and talks to 127.0.0.0/8 only.
 Needs root. Without it, or without the tools, the test is skipped (exit 77) unless CI=true, where that is a
@@ -25,6 +28,7 @@ failure. Exit codes: 0 pass, 1 fail, 77 skipped.
 import argparse
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -63,9 +67,13 @@ SILENT_HOSTS = ["127.0.0.24", "127.0.0.33"]
 # blackbox targets: 127.0.0.31 serves HTTP and HTTPS (and answers ping), 127.0.0.32 answers ping but has no
 # listener (refused), 127.0.0.33 is silent (nftables drop).
 BB_UP, BB_CLOSED, BB_SILENT = "127.0.0.31", "127.0.0.32", "127.0.0.33"
-BB_HTTP_PORT, BB_HTTPS_PORT, BB_SSH_PORT, BB_IRC_PORT = 8080, 8443, 2222, 6667
+BB_HTTP_PORT, BB_HTTPS_PORT, BB_SSH_PORT, BB_IRC_PORT, BB_POP3S_PORT, BB_SMTP_PORT = 8080, 8443, 2222, 6667, 9995, 2525
+BB_SOURCE_IP = "127.0.0.5"  # the source_ip_address of the test's tcp_source and http_source modules
 EXTRA_MODULES = os.path.join(DATA, "blackbox", "extra-modules.yml")
-DASHBOARD_QUERIES = os.path.join(DATA, "blackbox", "dashboard-queries.txt")
+MIXIN_DASHBOARD = os.path.join(DATA, "blackbox", "blackbox-exporter-mixin-dashboard.json")
+MIXIN_ALERTS = os.path.join(DATA, "blackbox", "blackbox-exporter-mixin-alerts.yaml")
+MIXIN_JOB = "blackbox-exporter"  # the mixin's default selector, job="blackbox-exporter"
+DAY = 86400
 
 
 def nft(script):
@@ -82,18 +90,17 @@ def make_silent(hosts):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class WebSocketServer:
-    """Answers the opening handshake with 101 after `delay` seconds, then echoes the client's close frame."""
+class ListeningServer:
+    """A TCP listener on (host, port) that serves each connection on a thread of its own (the subclass's
+    _serve(conn))."""
 
-    def __init__(self, host, port, delay):
-        self.delay = delay
+    def __init__(self, host, port):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(64)
         self.stopped = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
         while not self.stopped:
@@ -102,6 +109,18 @@ class WebSocketServer:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
+class WebSocketServer(ListeningServer):
+    """Answers the opening handshake with 101 after `delay` seconds, then echoes the client's close frame."""
+
+    def __init__(self, host, port, delay):
+        self.delay = delay
+        super().__init__(host, port)
 
     def _serve(self, conn):
         conn.settimeout(10)
@@ -130,10 +149,6 @@ class WebSocketServer:
             pass
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -255,13 +270,20 @@ class HttpServers:
             def log_message(self, *a):
                 pass
 
+        self.peers = []  # the source address of every connection accepted
+        peers = self.peers
+
+        class Server(http.server.ThreadingHTTPServer):
+            def verify_request(self, request, client_address):
+                peers.append(client_address[0])
+                return True
+
         self.cert = os.path.join(work, "cert.pem")
         key = os.path.join(work, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
                         self.cert, "-days", "30", "-subj", "/CN=" + BB_UP, "-addext", "subjectAltName=IP:" + BB_UP],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.servers = [http.server.ThreadingHTTPServer((BB_UP, BB_HTTP_PORT), Handler),
-                        http.server.ThreadingHTTPServer((BB_UP, BB_HTTPS_PORT), Handler)]
+        self.servers = [Server((BB_UP, BB_HTTP_PORT), Handler), Server((BB_UP, BB_HTTPS_PORT), Handler)]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, key)
         self.servers[1].socket = ctx.wrap_socket(self.servers[1].socket, server_side=True)
@@ -325,6 +347,90 @@ class BannerServers:
             sock.close()
 
 
+def openssl(*argv):
+    subprocess.run(["openssl"] + list(argv), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Pop3sServer(ListeningServer):
+    """POP3 over TLS on BB_UP:BB_POP3S_PORT: "+OK" at once, then it waits for the client (5 s at most). Its
+    chain: a root CA (60 days, the modules' ca_file), an intermediate CA expiring first (10 days) and the
+    server's own certificate (30 days), so the earliest expiry over the presented chain is the intermediate's,
+    not the leaf's."""
+
+    def __init__(self, work):
+        import ssl
+
+        d = os.path.join(work, "pop3s")
+        os.makedirs(d)
+        p = lambda name: os.path.join(d, name)  # noqa: E731
+        with open(p("ca.ext"), "w") as f:
+            f.write("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+        with open(p("leaf.ext"), "w") as f:
+            f.write("subjectAltName=IP:%s\n" % BB_UP)
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("root.key"), "-out", p("root.pem"),
+                "-days", "60", "-subj", "/CN=fleetprobe test root")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("int.key"), "-out", p("int.csr"),
+                "-subj", "/CN=fleetprobe test intermediate")
+        openssl("x509", "-req", "-in", p("int.csr"), "-CA", p("root.pem"), "-CAkey", p("root.key"),
+                "-CAcreateserial", "-out", p("int.pem"), "-days", "10", "-extfile", p("ca.ext"))
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("leaf.key"), "-out", p("leaf.csr"),
+                "-subj", "/CN=" + BB_UP)
+        openssl("x509", "-req", "-in", p("leaf.csr"), "-CA", p("int.pem"), "-CAkey", p("int.key"),
+                "-CAcreateserial", "-out", p("leaf.pem"), "-days", "30", "-extfile", p("leaf.ext"))
+        with open(p("chain.pem"), "w") as out:
+            for name in ("leaf.pem", "int.pem"):
+                with open(p(name)) as f:
+                    out.write(f.read())
+        self.ca = p("root.pem")
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(p("chain.pem"), p("leaf.key"))
+        super().__init__(BB_UP, BB_POP3S_PORT)
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        try:
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+            tls.sendall(b"+OK POP3 server ready\r\n")
+            tls.recv(100)
+            tls.close()
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+class SmtpServer(ListeningServer):
+    """SMTP with STARTTLS on BB_UP:BB_SMTP_PORT, as blackbox_exporter's example smtp_starttls expects it: the
+    greeting, EHLO offering STARTTLS, STARTTLS, then over TLS (the POP3S server's chain) EHLO offering AUTH and
+    QUIT."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        super().__init__(BB_UP, BB_SMTP_PORT)
+
+    def _serve(self, conn):
+        conn.settimeout(5)
+        try:
+            lines = conn.makefile("rb")
+            conn.sendall(b"220 smtp.test ESMTP ready\r\n")
+            if not lines.readline().startswith(b"EHLO "):
+                return
+            conn.sendall(b"250-smtp.test\r\n250-STARTTLS\r\n250 OK\r\n")
+            if lines.readline().strip() != b"STARTTLS":
+                return
+            conn.sendall(b"220 go ahead\r\n")
+            tls = self.ctx.wrap_socket(conn, server_side=True)
+            lines = tls.makefile("rb")
+            if lines.readline().startswith(b"EHLO "):
+                tls.sendall(b"250-smtp.test\r\n250-AUTH PLAIN\r\n250 OK\r\n")
+                lines.readline()
+                tls.sendall(b"221 bye\r\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
 def probe_text(url, timeout_header="2"):
     check_loopback(url)
     req = urllib.request.Request(url, headers={"X-Prometheus-Scrape-Timeout-Seconds": timeout_header})
@@ -352,7 +458,7 @@ def bb_targets(prober):
         return [BB_UP, BB_CLOSED, BB_SILENT]
     if prober == "tcp":
         return ["%s:%d" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)] + \
-            ["%s:%d" % (BB_UP, p) for p in (BB_SSH_PORT, BB_IRC_PORT)]
+            ["%s:%d" % (BB_UP, p) for p in (BB_SSH_PORT, BB_IRC_PORT, BB_POP3S_PORT, BB_SMTP_PORT)]
     return ["http://%s:%d/" % (h, BB_HTTP_PORT) for h in (BB_UP, BB_CLOSED, BB_SILENT)] + \
         ["https://%s:%d/" % (BB_UP, BB_HTTPS_PORT)]
 
@@ -360,8 +466,16 @@ def bb_targets(prober):
 # Series only fleetprobe writes (the failure reason blackbox_exporter users ask for in its issue #1077), and
 # series only blackbox_exporter writes, each with the reason fleetprobe does not (docs/migrating.md).
 FLEETPROBE_ONLY = re.compile(r"^probe_(icmp|tcp|http)_failure_reason$")
-BLACKBOX_ONLY = {"probe_tls_version_info", "probe_ssl_last_chain_expiry_timestamp_seconds",
-                 "probe_ssl_last_chain_info", "probe_tls_cipher_info", "probe_http_last_modified_timestamp_seconds"}
+BLACKBOX_ONLY = {"probe_tls_cipher_info", "probe_http_last_modified_timestamp_seconds"}
+# The TLS series whose samples (labels and values) must be the same in both answers.
+TLS_SAME = ("probe_ssl_earliest_cert_expiry", "probe_ssl_last_chain_expiry_timestamp_seconds",
+            "probe_ssl_last_chain_info", "probe_tls_version_info")
+
+
+def samples_of(text, names):
+    """The samples (name{labels}, value) of the families `names`, as a set."""
+    return {(line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+            if line and not line.startswith("#") and line.split("{")[0].split(" ")[0] in names}
 
 
 def part_bb(args, work, procs, modules_file, tag):
@@ -421,10 +535,14 @@ def part_bb(args, work, procs, modules_file, tag):
                     name, target, f.get("probe_success"), b.get("probe_success")))
             if f.get("probe_success") == 0 and not any(FLEETPROBE_ONLY.match(n) for n in f):
                 problems.append("%s %s: down without a failure reason" % (name, target))
+            if samples_of(ftext, TLS_SAME) != samples_of(btext, TLS_SAME):
+                problems.append("%s %s: TLS series differ: fleetprobe %s, blackbox_exporter %s" % (
+                    name, target, sorted(samples_of(ftext, TLS_SAME)), sorted(samples_of(btext, TLS_SAME))))
             compared += 1
             if f.get("probe_success") == 1:
                 succeeded.add(name)
-    for name in ("ssh_banner", "irc_banner"):
+    for name in ("ssh_banner", "irc_banner", "pop3s_test_ca", "pop3s_insecure", "smtp_starttls_test_ca",
+                 "tcp_source"):
         if name in modules and name not in succeeded:
             problems.append("%s succeeded on no target" % name)
     if problems:
@@ -442,48 +560,152 @@ def part_bb(args, work, procs, modules_file, tag):
     return fleetprobe, fp_port
 
 
-def part_bb_prometheus(work, procs, fp_port, modules_file):
-    """The README/dashboard queries against a Prometheus scraping fleetprobe's /probe as blackbox users do."""
-    jobs = []
-    for job, module, targets in (
-            ("blackbox_icmp", "icmp", [BB_UP, BB_CLOSED, BB_SILENT]),
-            ("blackbox_http", "http_2xx", ["http://%s:%d/" % (BB_UP, BB_HTTP_PORT),
-                                           "http://%s:%d/" % (BB_CLOSED, BB_HTTP_PORT)]),
-            ("blackbox_https", "https_2xx_test_ca", ["https://%s:%d/" % (BB_UP, BB_HTTPS_PORT)])):
-        jobs.append({"job_name": job, "metrics_path": "/probe", "params": {"module": [module]},
-                     "scrape_interval": "2s", "scrape_timeout": "2s",
-                     "static_configs": [{"targets": targets}],
-                     "relabel_configs": [
-                         {"source_labels": ["__address__"], "target_label": "__param_target"},
-                         {"source_labels": ["__param_target"], "target_label": "instance"},
-                         {"target_label": "__address__", "replacement": "127.0.0.1:%d" % fp_port}]})
-    prom = Prometheus("prometheus-bb", work, yaml.safe_dump({"scrape_configs": jobs}), os.path.join(work, "data-bb"))
+def grafana_expr(expr, job, instance=None):
+    """A dashboard query as Grafana sends it: $job (multi-value, include All: regex-escaped) and $instance (one
+    value: substituted as it is, backslashes and quotes escaped)."""
+    expr = expr.replace("$job", re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", job))
+    if instance is not None:
+        expr = expr.replace("$instance", instance.replace("\\", "\\\\").replace("'", "\\'"))
+    return expr
+
+
+def part_bb_prometheus(work, procs, fp_port):
+    """blackbox-exporter-mixin's dashboard queries and alert rules, unchanged, against a Prometheus that scrapes
+    fleetprobe's /probe as job="blackbox-exporter" (one job, the module a target parameter, as the mixin's
+    users' probes are), with a silent host, a refused port and a certificate chain that expires within 21 days
+    (pop3s: its intermediate CA)."""
+    http_up, http_closed = "http://%s:%d/" % (BB_UP, BB_HTTP_PORT), "http://%s:%d/" % (BB_CLOSED, BB_HTTP_PORT)
+    https = "https://%s:%d/" % (BB_UP, BB_HTTPS_PORT)
+    pop3s_target = "%s:%d" % (BB_UP, BB_POP3S_PORT)
+    groups = (("icmp", [BB_UP, BB_CLOSED, BB_SILENT]), ("http_2xx", [http_up, http_closed]),
+              ("https_2xx_test_ca", [https]), ("pop3s_test_ca", [pop3s_target]))
+    job = {"job_name": MIXIN_JOB, "metrics_path": "/probe", "scrape_interval": "2s", "scrape_timeout": "2s",
+           "static_configs": [{"targets": targets, "labels": {"__param_module": module}}
+                              for module, targets in groups],
+           "relabel_configs": [
+               {"source_labels": ["__address__"], "target_label": "__param_target"},
+               {"source_labels": ["__param_target"], "target_label": "instance"},
+               {"target_label": "__address__", "replacement": "127.0.0.1:%d" % fp_port}]}
+    rules = os.path.join(work, "blackbox-exporter-mixin-alerts.yaml")
+    shutil.copy(MIXIN_ALERTS, rules)
+    config = {"global": {"evaluation_interval": "1s"}, "rule_files": [rules], "scrape_configs": [job]}
+    prom = Prometheus("prometheus-bb", work, yaml.safe_dump(config), os.path.join(work, "data-bb"))
     procs.append(prom)
     prom.start()
-    wait_until("every blackbox job scraped", lambda: len(prom.query("up == 1")) == 6, 30)
-    with open(DASHBOARD_QUERIES) as f:
-        queries = [l.strip() for l in f if l.strip() and not l.startswith("#")]
-    expect = {
-        "probe_success": {BB_UP: 1, BB_CLOSED: 1, BB_SILENT: 0, "http://%s:%d/" % (BB_UP, BB_HTTP_PORT): 1,
-                          "http://%s:%d/" % (BB_CLOSED, BB_HTTP_PORT): 0, "https://%s:%d/" % (BB_UP, BB_HTTPS_PORT): 1},
-        'probe_http_status_code{job="blackbox_http"}': {"http://%s:%d/" % (BB_UP, BB_HTTP_PORT): 200,
-                                                        "http://%s:%d/" % (BB_CLOSED, BB_HTTP_PORT): 0},
+    every = [t for _, targets in groups for t in targets]
+    wait_until("every blackbox target scraped", lambda: len(prom.query('up{job="%s"} == 1' % MIXIN_JOB)) == 7, 30)
+
+    with open(MIXIN_DASHBOARD) as f:
+        dashboard = json.load(f)
+    # The template variables: $job from label_values(probe_success{}, job), $instance from the second.
+    labels = lambda expr, name: sorted({s["metric"][name] for s in prom.query(expr)})  # noqa: E731
+    var = {v["name"]: v["query"] for v in dashboard["templating"]}
+    jobs_query = re.match(r"^label_values\((.*), job\)$", var["job"]).group(1)
+    wait_until("$job lists the blackbox job", lambda: labels(jobs_query, "job") == [MIXIN_JOB], 20)
+    instance_query = re.match(r"^label_values\((.*), instance\)$", var["instance"]).group(1)
+    instances_seen = labels(grafana_expr(instance_query, MIXIN_JOB), "instance")
+    if instances_seen != sorted(every):
+        raise Failure("$instance: %r, want %r" % (instances_seen, sorted(every)))
+
+    success = {BB_UP: 1, BB_CLOSED: 1, BB_SILENT: 0, http_up: 1, http_closed: 0, https: 1, pop3s_target: 1}
+    http_targets, tls_targets = {http_up, http_closed, https}, {https, pop3s_target}
+    icmp_targets = {BB_UP, BB_CLOSED, BB_SILENT}
+
+    def which(expr):
+        """The instances a per-instance panel must answer for: those whose prober writes its series."""
+        if "probe_http_" in expr:
+            return http_targets
+        if "probe_ssl_" in expr or "probe_tls_" in expr:
+            return tls_targets
+        if "probe_icmp_" in expr:
+            return icmp_targets
+        return set(every)
+
+    def value(res):
+        return float(res[0]["value"][1])
+
+    # Values the panels must show (per instance, or for the whole job); the others must merely answer.
+    want = {
+        "Probes": lambda r, i: value(r) == 7,
+        "Probes Success": lambda r, i: abs(value(r) - 5 / 7) < 1e-9,
+        "Probes SSL": lambda r, i: abs(value(r) - 1 / 3) < 1e-9,
+        "Uptime": lambda r, i: value(r) == success[i],
+        "Probe Success": lambda r, i: value(r) == success[i],
+        "Latest Response Code": lambda r, i: value(r) == {http_up: 200, http_closed: 0, https: 200}[i],
+        "SSL": lambda r, i: value(r) == (1 if i == https else 0),
+        "SSL Version": lambda r, i: [s["metric"]["version"] for s in r] == ["TLS 1.3"],
+        # The earliest expiry of the presented chain: pop3s' intermediate (10 days), https' own (30 days).
+        "SSL Certificate Expiry": lambda r, i: (9 * DAY < value(r) <= 10 * DAY if i == pop3s_target
+                                                else 29 * DAY < value(r) <= 30 * DAY),
+        "Redirects": lambda r, i: value(r) == 0,
+        "HTTP Version": lambda r, i: value(r) == (1.1 if i != http_closed else 0),
     }
-    for q in queries:
-        res = wait_until("query %s answers" % q, lambda q=q: prom.query(q), 20)
-        if q in expect:
-            got = {s["metric"].get("instance", ""): float(s["value"][1]) for s in res}
-            if got != expect[q]:
-                raise Failure("%s: got %r, want %r" % (q, got, expect[q]))
-    days = prom.query("(probe_ssl_earliest_cert_expiry - time()) / 86400")
-    if len(days) != 1 or not 29 < float(days[0]["value"][1]) <= 30:
-        raise Failure("days to the test certificate's expiry: %r" % days)
-    phases = sorted(s["metric"]["phase"] for s in prom.query(
-        'probe_http_duration_seconds{instance="http://%s:%d/"}' % (BB_UP, BB_HTTP_PORT)))
+    answered = 0
+    for panel in dashboard["panels"]:
+        title, expr = panel["title"], panel["expr"]
+        for instance in sorted(which(expr)) if "$instance" in expr else [None]:
+            q = grafana_expr(expr, MIXIN_JOB, instance)
+            res = wait_until("panel %r answers for %s" % (title, instance or "the job"), lambda q=q: prom.query(q), 20)
+            if title == "Status Map" and {s["metric"]["instance"]: float(s["value"][1]) for s in res} != success:
+                raise Failure("Status Map: %r, want %r" % (res, success))
+            if title in want and not want[title](res, instance):
+                raise Failure("panel %r for %s: %r" % (title, instance or "the job", res))
+            answered += 1
+        if "$instance" in expr:
+            # A panel of one prober's series is empty for the others (blackbox_exporter writes none either).
+            for instance in sorted(set(every) - which(expr)):
+                if prom.query(grafana_expr(expr, MIXIN_JOB, instance)):
+                    raise Failure("panel %r answers for %s, which has no such series" % (title, instance))
+    phases = sorted(s["metric"]["phase"] for s in prom.query(grafana_expr(
+        'sum(probe_http_duration_seconds{job=~"$job",instance=~"$instance"}) by (phase)', MIXIN_JOB, http_up)))
     if phases != ["connect", "processing", "resolve", "tls", "transfer"]:
         raise Failure("probe_http_duration_seconds phases: %r" % phases)
-    log("bb. %d dashboard/README queries answer from a Prometheus scraping fleetprobe" % len(queries))
+    log("bb. %d queries of blackbox-exporter-mixin's dashboard answer from a Prometheus scraping fleetprobe" %
+        answered)
+
+    # Its alert rules: exactly the failed probes and the chain that expires within 21 days.
+    rules_of = {r["alert"]: r["expr"] for r in yaml.safe_load(open(MIXIN_ALERTS))["groups"][0]["rules"]}
+    failed = sorted(i for i, v in success.items() if v == 0)
+    wait_until("BlackboxProbeFailed's expression selects the silent host and the refused port",
+               lambda: instances(prom, rules_of["BlackboxProbeFailed"]) == failed, 20)
+    wait_until("BlackboxSslCertificateWillExpireSoon's expression selects the chain of pop3s",
+               lambda: instances(prom, rules_of["BlackboxSslCertificateWillExpireSoon"]) == [pop3s_target], 20)
+    if prom.query(rules_of["BlackboxSslCertificateExpired"]):
+        raise Failure("BlackboxSslCertificateExpired selects %r" % prom.query(rules_of["BlackboxSslCertificateExpired"]))
+    wait_until("the alerts pending or firing for exactly those", lambda: (
+        instances(prom, 'ALERTS{alertname="BlackboxProbeFailed"}') == failed and
+        instances(prom, 'ALERTS{alertname="BlackboxSslCertificateWillExpireSoon"}') == [pop3s_target]), 30)
+    log("bb. blackbox-exporter-mixin's alert rules: BlackboxProbeFailed %r, BlackboxSslCertificateWillExpireSoon %r"
+        % (failed, [pop3s_target]))
     prom.stop()
+
+
+def part_bb_source(args, work, procs, fp_port, https):
+    """source_ip_address: fleetprobe's tcp and http probes leave from it (the server sees that address). The
+    http module is fleetprobe's alone (blackbox_exporter 0.23 refuses the key under http), so it runs on a
+    fleetprobe of its own."""
+    modules = os.path.join(work, "http-source.yml")
+    with open(modules, "w") as f:
+        yaml.safe_dump({"modules": {"http_source": {"prober": "http", "http": {
+            "source_ip_address": BB_SOURCE_IP, "preferred_ip_protocol": "ip4"}}}}, f)
+    port = free_port()
+    fleetprobe = Proc("fleetprobe-source", [args.fleetprobe, "--listen", "127.0.0.1:%d" % port, "--probe-modules",
+                                            modules, "--state-dir", os.path.join(work, "state-source")], work)
+    procs.append(fleetprobe)
+    wait_until("fleetprobe listening", lambda: fleetprobe.alive() and http_get(
+        "http://127.0.0.1:%d/-/healthy" % port), 20)
+    del https.peers[:]
+    for p, module, target in ((fp_port, "tcp_source", "%s:%d" % (BB_UP, BB_HTTP_PORT)),
+                              (port, "http_source", "http://%s:%d/" % (BB_UP, BB_HTTP_PORT))):
+        status, text = probe_text("http://127.0.0.1:%d/probe?%s" % (p, urllib.parse.urlencode(
+            {"module": module, "target": target})))
+        if status != 200 or "probe_success 1" not in text.splitlines():
+            raise Failure("%s %s: %d\n%s" % (module, target, status, text))
+    if sorted(set(https.peers)) != [BB_SOURCE_IP] or len(https.peers) != 2:
+        raise Failure("source_ip_address: the server saw %r, want two connections from %s" % (https.peers,
+                                                                                            BB_SOURCE_IP))
+    fleetprobe.stop()
+    log("bb. source_ip_address: tcp and http probes came from %s" % BB_SOURCE_IP)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -503,15 +725,19 @@ def inner(args):
             https = HttpServers(work)
             servers.append(https)
             servers.append(BannerServers())
-            # Debian's file unchanged, then one module of our own that trusts the test's certificate.
+            pop3s = Pop3sServer(work)
+            servers.append(pop3s)
+            servers.append(SmtpServer(pop3s.ctx))
+            # Debian's file unchanged, then modules of our own that trust the test's certificates.
             part_bb(args, work, procs, BLACKBOX_YML, "debian")[0].stop()
             extra = os.path.join(work, "extra-modules.yml")
             with open(EXTRA_MODULES) as f:
-                text = f.read().replace("@CA_FILE@", https.cert)
+                text = f.read().replace("@CA_FILE@", https.cert).replace("@POP3S_CA_FILE@", pop3s.ca)
             with open(extra, "w") as f:
-                f.write(text)
+                f.write(text.replace("@SOURCE_IP@", BB_SOURCE_IP))
             _, fp_port = part_bb(args, work, procs, extra, "extra")
-            part_bb_prometheus(work, procs, fp_port, extra)
+            part_bb_source(args, work, procs, fp_port, https)
+            part_bb_prometheus(work, procs, fp_port)
     except Failure:
         if args.keep:
             log("kept " + work)

@@ -71,15 +71,20 @@ BOOST_AUTO_TEST_CASE(debian_file_supported_and_unsupported_modules_named_with_th
     const BlackboxModules m = debian(problems);
     BOOST_TEST(problems.empty());
     BOOST_TEST_REQUIRE(m.modules().size() == 10U);
-    for (const char* name :
-         {"http_2xx", "http_post_2xx", "tcp_connect", "icmp", "icmp_ttl5", "ssh_banner", "irc_banner"})
+    for (const char* name : {"http_2xx", "http_post_2xx", "tcp_connect", "icmp", "icmp_ttl5", "ssh_banner",
+                             "irc_banner", "pop3s_banner"})
         BOOST_TEST(m.find(name)->unsupported.empty(), name << ": " << m.find(name)->unsupported);
     BOOST_TEST(
         m.find("grpc")->unsupported ==
         "modules.grpc.prober: prober \"grpc\" is not supported by fleetprobe (it has icmp, tcp and http)");
     BOOST_TEST(m.find("grpc_plain")->unsupported.rfind("modules.grpc_plain.prober: ", 0) == 0U);
-    BOOST_TEST(m.find("pop3s_banner")->unsupported ==
-               "modules.pop3s_banner.tcp.tls: fleetprobe's port scraper has no TLS");
+    // pop3s_banner: TLS verified against the system's CAs, and its Go expect "^+OK" as RE2 reads it (the
+    // anchor repeated, i.e. "^OK": a "+OK" banner does not match, in blackbox_exporter either).
+    const ConfigValue* pop3s = m.find("pop3s_banner")->section.find("port");
+    BOOST_TEST_REQUIRE(pop3s);
+    BOOST_TEST(pop3s->find("tls")->asBoolean());
+    BOOST_TEST(pop3s->find("tls_verify")->asBoolean());
+    BOOST_TEST(pop3s->find("query_response")->items()[0].find("expect")->asString() == "^OK");
     // irc_banner's whole dialog, ${1} included, goes to the port scraper.
     const ConfigValue* irc = m.find("irc_banner")->section.find("port");
     BOOST_TEST_REQUIRE(irc);
@@ -127,6 +132,59 @@ BOOST_AUTO_TEST_CASE(bad_values_are_problems_naming_file_and_key)
     BlackboxModules::parse(ConfigValue::parseJson(R"({"modulez": {}})"), "bb.yml", none);
     BOOST_TEST_REQUIRE(none.size() == 1U);
     BOOST_TEST(none[0].text() == "bb.yml: modules: missing: a blackbox.yml has a modules: section");
+}
+
+BOOST_AUTO_TEST_CASE(tls_config_source_address_and_go_regexes)
+{
+    ConfigProblems problems;
+    const BlackboxModules m = BlackboxModules::parse(ConfigValue::parseJson(R"({"modules": {
+          "t": {"prober": "tcp", "tcp": {"tls": true, "source_ip_address": "127.0.0.9",
+                "tls_config": {"insecure_skip_verify": true, "ca_file": "/ca.pem", "server_name": "meter",
+                               "min_version": "TLS13", "cert_file": "/c.pem", "key_file": "/k.pem"},
+                "query_response": [{"expect": "\\Aa[^+]+b$*\\z"}]}},
+          "h": {"prober": "http", "http": {"source_ip_address": "::1", "tls_config": {"server_name": "x"}}},
+          "i": {"prober": "icmp", "icmp": {"source_ip_address": "127.0.0.9"}},
+          "n": {"prober": "tcp", "tcp": {"query_response": [{"expect": "(?i)ok"}]}},
+          "s": {"prober": "tcp", "tcp": {"query_response": [{"send": "STARTTLS"}, {"starttls": true}],
+                "tls_config": {"ca_file": "/ca.pem"}}},
+          "bad": {"prober": "tcp", "tcp": {"source_ip_address": "here", "tls": true,
+                  "tls_config": {"min_version": "TLS9"}}}}})"),
+                                                     "bb.yml", problems);
+    const ConfigValue* t = m.find("t")->section.find("port");
+    BOOST_TEST_REQUIRE(t);
+    BOOST_TEST(m.find("t")->unsupported.empty(), m.find("t")->unsupported);
+    BOOST_TEST(!t->find("tls_verify")->asBoolean());
+    BOOST_TEST(t->find("ca_file")->asString() == "/ca.pem");
+    BOOST_TEST(t->find("server_name")->asString() == "meter");
+    BOOST_TEST(t->find("tls_min_version")->asString() == "TLS13");
+    BOOST_TEST(t->find("source_address")->asString() == "127.0.0.9");
+    BOOST_TEST(t->find("query_response")->items()[0].find("expect")->asString() == "^a[^+]+b$");
+    BOOST_TEST(m.find("h")->section.find("http")->find("source_address")->asString() == "::1");
+    BOOST_TEST(m.find("h")->unsupported == "modules.h.http.tls_config.server_name: not supported by "
+                                           "fleetprobe's http scraper");
+    BOOST_TEST(m.find("i")->unsupported.rfind("modules.i.icmp.source_ip_address: ", 0) == 0U);
+    // starttls: the step and the tls_config it uses; no tls from the start.
+    const ConfigValue* s = m.find("s")->section.find("port");
+    BOOST_TEST(m.find("s")->unsupported.empty(), m.find("s")->unsupported);
+    BOOST_TEST(s->find("query_response")->items()[1].find("starttls")->asBoolean());
+    BOOST_TEST(s->find("ca_file")->asString() == "/ca.pem");
+    BOOST_TEST(!s->find("tls"));
+    BOOST_TEST(m.find("n")->unsupported.rfind("modules.n.tcp.query_response[0].expect: ", 0) == 0U);
+    BOOST_TEST_REQUIRE(problems.size() == 2U);
+    BOOST_TEST(problems[0].text() ==
+               R"(bb.yml: modules.bad.tcp.source_ip_address: must be an IPv4 or IPv6 address, got "here")");
+    BOOST_TEST(
+        problems[1].text() ==
+        R"(bb.yml: modules.bad.tcp.tls_config.min_version: must be TLS10, TLS11, TLS12 or TLS13, got "TLS9")");
+
+    // The plan sends and verifies the target's name although the port scraper connects to the address.
+    const ProbeService service(registry(), ProbeAccess(), debian(problems));
+    const auto plan = service.plan({{"target", "localhost:995"}, {"module", "pop3s_banner"}});
+    const auto ports = portsOf(plan.config.jobs[0]);
+    BOOST_TEST_REQUIRE(ports.size() == 1U);
+    BOOST_TEST(ports[0].tls);
+    BOOST_TEST(ports[0].tlsConfig.verify);
+    BOOST_TEST(ports[0].tlsConfig.serverName == "localhost");
 }
 
 BOOST_AUTO_TEST_CASE(go_durations)
