@@ -162,6 +162,10 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(Option("push-gzip", "",
                              "Send pushes gzip-compressed (Content-Encoding: gzip): ~25x fewer bytes on the "
                              "uplink."));
+    options.addOption(Option("push-format", "",
+                             "Body format of the Pushgateway's main group: protobuf (default; delimited "
+                             "MetricFamily messages) or text (exposition format 0.0.4).")
+                          .argument("FORMAT"));
     options.addOption(
         Option("instance", "i", "The instance label of the grouping key (default: the host name).")
             .argument("NAME"));
@@ -169,8 +173,9 @@ void FleetprobeApp::defineOptions(OptionSet& options)
     options.addOption(
         Option("check", "", "Validate the configs, print every error, and exit (0 valid, 2 not)."));
     options.addOption(Option("push-timeout", "",
-                             "Time limit of the pushes of one cycle, seconds (default 10; in loop "
-                             "mode also bounded by the interval).")
+                             "Time limit of the pushes of one cycle, retries included, seconds (default "
+                             "10). In loop mode a Pushgateway push runs beside the next cycles' probes and "
+                             "may outlive the interval; other sinks are also bounded by the interval.")
                           .argument("SECONDS"));
     options.addOption(Option("state-dir", "",
                              std::string("Where the cumulative counters survive restarts (default ") +
@@ -332,6 +337,14 @@ void FleetprobeApp::handleOption(const std::string& name, const std::string& val
     }
     else if (name == "push-gzip")
         _pushGzip = true;
+    else if (name == "push-format")
+    {
+        const auto format = parsePushFormat(value);
+        if (!format)
+            throw Poco::InvalidArgumentException("--push-format: must be protobuf or text, got \"" + value +
+                                                 "\"");
+        _pushFormat = *format;
+    }
     else if (name == "spool-no-fsync")
         _spoolFsync = false;
     else if (name == "spool-max-bytes")
@@ -559,7 +572,11 @@ std::vector<std::unique_ptr<Sink>> FleetprobeApp::makeSinks(const DeviceClassCon
     if (!_target.url.empty())
     {
         auto pusher = std::make_shared<GroupPusher>(std::make_unique<PushgatewayClient>(_target));
-        sinks.push_back(std::make_unique<PushgatewaySink>(pusher));
+        // In loop mode a push may outlive the interval (a slow uplink) without holding up the next probes.
+        if (!_once)
+            pusher->pushInBackground(
+                std::chrono::milliseconds(static_cast<long long>(_pushTimeoutSeconds * 1000)));
+        sinks.push_back(std::make_unique<PushgatewaySink>(pusher, _pushFormat));
         if (config.compatPingExporter())
             sinks.push_back(std::make_unique<PingExporterSink>(pusher));
     }

@@ -7,6 +7,7 @@
 #include "engine/ScraperRegistry.h"
 #include "http/BlackboxModules.h"
 #include "http/HttpEndpoint.h"
+#include "sinks/ExpositionBody.h"
 #include "sinks/PushClient.h"
 #include "sinks/Sink.h"
 #include "store/StateStore.h"
@@ -110,6 +111,7 @@ private:
     std::uint64_t _spoolMaxBytes = 256ull << 20;
     bool _spoolFsync = true;
     bool _pushGzip = false;
+    PushFormat _pushFormat = PushFormat::Protobuf; ///< `--push-format`
     std::string _compat; ///< --compat: the profile of configs without conf.compat ("none": no profile)
 
     // Set up by runMain for the run modes.

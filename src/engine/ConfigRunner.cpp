@@ -145,7 +145,10 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
         sink->prepare(_metrics.self());
 }
 
-ConfigRunner::~ConfigRunner() = default;
+ConfigRunner::~ConfigRunner()
+{
+    _sinks.clear(); // first: a sink's background push may still look at the stop signals below
+}
 
 void ConfigRunner::takeOver(ConfigRunner& previous)
 {
@@ -527,8 +530,50 @@ void ConfigRunner::runLoop(StopSignal& stop)
                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                std::chrono::duration<double>(_config.intervalSeconds)));
     }
+    for (auto& sink : _sinks)
+    {
+        try
+        {
+            sink->finish(_metrics.self());
+        }
+        catch (const std::exception& e)
+        {
+            cycleFault("a sink's finish", e.what());
+        }
+    }
     saveState();
     saveProfiles(true);
+}
+
+bool ConfigRunner::waitRefreshing(StopSignal& stop, std::chrono::steady_clock::time_point until)
+{
+    // A push in the background may end while the loop waits: what it counted goes into the snapshot (the
+    // prober's /metrics) now, not only with the next cycle.
+    using Clock = std::chrono::steady_clock;
+    for (;;)
+    {
+        if (stop.waitUntil(std::min(until, Clock::now() + std::chrono::milliseconds(250))))
+            return true;
+        if (Clock::now() >= until)
+            return false;
+        bool changed = false;
+        for (auto& sink : _sinks)
+        {
+            try
+            {
+                changed = sink->refresh(_metrics.self()) || changed;
+            }
+            catch (const std::exception& e)
+            {
+                cycleFault("a sink's refresh", e.what());
+            }
+        }
+        if (changed)
+        {
+            std::lock_guard<std::mutex> lock(_snapshotMutex);
+            _snapshot.self = _metrics.self();
+        }
+    }
 }
 
 void ConfigRunner::runSchedule(StopSignal& stop)
@@ -571,7 +616,7 @@ void ConfigRunner::runSchedule(StopSignal& stop)
             countMissed("cycle overran the interval of " +
                             TextSerializer::formatValue(_config.intervalSeconds) + " s",
                         next.skipped);
-        if (stop.waitUntil(next.start))
+        if (waitRefreshing(stop, next.start))
             break;
     }
 }

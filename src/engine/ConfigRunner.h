@@ -146,6 +146,7 @@ private:
     class Families;
 
     void runSchedule(StopSignal& stop);
+    bool waitRefreshing(StopSignal& stop, std::chrono::steady_clock::time_point until);
     bool deliver(const TrueClock::Stamp& stamp, double timeUnix, std::chrono::milliseconds budget,
                  bool& faulted);
     void cycleFault(const char* where, const char* what);

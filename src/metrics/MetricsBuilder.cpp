@@ -296,7 +296,7 @@ namespace
 {
 constexpr std::size_t deviceFamilies = 7;  // up, last rtt, histogram, probes, failures, last seen, changes
 constexpr std::size_t profileFamilies = 5; // probability, window start and end, weeks, skipped probes
-constexpr std::size_t selfFamilies = 27;
+constexpr std::size_t selfFamilies = 28;
 } // namespace
 
 std::size_t MetricsBuilder::familyCount() const
@@ -626,10 +626,14 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
         if (_self.clockSynchronized >= 0)
             f.metrics.push_back(Metric::of(_self.clockMaxErrorSeconds));
         break;
-    default:
+    case 26:
         selfFamily("exporter_clock_steps_total");
         if (_self.clockSynchronized >= 0)
             f.metrics.push_back(Metric::of(static_cast<double>(_self.clockSteps)));
+        break;
+    default:
+        selfFamily("exporter_push_bytes_total");
+        f.metrics.push_back(Metric::of(static_cast<double>(_self.pushBytes)));
         break;
     }
 }

@@ -60,6 +60,7 @@ struct SelfStats
     std::array<std::uint64_t, 4>
         pushOutcomes{};             ///< indexed by PushOutcome::Result: ok, http_4xx, http_5xx, transport
     double lastPushSuccessUnix = 0; ///< 0 until a push succeeded
+    std::uint64_t pushBytes = 0;    ///< request bytes of every push attempt put on the wire (not persisted)
     int configReloadSuccess = -1;   ///< -1 before the first SIGHUP, then 1 or 0
 
     // The state directory; its family is written only when `stateEnabled`.

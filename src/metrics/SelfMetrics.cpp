@@ -87,6 +87,10 @@ const std::vector<SelfMetric>& SelfMetrics::all()
          "The kernel's bound on the wall clock's error (adjtimex maxerror).", MetricType::Gauge},
         {"exporter_clock_steps_total",
          "Jumps of the wall clock against the boot clock of more than a second.", MetricType::Counter},
+        {"exporter_push_bytes_total",
+         "Bytes of push requests put on the wire (headers and bodies, compressed with --push-gzip), every "
+         "attempt and group included.",
+         MetricType::Counter},
         // Only on /metrics.
         {"process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
          MetricType::Counter},

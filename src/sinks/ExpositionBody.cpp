@@ -1,5 +1,6 @@
 #include "sinks/ExpositionBody.h"
 
+#include "metrics/ProtobufSerializer.h"
 #include "metrics/TextSerializer.h"
 
 #include <algorithm>
@@ -8,11 +9,26 @@
 namespace fleetprobe
 {
 
-Body expositionBody(const FamilySource& families)
+const char* pushFormatName(PushFormat format)
+{
+    return format == PushFormat::Protobuf ? "protobuf" : "text";
+}
+
+std::optional<PushFormat> parsePushFormat(const std::string& name)
+{
+    if (name == "protobuf")
+        return PushFormat::Protobuf;
+    if (name == "text")
+        return PushFormat::Text;
+    return std::nullopt;
+}
+
+Body expositionBody(const FamilySource& families, PushFormat format)
 {
     const FamilySource* source = &families;
-    return Body(
-        [source]
+    const bool protobuf = format == PushFormat::Protobuf;
+    Body body(
+        [source, protobuf]
         {
             struct Pass
             {
@@ -23,7 +39,7 @@ Body expositionBody(const FamilySource& families)
             };
             auto pass = std::make_shared<Pass>();
             return Body::Producer(
-                [source, pass](std::string& piece)
+                [source, pass, protobuf](std::string& piece)
                 {
                     while (piece.size() < Body::pieceBytes)
                     {
@@ -34,18 +50,35 @@ Body expositionBody(const FamilySource& families)
                             source->buildFamily(pass->nextFamily++, pass->family);
                             if (pass->family.metrics.empty())
                                 continue; // a family without samples is not written
-                            TextSerializer::serializeHeader(piece, pass->family);
+                            if (protobuf)
+                                ProtobufSerializer::serializeHeader(piece, pass->family);
+                            else
+                                TextSerializer::serializeHeader(piece, pass->family);
                             pass->nextMetric = 0;
                             pass->inFamily = true;
                         }
                         const std::size_t to = std::min(pass->nextMetric + 256, pass->family.metrics.size());
-                        TextSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
+                        if (protobuf)
+                            ProtobufSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
+                        else
+                            TextSerializer::serializeMetrics(piece, pass->family, pass->nextMetric, to);
                         pass->nextMetric = to;
                         pass->inFamily = to < pass->family.metrics.size();
                     }
                     return true;
                 });
         });
+    if (protobuf)
+        body.setContentType(ProtobufSerializer::contentType());
+    return body;
+}
+
+Body expositionSnapshot(const FamilySource& families, PushFormat format)
+{
+    const Body produced = expositionBody(families, format);
+    Body snapshot(produced.joined());
+    snapshot.setContentType(produced.contentType());
+    return snapshot;
 }
 
 } // namespace fleetprobe

@@ -119,6 +119,12 @@ struct HeaderList
 PushOutcome outcomeOf(CURL* c, CURLcode rc, const char* errorBuffer, std::string answer)
 {
     PushOutcome outcome;
+    curl_off_t uploaded = 0;
+    long requestBytes = 0;
+    if (curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK && uploaded > 0)
+        outcome.bytesSent += static_cast<std::uint64_t>(uploaded);
+    if (curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &requestBytes) == CURLE_OK && requestBytes > 0)
+        outcome.bytesSent += static_cast<std::uint64_t>(requestBytes);
     if (rc != CURLE_OK)
     {
         outcome.result = PushOutcome::Result::Transport;
@@ -221,7 +227,7 @@ Body::Body(std::string text) : _size(text.size())
 Body Body::gzipped() const
 {
     auto open = _open;
-    return Body(
+    Body zipped(
         [open]
         {
             struct Pass
@@ -252,6 +258,8 @@ Body Body::gzipped() const
                     return true;
                 });
         });
+    zipped._contentType = _contentType;
+    return zipped;
 }
 
 std::string Body::joined() const
@@ -293,7 +301,8 @@ PushOutcome PushgatewayClient::put(const std::string& groupPath, const Body& bod
     curl_easy_reset(c);
     const std::string url = _target.url + groupPath;
     HeaderList headers;
-    headers.add("Content-Type: text/plain; version=0.0.4; charset=utf-8");
+    const std::string contentType = "Content-Type: " + body.contentType();
+    headers.add(contentType.c_str());
     headers.add("Expect:");
     if (_target.gzip)
         headers.add("Content-Encoding: gzip"); // lowercase: what the Pushgateway looks for

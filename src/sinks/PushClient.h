@@ -4,6 +4,7 @@
 #include "metrics/MetricFamily.h"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,8 +41,17 @@ public:
     /// The whole text of one pass (tests, small bodies).
     std::string joined() const;
 
-    /// The same body gzip'd (one gzip member), produced piece by piece as well.
+    /// The same body gzip'd (one gzip member), produced piece by piece as well; same content type.
     Body gzipped() const;
+
+    /// The media type of the body (the `Content-Type` of a push); the text format 0.0.4 unless set.
+    const std::string& contentType() const { return _contentType; }
+
+    /// Sets the media type of the body.
+    void setContentType(std::string type) { _contentType = std::move(type); }
+
+    /// The content type of the Prometheus text format 0.0.4.
+    static constexpr const char* textContentType = "text/plain; version=0.0.4; charset=utf-8";
 
     /// The size a producer aims at for each piece.
     static constexpr std::size_t pieceBytes = std::size_t{256} * 1024;
@@ -49,6 +59,7 @@ public:
 private:
     std::function<Producer()> _open;
     std::optional<std::size_t> _size;
+    std::string _contentType = textContentType;
 };
 
 /// A predicate polled during a transfer; when it returns true the transfer is aborted (a transport error).
@@ -70,6 +81,8 @@ struct PushOutcome
     std::string message; ///< curl's error text or the start of the server's answer
     bool local = false;  ///< failed on this side (the body could not be produced): sending again cannot help
     double serverDateUnix = 0; ///< the answer's HTTP `Date` (whole seconds); 0 when none came
+    std::uint64_t bytesSent =
+        0; ///< request bytes put on the wire: headers and (compressed) body, as curl sent
 
     bool ok() const { return result == Result::Ok; }
     /// `ok`, `http_4xx`, `http_5xx` or `transport`.

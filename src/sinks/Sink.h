@@ -95,6 +95,19 @@ public:
         (void)delivered;
         return true;
     }
+
+    /// Between cycles, a few times a second: puts what deliveries in the background counted since the last
+    /// call into `self`, so that the prober's own view (`/metrics`, the status page) has it before the next
+    /// cycle. Returns true when it changed `self`.
+    virtual bool refresh(SelfStats& self)
+    {
+        (void)self;
+        return false;
+    }
+
+    /// After the last cycle (loop mode's end): waits for deliveries still in flight, within the stop grace,
+    /// and puts what they counted into `self` before the state is saved for the last time.
+    virtual void finish(SelfStats& self) { (void)self; }
 };
 
 } // namespace fleetprobe

@@ -186,7 +186,10 @@ BOOST_AUTO_TEST_CASE(self_metric_help_and_type_golden)
         "# HELP exporter_rtt_discarded_total Probe results whose RTT was outside [0, the timeout]: the RTT "
         "was "
         "discarded, the answer kept.\n"
-        "# TYPE exporter_rtt_discarded_total counter\n";
+        "# TYPE exporter_rtt_discarded_total counter\n"
+        "# HELP exporter_push_bytes_total Bytes of push requests put on the wire (headers and bodies, "
+        "compressed with --push-gzip), every attempt and group included.\n"
+        "# TYPE exporter_push_bytes_total counter\n";
     std::string meta;
     std::istringstream text(TextSerializer::serialize(b.collect()));
     for (std::string line; std::getline(text, line);)
