@@ -262,11 +262,14 @@ void PingObject::tuneSocket(int fd, int family)
     // path's MTU then fails to send (EMSGSIZE), which liboping reports for the host.
     if (_dontFragment)
     {
-        const int pmtu = family == AF_INET ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO;
         if (family == AF_INET)
+        {
+            const int pmtu = IP_PMTUDISC_DO;
             ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+        }
         else
         {
+            const int pmtu = IPV6_PMTUDISC_DO;
             const int on = 1;
             ::setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof pmtu);
             ::setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &on, sizeof on);
