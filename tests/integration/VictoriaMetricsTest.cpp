@@ -465,6 +465,28 @@ bool within(std::int64_t ts, const std::pair<std::int64_t, std::int64_t>& window
     return ts >= window.first - 1500 && ts <= window.second + 1500;
 }
 
+/// Checks what `instance` stored over the six runs: each cycle once, in order, within its run's `windows`
+/// entry, and no sample outside every run. Returns the cycles (timestamp, exporter_cycles_total).
+std::vector<std::pair<std::int64_t, double>>
+checkCyclesAtTrueTimes(const std::vector<ExportedSeries>& all, const std::string& instance,
+                       const std::vector<std::pair<std::int64_t, std::int64_t>>& windows)
+{
+    const auto c = VictoriaMetricsFixture::cycles(all, instance);
+    BOOST_TEST_REQUIRE(c.size() == sixClocks.size(), "every cycle once: " << c.size());
+    for (std::size_t i = 0; i < c.size(); ++i)
+    {
+        BOOST_TEST(c[i].second == static_cast<double>(i + 1));
+        BOOST_TEST(within(c[i].first, windows[i]), "cycle " << i + 1 << " at " << c[i].first << ", its run "
+                                                            << windows[i].first << ".." << windows[i].second);
+    }
+    for (const auto& s : all)
+        for (std::int64_t ts : s.timestamps)
+            BOOST_TEST(
+                std::any_of(windows.begin(), windows.end(), [ts](const auto& w) { return within(ts, w); }),
+                "a sample at " << ts << " lies outside every run");
+    return c;
+}
+
 BOOST_FIXTURE_TEST_CASE(sixClocksEveryCycleStoredAtItsTrueTime, VictoriaMetricsFixture,
                         *utf::precondition(NetNamespace::required))
 {
@@ -489,19 +511,7 @@ BOOST_FIXTURE_TEST_CASE(sixClocksEveryCycleStoredAtItsTrueTime, VictoriaMetricsF
         BOOST_TEST(r.exitCode == 0, "clock " << shift << ": " << r.describe());
     }
     const auto all = vm.exportSeries(R"({job="meters",instance="gw-t"})");
-    const auto c = cycles(all, "gw-t");
-    BOOST_TEST_REQUIRE(c.size() == sixClocks.size(), "every cycle once: " << c.size());
-    for (std::size_t i = 0; i < c.size(); ++i)
-    {
-        BOOST_TEST(c[i].second == static_cast<double>(i + 1));
-        BOOST_TEST(within(c[i].first, windows[i]), "cycle " << i + 1 << " at " << c[i].first << ", its run "
-                                                            << windows[i].first << ".." << windows[i].second);
-    }
-    for (const auto& s : all)
-        for (std::int64_t ts : s.timestamps)
-            BOOST_TEST(
-                std::any_of(windows.begin(), windows.end(), [ts](const auto& w) { return within(ts, w); }),
-                "a sample at " << ts << " lies outside every run");
+    const auto c = checkCyclesAtTrueTimes(all, "gw-t", windows);
     // What each cycle said of the clocks: the skew its clock had, the steps so far; nothing dropped.
     BOOST_TEST(std::abs(valueAt(all, "exporter_clock_skew_seconds", {}, c[3].first) + 3 * 86400) <= 2,
                "the +3d run saw the receiver 3 days behind it");
@@ -547,19 +557,7 @@ BOOST_FIXTURE_TEST_CASE(sixClocksWithAnOutageTheSpoolReplaysEveryCycleAtItsTrueT
     BOOST_TEST(runs[5].exitCode == 0, runs[5].describe());
     BOOST_TEST(runs[5].err.find("replayed 4 spooled cycle(s); 0 waiting") != std::string::npos, runs[5].err);
     const auto all = vm.exportSeries(R"({job="meters",instance="gw-s"})");
-    const auto c = cycles(all, "gw-s");
-    BOOST_TEST_REQUIRE(c.size() == sixClocks.size(), "every cycle once: " << c.size());
-    for (std::size_t i = 0; i < c.size(); ++i)
-    {
-        BOOST_TEST(c[i].second == static_cast<double>(i + 1));
-        BOOST_TEST(within(c[i].first, windows[i]), "cycle " << i + 1 << " at " << c[i].first << ", its run "
-                                                            << windows[i].first << ".." << windows[i].second);
-    }
-    for (const auto& s : all)
-        for (std::int64_t ts : s.timestamps)
-            BOOST_TEST(
-                std::any_of(windows.begin(), windows.end(), [ts](const auto& w) { return within(ts, w); }),
-                "a sample at " << ts << " lies outside every run");
+    checkCyclesAtTrueTimes(all, "gw-s", windows);
 }
 
 BOOST_FIXTURE_TEST_CASE(aCycleStampedByAWrongClockBeforeAnyAnswerIsReStampedAtReplay, VictoriaMetricsFixture,
