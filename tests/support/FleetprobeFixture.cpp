@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #if !defined(FLEETPROBE_BINARY) || !defined(FLEETPROBE_TESTPEER) || !defined(FLEETPROBE_SOURCE_DIR)
@@ -24,7 +25,9 @@ FleetprobeFixture::~FleetprobeFixture() = default;
 
 std::string FleetprobeFixture::binary()
 {
-    return FLEETPROBE_BINARY;
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read-only, no thread changes the environment
+    const char* given = std::getenv("FLEETPROBE_ITEST_BINARY");
+    return given && *given ? given : FLEETPROBE_BINARY;
 }
 
 std::string FleetprobeFixture::testPeerBinary()

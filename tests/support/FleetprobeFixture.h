@@ -29,7 +29,8 @@ public:
     /// Stops the Pushgateway, removes the directory.
     ~FleetprobeFixture();
 
-    /// The fleetprobe executable under test (FLEETPROBE_BINARY).
+    /// The fleetprobe executable under test: the environment's FLEETPROBE_ITEST_BINARY, else
+    /// FLEETPROBE_BINARY (compiled in).
     static std::string binary();
 
     /// The fleetprobe-testpeer executable (FLEETPROBE_TESTPEER).
