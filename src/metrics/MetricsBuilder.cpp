@@ -253,6 +253,18 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
             to.rttSum = stats.rttSum;
             to.rttCount = stats.rttCount;
         }
+    // A state of a version without per-config histograms: each starts as the sum of its restored series.
+    if (sameBuckets)
+        for (const auto& s : _series)
+        {
+            Aggregate& a = _aggregates[s.aggregate];
+            if (state.series.count(s.key) == 0 || state.series.count(aggregateKey(a.scraper)) != 0)
+                continue;
+            for (std::size_t b = 0; b < _buckets.size(); ++b)
+                a.stats.bucketCounts[b] += s.stats.bucketCounts[b];
+            a.stats.rttSum += s.stats.rttSum;
+            a.stats.rttCount += s.stats.rttCount;
+        }
     const SelfStats now = _self;
     _self = state.self;
     // What describes this process, not the history, stays as it is.

@@ -159,8 +159,9 @@ public:
     /// Restores statistics saved by exportState: series are matched by key (series no longer configured are
     /// dropped); histogram counts are kept only when the bucket bounds are unchanged. The per-config
     /// histograms are restored whether or not their devices still are, and kept (not written) for a scraper
-    /// no series has now, so that they never decrease. Returns how many series (not counting the per-config
-    /// histograms) were restored.
+    /// no series has now, so that they never decrease; a state without one (of an older version) starts it as
+    /// the sum of the restored series. Returns how many series (not counting the per-config histograms) were
+    /// restored.
     std::size_t importState(const PersistedState& state);
 
     /// Every family of the push body: device families first, then self-metrics, each contiguous; families

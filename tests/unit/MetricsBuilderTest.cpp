@@ -398,6 +398,31 @@ BOOST_AUTO_TEST_CASE(per_config_histogram_survives_state_and_dropped_jobs)
     BOOST_TEST(port->sampleCount == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(per_config_histogram_starts_from_an_older_state)
+{
+    // A state of a version without per-config histograms: the series' counts are summed once.
+    MetricsBuilder before(twoJobs({0.1, 1}));
+    before.record(before.addSeries(0, "ping", {}), up(0.05), 1);
+    before.record(before.addSeries(1, "ping", {}), up(0.5), 1);
+    PersistedState state = before.exportState();
+    state.series.erase(MetricsBuilder::aggregateKey("ping"));
+
+    MetricsBuilder after(twoJobs({0.1, 1}));
+    after.addSeries(0, "ping", {});
+    after.addSeries(1, "ping", {});
+    BOOST_TEST(after.importState(StateStore::decode(StateStore::encode(state))) == 2u);
+    BOOST_TEST(after.aggregateStats("ping")->rttCount == 2u);
+    BOOST_TEST(after.aggregateStats("ping")->bucketCounts.at(0) == 1u);
+    BOOST_TEST(after.aggregateStats("ping")->rttSum == 0.55, boost::test_tools::tolerance(1e-12));
+
+    // Once it is in the state, it is restored as it is, not summed again.
+    MetricsBuilder again(twoJobs({0.1, 1}));
+    again.addSeries(0, "ping", {});
+    again.addSeries(1, "ping", {});
+    again.importState(StateStore::decode(StateStore::encode(after.exportState())));
+    BOOST_TEST(again.aggregateStats("ping")->rttCount == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(per_config_histogram_restarts_with_new_bounds)
 {
     MetricsBuilder before(oneJob({0.1, 1}));
