@@ -81,7 +81,14 @@ def rec_availability(sel, rng):
 
 
 def rec_median(sel, rng):
-    return "histogram_quantile(0.5, sum_over_time(fleetprobe:rtt_seconds_bucket:increase5m{%s}[%s]))" % (sel, rng)
+    """A probe's median RTT over a range: the median of its recorded 5-minute medians of the last RTT."""
+    return "quantile_over_time(0.5, fleetprobe:last_rtt_seconds:median5m{%s}[%s])" % (sel, rng)
+
+
+def rec_class_quantile(q, sel, rng):
+    """A quantile of the class's RTTs over a range, from the per-config histogram's recorded increases."""
+    return ("histogram_quantile(%s, sum by (job, instance, scraper, le) "
+            "(sum_over_time(fleetprobe:rtt_seconds_bucket:increase5m{%s}[%s])))" % (q, sel, rng))
 
 
 # The 28 days before the last 7.
@@ -163,8 +170,8 @@ def build():
          target(before(rec_availability(SEL, BEFORE)), ref="B", instant=True, fmt="table"),
          target(rec_median(SEL, "7d"), ref="C", instant=True, fmt="table"),
          target(before(rec_median(SEL, BEFORE)), ref="D", instant=True, fmt="table")],
-        "Per probe: availability (from the counters) and median RTT (from the histogram) over the last 7 days (A, "
-        "C) and the 28 days before them (B, D). From the recorded 5-minute increases "
+        "Per probe: availability (from the counters) and median RTT (of its last RTTs) over the last 7 days (A, "
+        "C) and the 28 days before them (B, D). From the recorded 5-minute increases and medians "
         "(configs/alerts/fleetprobe.recording.yml).",
         transformations=[{"id": "merge", "options": {}}, TABLE_HIDE,
                          {"id": "organize", "options": {"renameByName": {
@@ -185,6 +192,22 @@ def build():
         "ratio). Time to look at the operator or the antenna.",
         decimals=2, transformations=[TABLE_HIDE]))
     y += 10
+    panels.append(panel(
+        "table", "RTT of the class (per-config histogram), this week / 4 weeks before", (0, y, 24, 6),
+        [target(rec_class_quantile("0.5", SEL, "7d"), ref="A", instant=True, fmt="table"),
+         target(before(rec_class_quantile("0.5", SEL, BEFORE)), ref="B", instant=True, fmt="table"),
+         target(rec_class_quantile("0.9", SEL, "7d"), ref="C", instant=True, fmt="table"),
+         target(before(rec_class_quantile("0.9", SEL, BEFORE)), ref="D", instant=True, fmt="table")],
+        "Per device class (job), probe host and scraper: the median and 90th percentile of every RTT its devices "
+        "measured, from fleetprobe_rtt_seconds (one histogram per config and scraper; bounds: conf.rtt_buckets), "
+        "interpolated within buckets. A class-wide change is the operator's network, not one antenna.",
+        transformations=[{"id": "merge", "options": {}}, TABLE_HIDE,
+                         {"id": "organize", "options": {"renameByName": {
+                             "Value #A": "median 7d", "Value #B": "median 4w before",
+                             "Value #C": "p90 7d", "Value #D": "p90 4w before"}}}],
+        overrides=[{"matcher": {"id": "byRegexp", "options": "(median|p90).*"},
+                    "properties": [{"id": "unit", "value": "s"}]}]))
+    y += 6
     # ---------------------------------------------------------------------------------------------- drill-down
     panels.append(row("Device $device", y))
     y += 1
@@ -218,13 +241,14 @@ def build():
         [target(availability(DEV, "1h"), SERIES_LEGEND)],
         "Share of successful probes over the hour before each point.", unit="percentunit", min_=0, max_=1))
     panels.append(panel(
-        "timeseries", "RTT quantiles (histogram)", (12, y, 12, 8),
-        [target('histogram_quantile(%s, sum by (scraper, port, protocol, le) '
-                '(rate(fleetprobe_rtt_seconds_bucket{%s}[$__rate_interval])))' % (q, DEV),
-                "p%s {{scraper}} {{port}}" % str(int(float(q) * 100)), ref=r)
-         for q, r in (("0.5", "A"), ("0.9", "B"), ("0.99", "C"))],
-        "From fleetprobe_rtt_seconds (bounds: conf.rtt_buckets), interpolated within buckets.", unit="s",
-        interval="5m"))
+        "timeseries", "RTT: last of each cycle, and its median and p90 over the hour", (12, y, 12, 8),
+        [target("fleetprobe_last_rtt_seconds{%s}" % DEV, "last {{scraper}} {{port}}"),
+         target("quantile_over_time(0.5, fleetprobe_last_rtt_seconds{%s}[1h])" % DEV, "p50 1h {{scraper}} {{port}}",
+                ref="B"),
+         target("quantile_over_time(0.9, fleetprobe_last_rtt_seconds{%s}[1h])" % DEV, "p90 1h {{scraper}} {{port}}",
+                ref="C")],
+        "fleetprobe_last_rtt_seconds (absent while down), and its quantiles over the hour before each point: a "
+        "device's own distribution without a histogram per device.", unit="s"))
     y += 8
     panels.append(panel(
         "timeseries", "Up (last cycle pushed)", (0, y, 12, 6),

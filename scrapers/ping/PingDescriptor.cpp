@@ -93,7 +93,7 @@ ScraperDescriptor pingScraperDescriptor()
         {"ping_reply_hop_limit", "fleetprobe_ping_reply_hop_limit",
          "Hop limit (IPv4 TTL) of the last echo reply, as the device's stack set it minus the hops on the "
          "way.",
-         MetricType::Gauge},
+         MetricType::Gauge, true}, // on /probe (probe_icmp_reply_hop_limit too), not in the fleet's bodies
     };
     return d;
 }

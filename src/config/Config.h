@@ -46,6 +46,13 @@ struct JobConfig
     }
 };
 
+/// Where fleetprobe_rtt_seconds is kept (`conf.rtt_histogram`).
+enum class RttHistogram
+{
+    PerConfig, ///< "config": one histogram per scraper, the sum of every device's observations
+    PerDevice  ///< "device": one histogram per series (device, scraper, target)
+};
+
 /// One device-class config file, validated. Plain data, copied freely.
 struct DeviceClassConfig
 {
@@ -57,6 +64,9 @@ struct DeviceClassConfig
     int threads = 4;
     Labels labels;                  ///< `conf.labels`, on every device series
     std::vector<double> rttBuckets; ///< upper bounds of fleetprobe_rtt_seconds; empty disables the histogram
+    /// `conf.rtt_histogram`: one fleetprobe_rtt_seconds per scraper for the whole config ("config", the
+    /// default) or one per series ("device").
+    RttHistogram rttHistogram = RttHistogram::PerConfig;
     bool onlineProfile =
         true; ///< `conf.online_profile`: learn each device's online hours (series, status page)
     ProfileSettings profile; ///< `conf.timezone`, `conf.window_threshold`, `conf.adaptive`, `conf.sleep_*`

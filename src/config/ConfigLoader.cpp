@@ -151,9 +151,9 @@ bool splitAddressImpl(const std::string& ip, std::string& host, std::optional<in
 const std::set<std::string>& coreConfKeys()
 {
     static const std::set<std::string> keys = {
-        "prom_id",          "interval",    "timeout",         "value_dev_down", "threads",
-        "labels",           "rtt_buckets", "compat",          "online_profile", "timezone",
-        "window_threshold", "adaptive",    "sleep_threshold", "sleep_every"};
+        "prom_id",  "interval",         "timeout",       "value_dev_down",  "threads",
+        "labels",   "rtt_buckets",      "rtt_histogram", "compat",          "online_profile",
+        "timezone", "window_threshold", "adaptive",      "sleep_threshold", "sleep_every"};
     return keys;
 }
 /// The online profile's conf keys: `online_profile`, `timezone`, `window_threshold`, `adaptive`,
@@ -672,6 +672,18 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
                     }
                 }
             }
+        }
+        if (auto s = conf.string("rtt_histogram"))
+        {
+            if (*s == "config")
+                config.rttHistogram = RttHistogram::PerConfig;
+            else if (*s == "device")
+                config.rttHistogram = RttHistogram::PerDevice;
+            else
+                check.error("conf.rtt_histogram",
+                            "must be \"config\" (one histogram per scraper) or \"device\" "
+                            "(one per device), got " +
+                                conf.get("rtt_histogram")->show());
         }
         if (auto s = conf.string("compat"))
         {

@@ -134,10 +134,12 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
         if (state)
         {
             const std::size_t restored = _metrics.importState(*state);
-            log().information(
-                _config.file + ": state restored for " + std::to_string(restored) + " series (" +
-                std::to_string(state->series.size() - std::min(restored, state->series.size())) +
-                " no longer configured, dropped)");
+            const auto saved = static_cast<std::size_t>(
+                std::count_if(state->series.begin(), state->series.end(),
+                              [](const auto& s) { return !MetricsBuilder::isAggregateKey(s.first); }));
+            log().information(_config.file + ": state restored for " + std::to_string(restored) +
+                              " series (" + std::to_string(saved - std::min(restored, saved)) +
+                              " no longer configured, dropped)");
         }
     }
     _metrics.self().stateEnabled = _options.state != nullptr;

@@ -28,6 +28,10 @@ struct MeasurementKind
     std::string help;
     MetricType type =
         MetricType::Gauge; ///< Gauge: the last cycle's value; Counter: increments summed over time
+    /// True for a kind written only in a `/probe` answer: it is measured and recorded every cycle, but left
+    /// out of the push, stdout, import and remote-write bodies (a series per device the fleet's
+    /// Pushgateway need not hold).
+    bool probeOnly = false;
 };
 
 /// What a scraper's job parser gets: the job being read and its config so far.

@@ -106,7 +106,7 @@ void MeasurementCatalog::add(const MeasurementKind& kind)
                            [&](const MeasurementKind& k) { return k.key == kind.key; });
     if (it != _kinds.end())
     {
-        if (it->name != kind.name || it->type != kind.type)
+        if (it->name != kind.name || it->type != kind.type || it->probeOnly != kind.probeOnly)
             throw std::logic_error("measurement \"" + kind.key +
                                    "\" registered twice with different families");
         _kinds.erase(it);

@@ -594,6 +594,8 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
         response.body = std::string(e.what()) + "\n";
         return response;
     }
+    // One device: its own histogram, as the answer has always had it (a scrape holds one target anyway).
+    plan.config.rttHistogram = RttHistogram::PerDevice;
     const DeviceClassConfig& config = plan.config;
     if (_access.limited())
         if (auto why =
@@ -639,6 +641,7 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
     }
     const JobConfig& job = config.jobs.front();
     MetricsBuilder metrics(config, _registry.measurements());
+    metrics.setIncludeProbeOnly(true);
     const StopSignal stop;
     bool success = false;
     std::optional<ProbeResult> first; // the result of the module's first target

@@ -73,8 +73,8 @@ const std::vector<const char*>& droppedReasons()
 }
 
 MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const MeasurementCatalog& measurements)
-    : _measurements(measurements), _buckets(config.rttBuckets), _valueDevDown(config.valueDevDown),
-      _confLabels(config.labels)
+    : _measurements(measurements), _buckets(config.rttBuckets), _histogram(config.rttHistogram),
+      _valueDevDown(config.valueDevDown), _confLabels(config.labels)
 {
     std::unordered_set<std::string> names;
     for (const auto& job : config.jobs)
@@ -117,8 +117,43 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
         labels.push_back(l);
     s.labelText = std::make_shared<const std::string>(TextSerializer::renderLabels(labels));
     s.stats.bucketCounts.assign(_buckets.size(), 0);
+    s.aggregate = aggregateOf(scraper);
+    _aggregates[s.aggregate].configured = true;
     _series.push_back(std::move(s));
     return _series.size() - 1;
+}
+
+std::size_t MetricsBuilder::aggregateOf(const std::string& scraper)
+{
+    for (std::size_t i = 0; i < _aggregates.size(); ++i)
+        if (_aggregates[i].scraper == scraper)
+            return i;
+    Aggregate a;
+    a.scraper = scraper;
+    Labels labels = {{"scraper", scraper}};
+    labels.insert(labels.end(), _confLabels.begin(), _confLabels.end());
+    a.labelText = std::make_shared<const std::string>(TextSerializer::renderLabels(labels));
+    a.stats.bucketCounts.assign(_buckets.size(), 0);
+    _aggregates.push_back(std::move(a));
+    return _aggregates.size() - 1;
+}
+
+std::string MetricsBuilder::aggregateKey(const std::string& scraper)
+{
+    return seriesKey("", scraper, {});
+}
+
+bool MetricsBuilder::isAggregateKey(const std::string& key)
+{
+    return key.compare(0, 2, "0:") == 0;
+}
+
+const SeriesStats* MetricsBuilder::aggregateStats(const std::string& scraper) const
+{
+    for (const auto& a : _aggregates)
+        if (a.scraper == scraper && a.configured)
+            return &a.stats;
+    return nullptr;
 }
 
 std::string MetricsBuilder::seriesKey(const std::string& device, const std::string& scraper,
@@ -162,6 +197,8 @@ PersistedState MetricsBuilder::exportState() const
     state.self = _self;
     for (const auto& s : _series)
         state.series[s.key] = s.stats;
+    for (const auto& a : _aggregates)
+        state.series[aggregateKey(a.scraper)] = a.stats;
     return state;
 }
 
@@ -170,6 +207,8 @@ void MetricsBuilder::forEachSeries(
 {
     for (const auto& s : _series)
         visit(s.key, s.stats);
+    for (const auto& a : _aggregates)
+        visit(aggregateKey(a.scraper), a.stats);
 }
 
 std::size_t MetricsBuilder::importState(const PersistedState& state)
@@ -193,6 +232,39 @@ std::size_t MetricsBuilder::importState(const PersistedState& state)
         s.rttNow = s.upNow;
         ++restored;
     }
+    if (sameBuckets)
+        for (const auto& [key, stats] : state.series)
+        {
+            if (!isAggregateKey(key) || stats.bucketCounts.size() != _buckets.size())
+                continue;
+            std::vector<std::string> parts;
+            try
+            {
+                parts = splitParts(key);
+            }
+            catch (const std::runtime_error&)
+            {
+                continue;
+            }
+            if (parts.size() != 2)
+                continue;
+            SeriesStats& to = _aggregates[aggregateOf(parts[1])].stats;
+            to.bucketCounts = stats.bucketCounts;
+            to.rttSum = stats.rttSum;
+            to.rttCount = stats.rttCount;
+        }
+    // A state of a version without per-config histograms: each starts as the sum of its restored series.
+    if (sameBuckets)
+        for (const auto& s : _series)
+        {
+            Aggregate& a = _aggregates[s.aggregate];
+            if (state.series.count(s.key) == 0 || state.series.count(aggregateKey(a.scraper)) != 0)
+                continue;
+            for (std::size_t b = 0; b < _buckets.size(); ++b)
+                a.stats.bucketCounts[b] += s.stats.bucketCounts[b];
+            a.stats.rttSum += s.stats.rttSum;
+            a.stats.rttCount += s.stats.rttCount;
+        }
     const SelfStats now = _self;
     _self = state.self;
     // What describes this process, not the history, stays as it is.
@@ -231,13 +303,20 @@ void MetricsBuilder::record(std::size_t index, const ProbeResult& result, double
     if (s.rttNow)
     {
         st.lastRttSeconds = result.rttSeconds;
+        SeriesStats& all = _aggregates[s.aggregate].stats;
         auto observe = [&](double rtt)
         {
             st.rttSum += rtt;
             ++st.rttCount;
+            all.rttSum += rtt;
+            ++all.rttCount;
             auto it = std::lower_bound(_buckets.begin(), _buckets.end(), rtt);
             if (it != _buckets.end())
-                ++st.bucketCounts[static_cast<std::size_t>(it - _buckets.begin())];
+            {
+                const auto b = static_cast<std::size_t>(it - _buckets.begin());
+                ++st.bucketCounts[b];
+                ++all.bucketCounts[b];
+            }
         };
         if (result.rttSamples.empty())
             observe(result.rttSeconds);
@@ -334,23 +413,34 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                     f.metrics.push_back(sample(s, s.stats.lastRttSeconds));
             break;
         case 2:
+        {
             start("fleetprobe_rtt_seconds", "Round-trip times of successful probes.", MetricType::Histogram);
             if (_buckets.empty())
                 break; // rtt_buckets [] turns the histogram off
-            for (const auto& s : _series)
+            const auto histogram =
+                [&](const std::shared_ptr<const std::string>& labelText, const SeriesStats& stats)
             {
-                Metric m = sample(s, 0);
-                m.sampleSum = s.stats.rttSum;
-                m.sampleCount = s.stats.rttCount;
+                Metric m;
+                m.labelText = labelText;
+                m.sampleSum = stats.rttSum;
+                m.sampleCount = stats.rttCount;
                 std::uint64_t cumulative = 0;
                 for (std::size_t b = 0; b < _buckets.size(); ++b)
                 {
-                    cumulative += s.stats.bucketCounts[b];
+                    cumulative += stats.bucketCounts[b];
                     m.buckets.push_back(HistogramBucket{_buckets[b], cumulative});
                 }
                 f.metrics.push_back(std::move(m));
-            }
+            };
+            if (_histogram == RttHistogram::PerDevice)
+                for (const auto& s : _series)
+                    histogram(s.labelText, s.stats);
+            else
+                for (const auto& a : _aggregates)
+                    if (a.configured)
+                        histogram(a.labelText, a.stats);
             break;
+        }
         case 3:
             start("fleetprobe_probes_total", "Probes made.", MetricType::Counter);
             for (const auto& s : _series)
@@ -389,6 +479,8 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
     {
         const MeasurementKind& kind = kinds[index];
         start(kind.name.c_str(), kind.help.c_str(), kind.type);
+        if (kind.probeOnly && !_includeProbeOnly)
+            return;
         for (const auto& s : _series)
         {
             const auto& values = kind.type == MetricType::Counter ? s.stats.counters : s.gauges;

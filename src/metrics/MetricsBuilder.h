@@ -91,8 +91,10 @@ struct SelfStats
 struct PersistedState;
 class OnlineProfiles;
 
-/// Turns probe results into metric families for one config: owns the cumulative per-series statistics and
-/// the self statistics. Used by one thread at a time (the config's loop); not synchronized.
+/// Turns probe results into metric families for one config: owns the cumulative per-series statistics, the
+/// per-config RTT histogram of each scraper (the sum of its series' observations, kept on its own so that a
+/// device dropped by a reload does not take its share away) and the self statistics. Used by one thread at a
+/// time (the config's loop); not synchronized.
 class MetricsBuilder
 {
 public:
@@ -106,6 +108,10 @@ public:
 
     /// Records one probe result of a series, made at `nowUnix` (seconds since the epoch).
     void record(std::size_t series, const ProbeResult& result, double nowUnix);
+
+    /// Also writes the measurement kinds marked MeasurementKind::probeOnly (for a `/probe` answer); off by
+    /// default.
+    void setIncludeProbeOnly(bool include) { _includeProbeOnly = include; }
 
     /// Writes the online-profile families of `profiles` (one series per device; null: none). `profiles` must
     /// hold one profile per job and outlive the builder.
@@ -122,6 +128,17 @@ public:
     static std::string seriesKey(const std::string& device, const std::string& scraper,
                                  const Labels& targetLabels);
 
+    /// The state key of the per-config RTT histogram of `scraper`: a series key with an empty device part,
+    /// which no job has (job names are never empty).
+    static std::string aggregateKey(const std::string& scraper);
+
+    /// True when `key` is an aggregateKey().
+    static bool isAggregateKey(const std::string& key);
+
+    /// The per-config RTT statistics of `scraper` (bucketCounts, rttSum and rttCount), or null when the
+    /// config has no series of it.
+    const SeriesStats* aggregateStats(const std::string& scraper) const;
+
     /// The identity of a measurement within a series: its key and labels, length-prefixed.
     static std::string measurementKey(const std::string& key, const Labels& labels);
 
@@ -131,8 +148,8 @@ public:
     /// Copies the cumulative statistics of every series and the self counters.
     PersistedState exportState() const;
 
-    /// Hands every series' identity (seriesKey) and statistics to `visit`, in declaration order, without
-    /// copying.
+    /// Hands every series' identity (seriesKey) and statistics to `visit`, in declaration order, then every
+    /// per-config RTT histogram (aggregateKey), without copying: what the state file keeps.
     void
     forEachSeries(const std::function<void(const std::string& key, const SeriesStats& stats)>& visit) const;
 
@@ -140,8 +157,11 @@ public:
     const std::vector<double>& rttBuckets() const { return _buckets; }
 
     /// Restores statistics saved by exportState: series are matched by key (series no longer configured are
-    /// dropped); histogram counts are kept only when the bucket bounds are unchanged. Returns how many series
-    /// were restored.
+    /// dropped); histogram counts are kept only when the bucket bounds are unchanged. The per-config
+    /// histograms are restored whether or not their devices still are, and kept (not written) for a scraper
+    /// no series has now, so that they never decrease; a state without one (of an older version) starts it as
+    /// the sum of the restored series. Returns how many series (not counting the per-config histograms) were
+    /// restored.
     std::size_t importState(const PersistedState& state);
 
     /// Every family of the push body: device families first, then self-metrics, each contiguous; families
@@ -177,13 +197,27 @@ private:
         bool upNow = false;
         bool rttNow = false;                  ///< the last result had a round trip
         std::map<std::string, double> gauges; ///< measurement gauges of the last cycle, by measurementKey()
+        std::size_t aggregate = 0;            ///< index in _aggregates of its scraper's histogram
     };
+
+    /// The per-config RTT histogram of one scraper.
+    struct Aggregate
+    {
+        std::string scraper;
+        std::shared_ptr<const std::string> labelText; ///< scraper and conf labels, rendered once
+        SeriesStats stats;                            ///< bucketCounts, rttSum and rttCount only
+        bool configured = false;                      ///< a series of the config has this scraper
+    };
+
+    std::size_t aggregateOf(const std::string& scraper);
 
     static Metric sample(const Series& s, double value);
 
     const MeasurementCatalog& _measurements;
     std::vector<std::string> _jobNames;
     std::vector<double> _buckets;
+    RttHistogram _histogram;
+    bool _includeProbeOnly = false;
     double _valueDevDown;
     Labels _confLabels;
     std::vector<Labels> _jobLabels;
@@ -195,6 +229,7 @@ private:
     std::vector<std::string> _jobKeyNames; ///< the device part of series keys (see the constructor)
     std::size_t _jobsInFile = 0;
     std::vector<Series> _series;
+    std::vector<Aggregate> _aggregates; ///< in the order their scrapers were first declared
     SelfStats _self;
 };
 

@@ -21,9 +21,13 @@
 //   h <hour of week> <online weight> <weight> <probes> <weeks> <last cycle>     (the device's cells with
 //   data) end <device count> <fnv1a of everything before the checksum>
 //
-// Keys are base64url. Failure counters are stored by reason name (`timeout=3`), only the non-zero ones, so
-// the order of the FailureReason enum is not part of the format. A reason this version does not know (a file
-// written by a newer one) is ignored: it cannot be exported, and the rest of the series still loads.
+// Keys are base64url. A series key is MetricsBuilder::seriesKey (device, scraper, target labels, each
+// length-prefixed); one with an empty device part (`0:4:ping`, MetricsBuilder::aggregateKey), which no job
+// can have, is the per-config fleetprobe_rtt_seconds of that scraper: only its rtt sum, rtt count and buckets
+// mean anything. A version without per-config histograms reads it as a series no longer configured and drops
+// it. Failure counters are stored by reason name (`timeout=3`), only the non-zero ones, so the order of the
+// FailureReason enum is not part of the format. A reason this version does not know (a file written by a
+// newer one) is ignored: it cannot be exported, and the rest of the series still loads.
 //
 // Versions 1 (0.1.0 before `mismatch`) and 2 (0.1.0) wrote the failure counters as fixed positions after
 // `probes`, in the enum order of 0.1.0: timeout refused unreachable resolve permission error [mismatch].

@@ -132,10 +132,10 @@ BOOST_FIXTURE_TEST_CASE(outageThenRecoveryCountsEveryProbe, FaultFixture,
     BOOST_TEST(group->value("exporter_push_failures_total").value_or(-1) == 3);
     BOOST_TEST(group->value("exporter_pushes_total", {{"result", "transport"}}).value_or(-1) == 3);
     BOOST_TEST(group->value("exporter_pushes_total", {{"result", "ok"}}).value_or(-1) == 0);
-    // The histogram kept every successful RTT of the four runs.
-    auto hist = group->histogram("fleetprobe_rtt_seconds", series("meter-up-1", "ping"));
+    // The config's histogram kept every successful RTT of the four runs of both answering devices.
+    auto hist = configHistogram(*group, "ping");
     BOOST_TEST_REQUIRE(hist.has_value());
-    BOOST_TEST(hist->count == 4);
+    BOOST_TEST(hist->count == 2 * 4);
 }
 
 BOOST_FIXTURE_TEST_CASE(silentPushgatewayCannotStallTheLoop, FaultFixture,
@@ -395,9 +395,14 @@ BOOST_FIXTURE_TEST_CASE(removedDeviceDisappears, FaultFixture, *utf::preconditio
     BOOST_TEST(group->find("fleetprobe_up").size() == 1u, group->describe());
     BOOST_TEST(group->find("fleetprobe_probes_total", {{"device", "meter-silent"}}).empty());
     BOOST_TEST(group->value("fleetprobe_probes_total", series("meter-up-1", "ping")).value_or(-1) == 2);
+    // The config's histogram does not lose the removed devices' RTTs: 2 of the first run, 1 of the second.
+    const auto hist = configHistogram(*group, "ping");
+    BOOST_TEST_REQUIRE(hist.has_value());
+    BOOST_TEST(hist->count == 3);
     auto s = state("faults");
     BOOST_TEST_REQUIRE(s.has_value());
-    BOOST_TEST(s->series.size() == 1u);
+    BOOST_TEST(s->series.size() == 2u, "meter-up-1's series and the config's ping histogram");
+    BOOST_TEST(s->series.count(fleetprobe::MetricsBuilder::aggregateKey("ping")) == 1u);
 }
 
 BOOST_FIXTURE_TEST_CASE(tinyOpenFileLimitNeverGivesEmfile, FaultFixture,

@@ -19,7 +19,7 @@ BOOST_AUTO_TEST_SUITE(loop_mode)
 BOOST_FIXTURE_TEST_CASE(cyclesUntilSigterm, FleetprobeFixture, *utf::precondition(NetNamespace::required))
 {
     const std::string config = writeConfig("loop.json", R"({
-  "conf": {"prom_id": "loop_fleet", "interval": 1, "timeout": 1},
+  "conf": {"prom_id": "loop_fleet", "interval": 1, "timeout": 1, "rtt_histogram": "device"},
   "jobs": [
     {"job": "meter-1", "ip": "127.0.0.2", "metrics": ["ping"]},
     {"job": "meter-2", "ip": "127.0.0.3", "metrics": ["ping"]}

@@ -168,7 +168,10 @@ BOOST_FIXTURE_TEST_CASE(udpIsJudgedForReal, FleetprobeFixture, *utf::preconditio
     BOOST_TEST(g->value("fleetprobe_up", ok).value_or(-1) == 1);
     BOOST_TEST(g->find("fleetprobe_last_rtt_seconds", ok).empty());
     BOOST_TEST(g->find("fleetprobe_probe_failures_total", ok).empty());
-    BOOST_TEST(g->histogram("fleetprobe_rtt_seconds", ok)->count == 0);
+    BOOST_TEST(g->find("fleetprobe_rtt_seconds", ok).empty(), "no histogram per device by default");
+    const auto perConfig = configHistogram(*g, "port");
+    BOOST_TEST_REQUIRE(perConfig.has_value());
+    BOOST_TEST(perConfig->count == 1, "the one echo's round trip; silence_ok adds none");
     BOOST_TEST(g->has("fleetprobe_last_seen_timestamp_seconds"));
     BOOST_TEST(!g->find("fleetprobe_last_seen_timestamp_seconds", ok).empty());
 }
@@ -232,7 +235,6 @@ BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture,
         BOOST_TEST(g->value("fleetprobe_up", s).value_or(-1) == 1, device);
         BOOST_TEST(g->value("fleetprobe_ping_packets_sent_total", s).value_or(-1) == 8, device);
         BOOST_TEST(g->value("fleetprobe_ping_packets_received_total", s).value_or(-1) == 8, device);
-        BOOST_TEST(g->histogram("fleetprobe_rtt_seconds", s)->count == 8, device);    // every reply
         BOOST_TEST(g->value("fleetprobe_probes_total", s).value_or(-1) == 2, device); // one probe per cycle
     }
     const LabelMap silent = series("silent", "ping");
@@ -244,6 +246,10 @@ BOOST_FIXTURE_TEST_CASE(pingBurstsCountEveryPacket, FleetprobeFixture,
     // One echo per cycle: no packet counters, probes and failures say it all.
     BOOST_TEST(g->find("fleetprobe_ping_packets_sent_total", series("single", "ping")).empty());
     checkProbe(*g, series("single", "ping"), true, "", 2);
+    const auto perConfig = configHistogram(*g, "ping");
+    BOOST_TEST_REQUIRE(perConfig.has_value());
+    BOOST_TEST(perConfig->count == 8 + 8 + 2, "every reply of every device in the config's histogram");
+    BOOST_TEST(!g->has("fleetprobe_ping_reply_hop_limit"), "the hop limit is for /probe only");
 }
 
 BOOST_FIXTURE_TEST_CASE(hostUnreachable, FleetprobeFixture, *utf::precondition(NetNamespace::required))

@@ -339,7 +339,14 @@ BOOST_FIXTURE_TEST_CASE(probePingUpAndSilent, FleetprobeFixture, *utf::precondit
     firewall.makeSilent({"127.0.0.9"});
     PullServer server(*this, {}); // no config: a pure /probe server
 
-    checkProbeAnswer(server.probe({{"target", "127.0.0.2"}, {"module", "ping"}}), "127.0.0.2", true);
+    const HttpAnswer answer = server.probe({{"target", "127.0.0.2"}, {"module", "ping"}});
+    checkProbeAnswer(answer, "127.0.0.2", true);
+    // Off the push bodies, the hop limit stays on /probe; so does the answer's own RTT histogram.
+    const auto samples = parseExposition(answer.body);
+    const auto hop = valueOf(samples, "fleetprobe_ping_reply_hop_limit", {{"device", "127.0.0.2"}});
+    BOOST_TEST((hop && *hop > 0 && *hop <= 255), answer.body);
+    BOOST_TEST(valueOf(samples, "fleetprobe_rtt_seconds_count", {{"device", "127.0.0.2"}}).value_or(-1) == 1,
+               answer.body);
     checkProbeAnswer(server.probe({{"target", "::1"}, {"module", "ping"}}), "::1", true);
     checkProbeAnswer(server.probe({{"target", "127.0.0.9"}, {"module", "ping"}, {"timeout", "1"}}),
                      "127.0.0.9", false, "timeout");

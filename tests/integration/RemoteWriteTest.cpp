@@ -198,7 +198,7 @@ BOOST_FIXTURE_TEST_CASE(prometheusWithAnOutOfOrderWindowGetsEveryCycleAtItsTime,
         BOOST_TEST(c[i].first <= windows[i].second, "cycle " << i + 1 << " stamped inside its run");
     }
     const auto buckets = prometheus.samples(R"(fleetprobe_rtt_seconds_bucket{job="meters",le="+Inf"})");
-    BOOST_TEST(buckets.size() >= 2u, "a histogram per probed series: " << buckets.size());
+    BOOST_TEST(buckets.size() >= 2u, "a histogram per scraper (ping, port): " << buckets.size());
 }
 
 BOOST_FIXTURE_TEST_CASE(cyclesSpooledUnderAClockADayBehindArriveAtTheirTrueTime, RemoteWriteFixture,

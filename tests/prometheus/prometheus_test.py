@@ -491,11 +491,13 @@ HISTORY_DEVICES = {
 
 
 def templates_from_live(prom):
-    """The label sets of a real device's ping series as scraped in part b (honor_labels: true)."""
-    sel = '{job="%s",instance="%s",device="meter-b",scraper="ping"}' % (PROM_ID, INSTANCE)
+    """The label sets of real ping series as scraped in part b (honor_labels: true): a device's (meter-b's
+    counters, meter-a's last RTT) and the config's RTT histogram (no device label)."""
     out = {}
-    for name in ("fleetprobe_probes_total", "fleetprobe_probe_failures_total", "fleetprobe_rtt_seconds_bucket",
-                 "fleetprobe_rtt_seconds_count"):
+    for name, device in (("fleetprobe_probes_total", "meter-b"), ("fleetprobe_probe_failures_total", "meter-b"),
+                         ("fleetprobe_last_rtt_seconds", "meter-a"), ("fleetprobe_rtt_seconds_bucket", ""),
+                         ("fleetprobe_rtt_seconds_count", "")):
+        sel = '{job="%s",instance="%s",device="%s",scraper="ping"}' % (PROM_ID, INSTANCE, device)
         s = prom.series(name + sel)
         if not s:
             raise Failure("no %s%s in the live Prometheus" % (name, sel))
@@ -529,14 +531,30 @@ def history_probe(name, t, k):
     return k % 50 != 0, 0.1 + 0.2 * rtt_u
 
 
+def histogram_median(les, bounds, counts):
+    """histogram_quantile(0.5) of cumulative bucket counts, as Prometheus interpolates it."""
+    rank = 0.5 * counts[-1]
+    for i, c in enumerate(counts):
+        if c >= rank:
+            lower = 0.0 if i == 0 else bounds[i - 1]
+            below = 0 if i == 0 else counts[i - 1]
+            if math.isinf(bounds[i]):
+                return lower
+            return lower + (bounds[i] - lower) * (rank - below) / (c - below)
+    return None
+
+
 def write_history(path, templates):
-    """5 weeks, one probe a minute (at :30), a scrape every 5 minutes: OpenMetrics for promtool."""
+    """5 weeks, one probe a minute (at :30), a scrape every 5 minutes: OpenMetrics for promtool. Each device has
+    its counters and its last RTT; the config has one RTT histogram of all of them. Returns the class's median
+    RTT this week and in the 4 weeks before, as histogram_quantile reads the histogram."""
     start = HISTORY_END - HISTORY_DAYS * 86400
     scrapes = list(range(start, HISTORY_END + 1, 300))
     les = sorted({s["le"] for s in templates["fleetprobe_rtt_seconds_bucket"]},
                  key=lambda v: math.inf if v == "+Inf" else float(v))
     bounds = [math.inf if v == "+Inf" else float(v) for v in les]
     reason = templates["fleetprobe_probe_failures_total"][0]["reason"]
+    class_buckets = [[0] * len(les) for _ in scrapes]  # the config's histogram at each scrape
     with open(path, "w") as f:
         for name, (address, _) in HISTORY_DEVICES.items():
             def labels_of(tpl, **extra):
@@ -544,18 +562,20 @@ def write_history(path, templates):
                 d.update(device=name, address=address, **extra)
                 return fmt_labels(d)
 
-            probes, fails, buckets, count = [], [], [[] for _ in les], []
+            probes, fails, last_rtts = [], [], []
             n = nf = 0
             nb = [0] * len(les)
             k = 0
             probe_t = start - 30  # the probe of each minute happens at :30
             first_fail = None
-            for ts in scrapes:
+            last = None  # the last probe's RTT; None while down (fleetprobe_last_rtt_seconds is absent)
+            for j, ts in enumerate(scrapes):
                 while probe_t + 60 <= ts:
                     probe_t += 60
                     up, rtt = history_probe(name, probe_t, k)
                     k += 1
                     n += 1
+                    last = rtt if up else None
                     if up:
                         for i, b in enumerate(bounds):
                             if rtt <= b:
@@ -567,25 +587,37 @@ def write_history(path, templates):
                 probes.append("%d %d" % (n, ts))
                 if first_fail is not None:
                     fails.append("%d %d" % (nf, ts))
+                if last is not None:
+                    last_rtts.append("%.6f %d" % (last, ts))
                 for i in range(len(les)):
-                    buckets[i].append("%d %d" % (nb[i], ts))
-                count.append("%d %d" % (nb[-1], ts))
+                    class_buckets[j][i] += nb[i]
             lp = "fleetprobe_probes_total" + labels_of(templates["fleetprobe_probes_total"][0])
             f.writelines(lp + " " + s + "\n" for s in probes)
             if fails:
                 lf = "fleetprobe_probe_failures_total" + labels_of(templates["fleetprobe_probe_failures_total"][0])
                 f.writelines(lf + " " + s + "\n" for s in fails)
-            tpl = templates["fleetprobe_rtt_seconds_bucket"][0]
-            for i, le in enumerate(les):
-                lb = "fleetprobe_rtt_seconds_bucket" + labels_of(tpl, le=le)
-                f.writelines(lb + " " + s + "\n" for s in buckets[i])
-            lc = "fleetprobe_rtt_seconds_count" + labels_of(templates["fleetprobe_rtt_seconds_count"][0])
-            f.writelines(lc + " " + s + "\n" for s in count)
+            lr = "fleetprobe_last_rtt_seconds" + labels_of(templates["fleetprobe_last_rtt_seconds"][0])
+            f.writelines(lr + " " + s + "\n" for s in last_rtts)
+        tpl = templates["fleetprobe_rtt_seconds_bucket"][0]
+        for i, le in enumerate(les):
+            d = dict(tpl)
+            d.update(le=le)
+            lb = "fleetprobe_rtt_seconds_bucket" + fmt_labels(d)
+            f.writelines("%s %d %d\n" % (lb, class_buckets[j][i], ts) for j, ts in enumerate(scrapes))
+        lc = "fleetprobe_rtt_seconds_count" + fmt_labels(templates["fleetprobe_rtt_seconds_count"][0])
+        f.writelines("%s %d %d\n" % (lc, class_buckets[j][-1], ts) for j, ts in enumerate(scrapes))
         lt = "push_time_seconds" + fmt_labels(templates["push_time_seconds"][0])
         f.writelines("%s %d %d\n" % (lt, ts - 5, ts) for ts in scrapes)
         lcy = "exporter_cycles_total" + fmt_labels(templates["exporter_cycles_total"][0])
         f.writelines("%s %d %d\n" % (lcy, (ts - start) // 60, ts) for ts in scrapes)
         f.write("# EOF\n")
+    at = {ts: j for j, ts in enumerate(scrapes)}
+
+    def window(a, b):
+        return [hi - lo for hi, lo in zip(class_buckets[at[b]], class_buckets[at[a]])]
+
+    return {"week": histogram_median(les, bounds, window(HISTORY_END - WEEK, HISTORY_END)),
+            "before": histogram_median(les, bounds, window(HISTORY_END - 5 * WEEK, HISTORY_END - WEEK))}
 
 
 def run_tool(argv, what):
@@ -602,18 +634,25 @@ def history_queries():
     # Question 2, straight from the counters.
     q["avail_week"] = availability_query("7d", sel)
     q["avail_before"] = availability_query("28d] offset 7d", sel)
-    q["median_week"] = "histogram_quantile(0.5, rate(fleetprobe_rtt_seconds_bucket%s[7d]))" % sel
-    q["median_before"] = "histogram_quantile(0.5, rate(fleetprobe_rtt_seconds_bucket%s[28d] offset 7d))" % sel
+    q["median_week"] = "quantile_over_time(0.5, fleetprobe_last_rtt_seconds%s[7d])" % sel
+    q["median_before"] = "quantile_over_time(0.5, fleetprobe_last_rtt_seconds%s[28d] offset 7d)" % sel
+    q["class_median_week"] = ("histogram_quantile(0.5, sum by (job, instance, scraper, le) "
+                              "(rate(fleetprobe_rtt_seconds_bucket%s[7d])))" % sel)
+    q["class_median_before"] = ("histogram_quantile(0.5, sum by (job, instance, scraper, le) "
+                                "(rate(fleetprobe_rtt_seconds_bucket%s[28d] offset 7d)))" % sel)
     q["changed"] = CHANGED_QUERY % {"sel": sel}
     # Question 2 from the recorded 5-minute increases (what the dashboard reads).
     q["rec_avail_week"] = ("1 - sum_over_time(fleetprobe:probe_failures:increase5m%s[7d])"
                            " / sum_over_time(fleetprobe:probes:increase5m%s[7d])" % (sel, sel))
     q["rec_avail_before"] = ("1 - sum_over_time(fleetprobe:probe_failures:increase5m%s[28d] offset 7d)"
                              " / sum_over_time(fleetprobe:probes:increase5m%s[28d] offset 7d)" % (sel, sel))
-    q["rec_median_week"] = ("histogram_quantile(0.5, sum_over_time(fleetprobe:rtt_seconds_bucket:increase5m%s[7d]))"
-                            % sel)
-    q["rec_median_before"] = ("histogram_quantile(0.5, sum_over_time("
-                              "fleetprobe:rtt_seconds_bucket:increase5m%s[28d] offset 7d))" % sel)
+    q["rec_median_week"] = "quantile_over_time(0.5, fleetprobe:last_rtt_seconds:median5m%s[7d])" % sel
+    q["rec_median_before"] = "quantile_over_time(0.5, fleetprobe:last_rtt_seconds:median5m%s[28d] offset 7d)" % sel
+    q["rec_class_median_week"] = ("histogram_quantile(0.5, sum by (job, instance, scraper, le) "
+                                  "(sum_over_time(fleetprobe:rtt_seconds_bucket:increase5m%s[7d])))" % sel)
+    q["rec_class_median_before"] = ("histogram_quantile(0.5, sum by (job, instance, scraper, le) "
+                                    "(sum_over_time(fleetprobe:rtt_seconds_bucket:increase5m%s[28d] offset 7d)))"
+                                    % sel)
     # Question 3 for hours 07, 08, 11, 12, straight from the counters.
     for h in (7, 8, 11, 12):
         q["hour_%02d" % h] = HOUR_QUERY % {"sel": sel, "hour": h}
@@ -638,8 +677,8 @@ CHANGED_QUERY = """(
 )
 or
 (
-    histogram_quantile(0.5, rate(fleetprobe_rtt_seconds_bucket%(sel)s[7d]))
-  / histogram_quantile(0.5, rate(fleetprobe_rtt_seconds_bucket%(sel)s[28d] offset 7d))
+    quantile_over_time(0.5, fleetprobe_last_rtt_seconds%(sel)s[7d])
+  / quantile_over_time(0.5, fleetprobe_last_rtt_seconds%(sel)s[28d] offset 7d)
   > 1.5
 )"""
 
@@ -660,7 +699,7 @@ HOUR_QUERY = """1 - (
 def part_c(work, templates, results):
     om = os.path.join(work, "history.om")
     t0 = time.monotonic()
-    write_history(om, templates)
+    results["class_median"] = write_history(om, templates)
     data = os.path.join(work, "history-data")
     os.makedirs(data)
     run_tool(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", "--max-block-duration=1000h", om, data],
@@ -770,12 +809,17 @@ def check_history(prom, results):
         expect(prefix + "avail_before", "meter-slow", 1.0, 0.0)
         expect(prefix + "avail_week", "meter-morning", 4 / 24, 0.001)
         expect(prefix + "avail_before", "meter-morning", 4 / 24, 0.001)
-        # Median RTT: uniform RTTs, so histogram_quantile's linear interpolation within a bucket is right up to
-        # the sampling of the distribution (2 %).
+        # A probe's median RTT, of its last RTTs (one sample a scrape): uniform RTTs, right up to the sampling of
+        # the distribution (2 %).
         expect(prefix + "median_week", "meter-slow", 0.4, 0.008)
         expect(prefix + "median_before", "meter-slow", 0.2, 0.004)
         expect(prefix + "median_week", "meter-steady", 0.2, 0.004)
         expect(prefix + "median_before", "meter-steady", 0.2, 0.004)
+        # The class's median, of the config's histogram (no device label): what histogram_quantile interpolates
+        # from the bucket counts written, up to rate()'s extrapolation at the window's edges (1 %).
+        for window in ("week", "before"):
+            want = results["class_median"][window]
+            expect(prefix + "class_median_" + window, None, want, 0.01 * want)
     for name in ("changed", "dash_changed"):
         changed = {(m["metric"].get("device"), m["metric"].get("scraper")) for m in r[name]}
         if changed != {("meter-degraded", "ping"), ("meter-slow", "ping")}:

@@ -191,22 +191,40 @@ void FleetprobeFixture::checkProbe(const MetricGroup& group, const LabelMap& sel
         }
 
         const auto histogram = group.histogram("fleetprobe_rtt_seconds", selector);
-        if (up)
+        if (histogram) // "rtt_histogram": "device"
         {
-            BOOST_TEST_REQUIRE(histogram.has_value(), "fleetprobe_rtt_seconds missing");
-            BOOST_TEST(histogram->count == cycles);
+            BOOST_TEST(histogram->count == (up ? cycles : 0), "one RTT observation per cycle up");
             BOOST_TEST(histogram->sum >= 0);
             if (!histogram->buckets.empty())
                 BOOST_TEST(histogram->buckets.rbegin()->second == histogram->count, "+Inf bucket == count");
         }
-        else if (histogram)
+        else if (up)
         {
-            BOOST_TEST(histogram->count == 0, "a down series has RTT observations");
+            const auto scraper = group.histogram("fleetprobe_up", selector)->labels.at("scraper");
+            const auto perConfig = configHistogram(group, scraper);
+            BOOST_TEST_REQUIRE(perConfig.has_value(),
+                               "neither a device's nor a per-config fleetprobe_rtt_seconds");
+            BOOST_TEST(perConfig->count >= cycles, "the device's RTTs are in its scraper's histogram");
+            if (!perConfig->buckets.empty())
+                BOOST_TEST(perConfig->buckets.rbegin()->second == perConfig->count, "+Inf bucket == count");
         }
 
         if (const auto changes = group.value("fleetprobe_state_changes_total", selector))
             BOOST_TEST(*changes == 0, "the first observation is not a state change");
     }
+}
+
+std::optional<MetricSample> FleetprobeFixture::configHistogram(const MetricGroup& group,
+                                                               const std::string& scraper)
+{
+    std::optional<MetricSample> found;
+    for (const MetricSample& s : group.find("fleetprobe_rtt_seconds", {{"scraper", scraper}}))
+        if (s.labels.count("device") == 0)
+        {
+            BOOST_TEST_REQUIRE(!found.has_value(), "two per-config fleetprobe_rtt_seconds of " << scraper);
+            found = s;
+        }
+    return found;
 }
 
 std::string FleetprobeFixture::jsonString(const std::string& text)

@@ -83,9 +83,15 @@ public:
     /// Checks one probe series of a device in `group`: fleetprobe_up, fleetprobe_probes_total (1 after one
     /// cycle), fleetprobe_probe_failures_total (only `reason`, counted once, when down; none when up),
     /// fleetprobe_last_rtt_seconds and fleetprobe_last_seen_timestamp_seconds (present only when up) and the
-    /// fleetprobe_rtt_seconds histogram (one observation when up, none when down).
+    /// fleetprobe_rtt_seconds histogram: the device's own (`"rtt_histogram": "device"`: one observation when
+    /// up, none when down), else its scraper's per-config one (present, at least `cycles` observations when
+    /// up).
     static void checkProbe(const MetricGroup& group, const LabelMap& selector, bool up,
                            const std::string& reason = "", double cycles = 1);
+
+    /// The per-config fleetprobe_rtt_seconds of `scraper` in `group` (its sample without a device label), or
+    /// nullopt.
+    static std::optional<MetricSample> configHistogram(const MetricGroup& group, const std::string& scraper);
 
     /// Runs fleetprobe --once on a config of `jobs` (JSON job objects; `conf.timeout` 1 s), pushing to the
     /// fixture's Pushgateway; checks it exits 0 and returns the group the Pushgateway then holds.

@@ -272,6 +272,35 @@ BOOST_AUTO_TEST_CASE(rtt_buckets)
         all());
 }
 
+BOOST_AUTO_TEST_CASE(rtt_histogram)
+{
+    const auto with = [](const std::string& value)
+    {
+        return R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "rtt_histogram": )" + value +
+               R"(}, "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})";
+    };
+    auto byDefault = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1},
+                               "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(byDefault.has_value(), all());
+    BOOST_TEST((byDefault->rttHistogram == RttHistogram::PerConfig));
+    auto config = parse(with(R"("config")"));
+    BOOST_TEST_REQUIRE(config.has_value(), all());
+    BOOST_TEST((config->rttHistogram == RttHistogram::PerConfig));
+    auto device = parse(with(R"("device")"));
+    BOOST_TEST_REQUIRE(device.has_value(), all());
+    BOOST_TEST((device->rttHistogram == RttHistogram::PerDevice));
+
+    BOOST_TEST(!parse(with(R"("job")")));
+    BOOST_TEST(
+        hasError("configs/meters.json: conf.rtt_histogram: must be \"config\" (one histogram per scraper) "
+                 "or \"device\" (one per device), got \"job\""),
+        all());
+    BOOST_TEST(!parse(with("true")));
+    BOOST_TEST(hasError("configs/meters.json: conf.rtt_histogram: must be a string, got true"), all());
+    BOOST_TEST(!parse(with(R"("")")));
+    BOOST_TEST(hasError("configs/meters.json: conf.rtt_histogram: must not be empty"), all());
+}
+
 BOOST_AUTO_TEST_CASE(online_profile_keys)
 {
     auto c = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "timezone": "Europe/Madrid",

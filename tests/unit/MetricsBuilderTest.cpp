@@ -31,6 +31,34 @@ DeviceClassConfig oneJob(std::vector<double> buckets)
     return c;
 }
 
+/// Two jobs (m1 with a job label, m2 without), conf labels site and model.
+DeviceClassConfig twoJobs(std::vector<double> buckets, RttHistogram histogram = RttHistogram::PerConfig)
+{
+    DeviceClassConfig c = oneJob(std::move(buckets));
+    c.rttHistogram = histogram;
+    JobConfig j = c.jobs.front();
+    j.name = "m2";
+    j.address = "192.0.2.2";
+    j.host = "192.0.2.2";
+    j.labels = {};
+    c.jobs.push_back(j);
+    return c;
+}
+
+/// The fleetprobe_rtt_seconds sample of `fs` whose labels are `labelText`, or null; valid while `fs` is.
+const Metric* histogramOf(const std::vector<MetricFamily>& fs, const std::string& labelText)
+{
+    for (const auto& f : fs)
+        if (f.name == "fleetprobe_rtt_seconds")
+            for (const auto& m : f.metrics)
+                if (m.labelText && *m.labelText == labelText)
+                    return &m;
+    return nullptr;
+}
+
+const std::string pingAggregate = R"(scraper="ping",site="north",model="generic")";
+const std::string portAggregate = R"(scraper="port",site="north",model="generic")";
+
 ProbeResult up(double rtt)
 {
     return ProbeResult::success(rtt);
@@ -289,6 +317,183 @@ BOOST_AUTO_TEST_CASE(measurement_keys_round_trip)
     BOOST_TEST(key == "k:1");
     BOOST_TEST((back == labels));
     BOOST_CHECK_THROW(MetricsBuilder::splitMeasurementKey("5:ab"), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(per_config_histogram_sums_devices_by_scraper)
+{
+    MetricsBuilder b(twoJobs({0.1, 1}));
+    const auto ping1 = b.addSeries(0, "ping", {});
+    const auto port1 = b.addSeries(0, "port", {{"port", "502"}, {"protocol", "tcp"}});
+    const auto ping2 = b.addSeries(1, "ping", {});
+    b.record(ping1, up(0.05), 1);
+    b.record(ping2, up(0.5), 1);
+    b.record(port1, up(2), 1);
+    b.record(ping2, down(FailureReason::Timeout), 2);
+    ProbeResult burst = up(0.06);
+    burst.rttSamples = {0.05, 0.07};
+    b.record(ping1, burst, 2);
+
+    const auto fs = b.collect();
+    const MetricFamily* h = find(fs, "fleetprobe_rtt_seconds");
+    BOOST_TEST_REQUIRE(h);
+    BOOST_TEST(h->metrics.size() == 2u, "one per scraper, none per device");
+    // Conf labels only: not the job label model="X1", not device or address.
+    const Metric* ping = histogramOf(fs, pingAggregate);
+    BOOST_TEST_REQUIRE(ping);
+    BOOST_TEST(ping->sampleCount == 4u);
+    BOOST_TEST(ping->sampleSum == 0.05 + 0.5 + 0.05 + 0.07, boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(ping->buckets.at(0).cumulativeCount == 3u);
+    BOOST_TEST(ping->buckets.at(1).cumulativeCount == 4u);
+    const Metric* port = histogramOf(fs, portAggregate);
+    BOOST_TEST_REQUIRE(port);
+    BOOST_TEST(port->sampleCount == 1u);
+    BOOST_TEST(port->buckets.at(1).cumulativeCount == 0u); // 2 s: above every finite bound
+    BOOST_TEST(h->metrics.at(0).labelText == ping->labelText, "in the order the scrapers were declared");
+
+    // The per-series counts stay (tcp-ping's profile and the state use them).
+    BOOST_TEST(b.stats(ping1).rttCount == 3u);
+    BOOST_TEST(b.stats(ping2).rttCount == 1u);
+    BOOST_TEST(b.aggregateStats("ping")->rttCount == 4u);
+    BOOST_TEST(!b.aggregateStats("http"));
+}
+
+BOOST_AUTO_TEST_CASE(per_config_histogram_survives_state_and_dropped_jobs)
+{
+    MetricsBuilder before(twoJobs({0.1, 1}));
+    const auto a = before.addSeries(0, "ping", {});
+    const auto b = before.addSeries(1, "ping", {});
+    const auto p = before.addSeries(1, "port", {{"port", "502"}, {"protocol", "tcp"}});
+    before.record(a, up(0.05), 1);
+    before.record(b, up(0.5), 1);
+    before.record(b, up(0.5), 2);
+    before.record(p, up(0.02), 2);
+    const PersistedState state = StateStore::decode(StateStore::encode(before.exportState()));
+    BOOST_TEST(state.series.count(MetricsBuilder::aggregateKey("ping")) == 1u);
+    BOOST_TEST(MetricsBuilder::isAggregateKey(MetricsBuilder::aggregateKey("port")));
+    BOOST_TEST(!MetricsBuilder::isAggregateKey(MetricsBuilder::seriesKey("m1", "ping", {})));
+
+    // A reload (or restart) without m2: its series go, the config's histogram keeps its observations.
+    MetricsBuilder after(oneJob({0.1, 1}));
+    const auto t = after.addSeries(0, "ping", {});
+    BOOST_TEST(after.importState(state) == 1u, "the per-config histograms are not counted as series");
+    const auto restored = after.collect();
+    const Metric* ping = histogramOf(restored, pingAggregate);
+    BOOST_TEST_REQUIRE(ping);
+    BOOST_TEST(ping->sampleCount == 3u);
+    BOOST_TEST(ping->buckets.at(0).cumulativeCount == 1u);
+    BOOST_TEST(ping->buckets.at(1).cumulativeCount == 3u);
+    BOOST_TEST(ping->sampleSum == 1.05, boost::test_tools::tolerance(1e-12));
+    after.record(t, up(0.07), 3);
+    const auto fs = after.collect();
+    BOOST_TEST(histogramOf(fs, pingAggregate)->sampleCount == 4u);
+    BOOST_TEST(!histogramOf(fs, portAggregate), "no port series now: not written");
+
+    // ...but kept in the state, so that the port histogram goes on from 1 when a port comes back.
+    MetricsBuilder again(twoJobs({0.1, 1}));
+    again.addSeries(1, "port", {{"port", "502"}, {"protocol", "tcp"}});
+    again.importState(StateStore::decode(StateStore::encode(after.exportState())));
+    const auto back = again.collect();
+    const Metric* port = histogramOf(back, portAggregate);
+    BOOST_TEST_REQUIRE(port);
+    BOOST_TEST(port->sampleCount == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(per_config_histogram_starts_from_an_older_state)
+{
+    // A state of a version without per-config histograms: the series' counts are summed once.
+    MetricsBuilder before(twoJobs({0.1, 1}));
+    before.record(before.addSeries(0, "ping", {}), up(0.05), 1);
+    before.record(before.addSeries(1, "ping", {}), up(0.5), 1);
+    PersistedState state = before.exportState();
+    state.series.erase(MetricsBuilder::aggregateKey("ping"));
+
+    MetricsBuilder after(twoJobs({0.1, 1}));
+    after.addSeries(0, "ping", {});
+    after.addSeries(1, "ping", {});
+    BOOST_TEST(after.importState(StateStore::decode(StateStore::encode(state))) == 2u);
+    BOOST_TEST(after.aggregateStats("ping")->rttCount == 2u);
+    BOOST_TEST(after.aggregateStats("ping")->bucketCounts.at(0) == 1u);
+    BOOST_TEST(after.aggregateStats("ping")->rttSum == 0.55, boost::test_tools::tolerance(1e-12));
+
+    // Once it is in the state, it is restored as it is, not summed again.
+    MetricsBuilder again(twoJobs({0.1, 1}));
+    again.addSeries(0, "ping", {});
+    again.addSeries(1, "ping", {});
+    again.importState(StateStore::decode(StateStore::encode(after.exportState())));
+    BOOST_TEST(again.aggregateStats("ping")->rttCount == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(per_config_histogram_restarts_with_new_bounds)
+{
+    MetricsBuilder before(oneJob({0.1, 1}));
+    before.record(before.addSeries(0, "ping", {}), up(0.05), 1);
+    const PersistedState state = StateStore::decode(StateStore::encode(before.exportState()));
+
+    MetricsBuilder rebucketed(oneJob({0.2, 2, 5}));
+    const auto s = rebucketed.addSeries(0, "ping", {});
+    rebucketed.importState(state);
+    const auto restarted = rebucketed.collect();
+    const Metric* ping = histogramOf(restarted, pingAggregate);
+    BOOST_TEST_REQUIRE(ping);
+    BOOST_TEST(ping->sampleCount == 0u);
+    BOOST_TEST(ping->sampleSum == 0.0);
+    BOOST_TEST(ping->buckets.size() == 3u);
+    rebucketed.record(s, up(3), 2);
+    const auto after = rebucketed.collect();
+    const Metric* again = histogramOf(after, pingAggregate);
+    BOOST_TEST_REQUIRE(again);
+    BOOST_TEST(again->buckets.at(2).cumulativeCount == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(device_mode_keeps_the_histogram_per_series)
+{
+    MetricsBuilder b(twoJobs({0.1, 1}, RttHistogram::PerDevice));
+    const auto ping1 = b.addSeries(0, "ping", {});
+    const auto ping2 = b.addSeries(1, "ping", {});
+    b.record(ping1, up(0.05), 1);
+    b.record(ping2, up(0.5), 1);
+    const auto fs = b.collect();
+    const MetricFamily* h = find(fs, "fleetprobe_rtt_seconds");
+    BOOST_TEST_REQUIRE(h);
+    BOOST_TEST(h->metrics.size() == 2u);
+    BOOST_TEST(!histogramOf(fs, pingAggregate), "never both layouts under one name");
+    const Metric* m1 =
+        histogramOf(fs, R"(device="m1",address="192.0.2.1",scraper="ping",site="north",model="X1")");
+    BOOST_TEST_REQUIRE(m1);
+    BOOST_TEST(m1->sampleCount == 1u);
+    BOOST_TEST(m1->buckets.at(0).cumulativeCount == 1u);
+    const Metric* m2 =
+        histogramOf(fs, R"(device="m2",address="192.0.2.2",scraper="ping",site="north",model="generic")");
+    BOOST_TEST_REQUIRE(m2);
+    BOOST_TEST(m2->buckets.at(0).cumulativeCount == 0u);
+
+    // rtt_buckets [] turns it off in both modes.
+    for (RttHistogram mode : {RttHistogram::PerDevice, RttHistogram::PerConfig})
+    {
+        MetricsBuilder off(twoJobs({}, mode));
+        off.record(off.addSeries(0, "ping", {}), up(0.05), 1);
+        BOOST_TEST(!find(off.collect(), "fleetprobe_rtt_seconds"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(probe_only_measurements_stay_out_of_the_bodies)
+{
+    ScraperRegistry registry;
+    registerBuiltinScrapers(registry);
+    ProbeResult r = ProbeResult::success(0.02);
+    r.measurements = {{"ping_reply_hop_limit", {}, 63}, {"ping_packets_sent_total", {}, 1}};
+    MetricsBuilder push(oneJob({0.1, 1}), registry.measurements());
+    push.record(push.addSeries(0, "ping", {}), r, 1);
+    const auto pushed = push.collect();
+    BOOST_TEST(!find(pushed, "fleetprobe_ping_reply_hop_limit"));
+    BOOST_TEST(find(pushed, "fleetprobe_ping_packets_sent_total"));
+
+    MetricsBuilder probe(oneJob({0.1, 1}), registry.measurements());
+    probe.setIncludeProbeOnly(true);
+    probe.record(probe.addSeries(0, "ping", {}), r, 1);
+    const MetricFamily* hop = find(probe.collect(), "fleetprobe_ping_reply_hop_limit");
+    BOOST_TEST_REQUIRE(hop);
+    BOOST_TEST(hop->metrics.at(0).value == 63);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
