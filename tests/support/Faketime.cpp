@@ -1,5 +1,9 @@
 #include "Faketime.h"
 
+#include "NetNamespace.h"
+
+#include <boost/test/unit_test.hpp>
+
 #include <cstdlib>
 
 #include <unistd.h>
@@ -15,6 +19,18 @@ std::string faketimeLibrary()
         if (::access(p, R_OK) == 0)
             return p;
     return {};
+}
+
+std::string faketimeOrSkip()
+{
+    std::string library = faketimeLibrary();
+    if (library.empty())
+    {
+        if (NetNamespace::isCi())
+            BOOST_FAIL("no libfaketime under CI=true (apt-get install faketime)");
+        BOOST_TEST_MESSAGE("SKIPPED: no libfaketime (apt-get install faketime)");
+    }
+    return library;
 }
 
 std::string asanOptionsForPreload()
