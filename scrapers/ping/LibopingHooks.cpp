@@ -1,8 +1,10 @@
-// The two liboping calls fleetprobe takes over (see LibopingHooks.h and the liboping target in
+// The four liboping calls fleetprobe takes over (see LibopingHooks.h and the liboping target in
 // CMakeLists.txt).
 #include "scrapers/ping/LibopingHooks.h"
 
 #include <netdb.h>
+#include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 namespace fleetprobe
@@ -10,7 +12,8 @@ namespace fleetprobe
 namespace
 {
 thread_local SocketCapture* currentCapture = nullptr;
-}
+thread_local long chosenIdent = -1; ///< -1: no HostAddition, liboping's random() and strcasecmp() are real
+} // namespace
 
 SocketCapture::SocketCapture() : _outer(currentCapture)
 {
@@ -28,6 +31,16 @@ void SocketCapture::opened(int domain, int fd)
         _fd4 = fd;
     else if (domain == AF_INET6)
         _fd6 = fd;
+}
+
+HostAddition::HostAddition(std::uint16_t ident)
+{
+    chosenIdent = ident;
+}
+
+HostAddition::~HostAddition()
+{
+    chosenIdent = -1;
 }
 
 } // namespace fleetprobe
@@ -52,5 +65,18 @@ extern "C"
             numeric = *hints;
         numeric.ai_flags = (numeric.ai_flags & ~AI_ADDRCONFIG) | AI_NUMERICHOST;
         return ::getaddrinfo(node, service, &numeric, result);
+    }
+
+    /// liboping's random(): the identifier a HostAddition chose on this thread, else the real random().
+    long fleetprobe_liboping_random(void)
+    {
+        return fleetprobe::chosenIdent >= 0 ? fleetprobe::chosenIdent : ::random();
+    }
+
+    /// liboping's strcasecmp(): "unequal" while a HostAddition says the host is new (ping_host_add's
+    /// duplicate check), else the real one.
+    int fleetprobe_liboping_strcasecmp(const char* a, const char* b)
+    {
+        return fleetprobe::chosenIdent >= 0 ? 1 : ::strcasecmp(a, b);
     }
 }

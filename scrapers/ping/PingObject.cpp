@@ -21,6 +21,8 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+#include <random>
 
 namespace fleetprobe
 {
@@ -47,6 +49,31 @@ public:
             return false;
         _busy[ident] = true;
         return true;
+    }
+
+    /// Reserves a free identifier, the next one after the last handed out (the first one at random), or
+    /// none when all 65,536 are in use or cooling down.
+    std::optional<std::uint16_t> take()
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        expire();
+        for (std::size_t n = 0; n < _busy.size(); ++n)
+        {
+            const auto ident = static_cast<std::uint16_t>(_cursor++);
+            if (!_busy[ident])
+            {
+                _busy[ident] = true;
+                return ident;
+            }
+        }
+        return std::nullopt;
+    }
+
+    /// Frees an identifier that no echo was sent with, at once.
+    void giveBack(std::uint16_t ident)
+    {
+        std::lock_guard<std::mutex> lock(_mutex);
+        _busy[ident] = false;
     }
 
     /// Frees identifiers once `coolDown` has passed.
@@ -78,6 +105,7 @@ private:
     std::mutex _mutex;
     std::vector<bool> _busy = std::vector<bool>(65536, false);
     std::deque<std::pair<Clock::time_point, std::uint16_t>> _cooling;
+    std::uint16_t _cursor = static_cast<std::uint16_t>(std::random_device{}());
 };
 
 /// Late replies (GPRS answers long after the timeout) must not match a host that gets the identifier next.
@@ -160,13 +188,21 @@ bool PingObject::add(const std::string& address, std::vector<AddFailure>& failur
     IdentRegistry& registry = IdentRegistry::instance();
     for (int attempt = 0; attempt < 64; ++attempt)
     {
+        const std::optional<std::uint16_t> chosen = registry.take();
+        if (!chosen)
+            break;
         pingobj_iter_t* last = _idents.empty() ? nullptr : tail();
         SocketCapture capture;
         errno = 0;
-        const int status = ping_host_add(_obj, address.c_str());
+        int status = 0;
+        {
+            HostAddition addition(*chosen); // not in the object: add() is only called for new hosts
+            status = ping_host_add(_obj, address.c_str());
+        }
         const int err = errno;
         if (status != 0)
         {
+            registry.giveBack(*chosen);
             const char* message = ping_get_error(_obj);
             AddFailure failure{address, isPermissionError(err, message),
                                message && *message ? message : "ping_host_add failed"};
@@ -194,9 +230,15 @@ bool PingObject::add(const std::string& address, std::vector<AddFailure>& failur
             tuneSocket(_fd6 = capture.ipv6(), AF_INET6);
         pingobj_iter_t* added = last ? ping_iterator_next(last) : ping_iterator_get(_obj);
         if (!added)
+        {
+            registry.giveBack(*chosen);
             break;
+        }
         const std::uint16_t ident = identOf(added);
-        if (registry.reserve(ident))
+        // A liboping that does not draw the identifier with random() takes another one: keep it when free.
+        if (ident != *chosen)
+            registry.giveBack(*chosen);
+        if (ident == *chosen || registry.reserve(ident))
         {
             _tail = added;
             _idents.emplace(address, ident);

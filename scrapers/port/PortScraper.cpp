@@ -225,6 +225,7 @@ std::vector<ProbeResult> PortScraper::probe(const std::vector<ProbeTarget>& targ
                                                  : std::nullopt);
 
     std::vector<InFlight> active;
+    active.reserve(targets.size());
     // One TLS context per distinct tls settings of this cycle, or why it cannot be made.
     std::map<TlsClientConfig, std::unique_ptr<TlsClientContext>> tlsContexts;
     std::map<TlsClientConfig, std::string> tlsProblems;

@@ -59,6 +59,10 @@ std::vector<ProbePlan> ConfigRunner::plansFor(const DeviceClassConfig& config,
 {
     std::vector<ProbePlan> plans;
     const auto defaultTimeout = seconds(config.timeoutSeconds);
+    std::size_t scraperUses = 0; // a lower bound of the series (a job's port scraper may have several)
+    for (const auto& job : config.jobs)
+        scraperUses += job.metrics.size();
+    metrics.reserveSeries(scraperUses);
     for (std::size_t j = 0; j < config.jobs.size(); ++j)
     {
         const JobConfig& job = config.jobs[j];
@@ -111,14 +115,19 @@ ConfigRunner::ConfigRunner(DeviceClassConfig config, const ScraperRegistry& regi
     if (_options.state && _profiles)
     {
         std::string problem;
-        auto profiles = _options.state->loadProfiles(_config.stateId(), problem);
+        // Read in place: a large fleet's profiles are not held twice.
+        const auto header = _options.state->loadProfilesInto(
+            _config.stateId(),
+            [this](const std::string& zone, const std::string& device)
+            { return _profiles->restoreSlot(zone, device); },
+            problem);
         if (!problem.empty())
             log().error(_config.file + ": " + problem);
-        if (profiles)
+        const std::size_t restored = _profiles->finishRestore(header.has_value(), unixNow());
+        if (header)
         {
-            const std::size_t restored = _profiles->importState(*profiles, unixNow());
-            if (restored == 0 && !profiles->devices.empty() && profiles->zone != _profiles->zone().name())
-                log().warning(_config.file + ": online profiles were learned in time zone " + profiles->zone +
+            if (restored == 0 && header->devices > 0 && header->zone != _profiles->zone().name())
+                log().warning(_config.file + ": online profiles were learned in time zone " + header->zone +
                               ", conf.timezone is now " + _profiles->zone().name() + ": they start again");
             else
                 log().information(_config.file + ": online profiles restored for " +
@@ -216,7 +225,7 @@ void ConfigRunner::saveProfiles(bool now)
         return;
     try
     {
-        _options.state->saveProfiles(_config.stateId(), _profiles->exportState());
+        _options.state->saveProfiles(_config.stateId(), _profiles->view());
         _profilesSaved = t;
     }
     catch (const std::exception& e)

@@ -103,6 +103,9 @@ public:
     explicit MetricsBuilder(const DeviceClassConfig& config,
                             const MeasurementCatalog& measurements = MeasurementCatalog::empty());
 
+    /// Makes room for `count` series in all, so that declaring them does not copy the table as it grows.
+    void reserveSeries(std::size_t count) { _series.reserve(count); }
+
     /// Declares a series and returns its index. `targetLabels` are the scraper's labels (port, protocol).
     std::size_t addSeries(std::size_t jobIndex, const std::string& scraper, const Labels& targetLabels);
 

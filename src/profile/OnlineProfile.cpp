@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 namespace fleetprobe
 {
@@ -11,6 +12,12 @@ namespace
 constexpr double hour = 3600;
 constexpr double week = 7 * 86400;
 constexpr int hoursPerWeek = 168;
+
+/// Unix time in whole seconds, as a ProfileCell keeps it.
+std::uint32_t unixSeconds(double unix)
+{
+    return unix <= 0 ? 0 : unix >= UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(unix);
+}
 
 bool qualifies(const ProfileCell& cell, double threshold)
 {
@@ -30,16 +37,18 @@ void OnlineProfile::observe(int hourOfWeek, double hourStartUnix, bool online, d
     if (c.weight > 0 && weeksLater > 0 && halfLifeSeconds > 0)
     {
         const double f = std::exp2(-weeksLater * week / halfLifeSeconds);
-        c.online *= f;
-        c.weight *= f;
+        c.online = static_cast<float>(c.online * f);
+        c.weight = static_cast<float>(c.weight * f);
     }
-    // The first cycle of this occurrence of the hour; the hour an autumn change repeats is one occurrence.
+    // The first cycle of this occurrence of the hour; the hour an autumn change repeats is one occurrence
+    // (hour starts are whole seconds, so the whole-second updatedUnix compares with them exactly).
     if (c.probes == 0 || c.updatedUnix < hourStartUnix - hour)
         ++c.weeks;
     c.weight += 1;
     c.online += online ? 1 : 0;
-    ++c.probes;
-    c.updatedUnix = std::max(c.updatedUnix, unix);
+    if (c.probes < UINT32_MAX)
+        ++c.probes;
+    c.updatedUnix = std::max(c.updatedUnix, unixSeconds(unix));
     if (firstUnix <= 0)
         firstUnix = unix;
     lastUnix = std::max(lastUnix, unix);
@@ -160,7 +169,52 @@ PersistedProfiles OnlineProfiles::exportState() const
     return state;
 }
 
-std::size_t OnlineProfiles::importState(const PersistedProfiles& state, double now)
+ProfilesView OnlineProfiles::view() const
+{
+    ProfilesView v;
+    v.zone = _zone->name();
+    v.halfLifeSeconds = _settings.halfLifeSeconds;
+    v.devices.reserve(_profiles.size());
+    for (std::size_t j = 0; j < _profiles.size(); ++j)
+        v.devices.emplace_back(&_devices[j], &_profiles[j]);
+    std::sort(v.devices.begin(), v.devices.end(),
+              [](const auto& a, const auto& b) { return *a.first < *b.first; });
+    // Two jobs of one name (not allowed by the config loader) would be written twice: keep the first.
+    v.devices.erase(std::unique(v.devices.begin(), v.devices.end(),
+                                [](const auto& a, const auto& b) { return *a.first == *b.first; }),
+                    v.devices.end());
+    return v;
+}
+
+OnlineProfile* OnlineProfiles::restoreSlot(const std::string& zone, const std::string& device)
+{
+    if (zone != _zone->name())
+        return nullptr;
+    if (_restoreIndex.empty())
+        for (std::size_t j = 0; j < _devices.size(); ++j)
+            _restoreIndex.emplace(_devices[j], j);
+    const auto it = _restoreIndex.find(device);
+    if (it == _restoreIndex.end())
+        return nullptr;
+    ++_restored;
+    return &_profiles[it->second];
+}
+
+std::size_t OnlineProfiles::finishRestore(bool complete, double now)
+{
+    std::size_t restored = _restored;
+    if (!complete && restored > 0)
+    {
+        std::fill(_profiles.begin(), _profiles.end(), OnlineProfile{});
+        restored = 0;
+    }
+    _restored = 0;
+    _restoreIndex = {};
+    summarize(now);
+    return restored;
+}
+
+std::size_t OnlineProfiles::importState(PersistedProfiles&& state, double now)
 {
     std::size_t restored = 0;
     if (state.zone == _zone->name())
@@ -170,8 +224,10 @@ std::size_t OnlineProfiles::importState(const PersistedProfiles& state, double n
             if (it == state.devices.end())
                 continue;
             _profiles[j] = it->second;
+            state.devices.erase(it);
             ++restored;
         }
+    state.devices.clear();
     summarize(now);
     return restored;
 }

@@ -8,27 +8,29 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace fleetprobe
 {
 
 /// One hour of the week of a device's profile: exponentially weighted counts of the cycles that probed it in
-/// that hour and of those that found it online. Plain data.
+/// that hour and of those that found it online. Plain data, 20 bytes: a config of 10,000 devices holds 1.68
+/// million of them (floats keep a weighted count of cycles to 7 digits, more than a probability needs).
 struct ProfileCell
 {
-    double online = 0;        ///< weighted cycles that found the device online
-    double weight = 0;        ///< weighted cycles, as of updatedUnix
-    std::uint64_t probes = 0; ///< cycles behind it, unweighted
-    std::uint32_t weeks = 0;  ///< weeks (occurrences of this hour) with at least one cycle
-    double updatedUnix = 0;   ///< the last cycle; 0: never
+    float online = 0;              ///< weighted cycles that found the device online
+    float weight = 0;              ///< weighted cycles, as of updatedUnix
+    std::uint32_t probes = 0;      ///< cycles behind it, unweighted
+    std::uint32_t weeks = 0;       ///< weeks (occurrences of this hour) with at least one cycle
+    std::uint32_t updatedUnix = 0; ///< the last cycle, in whole seconds (Unix time); 0: never
 
     /// The share of cycles that found the device online; nothing without any.
     std::optional<double> probability() const
     {
         if (weight <= 0)
             return std::nullopt;
-        return online / weight;
+        return static_cast<double>(online) / static_cast<double>(weight);
     }
 };
 
@@ -95,6 +97,15 @@ struct PersistedProfiles
     std::map<std::string, OnlineProfile> devices;
 };
 
+/// The profiles of one config's devices as the state directory writes them, by device name, pointing into an
+/// OnlineProfiles (or a PersistedProfiles) that must outlive it and not change meanwhile. Plain data.
+struct ProfilesView
+{
+    std::string zone;           ///< the time zone the hours are in
+    double halfLifeSeconds = 0; ///< the half-life they were weighted with
+    std::vector<std::pair<const std::string*, const OnlineProfile*>> devices; ///< sorted by name
+};
+
 /// The profiles of one config's devices (in job order), their adaptive probing and their summaries. Used by
 /// the config's own thread only; not synchronized (ConfigRunner copies what other threads read).
 class OnlineProfiles
@@ -131,10 +142,24 @@ public:
     /// A copy for the state directory.
     PersistedProfiles exportState() const;
 
+    /// The profiles as the state directory writes them, without a copy: valid while this object is not
+    /// changed.
+    ProfilesView view() const;
+
     /// Takes the profiles of the devices still configured, matched by name, and refreshes the summaries at
     /// `now`. Profiles of another time zone are not taken (their hours are other hours). Returns how many
-    /// devices were restored.
-    std::size_t importState(const PersistedProfiles& state, double now);
+    /// devices were restored. `state.devices` is emptied as it is read (its zone stays), so that a large
+    /// fleet's profiles are not held twice.
+    std::size_t importState(PersistedProfiles&& state, double now);
+
+    /// For a reader that restores profiles in place (the state directory's): the profile of `device` to
+    /// overwrite, when it is still configured and `zone` is this config's zone (hours of another zone are
+    /// other hours); null otherwise. Counts the devices it gave out for finishRestore().
+    OnlineProfile* restoreSlot(const std::string& zone, const std::string& device);
+
+    /// Ends a restore through restoreSlot(): `complete` false (the file was corrupt half-way) empties every
+    /// profile again. Refreshes the summaries at `now`; returns how many devices were restored.
+    std::size_t finishRestore(bool complete, double now);
 
 private:
     void summarize(double now);
@@ -143,6 +168,8 @@ private:
     std::shared_ptr<const TimeZone> _zone;
     std::vector<std::string> _devices;
     std::vector<OnlineProfile> _profiles;
+    std::unordered_map<std::string, std::size_t> _restoreIndex; ///< device -> job index, during a restore
+    std::size_t _restored = 0;
     std::vector<ProfileSummary> _summaries;
 };
 

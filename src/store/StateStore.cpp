@@ -55,6 +55,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 namespace fleetprobe
 {
@@ -99,6 +100,15 @@ std::uint64_t fnv1a(const char* data, std::size_t size)
 void put(std::string& out, double v)
 {
     char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out += ' ';
+    out.append(buf, r.ptr);
+}
+
+/// A float in its shortest form (read back as a double, it converts to the same float).
+void put(std::string& out, float v)
+{
+    char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     out += ' ';
     out.append(buf, r.ptr);
@@ -193,6 +203,31 @@ std::string base64UrlDecode(const std::string& in)
 }
 
 /// Checks the `end` line's checksum; returns the position of the newline before it.
+/// The lines of text[0, end), one at a time, without copying the whole text.
+class LineReader
+{
+public:
+    LineReader(const std::string& text, std::size_t end) : _text(text), _end(std::min(end, text.size())) {}
+
+    /// The next line (without its newline) into `line`; false at the end.
+    bool next(std::string& line)
+    {
+        if (_pos >= _end)
+            return false;
+        std::size_t nl = _text.find('\n', _pos);
+        if (nl == std::string::npos || nl > _end)
+            nl = _end;
+        line.assign(_text, _pos, nl - _pos);
+        _pos = nl + 1;
+        return true;
+    }
+
+private:
+    const std::string& _text;
+    std::size_t _end;
+    std::size_t _pos = 0;
+};
+
 std::size_t checkSum(const std::string& text)
 {
     const std::size_t endPos = text.rfind("\nend ");
@@ -377,11 +412,11 @@ PersistedState StateStore::decode(const std::string& text)
     const std::size_t legacyFailureFields = v1 ? 6 : v2 ? 7 : 0;
     checkSum(text);
     PersistedState state;
-    std::istringstream in(text.substr(0, endPos + 1));
+    LineReader in(text, endPos + 1);
     std::string line;
     std::size_t lineNo = 0;
     std::size_t count = 0;
-    while (std::getline(in, line))
+    while (in.next(line))
     {
         ++lineNo;
         if (lineNo == 1)
@@ -493,7 +528,8 @@ PersistedState StateStore::decode(const std::string& text)
 }
 
 template <class T>
-std::optional<T> StateStore::loadFile(const std::string& path, T (*decoder)(const std::string&),
+std::optional<T> StateStore::loadFile(const std::string& path,
+                                      const std::function<T(const std::string&)>& decoder,
                                       std::string& problem, const char* lost) const
 {
     std::ifstream in(path, std::ios::binary);
@@ -505,11 +541,20 @@ std::optional<T> StateStore::loadFile(const std::string& path, T (*decoder)(cons
     }
     else
     {
-        std::ostringstream ss;
-        ss << in.rdbuf();
+        // Read at once into one string of the file's size (a stringstream would hold it twice).
+        std::string text;
+        in.seekg(0, std::ios::end);
+        const std::streamoff size = in.tellg();
+        in.seekg(0, std::ios::beg);
+        if (size > 0)
+        {
+            text.resize(static_cast<std::size_t>(size));
+            in.read(text.data(), size);
+            text.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
+        }
         try
         {
-            return decoder(ss.str());
+            return decoder(text);
         }
         catch (const std::exception& e)
         {
@@ -529,7 +574,8 @@ std::optional<T> StateStore::loadFile(const std::string& path, T (*decoder)(cons
 
 std::optional<PersistedState> StateStore::load(const std::string& promId, std::string& problem) const
 {
-    return loadFile(pathFor(promId), &StateStore::decode, problem, "counters start from zero");
+    return loadFile<PersistedState>(pathFor(promId), &StateStore::decode, problem,
+                                    "counters start from zero");
 }
 
 void StateStore::save(const std::string& promId, const PersistedState& state) const
@@ -556,7 +602,8 @@ std::string StateStore::profilePathFor(const std::string& promId) const
 std::optional<PersistedProfiles> StateStore::loadProfiles(const std::string& promId,
                                                           std::string& problem) const
 {
-    return loadFile(profilePathFor(promId), &StateStore::decodeProfiles, problem, "profiles start empty");
+    return loadFile<PersistedProfiles>(profilePathFor(promId), &StateStore::decodeProfiles, problem,
+                                       "profiles start empty");
 }
 
 void StateStore::saveProfiles(const std::string& promId, const PersistedProfiles& profiles) const
@@ -564,14 +611,32 @@ void StateStore::saveProfiles(const std::string& promId, const PersistedProfiles
     writeFile(profilePathFor(promId), encodeProfiles(profiles));
 }
 
+void StateStore::saveProfiles(const std::string& promId, const ProfilesView& profiles) const
+{
+    writeFile(profilePathFor(promId), encodeProfiles(profiles));
+}
+
 std::string StateStore::encodeProfiles(const PersistedProfiles& profiles)
+{
+    ProfilesView view;
+    view.zone = profiles.zone;
+    view.halfLifeSeconds = profiles.halfLifeSeconds;
+    view.devices.reserve(profiles.devices.size());
+    for (const auto& [device, p] : profiles.devices)
+        view.devices.emplace_back(&device, &p);
+    return encodeProfiles(view);
+}
+
+std::string StateStore::encodeProfiles(const ProfilesView& profiles)
 {
     std::string out = profileMagic;
     out += "\nzone " + GroupingKey::base64Url(profiles.zone);
     put(out, profiles.halfLifeSeconds);
     out += '\n';
-    for (const auto& [device, p] : profiles.devices)
+    for (const auto& [devicePtr, profilePtr] : profiles.devices)
     {
+        const std::string& device = *devicePtr;
+        const OnlineProfile& p = *profilePtr;
         out += "d " + GroupingKey::base64Url(device);
         put(out, p.firstUnix);
         put(out, p.lastUnix);
@@ -589,9 +654,9 @@ std::string StateStore::encodeProfiles(const PersistedProfiles& profiles)
             put(out, static_cast<std::uint64_t>(h));
             put(out, c.online);
             put(out, c.weight);
-            put(out, c.probes);
+            put(out, static_cast<std::uint64_t>(c.probes));
             put(out, static_cast<std::uint64_t>(c.weeks));
-            put(out, c.updatedUnix);
+            put(out, static_cast<std::uint64_t>(c.updatedUnix));
             out += '\n';
         }
     }
@@ -601,18 +666,20 @@ std::string StateStore::encodeProfiles(const PersistedProfiles& profiles)
     return out;
 }
 
-PersistedProfiles StateStore::decodeProfiles(const std::string& text)
+StateStore::ProfilesHeader StateStore::decodeProfilesInto(const std::string& text, const ProfileSlot& slot)
 {
     if (!startsWithLine(text, profileMagic))
         throw std::runtime_error("not a fleetprobe profile file (bad header)");
     const std::size_t endPos = checkSum(text);
-    PersistedProfiles profiles;
-    std::istringstream in(text.substr(0, endPos + 1));
+    ProfilesHeader profiles;
+    std::unordered_set<std::string> seen;
+    OnlineProfile scratch; // the devices `slot` does not take are read into it
+    LineReader in(text, endPos + 1);
     std::string line;
     std::size_t lineNo = 0;
     OnlineProfile* device = nullptr;
     std::size_t count = 0;
-    while (std::getline(in, line))
+    while (in.next(line))
     {
         if (++lineNo == 1)
             continue;
@@ -625,7 +692,16 @@ PersistedProfiles StateStore::decodeProfiles(const std::string& text)
         }
         else if (kind == "d")
         {
-            OnlineProfile& p = profiles.devices[base64UrlDecode(f.word())];
+            std::string name = base64UrlDecode(f.word());
+            OnlineProfile* target = slot(profiles.zone, name);
+            if (!seen.insert(std::move(name)).second)
+                throw std::runtime_error("duplicate device");
+            if (!target)
+            {
+                scratch = OnlineProfile{};
+                target = &scratch;
+            }
+            OnlineProfile& p = *target;
             p.firstUnix = f.f64();
             p.lastUnix = f.f64();
             const auto online = f.u64();
@@ -643,22 +719,46 @@ PersistedProfiles StateStore::decodeProfiles(const std::string& text)
             if (h >= device->cells.size())
                 f.fail("hour out of range");
             ProfileCell& c = device->cells[h];
-            c.online = f.f64();
-            c.weight = f.f64();
-            c.probes = f.u64();
+            const double online = f.f64();
+            const double weight = f.f64();
+            c.probes = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.u64(), UINT32_MAX));
             c.weeks = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.u64(), UINT32_MAX));
-            c.updatedUnix = f.f64();
-            if (c.online < 0 || c.weight < 0 || c.online > c.weight * (1 + 1e-9))
+            const double updated = f.f64();
+            if (!(online >= 0) || !(weight >= 0) || online > weight * (1 + 1e-9))
                 f.fail("bad weights");
+            c.online = static_cast<float>(online);
+            c.weight = static_cast<float>(std::min(weight, 3.0e38));
+            c.online = std::min(c.online, c.weight);
+            c.updatedUnix = updated <= 0            ? 0
+                            : updated >= UINT32_MAX ? UINT32_MAX
+                                                    : static_cast<std::uint32_t>(updated);
         }
         else
             f.fail("unknown record \"" + kind + "\"");
         if (f.more())
             f.fail("extra fields");
     }
-    if (count != profiles.devices.size())
-        throw std::runtime_error("duplicate device");
+    profiles.devices = count;
     return profiles;
+}
+
+PersistedProfiles StateStore::decodeProfiles(const std::string& text)
+{
+    PersistedProfiles profiles;
+    const ProfilesHeader header =
+        decodeProfilesInto(text, [&profiles](const std::string&, const std::string& device)
+                           { return &profiles.devices[device]; });
+    profiles.zone = header.zone;
+    profiles.halfLifeSeconds = header.halfLifeSeconds;
+    return profiles;
+}
+
+std::optional<StateStore::ProfilesHeader>
+StateStore::loadProfilesInto(const std::string& promId, const ProfileSlot& slot, std::string& problem) const
+{
+    return loadFile<ProfilesHeader>(
+        profilePathFor(promId), [&slot](const std::string& text) { return decodeProfilesInto(text, slot); },
+        problem, "profiles start empty");
 }
 
 void StateStore::writeFile(const std::string& path, const std::string& text) const

@@ -83,11 +83,36 @@ public:
     /// Reads a config's online profiles, as load() reads its state (a corrupt file is moved aside).
     std::optional<PersistedProfiles> loadProfiles(const std::string& promId, std::string& problem) const;
 
+    /// What a profile file says besides the profiles themselves. Plain data.
+    struct ProfilesHeader
+    {
+        std::string zone;           ///< the time zone the hours are in
+        double halfLifeSeconds = 0; ///< the half-life they were weighted with
+        std::size_t devices = 0;    ///< the devices in the file
+    };
+
+    /// Where a profile file's device goes, given the file's zone and the device's name; null: not kept.
+    using ProfileSlot = std::function<OnlineProfile*(const std::string& zone, const std::string& device)>;
+
+    /// Reads a config's online profiles in place, each device into what `slot` gives for it (a large fleet's
+    /// profiles are then not held twice), as loadProfiles() does otherwise. Nothing when there is no file or
+    /// it is corrupt (`problem` says why; the slots may then hold part of it).
+    std::optional<ProfilesHeader> loadProfilesInto(const std::string& promId, const ProfileSlot& slot,
+                                                   std::string& problem) const;
+
+    /// Parses the text form of profiles into `slot`'s profiles; throws std::runtime_error when it is not
+    /// complete and valid (the slots may then hold part of it).
+    static ProfilesHeader decodeProfilesInto(const std::string& text, const ProfileSlot& slot);
+
     /// Writes a config's online profiles atomically. Throws std::runtime_error on an I/O error.
     void saveProfiles(const std::string& promId, const PersistedProfiles& profiles) const;
+    /// The same, from a view of the profiles in memory (no copy of them).
+    void saveProfiles(const std::string& promId, const ProfilesView& profiles) const;
 
     /// The text form of profiles (exposed for tests).
     static std::string encodeProfiles(const PersistedProfiles& profiles);
+    /// The text form of the profiles a view shows, devices in the view's order (by name).
+    static std::string encodeProfiles(const ProfilesView& profiles);
 
     /// Parses the text form of profiles; throws std::runtime_error when it is not complete and valid.
     static PersistedProfiles decodeProfiles(const std::string& text);
@@ -101,8 +126,8 @@ public:
 private:
     void removeStaleTemporaries() const;
     template <class T>
-    std::optional<T> loadFile(const std::string& path, T (*decoder)(const std::string&), std::string& problem,
-                              const char* lost) const;
+    std::optional<T> loadFile(const std::string& path, const std::function<T(const std::string&)>& decoder,
+                              std::string& problem, const char* lost) const;
     void writeFile(const std::string& path, const std::string& text) const;
 
     std::string _directory;

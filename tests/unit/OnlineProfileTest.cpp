@@ -2,6 +2,7 @@
 // decay, windows and adaptive probing, each at times the test chooses (no clock is read).
 
 #include "profile/OnlineProfile.h"
+#include "store/StateStore.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -269,6 +270,55 @@ BOOST_AUTO_TEST_CASE(profiles_of_another_zone_are_not_restored)
     BOOST_TEST(c.importState(a.exportState(), monday23Mar) == 1u);
     BOOST_TEST(c.summaries()[0].probability.value() == 1.0);
     BOOST_TEST(!c.summaries()[1].probability.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(profiles_are_restored_in_place_from_their_text)
+{
+    ProfileSettings utc;
+    OnlineProfiles a(utc, {"m", "gone"});
+    a.record({1, 1}, {1, 0}, monday23Mar);
+    const std::string text = StateStore::encodeProfiles(a.view());
+    BOOST_TEST(text == StateStore::encodeProfiles(a.exportState()), "the view writes what the copy writes");
+
+    OnlineProfiles c(utc, {"new", "m"});
+    const auto slot = [&c](const std::string& zone, const std::string& device)
+    { return c.restoreSlot(zone, device); };
+    const auto header = StateStore::decodeProfilesInto(text, slot);
+    BOOST_TEST(header.devices == 2u);
+    BOOST_TEST(header.zone == "UTC");
+    BOOST_TEST(c.finishRestore(true, monday23Mar) == 1u);
+    BOOST_TEST(!c.summaries()[0].probability.has_value());
+    BOOST_TEST(c.summaries()[1].probability.value() == 1.0);
+    const auto h = static_cast<std::size_t>(TimeZone::load("UTC")->hourOfWeek(monday23Mar));
+    BOOST_TEST(c.profile(1).cells[h].probes == 1u);
+    BOOST_TEST(c.profile(1).cells[h].online == a.profile(0).cells[h].online);
+    BOOST_TEST(c.profile(1).cells[h].updatedUnix == a.profile(0).cells[h].updatedUnix);
+
+    // Another zone's hours are other hours: nothing taken.
+    ProfileSettings m;
+    m.zone = madrid();
+    OnlineProfiles b(m, {"m"});
+    StateStore::decodeProfilesInto(text, [&b](const std::string& zone, const std::string& device)
+                                   { return b.restoreSlot(zone, device); });
+    BOOST_TEST(b.finishRestore(true, monday23Mar) == 0u);
+
+    // A file found corrupt half-way leaves nothing of it.
+    OnlineProfiles d(utc, {"m"});
+    // The body of `text` with an hour out of range at the end of the last device ("m", read in place before
+    // it), sealed with its checksum.
+    std::string body = text.substr(0, text.find("\nend "));
+    body += "\nh 999 1 1 1 1 0\nend 2";
+    std::uint64_t sum = 1469598103934665603ull;
+    for (unsigned char ch : body)
+        sum = (sum ^ ch) * 1099511628211ull;
+    const std::string damaged = body + " " + std::to_string(sum) + "\n";
+    BOOST_CHECK_THROW(StateStore::decodeProfilesInto(damaged,
+                                                     [&d](const std::string& zone, const std::string& device)
+                                                     { return d.restoreSlot(zone, device); }),
+                      std::runtime_error);
+    BOOST_TEST(d.finishRestore(false, monday23Mar) == 0u);
+    BOOST_TEST(d.profile(0).cells[h].probes == 0u);
+    BOOST_TEST(d.profile(0).firstUnix == 0.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

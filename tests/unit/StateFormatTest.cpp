@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(online_profiles_have_a_file_of_their_own_and_survive_a_rest
     m.sinceProbe = 3;
     m.skipped = 77;
     m.cells[8] = ProfileCell{2.75, 3.0625, 5, 2, 1774800000};
-    m.cells[167] = ProfileCell{0, 1, 1, 1, 1774828000.25};
+    m.cells[167] = ProfileCell{0, 1, 1, 1, 1774828000};
     p.devices["never probed"];
 
     const std::string text = StateStore::encodeProfiles(p);
