@@ -3,9 +3,11 @@
 // CA that did not sign the certificate, a certificate for another address, a CA file that does not exist, a
 // peer that does not speak TLS).
 
+#include "FleetprobeFixture.h"
 #include "LocalHttpServer.h"
 #include "NetNamespace.h"
 #include "TempDir.h"
+#include "TestPeerProcess.h"
 #include "TlsCertificate.h"
 #include "engine/StopSignal.h"
 #include "scrapers/port/PortScraper.h"
@@ -71,7 +73,13 @@ BOOST_AUTO_TEST_CASE(handshakeDialogAndFailures, *utf::precondition(NetNamespace
     const LocalHttpServer server(options);
     options.address = "127.0.0.2"; // the same certificate (for 127.0.0.1): the name does not match
     const LocalHttpServer otherName(options);
-    const LocalHttpServer plain(LocalHttpServer::Options{});
+    // A server that does not speak TLS: it accepts and closes at once. (A plain HTTP server read the
+    // ClientHello as a request line and could wait for the rest of it past the probe's timeout.)
+    TestPeerSpec plainSpec;
+    plainSpec.tcp.push_back("127.0.0.1:0");
+    TestPeerProcess plain(FleetprobeFixture::testPeerBinary(), plainSpec);
+    BOOST_TEST_REQUIRE(plain.sockets().size() == 1U);
+    const int plainPort = std::stoi(plain.sockets()[0].substr(plain.sockets()[0].rfind(':') + 1));
 
     auto dialog = tlsPort(server.port(), certificate.certificateFile());
     dialog->send = "GET /status/200 HTTP/1.0\r\n\r\n";
@@ -83,7 +91,7 @@ BOOST_AUTO_TEST_CASE(handshakeDialogAndFailures, *utf::precondition(NetNamespace
         {"127.0.0.1", tlsPort(server.port(), other.certificateFile())},
         {"127.0.0.2", tlsPort(otherName.port(), certificate.certificateFile())},
         {"127.0.0.1", tlsPort(server.port(), dir.file("missing-ca.pem"))},
-        {"127.0.0.1", tlsPort(plain.port(), std::nullopt)},
+        {"127.0.0.1", tlsPort(plainPort, std::nullopt)},
     });
     BOOST_TEST_REQUIRE(results.size() == 7U);
 
