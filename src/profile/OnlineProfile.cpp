@@ -179,7 +179,7 @@ ProfilesView OnlineProfiles::view() const
         v.devices.emplace_back(&_devices[j], &_profiles[j]);
     std::sort(v.devices.begin(), v.devices.end(),
               [](const auto& a, const auto& b) { return *a.first < *b.first; });
-    // Two jobs of one name (not allowed by the config loader) would be written twice: keep the first.
+    // Two jobs of one name (not allowed by the config loader) would be written twice: keep one.
     v.devices.erase(std::unique(v.devices.begin(), v.devices.end(),
                                 [](const auto& a, const auto& b) { return *a.first == *b.first; }),
                     v.devices.end());
