@@ -13,12 +13,6 @@ constexpr double hour = 3600;
 constexpr double week = 7 * 86400;
 constexpr int hoursPerWeek = 168;
 
-/// Unix time in whole seconds, as a ProfileCell keeps it.
-std::uint32_t unixSeconds(double unix)
-{
-    return unix <= 0 ? 0 : unix >= UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(unix);
-}
-
 bool qualifies(const ProfileCell& cell, double threshold)
 {
     const auto p = cell.probability();
@@ -48,7 +42,7 @@ void OnlineProfile::observe(int hourOfWeek, double hourStartUnix, bool online, d
     c.online += online ? 1 : 0;
     if (c.probes < UINT32_MAX)
         ++c.probes;
-    c.updatedUnix = std::max(c.updatedUnix, unixSeconds(unix));
+    c.updatedUnix = std::max(c.updatedUnix, ProfileCell::wholeSeconds(unix));
     if (firstUnix <= 0)
         firstUnix = unix;
     lastUnix = std::max(lastUnix, unix);
@@ -202,34 +196,25 @@ OnlineProfile* OnlineProfiles::restoreSlot(const std::string& zone, const std::s
 
 std::size_t OnlineProfiles::finishRestore(bool complete, double now)
 {
-    std::size_t restored = _restored;
-    if (!complete && restored > 0)
-    {
-        std::fill(_profiles.begin(), _profiles.end(), OnlineProfile{});
-        restored = 0;
-    }
+    const std::size_t restored = _restored;
     _restored = 0;
     _restoreIndex = {};
+    if (!complete)
+    {
+        if (restored > 0)
+            std::fill(_profiles.begin(), _profiles.end(), OnlineProfile{});
+        return 0;
+    }
     summarize(now);
     return restored;
 }
 
-std::size_t OnlineProfiles::importState(PersistedProfiles&& state, double now)
+std::size_t OnlineProfiles::importState(const PersistedProfiles& state, double now)
 {
-    std::size_t restored = 0;
-    if (state.zone == _zone->name())
-        for (std::size_t j = 0; j < _profiles.size(); ++j)
-        {
-            auto it = state.devices.find(_devices[j]);
-            if (it == state.devices.end())
-                continue;
-            _profiles[j] = it->second;
-            state.devices.erase(it);
-            ++restored;
-        }
-    state.devices.clear();
-    summarize(now);
-    return restored;
+    for (const auto& [device, profile] : state.devices)
+        if (OnlineProfile* slot = restoreSlot(state.zone, device))
+            *slot = profile;
+    return finishRestore(true, now);
 }
 
 } // namespace fleetprobe

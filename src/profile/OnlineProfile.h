@@ -25,6 +25,12 @@ struct ProfileCell
     std::uint32_t weeks = 0;       ///< weeks (occurrences of this hour) with at least one cycle
     std::uint32_t updatedUnix = 0; ///< the last cycle, in whole seconds (Unix time); 0: never
 
+    /// Unix time `unix` as updatedUnix keeps it: whole seconds, 0 up to 1970, clamped at 2106.
+    static std::uint32_t wholeSeconds(double unix)
+    {
+        return unix <= 0 ? 0 : unix >= UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(unix);
+    }
+
     /// The share of cycles that found the device online; nothing without any.
     std::optional<double> probability() const
     {
@@ -148,17 +154,17 @@ public:
 
     /// Takes the profiles of the devices still configured, matched by name, and refreshes the summaries at
     /// `now`. Profiles of another time zone are not taken (their hours are other hours). Returns how many
-    /// devices were restored. `state.devices` is emptied as it is read (its zone stays), so that a large
-    /// fleet's profiles are not held twice.
-    std::size_t importState(PersistedProfiles&& state, double now);
+    /// devices were restored. (restoreSlot() and finishRestore() do the same without a copy in between.)
+    std::size_t importState(const PersistedProfiles& state, double now);
 
     /// For a reader that restores profiles in place (the state directory's): the profile of `device` to
     /// overwrite, when it is still configured and `zone` is this config's zone (hours of another zone are
     /// other hours); null otherwise. Counts the devices it gave out for finishRestore().
     OnlineProfile* restoreSlot(const std::string& zone, const std::string& device);
 
-    /// Ends a restore through restoreSlot(): `complete` false (the file was corrupt half-way) empties every
-    /// profile again. Refreshes the summaries at `now`; returns how many devices were restored.
+    /// Ends a restore through restoreSlot(): refreshes the summaries at `now` and returns how many devices
+    /// were restored; `complete` false (no file, or one corrupt half-way) empties every profile again and
+    /// leaves the summaries as they were.
     std::size_t finishRestore(bool complete, double now);
 
 private:

@@ -202,7 +202,6 @@ std::string base64UrlDecode(const std::string& in)
     }
 }
 
-/// Checks the `end` line's checksum; returns the position of the newline before it.
 /// The lines of text[0, end), one at a time, without copying the whole text.
 class LineReader
 {
@@ -228,6 +227,7 @@ private:
     std::size_t _pos = 0;
 };
 
+/// Checks the `end` line's checksum; returns the position of the newline before it.
 std::size_t checkSum(const std::string& text)
 {
     const std::size_t endPos = text.rfind("\nend ");
@@ -678,7 +678,6 @@ StateStore::ProfilesHeader StateStore::decodeProfilesInto(const std::string& tex
     std::string line;
     std::size_t lineNo = 0;
     OnlineProfile* device = nullptr;
-    std::size_t count = 0;
     while (in.next(line))
     {
         if (++lineNo == 1)
@@ -711,7 +710,6 @@ StateStore::ProfilesHeader StateStore::decodeProfilesInto(const std::string& tex
             p.sinceProbe = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.u64(), UINT32_MAX));
             p.skipped = f.u64();
             device = &p;
-            ++count;
         }
         else if (kind == "h" && device)
         {
@@ -729,16 +727,14 @@ StateStore::ProfilesHeader StateStore::decodeProfilesInto(const std::string& tex
             c.online = static_cast<float>(online);
             c.weight = static_cast<float>(std::min(weight, 3.0e38));
             c.online = std::min(c.online, c.weight);
-            c.updatedUnix = updated <= 0            ? 0
-                            : updated >= UINT32_MAX ? UINT32_MAX
-                                                    : static_cast<std::uint32_t>(updated);
+            c.updatedUnix = ProfileCell::wholeSeconds(updated);
         }
         else
             f.fail("unknown record \"" + kind + "\"");
         if (f.more())
             f.fail("extra fields");
     }
-    profiles.devices = count;
+    profiles.devices = seen.size();
     return profiles;
 }
 

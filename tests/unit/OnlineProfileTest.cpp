@@ -4,6 +4,8 @@
 #include "profile/OnlineProfile.h"
 #include "store/StateStore.h"
 
+#include "SealedStateText.h"
+
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <functional>
 
 using namespace fleetprobe;
+using fleetprobe::test::sealedStateText;
 
 namespace
 {
@@ -21,6 +24,13 @@ constexpr double spring2026 = 1774746000;  // 2026-03-29 01:00 UTC: Madrid goes 
 constexpr double autumn2026 = 1792890000;  // 2026-10-25 01:00 UTC: Madrid goes from 03:00 CEST to 02:00 CET
 constexpr double monday23Mar = 1774224000; // 2026-03-23 00:00 UTC, a Monday
 constexpr double monday19Oct = 1792368000; // 2026-10-19 00:00 UTC, a Monday
+
+/// The state directory's reader's slots for restoring into `profiles` in place.
+StateStore::ProfileSlot slotsOf(OnlineProfiles& profiles)
+{
+    return [&profiles](const std::string& zone, const std::string& device)
+    { return profiles.restoreSlot(zone, device); };
+}
 
 std::shared_ptr<const TimeZone> madrid()
 {
@@ -281,9 +291,7 @@ BOOST_AUTO_TEST_CASE(profiles_are_restored_in_place_from_their_text)
     BOOST_TEST(text == StateStore::encodeProfiles(a.exportState()), "the view writes what the copy writes");
 
     OnlineProfiles c(utc, {"new", "m"});
-    const auto slot = [&c](const std::string& zone, const std::string& device)
-    { return c.restoreSlot(zone, device); };
-    const auto header = StateStore::decodeProfilesInto(text, slot);
+    const auto header = StateStore::decodeProfilesInto(text, slotsOf(c));
     BOOST_TEST(header.devices == 2u);
     BOOST_TEST(header.zone == "UTC");
     BOOST_TEST(c.finishRestore(true, monday23Mar) == 1u);
@@ -298,24 +306,16 @@ BOOST_AUTO_TEST_CASE(profiles_are_restored_in_place_from_their_text)
     ProfileSettings m;
     m.zone = madrid();
     OnlineProfiles b(m, {"m"});
-    StateStore::decodeProfilesInto(text, [&b](const std::string& zone, const std::string& device)
-                                   { return b.restoreSlot(zone, device); });
+    StateStore::decodeProfilesInto(text, slotsOf(b));
     BOOST_TEST(b.finishRestore(true, monday23Mar) == 0u);
 
     // A file found corrupt half-way leaves nothing of it.
     OnlineProfiles d(utc, {"m"});
     // The body of `text` with an hour out of range at the end of the last device ("m", read in place before
     // it), sealed with its checksum.
-    std::string body = text.substr(0, text.find("\nend "));
-    body += "\nh 999 1 1 1 1 0\nend 2";
-    std::uint64_t sum = 1469598103934665603ull;
-    for (unsigned char ch : body)
-        sum = (sum ^ ch) * 1099511628211ull;
-    const std::string damaged = body + " " + std::to_string(sum) + "\n";
-    BOOST_CHECK_THROW(StateStore::decodeProfilesInto(damaged,
-                                                     [&d](const std::string& zone, const std::string& device)
-                                                     { return d.restoreSlot(zone, device); }),
-                      std::runtime_error);
+    const std::string damaged =
+        sealedStateText(text.substr(0, text.find("\nend ")) + "\nh 999 1 1 1 1 0\nend 2");
+    BOOST_CHECK_THROW(StateStore::decodeProfilesInto(damaged, slotsOf(d)), std::runtime_error);
     BOOST_TEST(d.finishRestore(false, monday23Mar) == 0u);
     BOOST_TEST(d.profile(0).cells[h].probes == 0u);
     BOOST_TEST(d.profile(0).firstUnix == 0.0);

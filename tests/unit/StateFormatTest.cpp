@@ -6,6 +6,8 @@
 #include "profile/OnlineProfile.h"
 #include "store/StateStore.h"
 
+#include "SealedStateText.h"
+
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 using namespace fleetprobe;
+using fleetprobe::test::sealedStateText;
 
 namespace
 {
@@ -32,20 +35,11 @@ std::string readFile(const std::string& path)
     return ss.str();
 }
 
-/// `body` (everything up to and including "end N") with its checksum line completed.
-std::string sealed(const std::string& body)
-{
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : body)
-        h = (h ^ c) * 1099511628211ull;
-    return body + " " + std::to_string(h) + "\n";
-}
-
 /// A version 3 file with one series "x" whose line ends with `failures` (name=count fields).
 std::string v3WithFailures(const std::string& failures)
 {
-    return sealed("fleetprobe-state 3\nbuckets 0.1\nself 2 0 0 0 2 0 0 0\ns " + GroupingKey::base64Url("x") +
-                  " 9 0.5 1 100 2 1 0.5 1 1 " + failures + "\nend 1");
+    return sealedStateText("fleetprobe-state 3\nbuckets 0.1\nself 2 0 0 0 2 0 0 0\ns " +
+                           GroupingKey::base64Url("x") + " 9 0.5 1 100 2 1 0.5 1 1 " + failures + "\nend 1");
 }
 
 } // namespace
@@ -244,15 +238,18 @@ BOOST_AUTO_TEST_CASE(online_profiles_have_a_file_of_their_own_and_survive_a_rest
     std::string flipped = text;
     flipped[flipped.find("h 8 ") + 4] = '3';
     BOOST_CHECK_THROW(StateStore::decodeProfiles(flipped), std::runtime_error);
-    BOOST_CHECK_THROW(StateStore::decodeProfiles(sealed("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
-                                                        "h 1 2 1 1 1 0\nend 1")),
-                      std::runtime_error);
-    BOOST_CHECK_THROW(StateStore::decodeProfiles(sealed("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
-                                                        "h 168 1 1 1 1 0\nend 1")),
-                      std::runtime_error);
-    BOOST_TEST(StateStore::decodeProfiles(sealed("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
-                                                 "h 167 1 1 1 1 0\nend 1"))
-                   .zone == "UTC");
+    BOOST_CHECK_THROW(
+        StateStore::decodeProfiles(sealedStateText("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
+                                                   "h 1 2 1 1 1 0\nend 1")),
+        std::runtime_error);
+    BOOST_CHECK_THROW(
+        StateStore::decodeProfiles(sealedStateText("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
+                                                   "h 168 1 1 1 1 0\nend 1")),
+        std::runtime_error);
+    BOOST_TEST(
+        StateStore::decodeProfiles(sealedStateText("fleetprobe-profile 1\nzone VVRD 1\nd eA 0 0 0 0 0\n"
+                                                   "h 167 1 1 1 1 0\nend 1"))
+            .zone == "UTC");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,6 +1,8 @@
 #include "store/StateStore.h"
 #include "metrics/GroupingKey.h"
 
+#include "SealedStateText.h"
+
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 using namespace fleetprobe;
+using fleetprobe::test::sealedStateText;
 
 namespace
 {
@@ -98,10 +101,7 @@ BOOST_AUTO_TEST_CASE(version_1_files_still_load)
     std::string body = "fleetprobe-state 1\nbuckets 0.1\nself 2 0 0 0 2 0 0 0\n"
                        "s " +
                        GroupingKey::base64Url("x") + " 2 1 0 0 0 0 0 0.5 1 100 2 1 0.5 1 1\nend 1";
-    std::uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : body)
-        h = (h ^ c) * 1099511628211ull;
-    auto state = StateStore::decode(body + " " + std::to_string(h) + "\n");
+    auto state = StateStore::decode(sealedStateText(body));
     BOOST_TEST(state.series.at("x").probes == 2u);
     BOOST_TEST(state.series.at("x").failures[1] == 1u);
     BOOST_TEST(state.series.at("x").lastUp == 1);
