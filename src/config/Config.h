@@ -53,6 +53,13 @@ enum class RttHistogram
     PerDevice  ///< "device": one histogram per series (device, scraper, target)
 };
 
+/// Where a device's address (`jobs[].ip`) is written (`conf.address_label`).
+enum class AddressLabel
+{
+    Info,  ///< "info": on one fleetprobe_device_info{device, address} per device, not on the probe series
+    Series ///< "series": an `address` label on every series of the device (no fleetprobe_device_info)
+};
+
 /// One device-class config file, validated. Plain data, copied freely.
 struct DeviceClassConfig
 {
@@ -67,6 +74,8 @@ struct DeviceClassConfig
     /// `conf.rtt_histogram`: one fleetprobe_rtt_seconds per scraper for the whole config ("config", the
     /// default) or one per series ("device").
     RttHistogram rttHistogram = RttHistogram::PerConfig;
+    /// `conf.address_label`: the address on fleetprobe_device_info ("info", the default) or on every series.
+    AddressLabel addressLabel = AddressLabel::Info;
     bool onlineProfile =
         true; ///< `conf.online_profile`: learn each device's online hours (series, status page)
     ProfileSettings profile; ///< `conf.timezone`, `conf.window_threshold`, `conf.adaptive`, `conf.sleep_*`

@@ -151,9 +151,9 @@ bool splitAddressImpl(const std::string& ip, std::string& host, std::optional<in
 const std::set<std::string>& coreConfKeys()
 {
     static const std::set<std::string> keys = {
-        "prom_id",  "interval",         "timeout",       "value_dev_down",  "threads",
-        "labels",   "rtt_buckets",      "rtt_histogram", "compat",          "online_profile",
-        "timezone", "window_threshold", "adaptive",      "sleep_threshold", "sleep_every"};
+        "prom_id",     "interval",        "timeout",     "value_dev_down", "threads",  "labels",
+        "rtt_buckets", "rtt_histogram",   "compat",      "online_profile", "timezone", "window_threshold",
+        "adaptive",    "sleep_threshold", "sleep_every", "address_label"};
     return keys;
 }
 /// The online profile's conf keys: `online_profile`, `timezone`, `window_threshold`, `adaptive`,
@@ -684,6 +684,18 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
                             "must be \"config\" (one histogram per scraper) or \"device\" "
                             "(one per device), got " +
                                 conf.get("rtt_histogram")->show());
+        }
+        if (auto s = conf.string("address_label"))
+        {
+            if (*s == "info")
+                config.addressLabel = AddressLabel::Info;
+            else if (*s == "series")
+                config.addressLabel = AddressLabel::Series;
+            else
+                check.error("conf.address_label",
+                            "must be \"info\" (on fleetprobe_device_info) or \"series\" (on every series), "
+                            "got " +
+                                conf.get("address_label")->show());
         }
         if (auto s = conf.string("compat"))
         {

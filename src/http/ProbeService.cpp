@@ -594,8 +594,10 @@ ProbeResponse ProbeService::probe(const QueryParameters& parameters,
         response.body = std::string(e.what()) + "\n";
         return response;
     }
-    // One device: its own histogram, as the answer has always had it (a scrape holds one target anyway).
+    // One device: its own histogram and its address on its series, as the answer has always had them (a
+    // scrape holds one target anyway, and there is no pushed fleetprobe_device_info to join with).
     plan.config.rttHistogram = RttHistogram::PerDevice;
+    plan.config.addressLabel = AddressLabel::Series;
     const DeviceClassConfig& config = plan.config;
     if (_access.limited())
         if (auto why =

@@ -77,16 +77,29 @@ MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const Measuremen
       _valueDevDown(config.valueDevDown), _confLabels(config.labels)
 {
     std::unordered_set<std::string> names;
+    std::vector<bool> repeated;
+    repeated.reserve(config.jobs.size());
     for (const auto& job : config.jobs)
+        repeated.push_back(!names.insert(job.name).second);
+    // Two jobs of one name (PingExporter accepts that) are told apart by their address only, so such a config
+    // keeps it on every series.
+    _addressOnSeries = config.addressLabel == AddressLabel::Series ||
+                       std::find(repeated.begin(), repeated.end(), true) != repeated.end();
+    for (std::size_t j = 0; j < config.jobs.size(); ++j)
     {
-        // A job name repeated with another ip (PingExporter accepts that) keys its series by name and ip, so
-        // that the two keep their own counters across restarts; the first of a name keeps the plain key.
-        const bool repeated = !names.insert(job.name).second;
-        _jobKeyNames.push_back(repeated ? job.name + "\x1f" + job.address : job.name);
+        const auto& job = config.jobs[j];
+        // A job name repeated with another ip keys its series by name and ip, so that the two keep their own
+        // counters across restarts; the first of a name keeps the plain key.
+        _jobKeyNames.push_back(repeated[j] ? job.name + "\x1f" + job.address : job.name);
         _jobNames.push_back(job.name);
         _jobLabels.push_back(job.labels);
         _jobAddresses.push_back(job.address);
-        Labels labels = {{"device", job.name}, {"address", job.address}};
+        Labels labels = {{"device", job.name}};
+        if (_addressOnSeries)
+            labels.emplace_back("address", job.address);
+        else
+            _jobInfoText.push_back(std::make_shared<const std::string>(
+                TextSerializer::renderLabels({{"device", job.name}, {"address", job.address}})));
         Labels extra = _confLabels;
         for (const auto& l : job.labels)
             setLabel(extra, l.first, l.second);
@@ -106,8 +119,10 @@ std::size_t MetricsBuilder::addSeries(std::size_t jobIndex, const std::string& s
     s.scraper = scraper;
     s.key = seriesKey(_jobKeyNames.at(jobIndex), scraper, targetLabels);
     s.targetLabels = targetLabels;
-    Labels labels = {
-        {"device", _jobNames.at(jobIndex)}, {"address", _jobAddresses.at(jobIndex)}, {"scraper", scraper}};
+    Labels labels = {{"device", _jobNames.at(jobIndex)}};
+    if (_addressOnSeries)
+        labels.emplace_back("address", _jobAddresses.at(jobIndex));
+    labels.emplace_back("scraper", scraper);
     for (const auto& l : targetLabels)
         labels.push_back(l);
     Labels extra = _confLabels;
@@ -373,7 +388,8 @@ void MetricsBuilder::collect(const std::function<void(const MetricFamily&)>& vis
 
 namespace
 {
-constexpr std::size_t deviceFamilies = 7;  // up, last rtt, histogram, probes, failures, last seen, changes
+constexpr std::size_t deviceFamilies =
+    8; // up, last rtt, histogram, probes, failures, last seen, changes, info
 constexpr std::size_t profileFamilies = 5; // probability, window start and end, weeks, skipped probes
 constexpr std::size_t selfFamilies = 28;
 } // namespace
@@ -465,10 +481,22 @@ void MetricsBuilder::buildFamily(std::size_t index, MetricFamily& f) const
                 if (s.stats.lastSeenUnix > 0)
                     f.metrics.push_back(sample(s, s.stats.lastSeenUnix));
             break;
-        default:
+        case 6:
             start("fleetprobe_state_changes_total", "Transitions between up and down.", MetricType::Counter);
             for (const auto& s : _series)
                 f.metrics.push_back(sample(s, static_cast<double>(s.stats.stateChanges)));
+            break;
+        default:
+            start("fleetprobe_device_info",
+                  "Always 1, one per configured device: its address (jobs[].ip as written) as a label.",
+                  MetricType::Gauge);
+            for (const auto& labelText : _jobInfoText)
+            {
+                Metric m;
+                m.value = 1;
+                m.labelText = labelText;
+                f.metrics.push_back(std::move(m));
+            }
             break;
         }
         return;

@@ -225,7 +225,10 @@ private:
     Labels _confLabels;
     std::vector<Labels> _jobLabels;
     std::vector<std::string> _jobAddresses;
-    std::vector<std::shared_ptr<const std::string>> _jobLabelText; ///< device, address and labels of a job
+    std::vector<std::shared_ptr<const std::string>> _jobLabelText; ///< device (address) and labels of a job
+    /// device and address of each job for fleetprobe_device_info; empty when the address is on every series
+    std::vector<std::shared_ptr<const std::string>> _jobInfoText;
+    bool _addressOnSeries = false; ///< conf.address_label "series", or a job name repeated
     const OnlineProfiles* _profiles = nullptr;
     std::vector<std::string> _jobHosts;
     std::vector<Labels> _jobProfileLabels;

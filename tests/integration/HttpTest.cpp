@@ -108,7 +108,8 @@ BOOST_FIXTURE_TEST_CASE(plainHttpStatusesAndFailures, FleetprobeFixture,
     BOOST_TEST(group.value("fleetprobe_http_status_code", series("web-ok", "http")).value_or(-1) == 200);
     checkPhases(group, "web-ok");
     BOOST_TEST(phase(group, "web-ok", "tls").value_or(-1) == 0);
-    BOOST_TEST(group.value("fleetprobe_up", {{"device", "web-ok"}, {"address", "127.0.0.20"}}).has_value());
+    BOOST_TEST(group.value("fleetprobe_device_info", {{"device", "web-ok"}, {"address", "127.0.0.20"}})
+                   .value_or(-1) == 1.0);
     BOOST_TEST(
         !group.value("fleetprobe_tls_cert_expiry_timestamp_seconds", series("web-ok", "http")).has_value(),
         "no certificate over plain http");

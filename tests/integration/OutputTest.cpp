@@ -85,11 +85,13 @@ BOOST_FIXTURE_TEST_CASE(stdoutWithoutPushTargetPassesPromtool, FleetprobeFixture
     }
     BOOST_TEST(pushgateway->metrics().groups().empty(), "stdout mode pushes nothing");
     BOOST_TEST(result.out.find("dev_ping") == std::string::npos, "compat groups are not written to stdout");
-    // Label order: device, address, scraper, port, protocol, then conf.labels.
+    // Label order: device, scraper, port, protocol, then conf.labels; the address once per device.
+    BOOST_TEST(hasLineWith(result.out, {"fleetprobe_up{device=\"meter-1\",scraper=\"port\","
+                                        "port=\"502\",protocol=\"tcp\",site=\"lab\"} 0"}),
+               "the labels in the documented order");
     BOOST_TEST(
-        hasLineWith(result.out, {"fleetprobe_up{device=\"meter-1\",address=\"127.0.0.2\",scraper=\"port\","
-                                 "port=\"502\",protocol=\"tcp\",site=\"lab\"} 0"}),
-        "the labels in the documented order");
+        hasLineWith(result.out, {"fleetprobe_device_info{device=\"meter-1\",address=\"127.0.0.2\"} 1"}),
+        result.out);
 
     ProcessOptions options;
     options.input = result.out;

@@ -196,9 +196,9 @@ BOOST_FIXTURE_TEST_CASE(configAndPushFileUnchangedThenCompatMode, FleetprobeFixt
         checkProbe(*group, series("pe-1", "ping"), true);
         checkProbe(*group, series("pe-2", "ping"), true);
         checkProbe(*group, series("pe-down", "ping"), false, "timeout");
-        BOOST_TEST(
-            group->value("fleetprobe_up", {{"device", "pe-2"}, {"address", "127.0.0.3:8080"}}).has_value(),
-            "the address label is the ip as written (host:port)");
+        BOOST_TEST(group->value("fleetprobe_device_info", {{"device", "pe-2"}, {"address", "127.0.0.3:8080"}})
+                           .value_or(-1) == 1.0,
+                   "the address label is the ip as written (host:port)");
         BOOST_TEST(group->value("exporter_jobs").value_or(-1) == 3);
         const PushgatewayMetrics all = pushgateway->metrics();
         BOOST_TEST(all.group({{"job", "pe-1"}}) == nullptr, "compat groups without compat mode");

@@ -71,17 +71,25 @@ BOOST_FIXTURE_TEST_CASE(smallFleetUpSilentAndRefused, FleetprobeFixture,
     checkProbe(*group, series("gateway-v6", "port", "8502"), true);
     checkProbe(*group, series("gateway-v6", "port", "8503"), false, "refused");
     BOOST_TEST(
-        group
-            ->value("fleetprobe_up",
-                    {{"device", "gateway-v6"}, {"port", "8502"}, {"protocol", "tcp6"}, {"address", "::1"}})
+        group->value("fleetprobe_up", {{"device", "gateway-v6"}, {"port", "8502"}, {"protocol", "tcp6"}})
             .has_value());
+    // The address as written, once per device (conf.address_label "info", the default).
+    BOOST_TEST(
+        group->value("fleetprobe_device_info", {{"device", "gateway-v6"}, {"address", "::1"}}).value_or(-1) ==
+        1.0);
+    const auto meterInfo = group->find("fleetprobe_device_info", {{"device", "meter-up"}});
+    BOOST_TEST_REQUIRE(meterInfo.size() == 1u);
+    BOOST_TEST(formatLabels(meterInfo.front().labels) == formatLabels({{"job", "small_fleet"},
+                                                                       {"instance", instance},
+                                                                       {"device", "meter-up"},
+                                                                       {"address", "127.0.0.2"}}));
 
-    // The labels of a series: address as written, protocol for ports, conf.labels, then the job's labels.
+    // The labels of a series: protocol for ports, conf.labels, then the job's labels.
     const auto meterPort = group->find("fleetprobe_up", series("meter-up", "port", "502"));
     BOOST_TEST_REQUIRE(meterPort.size() == 1u);
-    const LabelMap expected = {{"job", "small_fleet"},   {"instance", instance}, {"device", "meter-up"},
-                               {"address", "127.0.0.2"}, {"scraper", "port"},    {"port", "502"},
-                               {"protocol", "tcp"},      {"site", "lab"},        {"model", "X1"}};
+    const LabelMap expected = {{"job", "small_fleet"}, {"instance", instance}, {"device", "meter-up"},
+                               {"scraper", "port"},    {"port", "502"},        {"protocol", "tcp"},
+                               {"site", "lab"},        {"model", "X1"}};
     BOOST_TEST(formatLabels(meterPort.front().labels) == formatLabels(expected));
     BOOST_TEST(group->value("fleetprobe_up", {{"device", "meter-up"}, {"port", "5683"}, {"protocol", "udp"}})
                    .has_value());

@@ -109,7 +109,8 @@ BOOST_FIXTURE_TEST_CASE(plainWebSocket, FleetprobeFixture, *utf::precondition(Ne
 
     checkUpgraded(group, "ws-ok");
     checkUpgraded(group, "ws-v6");
-    BOOST_TEST(group.value("fleetprobe_up", {{"device", "ws-ok"}, {"address", "127.0.0.20"}}).has_value());
+    BOOST_TEST(group.value("fleetprobe_device_info", {{"device", "ws-ok"}, {"address", "127.0.0.20"}})
+                   .value_or(-1) == 1.0);
     BOOST_TEST(!expiryOf(group, "ws-ok").has_value(), "no certificate over ws://");
     // The handshake ends with a clean close: the servers saw the close frame and answered it.
     BOOST_TEST(WaitCondition::until([&] { return server.cleanCloses() == 1; }, std::chrono::seconds(10)),

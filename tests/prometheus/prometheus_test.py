@@ -556,10 +556,10 @@ def write_history(path, templates):
     reason = templates["fleetprobe_probe_failures_total"][0]["reason"]
     class_buckets = [[0] * len(les) for _ in scrapes]  # the config's histogram at each scrape
     with open(path, "w") as f:
-        for name, (address, _) in HISTORY_DEVICES.items():
+        for name in HISTORY_DEVICES:
             def labels_of(tpl, **extra):
                 d = dict(tpl)
-                d.update(device=name, address=address, **extra)
+                d.update(device=name, **extra)  # the address is on fleetprobe_device_info, not here
                 return fmt_labels(d)
 
             probes, fails, last_rtts = [], [], []
@@ -998,7 +998,7 @@ def render_docs(outdir, work, results):
     for m in rows:
         lab = m["metric"]
         lines.append("%-11s %-9s %-9s %-8s %-5s %-10s %.2f" % (
-            lab["job"], lab["instance"], lab["device"], lab["scraper"], lab.get("port", "-"), lab["address"],
+            lab["job"], lab["instance"], lab["device"], lab["scraper"], lab.get("port", "-"), lab.get("address", "-"),
             cycles.get((lab["device"], lab["scraper"]), float("nan"))))
     devices = sorted(m["metric"]["device"] for m in results["q1_devices"])
     lines += ["", "device:fleetprobe_up:max == 0  (devices that answer no probe at all):  " + ", ".join(devices)]

@@ -301,6 +301,33 @@ BOOST_AUTO_TEST_CASE(rtt_histogram)
     BOOST_TEST(hasError("configs/meters.json: conf.rtt_histogram: must not be empty"), all());
 }
 
+BOOST_AUTO_TEST_CASE(address_label)
+{
+    const auto with = [](const std::string& value)
+    {
+        return R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "address_label": )" + value +
+               R"(}, "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})";
+    };
+    auto byDefault = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1},
+                               "jobs": [{"job": "a", "ip": "127.0.0.2", "metrics": ["ping"]}]})");
+    BOOST_TEST_REQUIRE(byDefault.has_value(), all());
+    BOOST_TEST((byDefault->addressLabel == AddressLabel::Info));
+    auto info = parse(with(R"("info")"));
+    BOOST_TEST_REQUIRE(info.has_value(), all());
+    BOOST_TEST((info->addressLabel == AddressLabel::Info));
+    auto series = parse(with(R"("series")"));
+    BOOST_TEST_REQUIRE(series.has_value(), all());
+    BOOST_TEST((series->addressLabel == AddressLabel::Series));
+
+    BOOST_TEST(!parse(with(R"("none")")));
+    BOOST_TEST(
+        hasError("configs/meters.json: conf.address_label: must be \"info\" (on fleetprobe_device_info) "
+                 "or \"series\" (on every series), got \"none\""),
+        all());
+    BOOST_TEST(!parse(with("1")));
+    BOOST_TEST(hasError("configs/meters.json: conf.address_label: must be a string, got 1"), all());
+}
+
 BOOST_AUTO_TEST_CASE(online_profile_keys)
 {
     auto c = parse(R"({"conf": {"prom_id": "p", "interval": 10, "timeout": 1, "timezone": "Europe/Madrid",

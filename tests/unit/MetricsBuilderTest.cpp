@@ -129,9 +129,52 @@ BOOST_AUTO_TEST_CASE(labels_job_labels_override_conf_labels)
     auto s = b.addSeries(0, "port", {{"port", "502"}, {"protocol", "tcp"}});
     b.record(s, up(0.01), 1);
     auto fs = b.collect();
-    Labels expected = {{"device", "m1"},    {"address", "192.0.2.1"}, {"scraper", "port"}, {"port", "502"},
-                       {"protocol", "tcp"}, {"site", "north"},        {"model", "X1"}};
+    Labels expected = {{"device", "m1"},    {"scraper", "port"}, {"port", "502"},
+                       {"protocol", "tcp"}, {"site", "north"},   {"model", "X1"}};
     BOOST_TEST(*find(fs, "fleetprobe_up")->metrics.at(0).labelText == TextSerializer::renderLabels(expected));
+}
+
+BOOST_AUTO_TEST_CASE(address_on_device_info_by_default)
+{
+    MetricsBuilder b(twoJobs({0.1}));
+    b.record(b.addSeries(0, "ping", {}), up(0.01), 1); // m2 is not probed: it still has its info line
+    const auto text = TextSerializer::serialize(b.collect());
+    std::size_t addresses = 0;
+    for (auto at = text.find("address="); at != std::string::npos; at = text.find("address=", at + 1))
+        ++addresses;
+    BOOST_TEST(addresses == 2u, text); // the two info lines only
+    BOOST_TEST(text.find("fleetprobe_up{device=\"m1\",scraper=\"ping\",site=\"north\",model=\"X1\"} 1\n") !=
+                   std::string::npos,
+               text);
+    BOOST_TEST(text.find("# TYPE fleetprobe_device_info gauge\n"
+                         "fleetprobe_device_info{device=\"m1\",address=\"192.0.2.1\"} 1\n"
+                         "fleetprobe_device_info{device=\"m2\",address=\"192.0.2.2\"} 1\n") !=
+                   std::string::npos,
+               text);
+}
+
+BOOST_AUTO_TEST_CASE(address_on_every_series_when_asked_or_when_a_name_repeats)
+{
+    DeviceClassConfig series = twoJobs({0.1});
+    series.addressLabel = AddressLabel::Series;
+    DeviceClassConfig repeated = twoJobs({0.1});
+    repeated.jobs[1].name = "m1"; // the same name, another ip: only the address tells the two apart
+    for (const DeviceClassConfig* c : {&series, &repeated})
+    {
+        MetricsBuilder b(*c);
+        b.record(b.addSeries(0, "ping", {}), up(0.01), 1);
+        b.record(b.addSeries(1, "ping", {}), down(FailureReason::Timeout), 1);
+        const auto text = TextSerializer::serialize(b.collect());
+        BOOST_TEST(text.find("fleetprobe_device_info") == std::string::npos, text);
+        BOOST_TEST(
+            text.find("fleetprobe_up{device=\"m1\",address=\"192.0.2.1\",scraper=\"ping\",site=\"north\","
+                      "model=\"X1\"} 1\n") != std::string::npos,
+            text);
+        BOOST_TEST(
+            text.find(",address=\"192.0.2.2\",scraper=\"ping\",site=\"north\",model=\"generic\"} 0\n") !=
+                std::string::npos,
+            text);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(dev_ping_uses_value_dev_down)
@@ -268,10 +311,9 @@ BOOST_AUTO_TEST_CASE(measurements_gauges_reset_counters_add_and_persist)
     d.measurements = {{"ping_packets_sent_total", {}, 3}};
     b.record(s, d, 2);
     auto text = TextSerializer::serialize(b.collect());
-    BOOST_TEST(
-        text.find("fleetprobe_ping_packets_sent_total{device=\"m1\",address=\"192.0.2.1\",scraper=\"ping\","
-                  "site=\"north\",model=\"X1\"} 6\n") != std::string::npos,
-        text);
+    BOOST_TEST(text.find("fleetprobe_ping_packets_sent_total{device=\"m1\",scraper=\"ping\","
+                         "site=\"north\",model=\"X1\"} 6\n") != std::string::npos,
+               text);
     BOOST_TEST(text.find("fleetprobe_ping_packets_received_total{") != std::string::npos);
     BOOST_TEST(text.find("fleetprobe_http_duration_seconds") ==
                std::string::npos);         // gauges of the last cycle only
@@ -457,13 +499,11 @@ BOOST_AUTO_TEST_CASE(device_mode_keeps_the_histogram_per_series)
     BOOST_TEST_REQUIRE(h);
     BOOST_TEST(h->metrics.size() == 2u);
     BOOST_TEST(!histogramOf(fs, pingAggregate), "never both layouts under one name");
-    const Metric* m1 =
-        histogramOf(fs, R"(device="m1",address="192.0.2.1",scraper="ping",site="north",model="X1")");
+    const Metric* m1 = histogramOf(fs, R"(device="m1",scraper="ping",site="north",model="X1")");
     BOOST_TEST_REQUIRE(m1);
     BOOST_TEST(m1->sampleCount == 1u);
     BOOST_TEST(m1->buckets.at(0).cumulativeCount == 1u);
-    const Metric* m2 =
-        histogramOf(fs, R"(device="m2",address="192.0.2.2",scraper="ping",site="north",model="generic")");
+    const Metric* m2 = histogramOf(fs, R"(device="m2",scraper="ping",site="north",model="generic")");
     BOOST_TEST_REQUIRE(m2);
     BOOST_TEST(m2->buckets.at(0).cumulativeCount == 0u);
 
