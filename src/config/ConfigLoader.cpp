@@ -673,30 +673,12 @@ std::optional<DeviceClassConfig> ConfigLoader::parse(const ConfigValue& root, co
                 }
             }
         }
-        if (auto s = conf.string("rtt_histogram"))
-        {
-            if (*s == "config")
-                config.rttHistogram = RttHistogram::PerConfig;
-            else if (*s == "device")
-                config.rttHistogram = RttHistogram::PerDevice;
-            else
-                check.error("conf.rtt_histogram",
-                            "must be \"config\" (one histogram per scraper) or \"device\" "
-                            "(one per device), got " +
-                                conf.get("rtt_histogram")->show());
-        }
-        if (auto s = conf.string("address_label"))
-        {
-            if (*s == "info")
-                config.addressLabel = AddressLabel::Info;
-            else if (*s == "series")
-                config.addressLabel = AddressLabel::Series;
-            else
-                check.error("conf.address_label",
-                            "must be \"info\" (on fleetprobe_device_info) or \"series\" (on every series), "
-                            "got " +
-                                conf.get("address_label")->show());
-        }
+        if (auto i = conf.choice("rtt_histogram",
+                                 {{"config", "one histogram per scraper"}, {"device", "one per device"}}))
+            config.rttHistogram = *i == 0 ? RttHistogram::PerConfig : RttHistogram::PerDevice;
+        if (auto i = conf.choice("address_label",
+                                 {{"info", "on fleetprobe_device_info"}, {"series", "on every series"}}))
+            config.addressLabel = *i == 0 ? AddressLabel::Info : AddressLabel::Series;
         if (auto s = conf.string("compat"))
         {
             if (*s == "none" || MetricProfile::find(*s))

@@ -201,6 +201,25 @@ std::optional<double> ConfigSection::timeout(const std::string& key, double inte
     return v ? _reader->timeout(*v, pathOf(key), interval) : std::nullopt;
 }
 
+std::optional<std::size_t>
+ConfigSection::choice(const std::string& key,
+                      const std::vector<std::pair<std::string, std::string>>& choices) const
+{
+    const auto s = string(key);
+    if (!s)
+        return std::nullopt;
+    std::string allowed;
+    for (std::size_t i = 0; i < choices.size(); ++i)
+    {
+        if (*s == choices[i].first)
+            return i;
+        allowed += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ");
+        allowed += "\"" + choices[i].first + "\" (" + choices[i].second + ")";
+    }
+    error(key, "must be " + allowed + ", got " + get(key)->show());
+    return std::nullopt;
+}
+
 std::optional<std::string> ConfigSection::url(const std::string& key,
                                               const std::vector<std::string>& schemes) const
 {

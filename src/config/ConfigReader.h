@@ -95,6 +95,10 @@ public:
     std::optional<bool> boolean(const std::string& key) const;
     std::optional<double> timeout(const std::string& key, double interval) const;
     std::optional<std::string> url(const std::string& key, const std::vector<std::string>& schemes) const;
+    /// Member `key` as one of the strings of `choices` (value, what it means): its index in `choices`; any
+    /// other string is a problem that lists them ("must be "a" (…) or "b" (…), got …").
+    std::optional<std::size_t> choice(const std::string& key,
+                                      const std::vector<std::pair<std::string, std::string>>& choices) const;
     /// Member `key` as a section when it is an object (a problem when it is something else).
     std::optional<ConfigSection> section(const std::string& key) const;
 

@@ -83,8 +83,7 @@ MetricsBuilder::MetricsBuilder(const DeviceClassConfig& config, const Measuremen
         repeated.push_back(!names.insert(job.name).second);
     // Two jobs of one name (PingExporter accepts that) are told apart by their address only, so such a config
     // keeps it on every series.
-    _addressOnSeries = config.addressLabel == AddressLabel::Series ||
-                       std::find(repeated.begin(), repeated.end(), true) != repeated.end();
+    _addressOnSeries = config.addressLabel == AddressLabel::Series || names.size() < config.jobs.size();
     for (std::size_t j = 0; j < config.jobs.size(); ++j)
     {
         const auto& job = config.jobs[j];
