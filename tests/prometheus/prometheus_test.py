@@ -268,6 +268,8 @@ scrape_configs:
 
 Q1_SERIES = ('fleetprobe_up{job="%s"} == 0 and on (job, instance) fleetprobe:group_fresh == 1' % PROM_ID)
 Q1_DEVICES = 'device:fleetprobe_up:max{job="%s"} == 0' % PROM_ID
+# The first query with each failing device's address, joined from fleetprobe_device_info (docs/operating.md).
+Q1_ADDRESSES = '(%s) * on (job, instance, device) group_left (address) fleetprobe_device_info' % Q1_SERIES
 
 
 def availability_query(window, selector=""):
@@ -412,6 +414,11 @@ def run_schedule(prom, pg_url, results, fleetprobe):
             results["q1_silent"] = prom.query(Q1_SERIES)
             results["q1_cycles"] = prom.query('fleetprobe:probe_down_cycles{job="%s"}' % PROM_ID)
             results["q1_devices"] = prom.query(Q1_DEVICES)
+            results["q1_addresses"] = prom.query(Q1_ADDRESSES)
+            joined = {(m["metric"]["device"], m["metric"].get("address")) for m in results["q1_addresses"]}
+            if joined != {(dev, DEVICES[dev]) for dev, _ in want_series}:
+                raise Failure("question 1 joined with fleetprobe_device_info: wanted the addresses of %s, got %r"
+                              % (sorted({dev for dev, _ in want_series}), sorted(joined)))
         t = phase_end
     sleep_until(t)
     set_silent(["meter-b"])
@@ -991,14 +998,17 @@ def render_docs(outdir, work, results):
     # Question 1: the table of failing series, as Prometheus answered during a silent phase of meter-c.
     cycles = {(m["metric"]["device"], m["metric"]["scraper"]): float(m["value"][1]) for m in results["q1_cycles"]}
     rows = sorted(results["q1_silent"], key=lambda m: (m["metric"]["device"], m["metric"]["scraper"]))
+    address = {m["metric"]["device"]: m["metric"].get("address", "-") for m in results.get("q1_addresses", [])}
     lines = ["fleetprobe_up == 0 and on (job, instance) fleetprobe:group_fresh == 1",
-             "(with the value of fleetprobe:probe_down_cycles: cycles failing so far)", "",
+             "(with the value of fleetprobe:probe_down_cycles: cycles failing so far, and the address",
+             "of fleetprobe_device_info: ... * on (job, instance, device) group_left (address) fleetprobe_device_info)", "",
              "%-11s %-9s %-9s %-8s %-5s %-10s %s" % ("job", "instance", "device", "scraper", "port", "address",
                                                     "cycles down")]
     for m in rows:
         lab = m["metric"]
         lines.append("%-11s %-9s %-9s %-8s %-5s %-10s %.2f" % (
-            lab["job"], lab["instance"], lab["device"], lab["scraper"], lab.get("port", "-"), lab.get("address", "-"),
+            lab["job"], lab["instance"], lab["device"], lab["scraper"], lab.get("port", "-"),
+            lab.get("address") or address.get(lab["device"], "-"),
             cycles.get((lab["device"], lab["scraper"]), float("nan"))))
     devices = sorted(m["metric"]["device"] for m in results["q1_devices"])
     lines += ["", "device:fleetprobe_up:max == 0  (devices that answer no probe at all):  " + ", ".join(devices)]
@@ -1032,7 +1042,7 @@ set style data histograms; set style histogram clustered gap 1; set style fill s
 set xtics rotate by -25 nomirror; set key top left; set grid ytics
 set title 'availability (from the counters)'; set yrange [0:1.15]
 plot '%s' using 2:xtic(1) title '4 weeks before' lc rgb '#9db4d4', '' using 3 title 'this week' lc rgb '#d4553f'
-set title 'median RTT, s (histogram\\_quantile)'; set yrange [0:0.5]
+set title 'median RTT, s (quantile\\_over\\_time of the last RTT)'; set yrange [0:0.5]
 plot '%s' using 4:xtic(1) title '4 weeks before' lc rgb '#9db4d4', '' using 5 title 'this week' lc rgb '#d4553f'
 unset multiplot
 """ % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(HISTORY_END)), os.path.join(d, "q2.dat"),
