@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,10 +63,11 @@ public:
     CycleExecutor& operator=(const CycleExecutor&) = delete;
 
     /// Probes every target (a scraper that throws is logged and its targets fail with reason error), then
-    /// records every result at one wall time. Scrapers see `stop`. With `probeJobs` (one flag per job), the
-    /// targets of jobs whose flag is 0 are left out: not probed, not recorded, their last results kept.
-    /// Throws when a result cannot be recorded (a programming error of a scraper, such as an unknown
-    /// measurement): what was recorded before stays.
+    /// records every result at one wall time. Each scraper gets the targets whose last result was down (in
+    /// this process or restored from the state) before the others. Scrapers see `stop`. With `probeJobs` (one
+    /// flag per job), the targets of jobs whose flag is 0 are left out: not probed, not recorded, their last
+    /// results kept. Throws when a result cannot be recorded (a programming error of a scraper, such as an
+    /// unknown measurement): what was recorded before stays.
     CycleMeasurement run(const StopSignal& stop, const std::vector<char>* probeJobs = nullptr);
 
     /// The plans, with the results of the last run.
@@ -76,6 +78,12 @@ public:
 
 private:
     struct Task;
+
+    /// The targets of `plan` to probe (their jobs' flags in `probed` are 1) in the order the scraper gets
+    /// them: those whose last result was down first, so that the timeouts of the likely silent ones start
+    /// before the batch has opened its other sockets; nullopt when that is every target in the plan's order.
+    std::optional<std::vector<std::size_t>> probeOrder(const ProbePlan& plan,
+                                                       const std::vector<char>& probed) const;
 
     const DeviceClassConfig& _config;
     MetricsBuilder& _metrics;

@@ -118,6 +118,60 @@ BOOST_AUTO_TEST_CASE(scrapersProbeAtTheSameTimeOnThePool)
     BOOST_TEST(m.up == 2u, "the two scrapers did not probe at the same time");
 }
 
+BOOST_AUTO_TEST_CASE(theTargetsDownInTheirLastCycleAreProbedFirst)
+{
+    // The scraper keeps the order it got the hosts in; 192.0.2.2 and .4 (device-1, device-3) do not answer.
+    std::vector<std::vector<std::string>> orders;
+    ScraperRegistry registry;
+    addFake(registry, "flaky",
+            [&]
+            {
+                return FakeScraper::Answer(
+                    [&](const std::vector<ProbeTarget>& targets)
+                    {
+                        orders.emplace_back();
+                        std::vector<ProbeResult> results;
+                        for (const auto& t : targets)
+                        {
+                            orders.back().push_back(t.host);
+                            results.push_back(t.host == "192.0.2.2" || t.host == "192.0.2.4"
+                                                  ? ProbeResult::failure(FailureReason::Timeout, "silent")
+                                                  : ProbeResult::success(0.001));
+                        }
+                        return results;
+                    });
+            });
+    const DeviceClassConfig config =
+        configOf("order", {{"flaky"}, {"flaky"}, {"flaky"}, {"flaky"}, {"flaky"}});
+    MetricsBuilder metrics(config, registry.measurements());
+    CycleExecutor executor(config, ConfigRunner::plansFor(config, registry, metrics), metrics);
+    const StopSignal stop;
+    executor.run(stop);
+    executor.run(stop);
+    const std::vector<char> onlySome{1, 1, 1, 0, 1}; // device-3 left out (adaptive probing)
+    executor.run(stop, &onlySome);
+    BOOST_TEST_REQUIRE(orders.size() == 3u);
+    const std::vector<std::string> configOrder{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4",
+                                               "192.0.2.5"};
+    const std::vector<std::string> downFirst{"192.0.2.2", "192.0.2.4", "192.0.2.1", "192.0.2.3", "192.0.2.5"};
+    const std::vector<std::string> downFirstOfSome{"192.0.2.2", "192.0.2.1", "192.0.2.3", "192.0.2.5"};
+    BOOST_TEST(orders[0] == configOrder, boost::test_tools::per_element());
+    BOOST_TEST(orders[1] == downFirst, boost::test_tools::per_element());
+    BOOST_TEST(orders[2] == downFirstOfSome, boost::test_tools::per_element());
+
+    // Every result still lands on its own device.
+    std::string text;
+    metrics.collect([&text](const MetricFamily& f) { TextSerializer::serialize(text, f); });
+    for (const char* line : {R"(fleetprobe_up{device="device-0",scraper="flaky"} 1)",
+                             R"(fleetprobe_up{device="device-1",scraper="flaky"} 0)",
+                             R"(fleetprobe_up{device="device-2",scraper="flaky"} 1)",
+                             R"(fleetprobe_up{device="device-3",scraper="flaky"} 0)",
+                             R"(fleetprobe_up{device="device-4",scraper="flaky"} 1)",
+                             R"(fleetprobe_probes_total{device="device-1",scraper="flaky"} 3)",
+                             R"(fleetprobe_probes_total{device="device-3",scraper="flaky"} 2)"})
+        BOOST_TEST(hasLine(text, line), line << "\n" << text);
+}
+
 BOOST_AUTO_TEST_CASE(aThrowingScraperIsAResultNotACrash)
 {
     const ScraperRegistry registry = fakeRegistry();
