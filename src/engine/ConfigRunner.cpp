@@ -215,8 +215,8 @@ std::string ConfigRunner::saveState()
 
 void ConfigRunner::saveProfiles(bool now)
 {
-    if (!_options.state || !_profiles)
-        return;
+    if (!_options.state || !_profiles || !_profilesChanged)
+        return; // (--once saves after the cycle and again after the sinks, which do not change the profiles)
     // A profile changes slowly: in loop mode it is written every few minutes (and at the end), not each
     // cycle.
     const auto t = std::chrono::steady_clock::now();
@@ -227,6 +227,7 @@ void ConfigRunner::saveProfiles(bool now)
     {
         _options.state->saveProfiles(_config.stateId(), _profiles->view());
         _profilesSaved = t;
+        _profilesChanged = false;
     }
     catch (const std::exception& e)
     {
@@ -333,7 +334,10 @@ CycleOutcome ConfigRunner::runCycle(std::chrono::milliseconds budget)
         const StopSignal& stop = _options.stop ? *_options.stop : _neverStop;
         std::vector<char> probeJobs;
         if (_profiles)
-            probeJobs = _profiles->plan(unixNow());
+        {
+            probeJobs = _profiles->plan(unixNow()); // (adaptive probing counts the cycles it skips)
+            _profilesChanged = true;
+        }
         const CycleMeasurement m = _executor->run(stop, _profiles ? &probeJobs : nullptr);
         if (_profiles)
             _profiles->record(m.probed, m.online, m.stamp.wallUnix); // hours of the local clock, as plan()

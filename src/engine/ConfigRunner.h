@@ -152,6 +152,7 @@ private:
     void cycleFault(const char* where, const char* what);
     std::shared_ptr<const std::vector<DeviceStatus>> deviceStatuses() const;
     std::string saveState();
+    /// Writes the profiles if they changed since their last save: at once with `now`, else every 5 minutes.
     void saveProfiles(bool now);
     std::shared_ptr<const ProfilesSnapshot> deviceProfiles() const;
 
@@ -163,6 +164,7 @@ private:
     std::unique_ptr<Families> _families;
     std::unique_ptr<OnlineProfiles> _profiles; ///< null when conf.online_profile is off
     std::chrono::steady_clock::time_point _profilesSaved{};
+    bool _profilesChanged = true; ///< the profiles changed since they were last saved (or were never saved)
     CycleGroup _group;
     std::string _groupPath;
     StopSignal _neverStop; ///< handed to the scrapers and sinks when RunnerOptions::stop is null

@@ -8,6 +8,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <thread>
 
@@ -133,6 +135,35 @@ BOOST_AUTO_TEST_CASE(runOnceSavesWhatTheSinksCounted)
     runner.runOnce();
     BOOST_TEST(hasLine(sink.lastBody, R"(exporter_pushes_total{result="ok"} 2)"), sink.lastBody);
     BOOST_TEST(hasLine(sink.lastBody, "exporter_cycles_total 3"), sink.lastBody);
+}
+
+BOOST_AUTO_TEST_CASE(runOnceWritesTheProfilesOnceBeforeTheSinks)
+{
+    ScratchDir dir;
+    StateStore store(dir.path());
+    const ScraperRegistry registry = fakeRegistry();
+    SinkRecord record;
+    SinkSet sinks;
+    FakeSink& sink = sinks.add("a", record);
+    // Every save replaces the file (a new one renamed over it), so its inode tells one write from another.
+    const auto inodeOf = [&]
+    {
+        struct stat st
+        {
+        };
+        return ::stat(store.profilePathFor("profiled").c_str(), &st) == 0 ? st.st_ino : ino_t{0};
+    };
+    ino_t seenBySink = 0;
+    sink.onDeliver = [&](const FinishedCycle&) { seenBySink = inodeOf(); };
+    ConfigRunner runner(configOf("profiled", {{"up"}}), registry, std::move(sinks.owned),
+                        optionsWith(&store));
+    runner.runOnce();
+    BOOST_TEST(seenBySink != ino_t{0});  // written with the state, before the sink got the cycle
+    BOOST_TEST(inodeOf() == seenBySink); // and not again: the sinks do not change the profiles
+    std::string problem;
+    const auto loaded = store.loadProfiles("profiled", problem);
+    BOOST_TEST_REQUIRE(loaded.has_value(), problem);
+    BOOST_TEST(loaded->devices.at("device-0").lastOnline == 1);
 }
 
 BOOST_AUTO_TEST_CASE(aFailedSaveIsCountedTheCountersGoOnAndTheNextSaveCatchesUp)
