@@ -43,7 +43,7 @@ private:
 };
 
 /// Every target answers the same result.
-inline FakeScraper::Answer answerAll(ProbeResult result)
+inline FakeScraper::Answer answerAll(const ProbeResult& result)
 {
     return [result](const std::vector<ProbeTarget>& targets)
     { return std::vector<ProbeResult>(targets.size(), result); };
@@ -52,7 +52,7 @@ inline FakeScraper::Answer answerAll(ProbeResult result)
 /// Registers a fake scraper `name` with one target per job (its host) whose probes `answer` (a new answer
 /// function per instance).
 inline void addFake(ScraperRegistry& registry, const std::string& name,
-                    std::function<FakeScraper::Answer()> answer)
+                    const std::function<FakeScraper::Answer()>& answer)
 {
     ScraperDescriptor d;
     d.name = name;
