@@ -51,19 +51,18 @@ struct CycleExecutor::Task : public Poco::Runnable
     ProbePlan* plan = nullptr;
     const StopSignal* stop = nullptr;
     bool faulted = false;
-    /// The positions of the targets to probe in this cycle, in the order the scraper gets them; empty with
-    /// `all` (every target, in the plan's order).
-    std::vector<std::size_t> order;
-    bool all = true;
+    /// The positions of the targets to probe in this cycle, in the order the scraper gets them; nullopt for
+    /// every target in the plan's order.
+    std::optional<std::vector<std::size_t>> order;
 
     void run() override
     {
         faulted = false;
-        if (!all && order.empty())
+        if (order && order->empty())
             return;
         try
         {
-            if (all)
+            if (!order)
                 plan->results = plan->scraper->probe(plan->targets, *stop);
             else
                 probeSubset();
@@ -81,19 +80,19 @@ struct CycleExecutor::Task : public Poco::Runnable
                                  ProbeResult::failure(FailureReason::Error, "scraper failed"));
     }
 
-    /// Probes the targets at `order`, in that order; the results of the others stay as they were.
+    /// Probes the targets at `*order`, in that order; the results of the others stay as they were.
     void probeSubset()
     {
         std::vector<ProbeTarget> targets;
-        targets.reserve(order.size());
-        for (std::size_t i : order)
+        targets.reserve(order->size());
+        for (std::size_t i : *order)
             targets.push_back(plan->targets[i]);
         std::vector<ProbeResult> results = plan->scraper->probe(targets, *stop);
         if (results.size() != targets.size())
             throw std::logic_error("the scraper returned " + std::to_string(results.size()) +
                                    " results for " + std::to_string(targets.size()) + " targets");
-        for (std::size_t k = 0; k < order.size(); ++k)
-            plan->results[order[k]] = std::move(results[k]);
+        for (std::size_t k = 0; k < order->size(); ++k)
+            plan->results[(*order)[k]] = std::move(results[k]);
     }
 
     void fail(const char* what) noexcept
@@ -113,27 +112,14 @@ struct CycleExecutor::Task : public Poco::Runnable
 std::optional<std::vector<std::size_t>> CycleExecutor::probeOrder(const ProbePlan& plan,
                                                                   const std::vector<char>& probed) const
 {
-    const std::size_t count = plan.targets.size();
-    const auto wanted = [&](std::size_t t) { return probed.at(plan.targets[t].jobIndex) != 0; };
-    const auto wasDown = [&](std::size_t t) { return _metrics.stats(plan.series.at(t)).lastUp == 0; };
-    bool everyTarget = true;
-    bool anyDown = false;
-    for (std::size_t t = 0; t < count; ++t)
-    {
-        if (!wanted(t))
-            everyTarget = false;
-        else if (wasDown(t))
-            anyDown = true;
-    }
-    if (everyTarget && !anyDown)
+    std::vector<std::size_t> down, others;
+    for (std::size_t t = 0; t < plan.targets.size(); ++t)
+        if (probed.at(plan.targets[t].jobIndex))
+            (_metrics.stats(plan.series.at(t)).lastUp == 0 ? down : others).push_back(t);
+    if (down.empty() && others.size() == plan.targets.size())
         return std::nullopt;
-    std::vector<std::size_t> order;
-    order.reserve(count);
-    for (int pass = 0; pass < 2; ++pass) // the targets down in their last cycle, then the others
-        for (std::size_t t = 0; t < count; ++t)
-            if (wanted(t) && wasDown(t) == (pass == 0))
-                order.push_back(t);
-    return order;
+    down.insert(down.end(), others.begin(), others.end());
+    return down;
 }
 
 CycleExecutor::CycleExecutor(const DeviceClassConfig& config, std::vector<ProbePlan> plans,
@@ -169,9 +155,7 @@ CycleMeasurement CycleExecutor::run(const StopSignal& stop, const std::vector<ch
         if (plan.results.size() != plan.targets.size())
             plan.results.assign(plan.targets.size(),
                                 ProbeResult::failure(FailureReason::Timeout, "not probed yet"));
-        std::optional<std::vector<std::size_t>> order = probeOrder(plan, measured.probed);
-        task->all = !order;
-        task->order = order ? std::move(*order) : std::vector<std::size_t>();
+        task->order = probeOrder(plan, measured.probed);
     }
     // Every scraper probes its whole batch at once; the last one runs on this thread.
     for (std::size_t i = 0; i < _tasks.size(); ++i)

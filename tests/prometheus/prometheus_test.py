@@ -410,8 +410,7 @@ def run_schedule(prom, pg_url, results, fleetprobe):
             raise Failure("question 1, phase %d (meter-c %s): wanted %s / devices %s, got %r"
                           % (k, "silent" if c_silent else "alive", sorted(want_series), sorted(want_devices), seen))
         q1_checks.append((k, c_silent, time.time() - start))
-        if c_silent and "q1_silent" not in results:
-            results["q1_silent"] = prom.query(Q1_SERIES)
+        if c_silent and "q1_addresses" not in results:
             results["q1_cycles"] = prom.query('fleetprobe:probe_down_cycles{job="%s"}' % PROM_ID)
             results["q1_devices"] = prom.query(Q1_DEVICES)
             results["q1_addresses"] = prom.query(Q1_ADDRESSES)
@@ -997,8 +996,7 @@ def render_docs(outdir, work, results):
 
     # Question 1: the table of failing series, as Prometheus answered during a silent phase of meter-c.
     cycles = {(m["metric"]["device"], m["metric"]["scraper"]): float(m["value"][1]) for m in results["q1_cycles"]}
-    rows = sorted(results["q1_silent"], key=lambda m: (m["metric"]["device"], m["metric"]["scraper"]))
-    address = {m["metric"]["device"]: m["metric"].get("address", "-") for m in results.get("q1_addresses", [])}
+    rows = sorted(results["q1_addresses"], key=lambda m: (m["metric"]["device"], m["metric"]["scraper"]))
     lines = ["fleetprobe_up == 0 and on (job, instance) fleetprobe:group_fresh == 1",
              "(with the value of fleetprobe:probe_down_cycles: cycles failing so far, and the address",
              "of fleetprobe_device_info: ... * on (job, instance, device) group_left (address) fleetprobe_device_info)", "",
@@ -1008,7 +1006,7 @@ def render_docs(outdir, work, results):
         lab = m["metric"]
         lines.append("%-11s %-9s %-9s %-8s %-5s %-10s %.2f" % (
             lab["job"], lab["instance"], lab["device"], lab["scraper"], lab.get("port", "-"),
-            lab.get("address") or address.get(lab["device"], "-"),
+            lab["address"],
             cycles.get((lab["device"], lab["scraper"]), float("nan"))))
     devices = sorted(m["metric"]["device"] for m in results["q1_devices"])
     lines += ["", "device:fleetprobe_up:max == 0  (devices that answer no probe at all):  " + ", ".join(devices)]
